@@ -1,0 +1,102 @@
+//! The records that flow through qunguard: input messages and their verdicts.
+//!
+//! These types are the wire schema (JSON) documented in README.md; change them together.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One chat message as it arrives on the input topic (or a `scan` input line).
+///
+/// Unknown fields are ignored on purpose: producers add fields (client version, message type)
+/// faster than the moderation schema changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Message id, unique per platform.
+    pub id: String,
+    /// Chat group the message was posted in.
+    pub group_id: String,
+    /// Member who posted it.
+    pub sender_id: String,
+    /// Event time, milliseconds since the Unix epoch.
+    pub ts: i64,
+    /// Message text as the member wrote it.
+    pub text: String,
+}
+
+/// What to do with a message. Ordered: `Allow < Review < Block`, so the verdict is the maximum.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Nothing found.
+    #[default]
+    Allow,
+    /// Send to focused human review.
+    Review,
+    /// Hide or reject the message.
+    Block,
+}
+
+impl Action {
+    /// The lowercase name used on the wire and as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Review => "review",
+            Action::Block => "block",
+        }
+    }
+}
+
+/// How a hit was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchKind {
+    /// A pack term matched the normalised text.
+    Term,
+    /// A pack term matched through its pinyin spelling, a homophone or repeated characters.
+    Pinyin,
+    /// A pack regex matched the normalised text (and passed its validator, if any).
+    Regex,
+}
+
+/// One rule that matched a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hit {
+    /// Rule id: `PACK:TERM` for terms, the pack's `id` for regexes.
+    pub rule: Arc<str>,
+    /// The pack's category, e.g. `ads`.
+    pub category: Arc<str>,
+    /// The action of this rule.
+    pub action: Action,
+    /// How it matched.
+    pub kind: MatchKind,
+    /// Byte offset of the match in the original `text` (inclusive).
+    pub start: usize,
+    /// Byte offset of the match in the original `text` (exclusive).
+    pub end: usize,
+    /// `text[start..end]`: what the member actually wrote, noise characters included.
+    pub text: String,
+}
+
+/// The screening result for one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The message's id.
+    pub id: String,
+    /// The message's group.
+    pub group_id: String,
+    /// The message's sender.
+    pub sender_id: String,
+    /// The message's event time (ms since the epoch).
+    pub ts: i64,
+    /// The strongest action among the hits (`allow` when there are none).
+    pub action: Action,
+    /// Categories hit, sorted, without repeats.
+    pub categories: Vec<Arc<str>>,
+    /// Every hit, sorted by `start`, then `end`, then `rule`.
+    pub hits: Vec<Hit>,
+    /// Version of the compiled rule set that produced this verdict.
+    pub rules_version: Arc<str>,
+}

@@ -1,0 +1,531 @@
+//! Rule packs: the on-disk format, loading and validation.
+//!
+//! A pack is one TOML file in the rules directory (format in README.md). Loading checks every
+//! key and term and reports the first problem as a [`RuleError`] that names the file, the key or
+//! line, and the fix, because operators edit these files by hand under time pressure.
+
+use crate::model::Action;
+use crate::screen::normalise::normalise;
+use serde::Deserialize;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+mod validate;
+pub use validate::Validator;
+pub(crate) use validate::check as validate_match;
+
+/// A problem in a rule pack, with enough context to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    /// The file at fault (a pack or its words file).
+    pub file: PathBuf,
+    /// The key at fault, e.g. `words[3]` or `regex[0].pattern`, or empty for the whole file.
+    pub key: String,
+    /// 1-based line in `file`, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub problem: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": key `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.problem)?;
+        if !self.fix.is_empty() {
+            write!(f, " (fix: {})", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// The action a pack or regex may carry: packs never "allow".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum PackAction {
+    Review,
+    Block,
+}
+
+impl From<PackAction> for Action {
+    fn from(a: PackAction) -> Action {
+        match a {
+            PackAction::Review => Action::Review,
+            PackAction::Block => Action::Block,
+        }
+    }
+}
+
+/// The pack file as written (see README.md, "Rule packs").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackFile {
+    category: String,
+    action: PackAction,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    words: Vec<Spanned<String>>,
+    #[serde(default)]
+    words_file: Option<Spanned<String>>,
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    pinyin: bool,
+    #[serde(default)]
+    regex: Vec<Spanned<RegexFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegexFile {
+    id: Spanned<String>,
+    pattern: Spanned<String>,
+    #[serde(default)]
+    action: Option<PackAction>,
+    #[serde(default)]
+    validate: Option<Validator>,
+}
+
+/// One term of a pack, after normalisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    /// The term as written in the pack (used in the rule id).
+    pub written: String,
+    /// The term normalised with the same function as message text.
+    pub normalised: String,
+}
+
+/// One regex rule of a pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegexRule {
+    /// Unique rule id across all packs.
+    pub id: String,
+    /// Hyperscan pattern, matched on the normalised text.
+    pub pattern: String,
+    /// The action of a hit.
+    pub action: Action,
+    /// Optional checksum/format validator every hit must pass.
+    pub validate: Option<Validator>,
+    pub(crate) file: PathBuf,
+    pub(crate) line: usize,
+}
+
+/// A loaded, validated rule pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pack {
+    /// Pack name: the file name without `.toml`. Term rule ids are `NAME:TERM`.
+    pub name: String,
+    /// The label written on verdicts.
+    pub category: String,
+    /// The action for term hits.
+    pub action: Action,
+    /// Free text for operators.
+    pub description: Option<String>,
+    /// Terms, normalised, without duplicates (first spelling kept).
+    pub terms: Vec<Term>,
+    /// Allowed terms, normalised: a hit lying wholly inside one is dropped.
+    pub allow: Vec<Term>,
+    /// Also match the terms' pinyin spellings, homophones and repeated characters.
+    pub pinyin: bool,
+    /// Regex rules.
+    pub regexes: Vec<RegexRule>,
+    /// Where the pack was loaded from.
+    pub path: PathBuf,
+}
+
+/// All packs of a rules directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSet {
+    /// Packs in file-name order.
+    pub packs: Vec<Pack>,
+}
+
+impl RuleSet {
+    /// Loads and validates every `*.toml` pack in `dir`.
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| RuleError {
+            file: dir.to_path_buf(),
+            key: String::new(),
+            line: None,
+            problem: format!("cannot read the rules directory: {e}"),
+            fix: "point --rules (or `rules_dir` in the config) at a directory of *.toml packs"
+                .into(),
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(RuleError {
+                file: dir.to_path_buf(),
+                key: String::new(),
+                line: None,
+                problem: "no rule packs (*.toml) in this directory".into(),
+                fix: "add at least one pack; see README.md, \"Rule packs\"".into(),
+            });
+        }
+        let packs = files
+            .iter()
+            .map(|f| {
+                let src = std::fs::read_to_string(f).map_err(|e| RuleError {
+                    file: f.clone(),
+                    key: String::new(),
+                    line: None,
+                    problem: format!("cannot read the pack: {e}"),
+                    fix: "make the file readable UTF-8 text".into(),
+                })?;
+                Pack::parse(f, &src)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        RuleSet::new(packs)
+    }
+
+    /// Builds a rule set from already parsed packs, checking cross-pack constraints
+    /// (unique regex ids, unique pack names).
+    pub fn new(packs: Vec<Pack>) -> Result<RuleSet, RuleError> {
+        let mut names = HashMap::new();
+        let mut ids: HashMap<&str, (&Path, usize)> = HashMap::new();
+        for pack in &packs {
+            if let Some(other) = names.insert(pack.name.as_str(), &pack.path) {
+                return Err(RuleError {
+                    file: pack.path.clone(),
+                    key: String::new(),
+                    line: None,
+                    problem: format!(
+                        "pack name `{}` is also used by {}",
+                        pack.name,
+                        other.display()
+                    ),
+                    fix: "rename one of the files".into(),
+                });
+            }
+            for r in &pack.regexes {
+                if let Some((file, line)) = ids.insert(r.id.as_str(), (&r.file, r.line)) {
+                    return Err(RuleError {
+                        file: r.file.clone(),
+                        key: "regex.id".into(),
+                        line: Some(r.line),
+                        problem: format!(
+                            "duplicate regex id `{}` (first defined at {}:{line})",
+                            r.id,
+                            file.display()
+                        ),
+                        fix: "give every regex a unique id across all packs".into(),
+                    });
+                }
+            }
+        }
+        Ok(RuleSet { packs })
+    }
+}
+
+fn line_of(src: &str, byte: usize) -> usize {
+    src[..byte.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+impl Pack {
+    /// Parses and validates one pack. `path` names the file in errors and locates `words_file`.
+    pub fn parse(path: &Path, src: &str) -> Result<Pack, RuleError> {
+        let err = |key: &str, line: Option<usize>, problem: String, fix: &str| RuleError {
+            file: path.to_path_buf(),
+            key: key.to_string(),
+            line,
+            problem,
+            fix: fix.to_string(),
+        };
+        let file: PackFile = toml::from_str(src).map_err(|e| {
+            let line = e.span().map(|s| line_of(src, s.start));
+            err(
+                "",
+                line,
+                e.message().trim().to_string(),
+                "see README.md, \"Rule packs\", for the keys a pack may have",
+            )
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let category = file.category.trim().to_string();
+        if category.is_empty()
+            || !category
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(err(
+                "category",
+                None,
+                format!("category {:?} is not a lowercase label", file.category),
+                "use lowercase ASCII letters, digits and '_' (it becomes a metric label)",
+            ));
+        }
+
+        let mut seen = BTreeSet::new();
+        let mut terms = Vec::new();
+        let mut add_term = |written: &str, key: String, line: usize| -> Result<(), RuleError> {
+            let normalised = normalise(written).text;
+            if normalised.is_empty() {
+                return Err(err(
+                    &key,
+                    Some(line),
+                    format!(
+                        "term {written:?} is empty after normalisation (it has no letters or digits)"
+                    ),
+                    "remove it, or write the letters/digits it should match",
+                ));
+            }
+            if seen.insert(normalised.clone()) {
+                terms.push(Term {
+                    written: written.trim().to_string(),
+                    normalised,
+                });
+            }
+            Ok(())
+        };
+        for (i, w) in file.words.iter().enumerate() {
+            add_term(
+                w.get_ref(),
+                format!("words[{i}]"),
+                line_of(src, w.span().start),
+            )?;
+        }
+        if let Some(wf) = &file.words_file {
+            let words_path = path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(wf.get_ref().as_str());
+            let text = std::fs::read_to_string(&words_path).map_err(|e| {
+                err(
+                    "words_file",
+                    Some(line_of(src, wf.span().start)),
+                    format!("cannot read words file {}: {e}", words_path.display()),
+                    "the path is relative to the pack's directory; create the file or fix the path",
+                )
+            })?;
+            for (n, raw) in text.lines().enumerate() {
+                let term = raw.trim();
+                if term.is_empty() || term.starts_with('#') {
+                    continue;
+                }
+                add_term(term, String::new(), n + 1).map_err(|mut e| {
+                    e.file = words_path.clone();
+                    e
+                })?;
+            }
+        }
+
+        let mut allow = Vec::new();
+        for (i, a) in file.allow.iter().enumerate() {
+            let normalised = normalise(a.get_ref()).text;
+            if normalised.is_empty() {
+                return Err(err(
+                    &format!("allow[{i}]"),
+                    Some(line_of(src, a.span().start)),
+                    format!("allowed term {:?} is empty after normalisation", a.get_ref()),
+                    "remove it",
+                ));
+            }
+            allow.push(Term {
+                written: a.get_ref().clone(),
+                normalised,
+            });
+        }
+
+        let mut regexes = Vec::new();
+        for (i, r) in file.regex.iter().enumerate() {
+            let line = line_of(src, r.span().start);
+            let rf = r.get_ref();
+            let id = rf.id.get_ref().trim().to_string();
+            if id.is_empty() || id.chars().any(|c| c.is_whitespace()) {
+                return Err(err(
+                    &format!("regex[{i}].id"),
+                    Some(line_of(src, rf.id.span().start)),
+                    format!("regex id {:?} is empty or has spaces", rf.id.get_ref()),
+                    "use a dotted name such as `privacy.phone`",
+                ));
+            }
+            let pattern = rf.pattern.get_ref().clone();
+            let pattern_line = line_of(src, rf.pattern.span().start);
+            if let Err(problem) = crate::screen::matcher::check_regex(&pattern) {
+                return Err(err(
+                    &format!("regex[{i}].pattern"),
+                    Some(pattern_line),
+                    format!("Hyperscan rejects pattern {pattern:?} of `{id}`: {problem}"),
+                    "patterns are Hyperscan (PCRE subset) syntax without lookaround or \
+                     backreferences, matched on lowercased text with spaces and punctuation \
+                     removed; write digits as [0-9], not \\d",
+                ));
+            }
+            regexes.push(RegexRule {
+                id,
+                pattern,
+                action: rf.action.map(Action::from).unwrap_or(file.action.into()),
+                validate: rf.validate,
+                file: path.to_path_buf(),
+                line,
+            });
+        }
+        if terms.is_empty() && regexes.is_empty() {
+            return Err(err(
+                "",
+                None,
+                "the pack has no words, words_file or regex, so it can never match".into(),
+                "add terms or regexes, or delete the pack",
+            ));
+        }
+        Ok(Pack {
+            name,
+            category,
+            action: file.action.into(),
+            description: file.description,
+            terms,
+            allow,
+            pinyin: file.pinyin,
+            regexes,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Pack, RuleError> {
+        Pack::parse(Path::new("rules/test.toml"), src)
+    }
+
+    #[test]
+    fn valid_pack_parses() {
+        let p = parse(
+            r#"
+category = "ads"
+action = "review"
+words = ["代開發票", "加VX", "代开发票"]
+allow = ["发票查询"]
+pinyin = true
+
+[[regex]]
+id = "privacy.phone"
+pattern = "1[3-9][0-9]{9}"
+action = "block"
+validate = "cn_mobile"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.name, "test");
+        assert_eq!(p.action, Action::Review);
+        // 代開發票 and 代开发票 normalise alike: the duplicate is folded into the first.
+        let norm: Vec<_> = p.terms.iter().map(|t| t.normalised.as_str()).collect();
+        assert_eq!(norm, ["代开发票", "加vx"]);
+        assert_eq!(p.regexes[0].action, Action::Block);
+        assert_eq!(p.regexes[0].validate, Some(Validator::CnMobile));
+        assert!(p.pinyin);
+    }
+
+    /// (pack source, key the error must name, line it must name, words it must contain)
+    #[test]
+    fn bad_packs_name_key_line_and_fix() {
+        let cases: &[(&str, &str, Option<usize>, &str)] = &[
+            (
+                "category = \"ads\"\naction = \"review\"\nwordz = [\"x\"]\n",
+                "",
+                Some(3),
+                "unknown field `wordz`",
+            ),
+            (
+                "category = \"ads\"\naction = \"allow\"\nwords = [\"x\"]\n",
+                "",
+                Some(2),
+                "unknown variant `allow`",
+            ),
+            (
+                "category = \"ads\"\naction = \"review\"\nwords = [\"ok\",\n  \" ！！ \"]\n",
+                "words[1]",
+                Some(4),
+                "empty after normalisation",
+            ),
+            (
+                "category = \"ads\"\naction = \"review\"\n[[regex]]\nid = \"a.b\"\npattern = \"(ab\"\n",
+                "regex[0].pattern",
+                Some(5),
+                "Hyperscan rejects",
+            ),
+            (
+                "category = \"ads\"\naction = \"review\"\n[[regex]]\nid = \"a.b\"\npattern = \"ab\"\nvalidate = \"crc\"\n",
+                "",
+                Some(6),
+                "unknown variant `crc`",
+            ),
+            (
+                "category = \"ads\"\naction = \"review\"\nwords_file = \"missing.txt\"\n",
+                "words_file",
+                Some(3),
+                "cannot read words file",
+            ),
+            (
+                "category = \"Ads Pack\"\naction = \"review\"\nwords = [\"x\"]\n",
+                "category",
+                None,
+                "not a lowercase label",
+            ),
+            ("category = \"ads\"\naction = \"review\"\n", "", None, "never match"),
+            ("action = \"review\"\nwords = [\"x\"]\n", "", Some(1), "missing field `category`"),
+        ];
+        for (src, key, line, needle) in cases {
+            let e = parse(src).expect_err(src);
+            assert_eq!(e.key, *key, "{src}: {e}");
+            assert_eq!(e.line, *line, "{src}: {e}");
+            let shown = e.to_string();
+            assert!(shown.contains(needle), "{src}: {shown}");
+            assert!(shown.starts_with("rules/test.toml"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn duplicate_regex_ids_across_packs_are_rejected() {
+        let a = "category = \"a\"\naction = \"review\"\n[[regex]]\nid = \"x.y\"\npattern = \"ab\"\n";
+        let p1 = Pack::parse(Path::new("r/a.toml"), a).unwrap();
+        let p2 = Pack::parse(Path::new("r/b.toml"), a).unwrap();
+        let e = RuleSet::new(vec![p1, p2]).unwrap_err();
+        assert!(e.to_string().contains("duplicate regex id `x.y`"), "{e}");
+        assert_eq!(e.file, Path::new("r/b.toml"));
+    }
+
+    #[test]
+    fn words_file_is_read_beside_the_pack_with_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("w.txt"),
+            "# comment\n代开发票\n\n刷单\n",
+        )
+        .unwrap();
+        let pack_path = dir.path().join("ads.toml");
+        std::fs::write(
+            &pack_path,
+            "category = \"ads\"\naction = \"review\"\nwords_file = \"w.txt\"\n",
+        )
+        .unwrap();
+        let set = RuleSet::load_dir(dir.path()).unwrap();
+        let terms: Vec<_> = set.packs[0].terms.iter().map(|t| t.written.as_str()).collect();
+        assert_eq!(terms, ["代开发票", "刷单"]);
+
+        std::fs::write(dir.path().join("w.txt"), "ok\n😀😀\n").unwrap();
+        let e = RuleSet::load_dir(dir.path()).unwrap_err();
+        assert_eq!(e.file, dir.path().join("w.txt"));
+        assert_eq!(e.line, Some(2));
+    }
+}

@@ -1,0 +1,479 @@
+//! The screening engine: normalise → Hyperscan match → map back → allow-lists and validators →
+//! verdict.
+//!
+//! [`Engine`] is compiled once from a [`RuleSet`] and shared (it is `Send + Sync`) by every
+//! worker. [`Engine::screen_batch`] splits a batch into chunks screened in parallel on rayon;
+//! each chunk is normalised into one buffer and scanned with one Hyperscan call.
+
+pub(crate) mod matcher;
+pub mod normalise;
+
+use crate::model::{Action, Hit, MatchKind, Message, Verdict};
+use crate::rules::{RuleSet, Validator, validate_match};
+use hyperscan::BlockDatabase;
+use normalise::{Buffer, PinyinBuffer, pinyin_key};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bumped whenever normalisation or matching semantics change, so `rules_version` changes too.
+const ENGINE_SEMANTICS: &str = "qunguard-engine-1";
+
+/// What a pattern id of the main database stands for.
+#[derive(Debug)]
+enum MainRule {
+    Term { pack: u32, rule: Arc<str>, len: u32 },
+    Allow { pack: u32, len: u32 },
+    Regex { regex: u32 },
+}
+
+#[derive(Debug)]
+struct PinyinRule {
+    pack: u32,
+    rule: Arc<str>,
+    len: u32,
+    /// The term's characters after folding repeats, for the homophone check.
+    units: Vec<char>,
+}
+
+#[derive(Debug)]
+struct PackInfo {
+    category: Arc<str>,
+    action: Action,
+}
+
+#[derive(Debug)]
+struct RegexInfo {
+    id: Arc<str>,
+    pack: u32,
+    action: Action,
+    validate: Option<Validator>,
+}
+
+/// Per-pack counts, as `check-rules` prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackSummary {
+    /// Pack name (file stem).
+    pub name: String,
+    /// Its category.
+    pub category: String,
+    /// Its default action.
+    pub action: Action,
+    /// Terms after normalisation and de-duplication.
+    pub terms: usize,
+    /// Allowed terms.
+    pub allow: usize,
+    /// Regex rules.
+    pub regexes: usize,
+    /// Whether pinyin/homophone matching is on.
+    pub pinyin: bool,
+}
+
+/// A compiled rule set, ready to screen messages. Cheap to share behind an `Arc`.
+pub struct Engine {
+    id: u64,
+    main: BlockDatabase,
+    main_rules: Vec<MainRule>,
+    pinyin: Option<BlockDatabase>,
+    pinyin_rules: Vec<PinyinRule>,
+    packs: Vec<PackInfo>,
+    regexes: Vec<RegexInfo>,
+    summary: Vec<PackSummary>,
+    version: Arc<str>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("version", &self.version)
+            .field("patterns", &self.main_rules.len())
+            .field("pinyin_patterns", &self.pinyin_rules.len())
+            .finish()
+    }
+}
+
+/// Why a rule set could not be compiled.
+#[derive(Debug, thiserror::Error)]
+#[error("compiling the rule set failed: {0}")]
+pub struct CompileError(String);
+
+impl Engine {
+    /// Compiles every term, allowed term and regex of `rules` into Hyperscan databases.
+    pub fn compile(rules: &RuleSet) -> Result<Engine, CompileError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let mut sources = Vec::new();
+        let mut main_rules = Vec::new();
+        let mut pinyin_keys = Vec::new();
+        let mut pinyin_rules = Vec::new();
+        let mut packs = Vec::new();
+        let mut regexes = Vec::new();
+        let mut summary = Vec::new();
+        let mut hasher = Sha256::new();
+        hasher.update(ENGINE_SEMANTICS);
+
+        for (p, pack) in rules.packs.iter().enumerate() {
+            let p = p as u32;
+            let category: Arc<str> = pack.category.as_str().into();
+            hasher.update(format!(
+                "\0pack\0{}\0{}\0{:?}\0{}",
+                pack.name, pack.category, pack.action, pack.pinyin
+            ));
+            let mut seen_keys = std::collections::HashSet::new();
+            for t in &pack.terms {
+                hasher.update(format!("\0t\0{}", t.normalised));
+                let rule: Arc<str> = format!("{}:{}", pack.name, t.written).into();
+                sources.push(matcher::Source::Literal(&t.normalised));
+                main_rules.push(MainRule::Term {
+                    pack: p,
+                    rule: rule.clone(),
+                    len: t.normalised.len() as u32,
+                });
+                if pack.pinyin {
+                    let (key, units) = pinyin_key(&t.normalised);
+                    if seen_keys.insert(key.clone()) {
+                        pinyin_rules.push(PinyinRule {
+                            pack: p,
+                            rule,
+                            len: key.len() as u32,
+                            units,
+                        });
+                        pinyin_keys.push(key);
+                    }
+                }
+            }
+            for a in &pack.allow {
+                hasher.update(format!("\0a\0{}", a.normalised));
+                sources.push(matcher::Source::Literal(&a.normalised));
+                main_rules.push(MainRule::Allow {
+                    pack: p,
+                    len: a.normalised.len() as u32,
+                });
+            }
+            for r in &pack.regexes {
+                hasher.update(format!(
+                    "\0r\0{}\0{}\0{:?}\0{:?}",
+                    r.id, r.pattern, r.action, r.validate
+                ));
+                sources.push(matcher::Source::Regex(&r.pattern));
+                main_rules.push(MainRule::Regex {
+                    regex: regexes.len() as u32,
+                });
+                regexes.push(RegexInfo {
+                    id: r.id.as_str().into(),
+                    pack: p,
+                    action: r.action,
+                    validate: r.validate,
+                });
+            }
+            packs.push(PackInfo {
+                category,
+                action: pack.action,
+            });
+            summary.push(PackSummary {
+                name: pack.name.clone(),
+                category: pack.category.clone(),
+                action: pack.action,
+                terms: pack.terms.len(),
+                allow: pack.allow.len(),
+                regexes: pack.regexes.len(),
+                pinyin: pack.pinyin,
+            });
+        }
+        let main = matcher::compile(&sources).map_err(CompileError)?;
+        let pinyin = if pinyin_keys.is_empty() {
+            None
+        } else {
+            let src: Vec<_> = pinyin_keys
+                .iter()
+                .map(|k| matcher::Source::Literal(k))
+                .collect();
+            Some(matcher::compile(&src).map_err(CompileError)?)
+        };
+        let digest = hasher.finalize();
+        let version: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Engine {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            main,
+            main_rules,
+            pinyin,
+            pinyin_rules,
+            packs,
+            regexes,
+            summary,
+            version: version.into(),
+        })
+    }
+
+    /// Hash of the compiled rule set (and engine semantics), written on every verdict.
+    pub fn rules_version(&self) -> &str {
+        &self.version
+    }
+
+    /// Per-pack counts.
+    pub fn packs(&self) -> &[PackSummary] {
+        &self.summary
+    }
+
+    /// Screens one message.
+    pub fn screen(&self, msg: &Message) -> Verdict {
+        self.screen_chunk(std::slice::from_ref(msg))
+            .pop()
+            .expect("one verdict per message")
+    }
+
+    /// Screens a batch in parallel on the current rayon pool; verdicts come back in input order.
+    pub fn screen_batch(&self, msgs: &[Message]) -> Vec<Verdict> {
+        let threads = rayon::current_num_threads().max(1);
+        // Enough chunks to keep every worker busy, big enough that one Hyperscan call per chunk
+        // amortises its fixed cost.
+        let chunk = (msgs.len() / (threads * 4)).clamp(64, 1024);
+        if msgs.len() <= chunk {
+            return self.screen_chunk(msgs);
+        }
+        msgs.par_chunks(chunk)
+            .map(|c| self.screen_chunk(c))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    fn screen_chunk(&self, msgs: &[Message]) -> Vec<Verdict> {
+        thread_local! {
+            static WORK: RefCell<Workspace> = RefCell::new(Workspace::default());
+        }
+        WORK.with(|w| match w.try_borrow_mut() {
+            Ok(mut w) => self.screen_with(&mut w, msgs),
+            Err(_) => self.screen_with(&mut Workspace::default(), msgs),
+        })
+    }
+
+    fn screen_with(&self, w: &mut Workspace, msgs: &[Message]) -> Vec<Verdict> {
+        w.norm.clear();
+        for m in msgs {
+            w.norm.push_message(&m.text);
+        }
+        w.raw.clear();
+        w.raw.resize_with(msgs.len(), Vec::new);
+        w.py_raw.clear();
+        w.py_raw.resize_with(msgs.len(), Vec::new);
+        let mut dbs = vec![&self.main];
+        if let Some(py) = &self.pinyin {
+            dbs.push(py);
+        }
+        matcher::with_scratch(self.id, &dbs, |scratch| {
+            let mut rescan = Vec::new();
+            {
+                let bounds = &w.norm.bounds;
+                let raw = &mut w.raw;
+                matcher::scan(&self.main, scratch, &w.norm.text, |id, from, to| {
+                    let from = match self.main_rules[id as usize] {
+                        MainRule::Term { len, .. } | MainRule::Allow { len, .. } => {
+                            to - len as usize
+                        }
+                        MainRule::Regex { .. } => from,
+                    };
+                    let i = bounds.partition_point(|&(s, _)| s < to) - 1;
+                    let (s, e) = bounds[i];
+                    if from < s || to > e {
+                        // Only a regex can span the separator; its leftmost start may have hidden
+                        // a match inside this message, so scan the message on its own.
+                        rescan.push(i);
+                        return;
+                    }
+                    raw[i].push((id, from - s, to - s));
+                });
+            }
+            rescan.sort_unstable();
+            rescan.dedup();
+            for i in rescan {
+                let text = w.norm.message(i);
+                w.raw[i].clear();
+                let raw = &mut w.raw[i];
+                matcher::scan(&self.main, scratch, text, |id, from, to| {
+                    let from = match self.main_rules[id as usize] {
+                        MainRule::Term { len, .. } | MainRule::Allow { len, .. } => {
+                            to - len as usize
+                        }
+                        MainRule::Regex { .. } => from,
+                    };
+                    raw.push((id, from, to));
+                });
+            }
+            if let Some(py) = &self.pinyin {
+                w.py.clear();
+                for i in 0..msgs.len() {
+                    w.py.push_message(&w.norm, i);
+                }
+                let bounds = &w.py.bounds;
+                let raw = &mut w.py_raw;
+                matcher::scan(py, scratch, &w.py.text, |id, _, to| {
+                    let from = to - self.pinyin_rules[id as usize].len as usize;
+                    let i = bounds.partition_point(|&(s, _)| s < to) - 1;
+                    let s = bounds[i].0;
+                    raw[i].push((id, from - s, to - s));
+                });
+            }
+        });
+        msgs.iter()
+            .enumerate()
+            .map(|(i, m)| self.verdict(w, i, m))
+            .collect()
+    }
+
+    /// Turns message `i`'s raw matches into hits and a verdict.
+    fn verdict(&self, w: &Workspace, i: usize, msg: &Message) -> Verdict {
+        let (base, _) = w.norm.bounds[i];
+        let norm_text = w.norm.message(i);
+        let original = msg.text.as_bytes();
+        let mut hits: Vec<(u32, Hit)> = Vec::new();
+        let mut allowed: Vec<(u32, usize, usize)> = Vec::new();
+        let mut regex_cands: Vec<(u32, usize, usize)> = Vec::new();
+
+        for &(id, from, to) in &w.raw[i] {
+            match &self.main_rules[id as usize] {
+                MainRule::Allow { pack, .. } => {
+                    let (s, e) = w.norm.original_range(base + from, base + to);
+                    allowed.push((*pack, s, e));
+                }
+                MainRule::Term { pack, rule, .. } => {
+                    let (s, e) = w.norm.original_range(base + from, base + to);
+                    if stands_alone(original, s, e) {
+                        hits.push((*pack, self.hit(*pack, rule, MatchKind::Term, msg, s, e)));
+                    }
+                }
+                MainRule::Regex { regex } => regex_cands.push((*regex, from, to)),
+            }
+        }
+
+        // Regex matches: validators first, then leftmost-longest without overlaps per rule.
+        regex_cands.retain(|&(r, from, to)| {
+            self.regexes[r as usize]
+                .validate
+                .is_none_or(|v| validate_match(v, norm_text, from, to))
+        });
+        regex_cands.sort_unstable_by_key(|&(r, from, to)| (r, from, std::cmp::Reverse(to)));
+        let mut last: Option<(u32, usize)> = None;
+        for &(r, from, to) in &regex_cands {
+            if last.is_some_and(|(lr, lend)| lr == r && from < lend) {
+                continue;
+            }
+            last = Some((r, to));
+            let info = &self.regexes[r as usize];
+            let (s, e) = w.norm.original_range(base + from, base + to);
+            let mut hit = self.hit(info.pack, &info.id, MatchKind::Regex, msg, s, e);
+            hit.action = info.action;
+            hits.push((info.pack, hit));
+        }
+
+        if self.pinyin.is_some() {
+            let (pbase, pend) = w.py.bounds[i];
+            for &(id, from, to) in &w.py_raw[i] {
+                let rule = &self.pinyin_rules[id as usize];
+                let (f, t) = (pbase + from, pbase + to);
+                let on_units = w.py.unit_start[f] && (t == pend || w.py.unit_start[t]);
+                if !on_units || !sounds_deliberate(&w.py.unit_char[f..t], &w.py.unit_start[f..t], &rule.units) {
+                    continue;
+                }
+                let (s, e) = (w.py.src_start[f] as usize, w.py.src_end[t - 1] as usize);
+                if stands_alone(original, s, e) {
+                    hits.push((rule.pack, self.hit(rule.pack, &rule.rule, MatchKind::Pinyin, msg, s, e)));
+                }
+            }
+        }
+
+        let mut hits: Vec<Hit> = hits
+            .into_iter()
+            .filter(|(pack, h)| {
+                !allowed
+                    .iter()
+                    .any(|&(ap, s, e)| ap == *pack && s <= h.start && h.end <= e)
+            })
+            .map(|(_, h)| h)
+            .collect();
+        // A term found both literally and through pinyin is one hit: keep the literal one.
+        hits.sort_by(|a, b| {
+            (a.start, a.end, &a.rule, kind_rank(a.kind)).cmp(&(b.start, b.end, &b.rule, kind_rank(b.kind)))
+        });
+        hits.dedup_by(|b, a| a.start == b.start && a.end == b.end && a.rule == b.rule);
+
+        let action = hits.iter().map(|h| h.action).max().unwrap_or_default();
+        let mut categories: Vec<Arc<str>> = hits.iter().map(|h| h.category.clone()).collect();
+        categories.sort();
+        categories.dedup();
+        Verdict {
+            id: msg.id.clone(),
+            group_id: msg.group_id.clone(),
+            sender_id: msg.sender_id.clone(),
+            ts: msg.ts,
+            action,
+            categories,
+            hits,
+            rules_version: self.version.clone(),
+        }
+    }
+
+    fn hit(&self, pack: u32, rule: &Arc<str>, kind: MatchKind, msg: &Message, s: usize, e: usize) -> Hit {
+        let info = &self.packs[pack as usize];
+        Hit {
+            rule: rule.clone(),
+            category: info.category.clone(),
+            action: info.action,
+            kind,
+            start: s,
+            end: e,
+            text: msg.text[s..e].to_string(),
+        }
+    }
+}
+
+fn kind_rank(k: MatchKind) -> u8 {
+    match k {
+        MatchKind::Term => 0,
+        MatchKind::Regex => 1,
+        MatchKind::Pinyin => 2,
+    }
+}
+
+/// A hit whose first or last original character is an ASCII letter or digit must not continue
+/// a longer ASCII word: with spaces removed, "is bad" would otherwise contain the term "sb".
+fn stands_alone(original: &[u8], s: usize, e: usize) -> bool {
+    let glued = |edge: Option<&u8>, outside: Option<&u8>| {
+        edge.is_some_and(u8::is_ascii_alphanumeric) && outside.is_some_and(u8::is_ascii_alphanumeric)
+    };
+    let before = s.checked_sub(1).and_then(|i| original.get(i));
+    !glued(original.get(s), before) && !glued(e.checked_sub(1).and_then(|i| original.get(i)), original.get(e))
+}
+
+/// Whether a pinyin-view match is an evasion rather than an ordinary word that happens to sound
+/// like the term. Romanised text (any ASCII letter in the span) is deliberate. Otherwise the
+/// span must be the same number of characters as the term and keep at least half of the term's
+/// characters (at least one): 代开发飘 and 枪枝 are caught, while 强制 ("compulsory", which sounds
+/// like 枪支) is not.
+fn sounds_deliberate(chars: &[char], starts: &[bool], term: &[char]) -> bool {
+    let units: Vec<char> = chars
+        .iter()
+        .zip(starts)
+        .filter(|(_, s)| **s)
+        .map(|(c, _)| *c)
+        .collect();
+    if units.iter().any(char::is_ascii_alphabetic) {
+        return true;
+    }
+    if units.len() != term.len() {
+        return false;
+    }
+    let same = units.iter().zip(term).filter(|(a, b)| a == b).count();
+    same >= 1 && same * 2 >= term.len()
+}
+
+/// Per-thread reusable buffers, so screening a chunk allocates little.
+#[derive(Default)]
+struct Workspace {
+    norm: Buffer,
+    py: PinyinBuffer,
+    raw: Vec<Vec<(u32, usize, usize)>>,
+    py_raw: Vec<Vec<(u32, usize, usize)>>,
+}

@@ -1,0 +1,457 @@
+//! Normalisation against evasion, with a byte-offset map back to the original text.
+//!
+//! Every original character is mapped through one table built once from Unicode NFKC
+//! (`unicode-normalization`: full-width, circled and parenthesised digits and letters,
+//! superscripts, compatibility ideographs), traditional → simplified Chinese (`fast2s`),
+//! and lowercase. Whatever is not a letter or digit after that (spaces including U+3000,
+//! punctuation, symbols, emoji, zero-width and other format characters, combining marks,
+//! line breaks) is noise and dropped, so noise placed between the characters of a term does not
+//! hide it. Runs of Chinese numerals long enough to be a number (幺三八…) become ASCII digits.
+//!
+//! Every output byte remembers the original character it came from, so a match in the
+//! normalised text maps back to a byte range of the original.
+//!
+//! The same function normalises rule terms, so a term and the text it should match always agree.
+
+use std::sync::OnceLock;
+use unicode_normalization::UnicodeNormalization;
+
+/// A run of this many numeric characters (digits or Chinese numerals, noise removed between them)
+/// is read as a number. Five keeps idioms such as 一五一十 and words such as 一夜情 intact while
+/// phone, QQ, ID-card and bank-card numbers (5–19 digits) written in Chinese numerals still
+/// reach the number rules.
+pub(crate) const MIN_NUMERAL_RUN: usize = 5;
+
+/// Byte written between messages when a batch is normalised into one buffer. It can never occur
+/// inside a normalised message (line breaks are noise), so no term can match across it.
+pub(crate) const SEPARATOR: u8 = b'\n';
+
+/// Normalised text of one message plus, for every byte of it, the original byte range of the
+/// character that produced it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Normalised {
+    /// The normalised text.
+    pub text: String,
+    /// `src_start[i]`: original byte offset where the character behind byte `i` starts.
+    pub src_start: Vec<u32>,
+    /// `src_end[i]`: original byte offset where the character behind byte `i` ends.
+    pub src_end: Vec<u32>,
+}
+
+impl Normalised {
+    /// Maps the normalised byte range `from..to` (non-empty) back to the original text.
+    pub fn original_range(&self, from: usize, to: usize) -> (usize, usize) {
+        (self.src_start[from] as usize, self.src_end[to - 1] as usize)
+    }
+}
+
+/// Normalises one text. Batches use [`Buffer`] to avoid per-message allocations.
+pub fn normalise(text: &str) -> Normalised {
+    let mut buf = Buffer::default();
+    buf.push_message(text);
+    let (s, e) = buf.bounds[0];
+    Normalised {
+        // The buffer holds only normalised UTF-8 plus the trailing separator we cut off.
+        text: String::from_utf8(buf.text[s..e].to_vec()).expect("normalised text is UTF-8"),
+        src_start: buf.src_start[s..e].to_vec(),
+        src_end: buf.src_end[s..e].to_vec(),
+    }
+}
+
+/// Many messages normalised into one buffer, separated by [`SEPARATOR`], so Hyperscan can scan a
+/// whole batch in one call.
+#[derive(Debug, Default)]
+pub(crate) struct Buffer {
+    pub text: Vec<u8>,
+    pub src_start: Vec<u32>,
+    pub src_end: Vec<u32>,
+    /// Per message: `[start, end)` of its normalised bytes in `text`.
+    pub bounds: Vec<(usize, usize)>,
+}
+
+impl Buffer {
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.src_start.clear();
+        self.src_end.clear();
+        self.bounds.clear();
+    }
+
+    /// The normalised bytes of message `i`.
+    pub fn message(&self, i: usize) -> &[u8] {
+        let (s, e) = self.bounds[i];
+        &self.text[s..e]
+    }
+
+    /// Maps `from..to` (buffer coordinates, non-empty) to the original message's byte range.
+    pub fn original_range(&self, from: usize, to: usize) -> (usize, usize) {
+        (self.src_start[from] as usize, self.src_end[to - 1] as usize)
+    }
+
+    fn push_char(&mut self, c: char, os: u32, oe: u32) {
+        let mut tmp = [0u8; 4];
+        let bytes = c.encode_utf8(&mut tmp).as_bytes();
+        self.text.extend_from_slice(bytes);
+        for _ in 0..bytes.len() {
+            self.src_start.push(os);
+            self.src_end.push(oe);
+        }
+    }
+
+    /// Normalises `text` onto the end of the buffer, then writes a separator.
+    pub fn push_message(&mut self, text: &str) {
+        let table = table();
+        let start = self.text.len();
+        let mut run = NumeralRun::default();
+        for (pos, c) in text.char_indices() {
+            let os = pos as u32;
+            let oe = (pos + c.len_utf8()) as u32;
+            let code = c as u32;
+            let entry = if code < 0x10000 {
+                table.bmp[code as usize]
+            } else {
+                ENTRY_SLOW
+            };
+            match entry {
+                ENTRY_DROP => {}
+                ENTRY_SLOW => {
+                    for m in map_char(c).chars() {
+                        self.push_mapped(m, os, oe, &mut run);
+                    }
+                }
+                e if e & ENTRY_MULTI != 0 => {
+                    for m in table.multi[(e & !ENTRY_MULTI) as usize].chars() {
+                        self.push_mapped(m, os, oe, &mut run);
+                    }
+                }
+                // Only valid scalar values are stored as single-character entries.
+                e => self.push_mapped(char::from_u32(e).unwrap_or(c), os, oe, &mut run),
+            }
+        }
+        self.end_run(&mut run);
+        self.bounds.push((start, self.text.len()));
+        self.text.push(SEPARATOR);
+        self.src_start.push(0);
+        self.src_end.push(0);
+    }
+
+    fn push_mapped(&mut self, c: char, os: u32, oe: u32, run: &mut NumeralRun) {
+        match numeral_value(c) {
+            Some(_) => {
+                if run.len == 0 {
+                    run.start = self.text.len();
+                    run.chinese = false;
+                }
+                run.len += 1;
+                run.chinese |= !c.is_ascii_digit();
+            }
+            None => self.end_run(run),
+        }
+        self.push_char(c, os, oe);
+    }
+
+    /// A numeric run just ended at the end of the buffer: if it is long enough to be a number,
+    /// rewrite its Chinese numerals as ASCII digits in place.
+    fn end_run(&mut self, run: &mut NumeralRun) {
+        if run.len >= MIN_NUMERAL_RUN && run.chinese {
+            let tail = std::str::from_utf8(&self.text[run.start..])
+                .expect("normalised text is UTF-8")
+                .char_indices()
+                .map(|(i, c)| {
+                    let at = run.start + i;
+                    (c, self.src_start[at], self.src_end[at])
+                })
+                .collect::<Vec<_>>();
+            self.text.truncate(run.start);
+            self.src_start.truncate(run.start);
+            self.src_end.truncate(run.start);
+            for (c, os, oe) in tail {
+                let d = numeral_value(c).expect("run holds numerals only");
+                self.push_char(char::from(b'0' + d), os, oe);
+            }
+        }
+        run.len = 0;
+    }
+}
+
+#[derive(Default)]
+struct NumeralRun {
+    start: usize,
+    len: usize,
+    chinese: bool,
+}
+
+/// The digit a numeric character stands for. Positional numerals (十百千万) are left out on
+/// purpose: they do not appear in digit-by-digit numbers.
+fn numeral_value(c: char) -> Option<u8> {
+    Some(match c {
+        '0'..='9' => c as u8 - b'0',
+        '〇' | '零' => 0,
+        '一' | '幺' | '壹' => 1,
+        '二' | '两' | '贰' => 2,
+        '三' | '叁' => 3,
+        '四' | '肆' => 4,
+        '五' | '伍' => 5,
+        '六' | '陆' => 6,
+        '七' | '柒' => 7,
+        '八' | '捌' => 8,
+        '九' | '玖' => 9,
+        _ => return None,
+    })
+}
+
+const ENTRY_DROP: u32 = u32::MAX;
+/// Characters outside the BMP are rare (emoji, math letters, rare ideographs): mapped on the fly.
+const ENTRY_SLOW: u32 = u32::MAX - 1;
+const ENTRY_MULTI: u32 = 0x8000_0000;
+
+struct Table {
+    /// Per BMP code point: a single output char, `ENTRY_DROP`, or `ENTRY_MULTI | index`.
+    bmp: Vec<u32>,
+    multi: Vec<Box<str>>,
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut bmp = vec![ENTRY_DROP; 0x10000];
+        let mut multi = Vec::new();
+        for code in 0..0x10000u32 {
+            let Some(c) = char::from_u32(code) else {
+                continue; // surrogates never occur in a &str
+            };
+            let mapped = map_char(c);
+            let mut chars = mapped.chars();
+            bmp[code as usize] = match (chars.next(), chars.next()) {
+                (None, _) => ENTRY_DROP,
+                (Some(one), None) => one as u32,
+                _ => {
+                    multi.push(mapped.into_boxed_str());
+                    ENTRY_MULTI | (multi.len() - 1) as u32
+                }
+            };
+        }
+        Table { bmp, multi }
+    })
+}
+
+/// The full per-character mapping: compatibility decomposition, traditional → simplified,
+/// lowercase, then only letters and digits survive.
+fn map_char(c: char) -> String {
+    if let Some(d) = extra_digit(c) {
+        return d.to_string();
+    }
+    let nfkc: String = std::iter::once(c).nfkc().collect();
+    let simplified = fast2s::convert(&nfkc);
+    simplified
+        .chars()
+        .flat_map(char::to_lowercase)
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
+/// Digit styles that NFKC leaves alone: dingbat and double-circled digits (❶ ➀ ➊ ⓵ ⓫ ⓿).
+fn extra_digit(c: char) -> Option<u32> {
+    let c = c as u32;
+    let n = match c {
+        0x2776..=0x277F => c - 0x2776 + 1, // ❶..❿
+        0x2780..=0x2789 => c - 0x2780 + 1, // ➀..➉
+        0x278A..=0x2793 => c - 0x278A + 1, // ➊..➓
+        0x24F5..=0x24FE => c - 0x24F5 + 1, // ⓵..⓾
+        0x24EB..=0x24F4 => c - 0x24EB + 11, // ⓫..⓴
+        0x24FF => 0,                       // ⓿
+        _ => return None,
+    };
+    Some(n)
+}
+
+/// The pinyin view used by packs with `pinyin = true`: every Han character of the normalised
+/// text is replaced by its toneless pinyin, ASCII letters and digits stay, other characters stay,
+/// and a Han character repeated right after itself (代代开开) is folded into the first. Each
+/// view byte maps back to the original through the same kind of map as [`Buffer`]; `unit`
+/// records where each view unit (one source character) starts, so matches can be checked to
+/// begin and end on whole units.
+#[derive(Debug, Default)]
+pub(crate) struct PinyinBuffer {
+    pub text: Vec<u8>,
+    pub src_start: Vec<u32>,
+    pub src_end: Vec<u32>,
+    /// Per byte: the normalised character behind it (its char, for homophone checks).
+    pub unit_char: Vec<char>,
+    /// Per byte: true where a unit starts.
+    pub unit_start: Vec<bool>,
+    pub bounds: Vec<(usize, usize)>,
+}
+
+impl PinyinBuffer {
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.src_start.clear();
+        self.src_end.clear();
+        self.unit_char.clear();
+        self.unit_start.clear();
+        self.bounds.clear();
+    }
+
+    /// Appends the pinyin view of normalised message `i` of `norm`.
+    pub fn push_message(&mut self, norm: &Buffer, i: usize) {
+        let (s, e) = norm.bounds[i];
+        let start = self.text.len();
+        let text = std::str::from_utf8(&norm.text[s..e]).expect("normalised text is UTF-8");
+        let mut prev: Option<(char, usize)> = None; // last Han char and where its unit starts
+        for (off, c) in text.char_indices() {
+            let at = s + off;
+            let (os, oe) = (norm.src_start[at], norm.src_end[at]);
+            if let Some((p, unit)) = prev
+                && p == c
+            {
+                // Fold the repeat into the previous unit: its source range now covers both.
+                for b in unit..self.text.len() {
+                    self.src_end[b] = oe;
+                }
+                continue;
+            }
+            let unit = self.text.len();
+            match han_pinyin(c) {
+                Some(py) => {
+                    self.push_unit(py.as_bytes(), c, os, oe);
+                    prev = Some((c, unit));
+                }
+                None => {
+                    let mut tmp = [0u8; 4];
+                    self.push_unit(c.encode_utf8(&mut tmp).as_bytes(), c, os, oe);
+                    prev = None;
+                }
+            }
+        }
+        self.bounds.push((start, self.text.len()));
+        self.text.push(SEPARATOR);
+        self.src_start.push(0);
+        self.src_end.push(0);
+        self.unit_char.push('\n');
+        self.unit_start.push(true);
+    }
+
+    fn push_unit(&mut self, bytes: &[u8], c: char, os: u32, oe: u32) {
+        self.text.extend_from_slice(bytes);
+        for k in 0..bytes.len() {
+            self.src_start.push(os);
+            self.src_end.push(oe);
+            self.unit_char.push(c);
+            self.unit_start.push(k == 0);
+        }
+    }
+}
+
+/// Toneless pinyin of a Han character (its most common reading).
+pub(crate) fn han_pinyin(c: char) -> Option<&'static str> {
+    use pinyin::ToPinyin;
+    if (c as u32) < 0x3000 {
+        return None;
+    }
+    c.to_pinyin().map(|p| p.plain())
+}
+
+/// The pinyin key of a normalised term, built the way [`PinyinBuffer`] builds the text's view,
+/// and the term's units (characters after folding repeats), used for the homophone check.
+pub(crate) fn pinyin_key(norm_term: &str) -> (String, Vec<char>) {
+    let mut key = String::new();
+    let mut units = Vec::new();
+    let mut prev: Option<char> = None;
+    for c in norm_term.chars() {
+        if prev == Some(c) {
+            continue;
+        }
+        match han_pinyin(c) {
+            Some(py) => {
+                key.push_str(py);
+                prev = Some(c);
+            }
+            None => {
+                key.push(c);
+                prev = None;
+            }
+        }
+        units.push(c);
+    }
+    (key, units)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (input, expected normalised text) for every evasion form we undo.
+    #[test]
+    fn evasion_forms_normalise() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("full-width letters and digits", "ＡＢＣ１２３", "abc123"),
+            ("case folding", "加VX", "加vx"),
+            ("traditional to simplified", "代開發票", "代开发票"),
+            ("ideographic space", "代\u{3000}开", "代开"),
+            ("ascii spaces and tabs", "代 开\t发 票", "代开发票"),
+            ("punctuation", "代，开。发！票", "代开发票"),
+            ("ascii punctuation", "代.开-发_票", "代开发票"),
+            ("zero-width characters", "代\u{200B}开\u{200D}发\u{FEFF}票", "代开发票"),
+            ("emoji between chars", "代😀开🔥发👍🏻票", "代开发票"),
+            ("line breaks", "代\n开\r\n发\u{2028}票", "代开发票"),
+            ("symbols", "代★开☆发♥票", "代开发票"),
+            ("combining marks", "代\u{0336}开\u{0336}", "代开"),
+            ("circled digits", "①②③", "123"),
+            ("parenthesised digits", "⑴⑵", "12"),
+            ("dingbat digits", "❶➀⓵", "111"),
+            ("circled letters", "Ⓐⓑ", "ab"),
+            ("superscripts", "x²³", "x23"),
+            ("parenthesised ideographs", "㈠", "一"),
+            ("math letters outside the BMP", "𝐀𝐁", "ab"),
+            ("chinese numeral phone number", "幺三八一二三四五六七八", "13812345678"),
+            ("mixed numerals", "1三8 1二3 4五6 7八", "13812345678"),
+            ("financial numerals", "壹叁捌贰肆伍", "138245"),
+            ("short numeral words stay words", "一夜情", "一夜情"),
+            ("idioms stay", "一五一十", "一五一十"),
+            ("numeral run at end", "电话一三八一二", "电话13812"),
+            ("four numerals stay", "三三两两", "三三两两"),
+            ("empty", "", ""),
+            ("only noise", " ，。😀 ", ""),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(normalise(input).text, *want, "case {name:?}: {input:?}");
+        }
+    }
+
+    #[test]
+    fn offsets_map_back_to_original() {
+        // (input, normalised byte range, expected original substring)
+        let cases: &[(&str, (usize, usize), &str)] = &[
+            ("ab代 开cd", (2, 8), "代 开"),
+            ("ＡＢ", (0, 2), "ＡＢ"),
+            ("x①y", (1, 2), "①"),
+            ("😀代😀开😀", (0, 6), "代😀开"),
+            ("幺三八", (0, 9), "幺三八"),
+            ("电话幺 三 八 一 二", (6, 11), "幺 三 八 一 二"),
+            ("代\u{200B}開", (0, 6), "代\u{200B}開"),
+        ];
+        for (input, (from, to), want) in cases {
+            let n = normalise(input);
+            let (s, e) = n.original_range(*from, *to);
+            assert_eq!(&input[s..e], *want, "input {input:?} normalised {:?}", n.text);
+        }
+    }
+
+    #[test]
+    fn pinyin_view_folds_repeats_and_maps_back() {
+        let text = "代代开开发发票票";
+        let mut norm = Buffer::default();
+        norm.push_message(text);
+        let mut py = PinyinBuffer::default();
+        py.push_message(&norm, 0);
+        let (s, e) = py.bounds[0];
+        assert_eq!(std::str::from_utf8(&py.text[s..e]).unwrap(), "daikaifapiao");
+        assert_eq!(
+            &text[py.src_start[s] as usize..py.src_end[e - 1] as usize],
+            text
+        );
+        assert_eq!(pinyin_key("代开发票").0, "daikaifapiao");
+        assert_eq!(pinyin_key("加v").0, "jiav");
+    }
+}

@@ -25,6 +25,7 @@ pub mod model;
 pub mod rules;
 pub mod scan;
 pub mod screen;
+pub mod synth;
 
 pub use model::{Action, Hit, MatchKind, Message, Verdict};
 pub use rules::{Pack, RuleError, RuleSet, Validator};

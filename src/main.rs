@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "qunguard", version, about = "Streaming moderation for group-chat message streams")]
+#[command(
+    name = "qunguard",
+    version,
+    about = "Streaming moderation for group-chat message streams"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

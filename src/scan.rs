@@ -84,7 +84,11 @@ struct Batch {
 
 /// Reads one line into `buf`; past `max` bytes stops storing and only counts. Returns the line's
 /// full length (without the newline), or `None` at end of input.
-fn read_line_limited<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
+fn read_line_limited<R: BufRead>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<usize>> {
     let mut total = 0usize;
     let mut any = false;
     loop {
@@ -114,7 +118,12 @@ fn read_line_limited<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io
 }
 
 /// Screens JSONL from `input` and writes one line per input line to `output`.
-pub fn scan<R, W>(engine: &Engine, mut input: R, mut output: W, opts: &ScanOptions) -> io::Result<ScanStats>
+pub fn scan<R, W>(
+    engine: &Engine,
+    mut input: R,
+    mut output: W,
+    opts: &ScanOptions,
+) -> io::Result<ScanStats>
 where
     R: BufRead + Send,
     W: Write + Send,

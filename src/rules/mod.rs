@@ -233,7 +233,11 @@ impl RuleSet {
 }
 
 fn line_of(src: &str, byte: usize) -> usize {
-    src[..byte.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    src[..byte.min(src.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 impl Pack {
@@ -334,7 +338,10 @@ impl Pack {
                 return Err(err(
                     &format!("allow[{i}]"),
                     Some(line_of(src, a.span().start)),
-                    format!("allowed term {:?} is empty after normalisation", a.get_ref()),
+                    format!(
+                        "allowed term {:?} is empty after normalisation",
+                        a.get_ref()
+                    ),
                     "remove it",
                 ));
             }
@@ -482,8 +489,18 @@ validate = "cn_mobile"
                 None,
                 "not a lowercase label",
             ),
-            ("category = \"ads\"\naction = \"review\"\n", "", None, "never match"),
-            ("action = \"review\"\nwords = [\"x\"]\n", "", Some(1), "missing field `category`"),
+            (
+                "category = \"ads\"\naction = \"review\"\n",
+                "",
+                None,
+                "never match",
+            ),
+            (
+                "action = \"review\"\nwords = [\"x\"]\n",
+                "",
+                Some(1),
+                "missing field `category`",
+            ),
         ];
         for (src, key, line, needle) in cases {
             let e = parse(src).expect_err(src);
@@ -497,7 +514,8 @@ validate = "cn_mobile"
 
     #[test]
     fn duplicate_regex_ids_across_packs_are_rejected() {
-        let a = "category = \"a\"\naction = \"review\"\n[[regex]]\nid = \"x.y\"\npattern = \"ab\"\n";
+        let a =
+            "category = \"a\"\naction = \"review\"\n[[regex]]\nid = \"x.y\"\npattern = \"ab\"\n";
         let p1 = Pack::parse(Path::new("r/a.toml"), a).unwrap();
         let p2 = Pack::parse(Path::new("r/b.toml"), a).unwrap();
         let e = RuleSet::new(vec![p1, p2]).unwrap_err();
@@ -508,11 +526,7 @@ validate = "cn_mobile"
     #[test]
     fn words_file_is_read_beside_the_pack_with_comments() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("w.txt"),
-            "# comment\n代开发票\n\n刷单\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("w.txt"), "# comment\n代开发票\n\n刷单\n").unwrap();
         let pack_path = dir.path().join("ads.toml");
         std::fs::write(
             &pack_path,
@@ -520,7 +534,11 @@ validate = "cn_mobile"
         )
         .unwrap();
         let set = RuleSet::load_dir(dir.path()).unwrap();
-        let terms: Vec<_> = set.packs[0].terms.iter().map(|t| t.written.as_str()).collect();
+        let terms: Vec<_> = set.packs[0]
+            .terms
+            .iter()
+            .map(|t| t.written.as_str())
+            .collect();
         assert_eq!(terms, ["代开发票", "刷单"]);
 
         std::fs::write(dir.path().join("w.txt"), "ok\n😀😀\n").unwrap();

@@ -36,7 +36,10 @@ pub(crate) fn check(v: Validator, text: &[u8], from: usize, to: usize) -> bool {
 }
 
 fn cn_mobile(m: &[u8]) -> bool {
-    m.len() == 11 && m.iter().all(u8::is_ascii_digit) && m[0] == b'1' && (b'3'..=b'9').contains(&m[1])
+    m.len() == 11
+        && m.iter().all(u8::is_ascii_digit)
+        && m[0] == b'1'
+        && (b'3'..=b'9').contains(&m[1])
 }
 
 fn luhn(m: &[u8]) -> bool {
@@ -57,7 +60,7 @@ fn luhn(m: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn cn_id_card(m: &[u8]) -> bool {
@@ -74,7 +77,7 @@ fn cn_id_card(m: &[u8]) -> bool {
     if !(1900..=2100).contains(&year) || !(1..=12).contains(&month) {
         return false;
     }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     let days = match month {
         2 if leap => 29,
         2 => 28,
@@ -106,7 +109,7 @@ mod tests {
             (Validator::CnIdCard, "110105194912310021", false), // wrong check digit
             (Validator::CnIdCard, "110105194902300026", false), // 30 February
             (Validator::CnIdCard, "11010519491231002", false),  // 17 chars
-            (Validator::CnIdCard, "510104200002290011", true), // 2000-02-29 is a leap day
+            (Validator::CnIdCard, "510104200002290011", true),  // 2000-02-29 is a leap day
             (Validator::CnIdCard, "510104190002290015", false), // 1900 was not a leap year
             (Validator::Luhn, "4111111111111111", true),
             (Validator::Luhn, "6222020200112233442", false),

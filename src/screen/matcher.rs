@@ -3,8 +3,10 @@
 //! Literal terms are compiled without start-of-match tracking (start = end − length, and SOM
 //! costs ~60% throughput); regexes get `SOM_LEFTMOST` because verdicts need their positions.
 
-use hyperscan::{BlockMode, BlockDatabase, ExprExt, Matching, Pattern, PatternFlags, Patterns, Scratch};
 use hyperscan::Builder;
+use hyperscan::{
+    BlockDatabase, BlockMode, ExprExt, Matching, Pattern, PatternFlags, Patterns, Scratch,
+};
 use std::cell::RefCell;
 
 /// Flags for pack regexes: UTF-8 aware, Unicode classes, leftmost start reported.
@@ -47,9 +49,7 @@ fn pattern(src: &Source<'_>, id: usize) -> Pattern {
 
 fn describe(e: hyperscan::Error) -> String {
     match e {
-        hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(c)) => {
-            c.message().to_string()
-        }
+        hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(c)) => c.message().to_string(),
         other => other.to_string(),
     }
 }
@@ -93,7 +93,9 @@ pub(crate) fn with_scratch<R>(
     f: impl FnOnce(&Scratch) -> R,
 ) -> R {
     let alloc = || {
-        let mut s = dbs[0].alloc_scratch().expect("Hyperscan scratch allocation");
+        let mut s = dbs[0]
+            .alloc_scratch()
+            .expect("Hyperscan scratch allocation");
         for db in &dbs[1..] {
             db.realloc_scratch(&mut s)
                 .expect("Hyperscan scratch allocation");
@@ -141,7 +143,9 @@ mod tests {
         let db = compile(&[Source::Literal("a.b*c"), Source::Literal("代开")]).unwrap();
         let s = db.alloc_scratch().unwrap();
         let mut hits = vec![];
-        scan(&db, &s, "axbbc a.b*c 代开".as_bytes(), |id, _, to| hits.push((id, to)));
+        scan(&db, &s, "axbbc a.b*c 代开".as_bytes(), |id, _, to| {
+            hits.push((id, to))
+        });
         assert_eq!(hits, vec![(0, 11), (1, 18)]);
     }
 
@@ -150,7 +154,9 @@ mod tests {
         let db = compile(&[Source::Regex("1[3-9][0-9]{9}")]).unwrap();
         let s = db.alloc_scratch().unwrap();
         let mut hits = vec![];
-        scan(&db, &s, b"tel13812345678", |id, from, to| hits.push((id, from, to)));
+        scan(&db, &s, b"tel13812345678", |id, from, to| {
+            hits.push((id, from, to))
+        });
         assert_eq!(hits, vec![(0, 3, 14)]);
     }
 

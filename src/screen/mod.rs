@@ -256,51 +256,47 @@ impl Engine {
             w.norm.push_message(&m.text);
         }
         w.raw.clear();
-        w.raw.resize_with(msgs.len(), Vec::new);
         w.py_raw.clear();
-        w.py_raw.resize_with(msgs.len(), Vec::new);
         let mut dbs = vec![&self.main];
         if let Some(py) = &self.pinyin {
             dbs.push(py);
         }
+        let start_of = |rule: &MainRule, from: usize, to: usize| match rule {
+            MainRule::Term { len, .. } | MainRule::Allow { len, .. } => to - *len as usize,
+            MainRule::Regex { .. } => from,
+        };
         matcher::with_scratch(self.id, &dbs, |scratch| {
             let mut rescan = Vec::new();
-            {
-                let bounds = &w.norm.bounds;
-                let raw = &mut w.raw;
-                matcher::scan(&self.main, scratch, &w.norm.text, |id, from, to| {
-                    let from = match self.main_rules[id as usize] {
-                        MainRule::Term { len, .. } | MainRule::Allow { len, .. } => {
-                            to - len as usize
-                        }
-                        MainRule::Regex { .. } => from,
-                    };
+            let bounds = &w.norm.bounds;
+            let raw = &mut w.raw;
+            matcher::scan(
+                &self.main,
+                scratch,
+                w.norm.text.as_bytes(),
+                |id, from, to| {
+                    let from = start_of(&self.main_rules[id as usize], from, to);
                     let i = bounds.partition_point(|&(s, _)| s < to) - 1;
                     let (s, e) = bounds[i];
                     if from < s || to > e {
                         // Only a regex can span the separator; its leftmost start may have hidden
                         // a match inside this message, so scan the message on its own.
-                        rescan.push(i);
+                        rescan.push(i as u32);
                         return;
                     }
-                    raw[i].push((id, from - s, to - s));
-                });
-            }
-            rescan.sort_unstable();
-            rescan.dedup();
-            for i in rescan {
-                let text = w.norm.message(i);
-                w.raw[i].clear();
-                let raw = &mut w.raw[i];
-                matcher::scan(&self.main, scratch, text, |id, from, to| {
-                    let from = match self.main_rules[id as usize] {
-                        MainRule::Term { len, .. } | MainRule::Allow { len, .. } => {
-                            to - len as usize
-                        }
-                        MainRule::Regex { .. } => from,
-                    };
-                    raw.push((id, from, to));
-                });
+                    raw.push(Raw::new(i, id, from - s, to - s));
+                },
+            );
+            if !rescan.is_empty() {
+                rescan.sort_unstable();
+                rescan.dedup();
+                raw.retain(|r| rescan.binary_search(&r.msg).is_err());
+                for &i in &rescan {
+                    let text = w.norm.message(i as usize);
+                    matcher::scan(&self.main, scratch, text.as_bytes(), |id, from, to| {
+                        let from = start_of(&self.main_rules[id as usize], from, to);
+                        raw.push(Raw::new(i as usize, id, from, to));
+                    });
+                }
             }
             if let Some(py) = &self.pinyin {
                 w.py.clear();
@@ -309,30 +305,57 @@ impl Engine {
                 }
                 let bounds = &w.py.bounds;
                 let raw = &mut w.py_raw;
-                matcher::scan(py, scratch, &w.py.text, |id, _, to| {
+                matcher::scan(py, scratch, w.py.text.as_bytes(), |id, _, to| {
                     let from = to - self.pinyin_rules[id as usize].len as usize;
                     let i = bounds.partition_point(|&(s, _)| s < to) - 1;
                     let s = bounds[i].0;
-                    raw[i].push((id, from - s, to - s));
+                    raw.push(Raw::new(i, id, from - s, to - s));
                 });
             }
         });
+        // Verdicts slice each message's matches out of the flat lists.
+        for raw in [&mut w.raw, &mut w.py_raw] {
+            if !raw.is_sorted_by_key(|r| r.msg) {
+                raw.sort_by_key(|r| r.msg);
+            }
+        }
+        let (mut r, mut p) = (0, 0);
         msgs.iter()
             .enumerate()
-            .map(|(i, m)| self.verdict(w, i, m))
+            .map(|(i, m)| {
+                let r_end = r + w.raw[r..]
+                    .iter()
+                    .take_while(|x| x.msg as usize == i)
+                    .count();
+                let p_end = p + w.py_raw[p..]
+                    .iter()
+                    .take_while(|x| x.msg as usize == i)
+                    .count();
+                let v = self.verdict(w, i, m, &w.raw[r..r_end], &w.py_raw[p..p_end]);
+                (r, p) = (r_end, p_end);
+                v
+            })
             .collect()
     }
 
     /// Turns message `i`'s raw matches into hits and a verdict.
-    fn verdict(&self, w: &Workspace, i: usize, msg: &Message) -> Verdict {
+    fn verdict(
+        &self,
+        w: &Workspace,
+        i: usize,
+        msg: &Message,
+        raw: &[Raw],
+        py_raw: &[Raw],
+    ) -> Verdict {
         let (base, _) = w.norm.bounds[i];
-        let norm_text = w.norm.message(i);
+        let norm_text = w.norm.message(i).as_bytes();
         let original = msg.text.as_bytes();
         let mut hits: Vec<(u32, Hit)> = Vec::new();
         let mut allowed: Vec<(u32, usize, usize)> = Vec::new();
         let mut regex_cands: Vec<(u32, usize, usize)> = Vec::new();
 
-        for &(id, from, to) in &w.raw[i] {
+        for &Raw { id, from, to, .. } in raw {
+            let (from, to) = (from as usize, to as usize);
             match &self.main_rules[id as usize] {
                 MainRule::Allow { pack, .. } => {
                     let (s, e) = w.norm.original_range(base + from, base + to);
@@ -370,16 +393,21 @@ impl Engine {
 
         if self.pinyin.is_some() {
             let (pbase, pend) = w.py.bounds[i];
-            for &(id, from, to) in &w.py_raw[i] {
+            for &Raw { id, from, to, .. } in py_raw {
                 let rule = &self.pinyin_rules[id as usize];
-                let (f, t) = (pbase + from, pbase + to);
-                let on_units = w.py.unit_start[f] && (t == pend || w.py.unit_start[t]);
-                if !on_units || !sounds_deliberate(&w.py.unit_char[f..t], &w.py.unit_start[f..t], &rule.units) {
+                let (f, t) = (pbase + from as usize, pbase + to as usize);
+                let on_units = w.py.on_unit_boundary(f) && (t == pend || w.py.on_unit_boundary(t));
+                let (first, last) = (w.py.unit_of[f] as usize, w.py.unit_of[t - 1] as usize);
+                let units = &w.py.units[first..=last];
+                if !on_units || !sounds_deliberate(units.iter().map(|u| u.c), &rule.units) {
                     continue;
                 }
-                let (s, e) = (w.py.src_start[f] as usize, w.py.src_end[t - 1] as usize);
+                let (s, e) = (units[0].os as usize, units[units.len() - 1].oe as usize);
                 if stands_alone(original, s, e) {
-                    hits.push((rule.pack, self.hit(rule.pack, &rule.rule, MatchKind::Pinyin, msg, s, e)));
+                    hits.push((
+                        rule.pack,
+                        self.hit(rule.pack, &rule.rule, MatchKind::Pinyin, msg, s, e),
+                    ));
                 }
             }
         }
@@ -395,7 +423,12 @@ impl Engine {
             .collect();
         // A term found both literally and through pinyin is one hit: keep the literal one.
         hits.sort_by(|a, b| {
-            (a.start, a.end, &a.rule, kind_rank(a.kind)).cmp(&(b.start, b.end, &b.rule, kind_rank(b.kind)))
+            (a.start, a.end, &a.rule, kind_rank(a.kind)).cmp(&(
+                b.start,
+                b.end,
+                &b.rule,
+                kind_rank(b.kind),
+            ))
         });
         hits.dedup_by(|b, a| a.start == b.start && a.end == b.end && a.rule == b.rule);
 
@@ -415,7 +448,15 @@ impl Engine {
         }
     }
 
-    fn hit(&self, pack: u32, rule: &Arc<str>, kind: MatchKind, msg: &Message, s: usize, e: usize) -> Hit {
+    fn hit(
+        &self,
+        pack: u32,
+        rule: &Arc<str>,
+        kind: MatchKind,
+        msg: &Message,
+        s: usize,
+        e: usize,
+    ) -> Hit {
         let info = &self.packs[pack as usize];
         Hit {
             rule: rule.clone(),
@@ -441,10 +482,15 @@ fn kind_rank(k: MatchKind) -> u8 {
 /// a longer ASCII word: with spaces removed, "is bad" would otherwise contain the term "sb".
 fn stands_alone(original: &[u8], s: usize, e: usize) -> bool {
     let glued = |edge: Option<&u8>, outside: Option<&u8>| {
-        edge.is_some_and(u8::is_ascii_alphanumeric) && outside.is_some_and(u8::is_ascii_alphanumeric)
+        edge.is_some_and(u8::is_ascii_alphanumeric)
+            && outside.is_some_and(u8::is_ascii_alphanumeric)
     };
     let before = s.checked_sub(1).and_then(|i| original.get(i));
-    !glued(original.get(s), before) && !glued(e.checked_sub(1).and_then(|i| original.get(i)), original.get(e))
+    !glued(original.get(s), before)
+        && !glued(
+            e.checked_sub(1).and_then(|i| original.get(i)),
+            original.get(e),
+        )
 }
 
 /// Whether a pinyin-view match is an evasion rather than an ordinary word that happens to sound
@@ -452,13 +498,8 @@ fn stands_alone(original: &[u8], s: usize, e: usize) -> bool {
 /// span must be the same number of characters as the term and keep at least half of the term's
 /// characters (at least one): 代开发飘 and 枪枝 are caught, while 强制 ("compulsory", which sounds
 /// like 枪支) is not.
-fn sounds_deliberate(chars: &[char], starts: &[bool], term: &[char]) -> bool {
-    let units: Vec<char> = chars
-        .iter()
-        .zip(starts)
-        .filter(|(_, s)| **s)
-        .map(|(c, _)| *c)
-        .collect();
+fn sounds_deliberate(units: impl Iterator<Item = char>, term: &[char]) -> bool {
+    let units: Vec<char> = units.collect();
     if units.iter().any(char::is_ascii_alphabetic) {
         return true;
     }
@@ -474,6 +515,27 @@ fn sounds_deliberate(chars: &[char], starts: &[bool], term: &[char]) -> bool {
 struct Workspace {
     norm: Buffer,
     py: PinyinBuffer,
-    raw: Vec<Vec<(u32, usize, usize)>>,
-    py_raw: Vec<Vec<(u32, usize, usize)>>,
+    raw: Vec<Raw>,
+    py_raw: Vec<Raw>,
+}
+
+/// One Hyperscan match: message index in the chunk, pattern id, byte range within the message's
+/// normalised text (or pinyin view).
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    msg: u32,
+    id: u32,
+    from: u32,
+    to: u32,
+}
+
+impl Raw {
+    fn new(msg: usize, id: u32, from: usize, to: usize) -> Raw {
+        Raw {
+            msg: msg as u32,
+            id,
+            from: from as u32,
+            to: to as u32,
+        }
+    }
 }

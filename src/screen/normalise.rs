@@ -51,8 +51,7 @@ pub fn normalise(text: &str) -> Normalised {
     buf.push_message(text);
     let (s, e) = buf.bounds[0];
     Normalised {
-        // The buffer holds only normalised UTF-8 plus the trailing separator we cut off.
-        text: String::from_utf8(buf.text[s..e].to_vec()).expect("normalised text is UTF-8"),
+        text: buf.text[s..e].to_string(),
         src_start: buf.src_start[s..e].to_vec(),
         src_end: buf.src_end[s..e].to_vec(),
     }
@@ -62,7 +61,7 @@ pub fn normalise(text: &str) -> Normalised {
 /// whole batch in one call.
 #[derive(Debug, Default)]
 pub(crate) struct Buffer {
-    pub text: Vec<u8>,
+    pub text: String,
     pub src_start: Vec<u32>,
     pub src_end: Vec<u32>,
     /// Per message: `[start, end)` of its normalised bytes in `text`.
@@ -77,8 +76,8 @@ impl Buffer {
         self.bounds.clear();
     }
 
-    /// The normalised bytes of message `i`.
-    pub fn message(&self, i: usize) -> &[u8] {
+    /// The normalised text of message `i`.
+    pub fn message(&self, i: usize) -> &str {
         let (s, e) = self.bounds[i];
         &self.text[s..e]
     }
@@ -88,11 +87,11 @@ impl Buffer {
         (self.src_start[from] as usize, self.src_end[to - 1] as usize)
     }
 
+    #[inline]
     fn push_char(&mut self, c: char, os: u32, oe: u32) {
-        let mut tmp = [0u8; 4];
-        let bytes = c.encode_utf8(&mut tmp).as_bytes();
-        self.text.extend_from_slice(bytes);
-        for _ in 0..bytes.len() {
+        // String::push encodes in place; extend_from_slice of 1-4 bytes would call memcpy.
+        self.text.push(c);
+        for _ in 0..c.len_utf8() {
             self.src_start.push(os);
             self.src_end.push(oe);
         }
@@ -130,11 +129,12 @@ impl Buffer {
         }
         self.end_run(&mut run);
         self.bounds.push((start, self.text.len()));
-        self.text.push(SEPARATOR);
+        self.text.push(SEPARATOR as char);
         self.src_start.push(0);
         self.src_end.push(0);
     }
 
+    #[inline]
     fn push_mapped(&mut self, c: char, os: u32, oe: u32, run: &mut NumeralRun) {
         match numeral_value(c) {
             Some(_) => {
@@ -145,7 +145,8 @@ impl Buffer {
                 run.len += 1;
                 run.chinese |= !c.is_ascii_digit();
             }
-            None => self.end_run(run),
+            None if run.len > 0 => self.end_run(run),
+            None => {}
         }
         self.push_char(c, os, oe);
     }
@@ -154,8 +155,7 @@ impl Buffer {
     /// rewrite its Chinese numerals as ASCII digits in place.
     fn end_run(&mut self, run: &mut NumeralRun) {
         if run.len >= MIN_NUMERAL_RUN && run.chinese {
-            let tail = std::str::from_utf8(&self.text[run.start..])
-                .expect("normalised text is UTF-8")
+            let tail = self.text[run.start..]
                 .char_indices()
                 .map(|(i, c)| {
                     let at = run.start + i;
@@ -183,7 +183,12 @@ struct NumeralRun {
 
 /// The digit a numeric character stands for. Positional numerals (十百千万) are left out on
 /// purpose: they do not appear in digit-by-digit numbers.
+#[inline]
 fn numeral_value(c: char) -> Option<u8> {
+    // Fast exit for the common case: every numeral is an ASCII digit or in U+3007..=U+9646.
+    if !c.is_ascii_digit() && !('\u{3007}'..='\u{9646}').contains(&c) {
+        return None;
+    }
     Some(match c {
         '0'..='9' => c as u8 - b'0',
         '〇' | '零' => 0,
@@ -254,102 +259,124 @@ fn map_char(c: char) -> String {
 fn extra_digit(c: char) -> Option<u32> {
     let c = c as u32;
     let n = match c {
-        0x2776..=0x277F => c - 0x2776 + 1, // ❶..❿
-        0x2780..=0x2789 => c - 0x2780 + 1, // ➀..➉
-        0x278A..=0x2793 => c - 0x278A + 1, // ➊..➓
-        0x24F5..=0x24FE => c - 0x24F5 + 1, // ⓵..⓾
+        0x2776..=0x277F => c - 0x2776 + 1,  // ❶..❿
+        0x2780..=0x2789 => c - 0x2780 + 1,  // ➀..➉
+        0x278A..=0x2793 => c - 0x278A + 1,  // ➊..➓
+        0x24F5..=0x24FE => c - 0x24F5 + 1,  // ⓵..⓾
         0x24EB..=0x24F4 => c - 0x24EB + 11, // ⓫..⓴
-        0x24FF => 0,                       // ⓿
+        0x24FF => 0,                        // ⓿
         _ => return None,
     };
     Some(n)
 }
 
 /// The pinyin view used by packs with `pinyin = true`: every Han character of the normalised
-/// text is replaced by its toneless pinyin, ASCII letters and digits stay, other characters stay,
-/// and a Han character repeated right after itself (代代开开) is folded into the first. Each
-/// view byte maps back to the original through the same kind of map as [`Buffer`]; `unit`
-/// records where each view unit (one source character) starts, so matches can be checked to
-/// begin and end on whole units.
+/// text is replaced by its toneless pinyin, other characters stay, and a Han character repeated
+/// right after itself (代代开开) is folded into the first. Each view byte belongs to a unit (one
+/// normalised character, with the original byte range it covers), so matches can be checked to
+/// begin and end on whole units and mapped back to the original.
 #[derive(Debug, Default)]
 pub(crate) struct PinyinBuffer {
-    pub text: Vec<u8>,
-    pub src_start: Vec<u32>,
-    pub src_end: Vec<u32>,
-    /// Per byte: the normalised character behind it (its char, for homophone checks).
-    pub unit_char: Vec<char>,
-    /// Per byte: true where a unit starts.
-    pub unit_start: Vec<bool>,
+    pub text: String,
+    /// Per byte: index of its unit in `units`.
+    pub unit_of: Vec<u32>,
+    pub units: Vec<Unit>,
     pub bounds: Vec<(usize, usize)>,
+}
+
+/// One normalised character in the pinyin view.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unit {
+    pub c: char,
+    /// First view byte of the unit.
+    pub start: u32,
+    /// Original byte range covered (both characters of a folded repeat).
+    pub os: u32,
+    pub oe: u32,
 }
 
 impl PinyinBuffer {
     pub fn clear(&mut self) {
         self.text.clear();
-        self.src_start.clear();
-        self.src_end.clear();
-        self.unit_char.clear();
-        self.unit_start.clear();
+        self.unit_of.clear();
+        self.units.clear();
         self.bounds.clear();
+    }
+
+    /// True when view byte `b` starts a unit (or is the end of a message).
+    pub fn on_unit_boundary(&self, b: usize) -> bool {
+        self.units[self.unit_of[b] as usize].start as usize == b
     }
 
     /// Appends the pinyin view of normalised message `i` of `norm`.
     pub fn push_message(&mut self, norm: &Buffer, i: usize) {
         let (s, e) = norm.bounds[i];
         let start = self.text.len();
-        let text = std::str::from_utf8(&norm.text[s..e]).expect("normalised text is UTF-8");
-        let mut prev: Option<(char, usize)> = None; // last Han char and where its unit starts
-        for (off, c) in text.char_indices() {
+        let mut prev_han: Option<char> = None;
+        for (off, c) in norm.text[s..e].char_indices() {
             let at = s + off;
             let (os, oe) = (norm.src_start[at], norm.src_end[at]);
-            if let Some((p, unit)) = prev
-                && p == c
-            {
+            if prev_han == Some(c) {
                 // Fold the repeat into the previous unit: its source range now covers both.
-                for b in unit..self.text.len() {
-                    self.src_end[b] = oe;
+                if let Some(u) = self.units.last_mut() {
+                    u.oe = oe;
                 }
                 continue;
             }
-            let unit = self.text.len();
+            let unit = self.units.len() as u32;
+            self.units.push(Unit {
+                c,
+                start: self.text.len() as u32,
+                os,
+                oe,
+            });
             match han_pinyin(c) {
                 Some(py) => {
-                    self.push_unit(py.as_bytes(), c, os, oe);
-                    prev = Some((c, unit));
+                    self.text.push_str(py);
+                    self.unit_of.extend(std::iter::repeat_n(unit, py.len()));
+                    prev_han = Some(c);
                 }
                 None => {
-                    let mut tmp = [0u8; 4];
-                    self.push_unit(c.encode_utf8(&mut tmp).as_bytes(), c, os, oe);
-                    prev = None;
+                    self.text.push(c);
+                    self.unit_of.extend(std::iter::repeat_n(unit, c.len_utf8()));
+                    prev_han = None;
                 }
             }
         }
         self.bounds.push((start, self.text.len()));
-        self.text.push(SEPARATOR);
-        self.src_start.push(0);
-        self.src_end.push(0);
-        self.unit_char.push('\n');
-        self.unit_start.push(true);
-    }
-
-    fn push_unit(&mut self, bytes: &[u8], c: char, os: u32, oe: u32) {
-        self.text.extend_from_slice(bytes);
-        for k in 0..bytes.len() {
-            self.src_start.push(os);
-            self.src_end.push(oe);
-            self.unit_char.push(c);
-            self.unit_start.push(k == 0);
-        }
+        // The separator is a unit of its own, so a match ending right before it is on a boundary.
+        let unit = self.units.len() as u32;
+        self.units.push(Unit {
+            c: SEPARATOR as char,
+            start: self.text.len() as u32,
+            os: 0,
+            oe: 0,
+        });
+        self.text.push(SEPARATOR as char);
+        self.unit_of.push(unit);
     }
 }
 
 /// Toneless pinyin of a Han character (its most common reading).
 pub(crate) fn han_pinyin(c: char) -> Option<&'static str> {
-    use pinyin::ToPinyin;
-    if (c as u32) < 0x3000 {
+    const FIRST: u32 = 0x3400; // CJK Extension A .. CJK Unified Ideographs
+    const LAST: u32 = 0x9FFF;
+    static TABLE: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let code = c as u32;
+    if !(FIRST..=LAST).contains(&code) {
         return None;
     }
-    c.to_pinyin().map(|p| p.plain())
+    let table = TABLE.get_or_init(|| {
+        use pinyin::ToPinyin;
+        (FIRST..=LAST)
+            .map(|u| {
+                char::from_u32(u)
+                    .and_then(|c| c.to_pinyin())
+                    .map_or("", |p| p.plain())
+            })
+            .collect()
+    });
+    Some(table[(code - FIRST) as usize]).filter(|p| !p.is_empty())
 }
 
 /// The pinyin key of a normalised term, built the way [`PinyinBuffer`] builds the text's view,
@@ -392,7 +419,11 @@ mod tests {
             ("ascii spaces and tabs", "代 开\t发 票", "代开发票"),
             ("punctuation", "代，开。发！票", "代开发票"),
             ("ascii punctuation", "代.开-发_票", "代开发票"),
-            ("zero-width characters", "代\u{200B}开\u{200D}发\u{FEFF}票", "代开发票"),
+            (
+                "zero-width characters",
+                "代\u{200B}开\u{200D}发\u{FEFF}票",
+                "代开发票",
+            ),
             ("emoji between chars", "代😀开🔥发👍🏻票", "代开发票"),
             ("line breaks", "代\n开\r\n发\u{2028}票", "代开发票"),
             ("symbols", "代★开☆发♥票", "代开发票"),
@@ -404,7 +435,11 @@ mod tests {
             ("superscripts", "x²³", "x23"),
             ("parenthesised ideographs", "㈠", "一"),
             ("math letters outside the BMP", "𝐀𝐁", "ab"),
-            ("chinese numeral phone number", "幺三八一二三四五六七八", "13812345678"),
+            (
+                "chinese numeral phone number",
+                "幺三八一二三四五六七八",
+                "13812345678",
+            ),
             ("mixed numerals", "1三8 1二3 4五6 7八", "13812345678"),
             ("financial numerals", "壹叁捌贰肆伍", "138245"),
             ("short numeral words stay words", "一夜情", "一夜情"),
@@ -434,7 +469,12 @@ mod tests {
         for (input, (from, to), want) in cases {
             let n = normalise(input);
             let (s, e) = n.original_range(*from, *to);
-            assert_eq!(&input[s..e], *want, "input {input:?} normalised {:?}", n.text);
+            assert_eq!(
+                &input[s..e],
+                *want,
+                "input {input:?} normalised {:?}",
+                n.text
+            );
         }
     }
 
@@ -446,11 +486,13 @@ mod tests {
         let mut py = PinyinBuffer::default();
         py.push_message(&norm, 0);
         let (s, e) = py.bounds[0];
-        assert_eq!(std::str::from_utf8(&py.text[s..e]).unwrap(), "daikaifapiao");
-        assert_eq!(
-            &text[py.src_start[s] as usize..py.src_end[e - 1] as usize],
-            text
+        assert_eq!(&py.text[s..e], "daikaifapiao");
+        let (first, last) = (
+            py.units[py.unit_of[s] as usize],
+            py.units[py.unit_of[e - 1] as usize],
         );
+        assert_eq!(&text[first.os as usize..last.oe as usize], text);
+        assert!(py.on_unit_boundary(s + 3) && !py.on_unit_boundary(s + 2));
         assert_eq!(pinyin_key("代开发票").0, "daikaifapiao");
         assert_eq!(pinyin_key("加v").0, "jiav");
     }

@@ -1,0 +1,173 @@
+//! Screening throughput on ~100-byte Chinese messages, engine vs an aho-corasick baseline.
+//!
+//! Pattern sets: 10,000 generated terms always; the real 64k-term dictionary when
+//! `QUNGUARD_BENCH_DICT` names a term list (one a line), e.g.
+//! `QUNGUARD_BENCH_DICT=../shared/data/sensitive-word/dict.txt cargo bench --bench screen`.
+//! Without it only the generated set runs.
+//!
+//! Every set first checks that the engine reports exactly as many term hits as aho-corasick
+//! finds (overlapping) in the same normalised texts, and at least the number of terms planted.
+//! The engine runs with full normalisation; the baseline searches pre-normalised text.
+
+use aho_corasick::AhoCorasick;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use qunguard::synth::Rng;
+use qunguard::{Engine, Message, RuleSet, normalise};
+use std::hint::black_box;
+
+const MESSAGES: usize = 20_000;
+
+/// Characters of ordinary chat, so texts look like chat to the matcher's prefilters.
+const POOL: &str = "大家好明天上午九点小区开业主会请准时参加今天菜市场的青菜特别新鲜价格也便宜推荐去看请问谁\
+知道附近哪家医院儿科得比较好孩子有点发烧周末一起公园骑车吧天气预报说是晴物业通知本四下午两到五停水检修提前储们作\
+记得晚拍照群里老师统一查楼递柜坏了取件邻居可以先门卫那拿感谢上次帮忙找走丢小狗真太社区组织义诊活动人免费量血压测\
+糖有没拼机场早六出发还个位置议纪已经整理放文么这面馆新味道不错均二十块钱左右各长注意冬季息时间调电梯维修完成正常使\
+用耐心广场舞改八始音响换";
+
+fn messages(terms: &[String], rng: &mut Rng) -> (Vec<Message>, usize) {
+    let pool: Vec<char> = POOL.chars().collect();
+    let noise = ['，', '。', '！', '？', '😀', '、'];
+    let mut planted = 0;
+    let msgs = (0..MESSAGES)
+        .map(|i| {
+            let mut text = String::with_capacity(128);
+            while text.len() < 96 {
+                if rng.chance(0.1) {
+                    text.push(*rng.pick(&noise));
+                } else {
+                    text.push(*rng.pick(&pool));
+                }
+            }
+            if rng.chance(0.1) {
+                text.push_str(rng.pick(terms).as_str());
+                planted += 1;
+            }
+            Message {
+                id: i.to_string(),
+                group_id: format!("g{}", i % 500),
+                sender_id: format!("u{}", i % 5000),
+                ts: i as i64,
+                text,
+            }
+        })
+        .collect();
+    (msgs, planted)
+}
+
+fn generated_terms(rng: &mut Rng) -> Vec<String> {
+    (0..10_000)
+        .map(|_| {
+            let len = 2 + rng.below(3);
+            (0..len)
+                .map(|_| char::from_u32(0x4E00 + rng.below(0x51A5) as u32).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
+    // Terms the engine would reject (nothing left after normalisation) are left out up front.
+    let terms: Vec<String> = terms
+        .into_iter()
+        .filter(|t| !normalise(t).text.is_empty() && !t.contains('\n'))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("terms.txt"), terms.join("\n")).unwrap();
+    std::fs::write(
+        dir.path().join("bench.toml"),
+        "category = \"bench\"\naction = \"review\"\nwords_file = \"terms.txt\"\n",
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let rules = RuleSet::load_dir(dir.path()).unwrap();
+    let engine = Engine::compile(&rules).unwrap();
+    eprintln!(
+        "{name}: {} terms loaded and compiled in {:?}",
+        terms.len(),
+        t0.elapsed()
+    );
+
+    let mut rng = Rng::new(7);
+    let (msgs, planted) = messages(&terms, &mut rng);
+    let normalised: Vec<String> = msgs.iter().map(|m| normalise(&m.text).text).collect();
+    let mut norm_terms: Vec<String> = rules.packs[0]
+        .terms
+        .iter()
+        .map(|t| t.normalised.clone())
+        .collect();
+    norm_terms.sort();
+    norm_terms.dedup();
+    let ac = AhoCorasick::new(&norm_terms).unwrap();
+    let ac_count = |texts: &[String]| -> usize {
+        texts
+            .iter()
+            .map(|t| ac.find_overlapping_iter(t).count())
+            .sum()
+    };
+    let expected = ac_count(&normalised);
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let hits = |msgs: &[Message]| -> usize {
+        engine.screen_batch(msgs).iter().map(|v| v.hits.len()).sum()
+    };
+    let got = one.install(|| hits(&msgs));
+    assert_eq!(
+        got, expected,
+        "{name}: engine and aho-corasick disagree on the hit count"
+    );
+    assert!(
+        got >= planted,
+        "{name}: {got} hits for {planted} planted terms"
+    );
+    let bytes: usize = msgs.iter().map(|m| m.text.len()).sum();
+    eprintln!(
+        "{name}: {MESSAGES} messages, mean {} bytes, {planted} planted terms, {got} hits (checked)",
+        bytes / MESSAGES
+    );
+
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(MESSAGES as u64));
+    g.sample_size(10);
+    g.bench_function("engine_1_thread", |b| {
+        b.iter(|| one.install(|| black_box(hits(&msgs))))
+    });
+    g.bench_function("engine_all_threads", |b| b.iter(|| black_box(hits(&msgs))));
+    g.bench_function("normalise_only_1_thread", |b| {
+        b.iter(|| {
+            msgs.iter()
+                .map(|m| normalise(&m.text).text.len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("aho_corasick_prenormalised_1_thread", |b| {
+        b.iter(|| black_box(ac_count(&normalised)))
+    });
+    g.finish();
+}
+
+fn screening(c: &mut Criterion) {
+    let mut rng = Rng::new(1);
+    bench_set(c, "generated_10k", generated_terms(&mut rng));
+    match std::env::var("QUNGUARD_BENCH_DICT") {
+        Ok(path) => {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("QUNGUARD_BENCH_DICT={path}: {e}"));
+            let terms = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect();
+            bench_set(c, "dict", terms);
+        }
+        Err(_) => eprintln!(
+            "QUNGUARD_BENCH_DICT not set: skipping the real-dictionary set \
+             (e.g. QUNGUARD_BENCH_DICT=../shared/data/sensitive-word/dict.txt)"
+        ),
+    }
+}
+
+criterion_group!(benches, screening);
+criterion_main!(benches);

@@ -1,0 +1,143 @@
+//! The `qunguard scan` and `check-rules` command-line contracts, run on the real binary.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn qunguard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_qunguard"))
+}
+
+fn scan(input: &[u8], extra: &[&str]) -> (Vec<serde_json::Value>, String) {
+    let mut child = qunguard()
+        .args(["scan", "--rules", "config/rules"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn scan_writes_one_line_per_input_line_in_order() {
+    let good = |id: &str, text: &str| {
+        format!(
+            r#"{{"id":"{id}","group_id":"g","sender_id":"u","ts":1,"text":"{text}","extra":true}}"#
+        )
+        .into_bytes()
+    };
+    // (input line, expected: Ok(id) for a verdict, Err(words in the error) for an error line)
+    let cases: Vec<(Vec<u8>, Result<&str, &str>)> = vec![
+        (good("a", "代开发票"), Ok("a")),
+        (b"{not json".to_vec(), Err("not a valid message")),
+        (
+            br#"{"id":"b","group_id":"g","ts":1,"text":"x"}"#.to_vec(),
+            Err("missing field `sender_id`"),
+        ),
+        (
+            br#"{"id":"c","group_id":"g","sender_id":"u","ts":"soon","text":"x"}"#.to_vec(),
+            Err("invalid type"),
+        ),
+        (
+            b"{\"id\":\"d\",\"text\":\"\xff\xfe\"}".to_vec(),
+            Err("invalid UTF-8"),
+        ),
+        (Vec::new(), Err("empty line")),
+        (good("e", &"长".repeat(30_000)), Err("over the limit")),
+        (vec![b'x'; 3 << 20], Err("line is 3145728 bytes")),
+        (good("f", "你好"), Ok("f")),
+    ];
+    let mut input = Vec::new();
+    for (line, _) in &cases {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    let (out, stderr) = scan(&input, &[]);
+    assert_eq!(out.len(), cases.len(), "{stderr}");
+    for (n, ((_, want), got)) in cases.iter().zip(&out).enumerate() {
+        match want {
+            Ok(id) => assert_eq!(got["id"], *id, "line {}: {got}", n + 1),
+            Err(words) => {
+                assert_eq!(got["line"], n + 1, "{got}");
+                let e = got["error"].as_str().unwrap();
+                assert!(e.contains(words), "line {}: {e}", n + 1);
+            }
+        }
+    }
+    assert_eq!(out[0]["action"], "review");
+    assert_eq!(out[0]["hits"][0]["rule"], "ads:代开发票");
+    assert_eq!(out[8]["action"], "allow");
+    assert!(stderr.contains("9 lines, 2 verdicts, 7 errors"), "{stderr}");
+}
+
+#[test]
+fn scan_reads_the_shipped_sample_file() {
+    let out = qunguard()
+        .args(["scan", "--rules", "config/rules", "examples/messages.jsonl"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let sample = std::fs::read_to_string("examples/messages.jsonl").unwrap();
+    assert_eq!(text.lines().count(), sample.lines().count());
+    assert!(text.contains(r#""action":"block""#));
+}
+
+#[test]
+fn check_rules_reports_counts_and_names_bad_files() {
+    let ok = qunguard()
+        .args(["check-rules", "config/rules"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert!(
+        stdout.contains("privacy") && stdout.contains("ok: 13 packs"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    // (pack file content, words the error must contain)
+    let cases = [
+        (
+            "category = \"a\"\naction = \"review\"\nwords = [\"x\"]\ncolour = 1\n",
+            "bad.toml:4",
+        ),
+        (
+            "category = \"a\"\naction = \"review\"\n[[regex]]\nid = \"a.x\"\npattern = \"[a-\"\n",
+            "regex[0].pattern",
+        ),
+        (
+            "category = \"a\"\naction = \"review\"\nwords = [\"ok\", \"  \"]\n",
+            "words[1]",
+        ),
+        (
+            "category = \"a\"\naction = \"review\"\nwords_file = \"nope.txt\"\n",
+            "nope.txt",
+        ),
+    ];
+    for (src, words) in cases {
+        std::fs::write(dir.path().join("bad.toml"), src).unwrap();
+        let out = qunguard()
+            .arg("check-rules")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{src}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(words) && err.contains("fix:"), "{src}\n{err}");
+    }
+}

@@ -39,6 +39,18 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Write N synthetic city-chat messages as JSONL to stdout (for benchmarks and trials).
+    Gen {
+        /// How many messages.
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+        /// Distinct groups.
+        #[arg(long, default_value_t = 5000)]
+        groups: usize,
+        /// Seed, for repeatable streams.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Validate and compile a rules directory, print per-pack counts.
     CheckRules {
         /// Directory of rule packs (*.toml).
@@ -46,9 +58,22 @@ enum Command {
     },
 }
 
+/// Where compiled Hyperscan databases are cached: `QUNGUARD_CACHE_DIR` (empty or `off` disables),
+/// else `$XDG_CACHE_HOME/qunguard`, else `~/.cache/qunguard`.
+fn cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("QUNGUARD_CACHE_DIR") {
+        Some(d) if d.is_empty() || d == "off" => None,
+        Some(d) => Some(PathBuf::from(d)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("qunguard")),
+    }
+}
+
 fn load_engine(dir: &Path) -> anyhow::Result<Engine> {
     let rules = RuleSet::load_dir(dir)?;
-    Ok(Engine::compile(&rules)?)
+    Ok(Engine::compile_cached(&rules, cache_dir().as_deref())?)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -98,6 +123,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 Err(e) => Err(e).context("scan failed"),
             }
+        }
+        Command::Gen {
+            count,
+            groups,
+            seed,
+        } => {
+            use std::io::Write;
+            let cfg = qunguard::synth::SynthConfig {
+                groups,
+                seed,
+                ..Default::default()
+            };
+            let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout());
+            for m in qunguard::synth::Synth::new(cfg).take(count) {
+                serde_json::to_writer(&mut out, &m)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            Ok(())
         }
         Command::CheckRules { dir } => {
             let engine = load_engine(&dir)?;

@@ -3,7 +3,9 @@
 //! Literal terms are compiled without start-of-match tracking (start = end − length, and SOM
 //! costs ~60% throughput); regexes get `SOM_LEFTMOST` because verdicts need their positions.
 
-use hyperscan::Builder;
+use hyperscan::{Builder, SerializedDatabase};
+use sha2::{Digest, Sha256};
+use std::path::Path;
 use hyperscan::{
     BlockDatabase, BlockMode, ExprExt, Matching, Pattern, PatternFlags, Patterns, Scratch,
 };
@@ -63,16 +65,70 @@ pub(crate) fn check_regex(expr: &str) -> Result<(), String> {
 }
 
 /// Compiles all sources into one block-mode database; pattern ids are the sources' indices.
-pub(crate) fn compile(sources: &[Source<'_>]) -> Result<BlockDatabase, String> {
-    Patterns(
+///
+/// With `cache` set, a database compiled before for the same patterns, Hyperscan version and CPU
+/// is loaded from there instead (compiling a 64k-term dictionary takes seconds, loading it
+/// milliseconds). A cache file that fails to load or validate is ignored and rewritten.
+pub(crate) fn compile(
+    sources: &[Source<'_>],
+    cache: Option<&Path>,
+) -> Result<BlockDatabase, String> {
+    let patterns = Patterns(
         sources
             .iter()
             .enumerate()
             .map(|(i, s)| pattern(s, i))
             .collect(),
-    )
-    .build::<BlockMode>()
-    .map_err(describe)
+    );
+    let Some(dir) = cache else {
+        return patterns.build::<BlockMode>().map_err(describe);
+    };
+    let mut h = Sha256::new();
+    h.update(hyperscan::version_str().to_bytes());
+    h.update(cpu_signature());
+    for p in patterns.iter() {
+        h.update(p.flags.bits().to_le_bytes());
+        h.update((p.expression.len() as u64).to_le_bytes());
+        h.update(p.expression.as_bytes());
+    }
+    let key: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let file = dir.join(format!("hs-{key}.db"));
+    if let Ok(bytes) = std::fs::read(&file)
+        && let Ok(db) = bytes.deserialize::<BlockMode>()
+        && db.alloc_scratch().is_ok()
+    {
+        return Ok(db);
+    }
+    let db = patterns.build::<BlockMode>().map_err(describe)?;
+    // Caching is an optimisation: failing to write it must not fail the compile.
+    if let Ok(bytes) = db.serialize() {
+        let tmp = dir.join(format!("hs-{key}.{}.tmp", std::process::id()));
+        let _ = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(&tmp, &*bytes))
+            .and_then(|_| std::fs::rename(&tmp, &file));
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(db)
+}
+
+/// CPU features Hyperscan specialises a database for; part of the cache key, so a cache shared
+/// between machines never hands one a database built for another CPU.
+fn cpu_signature() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        format!(
+            "x86_64 avx2={} avx512f={} avx512vbmi={} bmi2={} popcnt={}",
+            std::is_x86_feature_detected!("avx2"),
+            std::is_x86_feature_detected!("avx512f"),
+            std::is_x86_feature_detected!("avx512vbmi"),
+            std::is_x86_feature_detected!("bmi2"),
+            std::is_x86_feature_detected!("popcnt"),
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_string()
+    }
 }
 
 /// A scratch space sized for a set of databases, kept per thread and keyed by the engine that
@@ -140,7 +196,7 @@ mod tests {
 
     #[test]
     fn literals_escape_every_metacharacter() {
-        let db = compile(&[Source::Literal("a.b*c"), Source::Literal("代开")]).unwrap();
+        let db = compile(&[Source::Literal("a.b*c"), Source::Literal("代开")], None).unwrap();
         let s = db.alloc_scratch().unwrap();
         let mut hits = vec![];
         scan(&db, &s, "axbbc a.b*c 代开".as_bytes(), |id, _, to| {
@@ -151,13 +207,35 @@ mod tests {
 
     #[test]
     fn regex_reports_leftmost_start() {
-        let db = compile(&[Source::Regex("1[3-9][0-9]{9}")]).unwrap();
+        let db = compile(&[Source::Regex("1[3-9][0-9]{9}")], None).unwrap();
         let s = db.alloc_scratch().unwrap();
         let mut hits = vec![];
         scan(&db, &s, b"tel13812345678", |id, from, to| {
             hits.push((id, from, to))
         });
         assert_eq!(hits, vec![(0, 3, 14)]);
+    }
+
+    #[test]
+    fn cached_database_is_reused_and_a_corrupt_cache_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let srcs = [Source::Literal("代开"), Source::Regex("1[3-9][0-9]{9}")];
+        let scan_all = |db: &BlockDatabase| {
+            let s = db.alloc_scratch().unwrap();
+            let mut hits = vec![];
+            scan(db, &s, "代开13812345678".as_bytes(), |id, _, to| hits.push((id, to)));
+            hits
+        };
+        let first = compile(&srcs, Some(dir.path())).unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1, "one cache file written");
+        let second = compile(&srcs, Some(dir.path())).unwrap();
+        assert_eq!(scan_all(&first), scan_all(&second));
+        assert_eq!(scan_all(&second), vec![(0, 6), (1, 17)]);
+        std::fs::write(&files[0], b"garbage").unwrap();
+        let third = compile(&srcs, Some(dir.path())).unwrap();
+        assert_eq!(scan_all(&third), vec![(0, 6), (1, 17)]);
+        assert_ne!(std::fs::read(&files[0]).unwrap(), b"garbage");
     }
 
     #[test]

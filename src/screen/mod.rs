@@ -15,6 +15,7 @@ use normalise::{Buffer, PinyinBuffer, pinyin_key};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -102,6 +103,12 @@ pub struct CompileError(String);
 impl Engine {
     /// Compiles every term, allowed term and regex of `rules` into Hyperscan databases.
     pub fn compile(rules: &RuleSet) -> Result<Engine, CompileError> {
+        Engine::compile_cached(rules, None)
+    }
+
+    /// Like [`Engine::compile`], reusing databases compiled before and kept in `cache` (a
+    /// directory, created if missing). Large rule sets load in milliseconds instead of seconds.
+    pub fn compile_cached(rules: &RuleSet, cache: Option<&Path>) -> Result<Engine, CompileError> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let mut sources = Vec::new();
         let mut main_rules = Vec::new();
@@ -181,7 +188,7 @@ impl Engine {
                 pinyin: pack.pinyin,
             });
         }
-        let main = matcher::compile(&sources).map_err(CompileError)?;
+        let main = matcher::compile(&sources, cache).map_err(CompileError)?;
         let pinyin = if pinyin_keys.is_empty() {
             None
         } else {
@@ -189,7 +196,7 @@ impl Engine {
                 .iter()
                 .map(|k| matcher::Source::Literal(k))
                 .collect();
-            Some(matcher::compile(&src).map_err(CompileError)?)
+            Some(matcher::compile(&src, cache).map_err(CompileError)?)
         };
         let digest = hasher.finalize();
         let version: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();

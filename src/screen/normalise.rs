@@ -87,14 +87,13 @@ impl Buffer {
         (self.src_start[from] as usize, self.src_end[to - 1] as usize)
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_char(&mut self, c: char, os: u32, oe: u32) {
         // String::push encodes in place; extend_from_slice of 1-4 bytes would call memcpy.
         self.text.push(c);
-        for _ in 0..c.len_utf8() {
-            self.src_start.push(os);
-            self.src_end.push(oe);
-        }
+        let n = c.len_utf8();
+        self.src_start.extend(std::iter::repeat_n(os, n));
+        self.src_end.extend(std::iter::repeat_n(oe, n));
     }
 
     /// Normalises `text` onto the end of the buffer, then writes a separator.
@@ -134,7 +133,7 @@ impl Buffer {
         self.src_end.push(0);
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_mapped(&mut self, c: char, os: u32, oe: u32, run: &mut NumeralRun) {
         match numeral_value(c) {
             Some(_) => {

@@ -4,7 +4,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn qunguard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_qunguard"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qunguard"));
+    // Keep the tests hermetic: no database cache in the user's home (the cache has its own test).
+    c.env("QUNGUARD_CACHE_DIR", "off");
+    c
 }
 
 fn scan(input: &[u8], extra: &[&str]) -> (Vec<serde_json::Value>, String) {

@@ -118,8 +118,7 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
                     let glued = |edge: u8, out: Option<&u8>| {
                         edge.is_ascii_alphanumeric() && out.is_some_and(u8::is_ascii_alphanumeric)
                     };
-                    !glued(o[s], s.checked_sub(1).map(|i| &o[i]))
-                        && !glued(o[e - 1], o.get(e))
+                    !glued(o[s], s.checked_sub(1).map(|i| &o[i])) && !glued(o[e - 1], o.get(e))
                 })
                 .count()
         })

@@ -3,13 +3,13 @@
 //! Literal terms are compiled without start-of-match tracking (start = end − length, and SOM
 //! costs ~60% throughput); regexes get `SOM_LEFTMOST` because verdicts need their positions.
 
-use hyperscan::{Builder, SerializedDatabase};
-use sha2::{Digest, Sha256};
-use std::path::Path;
 use hyperscan::{
     BlockDatabase, BlockMode, ExprExt, Matching, Pattern, PatternFlags, Patterns, Scratch,
 };
+use hyperscan::{Builder, SerializedDatabase};
+use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::path::Path;
 
 /// Flags for pack regexes: UTF-8 aware, Unicode classes, leftmost start reported.
 fn regex_flags() -> PatternFlags {
@@ -91,7 +91,10 @@ pub(crate) fn compile(
         h.update((p.expression.len() as u64).to_le_bytes());
         h.update(p.expression.as_bytes());
     }
-    let key: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let key: String = h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let file = dir.join(format!("hs-{key}.db"));
     if let Ok(bytes) = std::fs::read(&file)
         && let Ok(db) = bytes.deserialize::<BlockMode>()
@@ -223,11 +226,16 @@ mod tests {
         let scan_all = |db: &BlockDatabase| {
             let s = db.alloc_scratch().unwrap();
             let mut hits = vec![];
-            scan(db, &s, "代开13812345678".as_bytes(), |id, _, to| hits.push((id, to)));
+            scan(db, &s, "代开13812345678".as_bytes(), |id, _, to| {
+                hits.push((id, to))
+            });
             hits
         };
         let first = compile(&srcs, Some(dir.path())).unwrap();
-        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert_eq!(files.len(), 1, "one cache file written");
         let second = compile(&srcs, Some(dir.path())).unwrap();
         assert_eq!(scan_all(&first), scan_all(&second));

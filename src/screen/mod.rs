@@ -264,15 +264,13 @@ impl Engine {
         }
         w.raw.clear();
         w.py_raw.clear();
-        let mut dbs = vec![&self.main];
-        if let Some(py) = &self.pinyin {
-            dbs.push(py);
-        }
+        let all = [&self.main, self.pinyin.as_ref().unwrap_or(&self.main)];
+        let dbs = &all[..1 + usize::from(self.pinyin.is_some())];
         let start_of = |rule: &MainRule, from: usize, to: usize| match rule {
             MainRule::Term { len, .. } | MainRule::Allow { len, .. } => to - *len as usize,
             MainRule::Regex { .. } => from,
         };
-        matcher::with_scratch(self.id, &dbs, |scratch| {
+        matcher::with_scratch(self.id, dbs, |scratch| {
             let mut rescan = Vec::new();
             let bounds = &w.norm.bounds;
             let raw = &mut w.raw;
@@ -282,8 +280,7 @@ impl Engine {
                 w.norm.text.as_bytes(),
                 |id, from, to| {
                     let from = start_of(&self.main_rules[id as usize], from, to);
-                    let i = bounds.partition_point(|&(s, _)| s < to) - 1;
-                    let (s, e) = bounds[i];
+                    let (i, s, e) = message_at(bounds, to);
                     if from < s || to > e {
                         // Only a regex can span the separator; its leftmost start may have hidden
                         // a match inside this message, so scan the message on its own.
@@ -314,8 +311,7 @@ impl Engine {
                 let raw = &mut w.py_raw;
                 matcher::scan(py, scratch, w.py.text.as_bytes(), |id, _, to| {
                     let from = to - self.pinyin_rules[id as usize].len as usize;
-                    let i = bounds.partition_point(|&(s, _)| s < to) - 1;
-                    let s = bounds[i].0;
+                    let (i, s, _) = message_at(bounds, to);
                     raw.push(Raw::new(i, id, from - s, to - s));
                 });
             }
@@ -475,6 +471,13 @@ impl Engine {
             text: msg.text[s..e].to_string(),
         }
     }
+}
+
+/// The message of a batch buffer that a match ending at `to` (> 0) ends in: its index and its
+/// `[start, end)` in the buffer.
+fn message_at(bounds: &[(usize, usize)], to: usize) -> (usize, usize, usize) {
+    let i = bounds.partition_point(|&(s, _)| s < to) - 1;
+    (i, bounds[i].0, bounds[i].1)
 }
 
 fn kind_rank(k: MatchKind) -> u8 {

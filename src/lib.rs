@@ -21,11 +21,18 @@
 //! println!("{}", serde_json::to_string(&verdict).unwrap());
 //! ```
 
+pub mod config;
+pub mod demo;
+pub mod kafka;
+pub mod loadgen;
+pub mod metrics;
 pub mod model;
+pub mod pipeline;
 pub mod rules;
 pub mod scan;
 pub mod screen;
 pub mod synth;
+pub mod watch;
 
 pub use model::{Action, Hit, MatchKind, Message, Verdict};
 pub use rules::{Pack, RuleError, RuleSet, Validator};

@@ -3,11 +3,15 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use qunguard::config::Config;
+use qunguard::metrics::{Metrics, MetricsServer};
 use qunguard::scan::{ScanOptions, scan};
 use qunguard::{Engine, RuleSet};
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +54,69 @@ enum Command {
         /// Seed, for repeatable streams.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+    /// Run the Kafka pipeline described by a config file until SIGTERM/Ctrl-C (then drain
+    /// in-flight batches, commit offsets and exit).
+    Run {
+        /// Config file (see config/qunguard.toml for every key).
+        #[arg(long, default_value = "config/qunguard.toml")]
+        config: PathBuf,
+    },
+    /// Everything on an embedded mock Kafka: synthetic city stream → pipeline → metrics, with a
+    /// live summary each second and a final report. No Kafka install needed.
+    Demo {
+        /// Config file whose rules, pipeline and watch settings are used (Kafka settings are
+        /// replaced by the embedded cluster's).
+        #[arg(long, default_value = "config/qunguard.toml")]
+        config: PathBuf,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Generator rate in messages per second (0 = as fast as the pipeline keeps up).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Metrics endpoint address ("" to disable).
+        #[arg(long, default_value = "127.0.0.1:9898")]
+        metrics: String,
+        /// Distinct groups in the synthetic stream.
+        #[arg(long, default_value_t = 5000)]
+        groups: usize,
+    },
+    /// Produce the synthetic city stream to a real broker (keyed by group_id).
+    Loadgen {
+        /// Bootstrap servers.
+        #[arg(long, env = "QUNGUARD_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// Target topic.
+        #[arg(long, default_value = "chat.messages")]
+        topic: String,
+        /// Messages per second (0 = as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// How many messages (0 = until Ctrl-C).
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Distinct groups.
+        #[arg(long, default_value_t = 5000)]
+        groups: usize,
+        /// Seed, for repeatable streams.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Make every Nth record malformed (0 = never).
+        #[arg(long, default_value_t = 0)]
+        malformed_every: u64,
+        /// Prefix of message ids.
+        #[arg(long, default_value = "m")]
+        id_prefix: String,
+    },
+    /// Create every topic a config names (inputs and outputs) if missing.
+    Topics {
+        /// Config file.
+        #[arg(long, default_value = "config/qunguard.toml")]
+        config: PathBuf,
+        /// Partitions for new topics.
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
     },
     /// Validate and compile a rules directory, print per-pack counts.
     CheckRules {
@@ -143,6 +210,96 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out.flush()?;
             Ok(())
         }
+        Command::Run { config } => {
+            init_logging();
+            let cfg = Config::load(&config)?;
+            let engine = Arc::new(load_engine(&cfg.rules.dir)?);
+            let metrics = new_metrics(&engine);
+            let _server = start_metrics(&cfg.metrics.listen, &metrics)?;
+            let stop = stop_on_signals()?;
+            log::info!("rules {} loaded", engine.rules_version());
+            qunguard::pipeline::run(&cfg, engine, metrics, stop)
+        }
+        Command::Demo {
+            config,
+            duration,
+            rate,
+            metrics,
+            groups,
+        } => {
+            init_logging();
+            let cfg = Config::load(&config)?;
+            let engine = Arc::new(load_engine(&cfg.rules.dir)?);
+            let stop = stop_on_signals()?;
+            let opts = qunguard::demo::DemoOptions {
+                duration: duration.map(std::time::Duration::from_secs),
+                rate,
+                metrics_listen: metrics,
+                synth: qunguard::synth::SynthConfig {
+                    groups,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            qunguard::demo::run(cfg, engine, &opts, stop)
+        }
+        Command::Loadgen {
+            brokers,
+            topic,
+            rate,
+            count,
+            groups,
+            seed,
+            malformed_every,
+            id_prefix,
+        } => {
+            init_logging();
+            let stop = stop_on_signals()?;
+            let opts = qunguard::loadgen::LoadgenOptions {
+                topic,
+                rate,
+                count,
+                synth: qunguard::synth::SynthConfig {
+                    groups,
+                    seed,
+                    ..Default::default()
+                },
+                malformed_every,
+                id_prefix,
+                ..Default::default()
+            };
+            let cfg = qunguard::kafka::producer_config(&brokers, &Default::default());
+            let stats = qunguard::loadgen::run(&cfg, &opts, &stop, |_| {})?;
+            let failed = stats.failed.load(std::sync::atomic::Ordering::Relaxed);
+            anyhow::ensure!(failed == 0, "{failed} records failed delivery");
+            Ok(())
+        }
+        Command::Topics { config, partitions } => {
+            init_logging();
+            let cfg = Config::load(&config)?;
+            let k = &cfg.kafka;
+            let mut topics: Vec<(&str, i32)> = k
+                .input_topics
+                .iter()
+                .map(|t| (t.as_str(), partitions))
+                .collect();
+            for t in [
+                &k.reports_topic,
+                &k.verdicts_topic,
+                &k.review_topic,
+                &k.dead_letter_topic,
+                &k.alerts_topic,
+                &k.scorecards_topic,
+                &k.rewards_topic,
+            ] {
+                if !t.is_empty() {
+                    topics.push((t.as_str(), partitions));
+                }
+            }
+            qunguard::kafka::admin::create_topics(&k.brokers, &topics)?;
+            println!("ok: {} topics present on {}", topics.len(), k.brokers);
+            Ok(())
+        }
         Command::CheckRules { dir } => {
             let engine = load_engine(&dir)?;
             println!(
@@ -169,6 +326,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn init_logging() {
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,librdkafka=warn,rdkafka=warn"),
+    )
+    .format_timestamp_millis()
+    .init();
+}
+
+fn new_metrics(engine: &Engine) -> Metrics {
+    let mut categories: Vec<&str> = engine.packs().iter().map(|p| p.category.as_str()).collect();
+    categories.sort();
+    categories.dedup();
+    Metrics::new(
+        &categories,
+        qunguard::watch::ALERT_KINDS,
+        qunguard::watch::REASONS,
+    )
+}
+
+fn start_metrics(listen: &str, metrics: &Metrics) -> anyhow::Result<Option<MetricsServer>> {
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let s = MetricsServer::start(listen, metrics.clone())
+        .with_context(|| format!("cannot serve metrics on {listen}"))?;
+    log::info!("metrics on http://{}/metrics", s.addr());
+    Ok(Some(s))
+}
+
+/// SIGTERM or Ctrl-C asks for a clean stop (drain, commit); a second one exits at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
 }
 
 fn main() -> ExitCode {

@@ -97,6 +97,9 @@ pub struct Verdict {
     pub categories: Vec<Arc<str>>,
     /// Every hit, sorted by `start`, then `end`, then `rule`.
     pub hits: Vec<Hit>,
+    /// Set when `hits` was cut to the pipeline's `max_hits` (a text full of matches).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hits_truncated: bool,
     /// Version of the compiled rule set that produced this verdict.
     pub rules_version: Arc<str>,
 }

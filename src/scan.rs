@@ -42,24 +42,55 @@ pub struct ScanStats {
     pub errors: u64,
 }
 
-/// Why one input could not be screened; also used for dead-letter records.
-pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, String> {
+/// Why an input could not be screened: a stable code (a metric label and dead-letter header)
+/// and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// `invalid_utf8`, `empty`, `invalid_json` or `too_large`.
+    pub code: &'static str,
+    /// What exactly is wrong with this input.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// Every [`Rejection::code`], for pre-registering metric labels.
+pub const REJECTION_CODES: &[&str] = &["invalid_utf8", "empty", "invalid_json", "too_large"];
+
+/// Parses one input record; the error says why it cannot be screened (also used for
+/// dead-letter records).
+pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, Rejection> {
     if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(format!(
-            "invalid UTF-8 at byte {}: the input must be UTF-8 JSON",
-            e.valid_up_to()
-        ));
+        return Err(Rejection {
+            code: "invalid_utf8",
+            detail: format!(
+                "invalid UTF-8 at byte {}: the input must be UTF-8 JSON",
+                e.valid_up_to()
+            ),
+        });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("empty line: expected a JSON message object".into());
+        return Err(Rejection {
+            code: "empty",
+            detail: "empty line: expected a JSON message object".into(),
+        });
     }
-    let msg: Message =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a valid message: {e}"))?;
+    let msg: Message = serde_json::from_slice(bytes).map_err(|e| Rejection {
+        code: "invalid_json",
+        detail: format!("not a valid message: {e}"),
+    })?;
     if msg.text.len() > max_text_bytes {
-        return Err(format!(
-            "text is {} bytes, over the limit of {max_text_bytes} bytes",
-            msg.text.len()
-        ));
+        return Err(Rejection {
+            code: "too_large",
+            detail: format!(
+                "text is {} bytes, over the limit of {max_text_bytes} bytes",
+                msg.text.len()
+            ),
+        });
     }
     Ok(msg)
 }
@@ -178,7 +209,9 @@ where
                 .lines
                 .par_iter()
                 .map(|l| match *l {
-                    Line::Data(s, e) => parse_message(&batch.data[s..e], opts.max_text_bytes),
+                    Line::Data(s, e) => {
+                        parse_message(&batch.data[s..e], opts.max_text_bytes).map_err(|r| r.detail)
+                    }
                     Line::TooLong(len) => Err(format!(
                         "line is {len} bytes, over the limit of {} bytes",
                         opts.max_line_bytes

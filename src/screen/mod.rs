@@ -447,6 +447,7 @@ impl Engine {
             action,
             categories,
             hits,
+            hits_truncated: false,
             rules_version: self.version.clone(),
         }
     }

@@ -1,0 +1,449 @@
+//! The `qunguard run` configuration file (`config/qunguard.toml`).
+//!
+//! Every section and key is documented here and in the shipped file; unknown keys are rejected
+//! (a misspelt key silently falling back to a default is how moderation quietly stops working).
+//! Defaults live in the `Default` impls below and nowhere else. After parsing, environment
+//! overrides apply, then [`Config::validate`] checks values and reports errors that name the
+//! file, the key and the fix.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Environment variables that override config keys (applied after the file is read).
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("QUNGUARD_KAFKA_BROKERS", "kafka.brokers"),
+    ("QUNGUARD_KAFKA_GROUP_ID", "kafka.group_id"),
+    ("QUNGUARD_METRICS_LISTEN", "metrics.listen"),
+    ("QUNGUARD_RULES_DIR", "rules.dir"),
+];
+
+/// A configuration problem: where it is and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `<built-in>` / `<env>`).
+    pub file: String,
+    /// Dotted key, e.g. `kafka.brokers`; empty when the file as a whole is the problem.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}; {}", self.file, self.problem, self.fix)
+        } else {
+            write!(
+                f,
+                "{}: `{}`: {}; {}",
+                self.file, self.key, self.problem, self.fix
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Brokers, topics and librdkafka pass-through properties.
+    pub kafka: KafkaConfig,
+    /// Batching, limits and queue depths.
+    pub pipeline: PipelineConfig,
+    /// Rule packs.
+    pub rules: RulesConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// Heuristics, alerts, reports and scorecards (see README "Heuristics").
+    pub watch: crate::watch::WatchConfig,
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port…]`. Env: `QUNGUARD_KAFKA_BROKERS`.
+    pub brokers: String,
+    /// Consumer group; every instance with the same id shares the input partitions.
+    /// Env: `QUNGUARD_KAFKA_GROUP_ID`.
+    pub group_id: String,
+    /// Topics of chat messages (JSON [`crate::Message`] values, keyed by `group_id`).
+    pub input_topics: Vec<String>,
+    /// Topic of member reports (JSON [`crate::watch::Report`]); empty: no reports are read.
+    pub reports_topic: String,
+    /// One verdict per message, keyed by `group_id`.
+    pub verdicts_topic: String,
+    /// A copy of every `review` verdict, with the text, for human reviewers; also report-driven
+    /// review requests.
+    pub review_topic: String,
+    /// Inputs that could not be screened: original bytes, with the reason in headers.
+    pub dead_letter_topic: String,
+    /// Spike, quarrel and flood alerts and their resolutions.
+    pub alerts_topic: String,
+    /// Periodic per-group scorecards.
+    pub scorecards_topic: String,
+    /// Reward ledger for verified member reports.
+    pub rewards_topic: String,
+    /// librdkafka consumer properties passed through as is (e.g. `security.protocol`,
+    /// `sasl.mechanisms`, `session.timeout.ms`). They override qunguard's defaults, except
+    /// `enable.auto.offset.store`, which must stay `false` for at-least-once delivery.
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka producer properties passed through as is (e.g. `compression.type`,
+    /// `linger.ms`, SASL/SSL settings).
+    pub producer: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "qunguard".into(),
+            input_topics: vec!["chat.messages".into()],
+            reports_topic: "chat.reports".into(),
+            verdicts_topic: "qunguard.verdicts".into(),
+            review_topic: "qunguard.review".into(),
+            dead_letter_topic: "qunguard.dead-letter".into(),
+            alerts_topic: "qunguard.alerts".into(),
+            scorecards_topic: "qunguard.scorecards".into(),
+            rewards_topic: "qunguard.rewards".into(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[pipeline]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// A batch is screened when it holds this many records…
+    pub batch_max_messages: usize,
+    /// …or when its oldest record has waited this long (bounds latency at low traffic).
+    pub batch_max_wait_ms: u64,
+    /// Batches queued between the consumer and the screening stage. A full queue blocks the
+    /// consumer, so a slow broker or screener slows consumption instead of growing memory.
+    pub queue_batches: usize,
+    /// Largest input record accepted for screening, in bytes; larger ones are dead-lettered.
+    pub max_message_bytes: usize,
+    /// Longest message `text` screened, in bytes; longer ones are dead-lettered.
+    pub max_text_bytes: usize,
+    /// The dead-letter copy of a record keeps at most this many of its original bytes (with a
+    /// `qunguard.truncated` header when cut), so a huge input cannot become an unproducible
+    /// dead-letter that stops the pipeline.
+    pub dead_letter_max_bytes: usize,
+    /// A verdict keeps at most this many hits (sorted by position; `hits_truncated` is set),
+    /// so a text full of matches cannot exceed the broker's record size.
+    pub max_hits: usize,
+    /// On shutdown and partition revoke, how long to wait for in-flight outputs to be
+    /// acknowledged before giving up (their inputs are then re-read by the next owner).
+    pub drain_timeout_ms: u64,
+    /// Screening threads (rayon); 0 = one per core.
+    pub threads: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            batch_max_messages: 4096,
+            batch_max_wait_ms: 20,
+            queue_batches: 4,
+            max_message_bytes: 1 << 20,
+            max_text_bytes: 64 << 10,
+            dead_letter_max_bytes: 512 << 10,
+            max_hits: 256,
+            drain_timeout_ms: 30_000,
+            threads: 0,
+        }
+    }
+}
+
+/// `[rules]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Directory of rule packs (`*.toml`); relative paths are resolved against the config
+    /// file's directory. Env: `QUNGUARD_RULES_DIR`.
+    pub dir: PathBuf,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            dir: PathBuf::from("rules"),
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus endpoint (`GET /metrics`); empty disables it; port 0 picks a
+    /// free port (logged at start). Env: `QUNGUARD_METRICS_LISTEN`.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Whether heuristics, alerts, reports and scorecards run.
+    pub fn watch_enabled(&self) -> bool {
+        true
+    }
+
+    /// Reads `path`, applies environment overrides and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            problem: format!("cannot read: {e}"),
+            fix: "pass an existing file with --config (see config/qunguard.toml)".into(),
+        })?;
+        let mut cfg = Config::parse(&src, &file)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if cfg.rules.dir.is_relative() {
+            cfg.rules.dir = base.join(&cfg.rules.dir);
+        }
+        cfg.apply_env(|k| std::env::var(k).ok());
+        cfg.validate(&file)?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML text; `file` names it in errors. Does not apply env overrides or validate.
+    pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
+        toml::from_str(src).map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|s| src[..s.start.min(src.len())].matches('\n').count() + 1);
+            ConfigError {
+                file: match line {
+                    Some(l) => format!("{file}:{l}"),
+                    None => file.to_string(),
+                },
+                key: String::new(),
+                problem: e.message().trim().to_string(),
+                fix: "compare with the documented keys in config/qunguard.toml".into(),
+            }
+        })
+    }
+
+    /// Applies [`ENV_OVERRIDES`]; `get` reads a variable (injected for tests).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        for (var, key) in ENV_OVERRIDES {
+            let Some(v) = get(var) else { continue };
+            match *key {
+                "kafka.brokers" => self.kafka.brokers = v,
+                "kafka.group_id" => self.kafka.group_id = v,
+                "metrics.listen" => self.metrics.listen = v,
+                "rules.dir" => self.rules.dir = PathBuf::from(v),
+                _ => unreachable!("every override names a key handled here"),
+            }
+        }
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, problem: String, fix: &str| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            problem,
+            fix: fix.to_string(),
+        };
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() {
+            return Err(err(
+                "kafka.brokers",
+                "is empty".into(),
+                "set it to host:port[,host:port…] or set QUNGUARD_KAFKA_BROKERS",
+            ));
+        }
+        if k.group_id.trim().is_empty() {
+            return Err(err(
+                "kafka.group_id",
+                "is empty".into(),
+                "name the consumer group all instances share, e.g. \"qunguard\"",
+            ));
+        }
+        if k.input_topics.is_empty() || k.input_topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(err(
+                "kafka.input_topics",
+                "is empty or holds an empty name".into(),
+                "list the chat message topics, e.g. [\"chat.messages\"]",
+            ));
+        }
+        let outputs = [
+            ("kafka.verdicts_topic", &k.verdicts_topic),
+            ("kafka.review_topic", &k.review_topic),
+            ("kafka.dead_letter_topic", &k.dead_letter_topic),
+            ("kafka.alerts_topic", &k.alerts_topic),
+            ("kafka.scorecards_topic", &k.scorecards_topic),
+            ("kafka.rewards_topic", &k.rewards_topic),
+        ];
+        for (key, topic) in outputs {
+            if topic.trim().is_empty() {
+                return Err(err(key, "is empty".into(), "name an output topic"));
+            }
+            if k.input_topics.contains(topic) || &k.reports_topic == topic {
+                return Err(err(
+                    key,
+                    format!("`{topic}` is also an input topic"),
+                    "use distinct topics, or qunguard would screen its own output",
+                ));
+            }
+        }
+        if k.input_topics.contains(&k.reports_topic) {
+            return Err(err(
+                "kafka.reports_topic",
+                format!("`{}` is also in kafka.input_topics", k.reports_topic),
+                "reports need their own topic",
+            ));
+        }
+        for (section, props) in [("consumer", &k.consumer), ("producer", &k.producer)] {
+            for (prop, value) in props {
+                if prop == "bootstrap.servers" || prop == "group.id" {
+                    return Err(err(
+                        &format!("kafka.{section}.\"{prop}\""),
+                        "is set by qunguard".into(),
+                        "use kafka.brokers / kafka.group_id instead",
+                    ));
+                }
+                if prop == "enable.auto.offset.store" && value != "false" {
+                    return Err(err(
+                        &format!("kafka.{section}.\"{prop}\""),
+                        format!("is {value}"),
+                        "remove it: offsets are stored only after outputs are acknowledged",
+                    ));
+                }
+            }
+        }
+        let p = &self.pipeline;
+        for (key, v) in [
+            ("pipeline.batch_max_messages", p.batch_max_messages),
+            ("pipeline.queue_batches", p.queue_batches),
+            ("pipeline.max_message_bytes", p.max_message_bytes),
+            ("pipeline.max_text_bytes", p.max_text_bytes),
+            ("pipeline.dead_letter_max_bytes", p.dead_letter_max_bytes),
+            ("pipeline.max_hits", p.max_hits),
+        ] {
+            if v == 0 {
+                return Err(err(key, "is 0".into(), "use a positive number"));
+            }
+        }
+        if p.max_text_bytes > p.max_message_bytes {
+            return Err(err(
+                "pipeline.max_text_bytes",
+                format!(
+                    "{} is larger than pipeline.max_message_bytes ({})",
+                    p.max_text_bytes, p.max_message_bytes
+                ),
+                "the text is part of the record: lower it or raise max_message_bytes",
+            ));
+        }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(err(
+                "metrics.listen",
+                format!("`{}` is not an address", self.metrics.listen),
+                "use ip:port such as \"0.0.0.0:9898\", or \"\" to disable",
+            ));
+        }
+        self.watch
+            .validate()
+            .map_err(|problem| err("watch", problem, "see README \"Heuristics\""))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_is_valid_and_matches_defaults_where_it_says_so() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/qunguard.toml");
+        let cfg = Config::load(&path).expect("shipped config loads");
+        assert!(cfg.rules.dir.ends_with("config/./rules") || cfg.rules.dir.ends_with("rules"));
+        assert!(cfg.rules.dir.is_dir(), "{:?}", cfg.rules.dir);
+        assert_eq!(
+            cfg.pipeline.max_text_bytes,
+            PipelineConfig::default().max_text_bytes
+        );
+    }
+
+    #[test]
+    fn errors_name_file_key_and_fix() {
+        let table: &[(&str, &str, &str)] = &[
+            (
+                "[kafka]\nbrokerz = \"x\"\n",
+                "t.toml:2",
+                "unknown field `brokerz`",
+            ),
+            (
+                "[kafka]\nbrokers = \"\"\n",
+                "`kafka.brokers`",
+                "QUNGUARD_KAFKA_BROKERS",
+            ),
+            (
+                "[kafka]\ninput_topics = []\n",
+                "`kafka.input_topics`",
+                "chat.messages",
+            ),
+            (
+                "[kafka]\nverdicts_topic = \"chat.messages\"\n",
+                "`kafka.verdicts_topic`",
+                "screen its own output",
+            ),
+            (
+                "[kafka.consumer]\n\"enable.auto.offset.store\" = \"true\"\n",
+                "enable.auto.offset.store",
+                "acknowledged",
+            ),
+            (
+                "[pipeline]\nbatch_max_messages = 0\n",
+                "batch_max_messages",
+                "positive",
+            ),
+            (
+                "[metrics]\nlisten = \"nine\"\n",
+                "`metrics.listen`",
+                "ip:port",
+            ),
+            (
+                "[pipeline]\nmax_text_bytes = 99999999\n",
+                "max_text_bytes",
+                "lower it",
+            ),
+        ];
+        for (src, want_where, want_fix) in table {
+            let e = Config::parse(src, "t.toml")
+                .and_then(|c| c.validate("t.toml").map(|_| c))
+                .expect_err(src);
+            let s = e.to_string();
+            assert!(s.starts_with("t.toml"), "{s}");
+            assert!(s.contains(want_where), "{src:?}: {s}");
+            assert!(s.contains(want_fix), "{src:?}: {s}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_win_over_the_file() {
+        let mut cfg = Config::parse("[kafka]\nbrokers = \"file:1\"\n", "t").unwrap();
+        cfg.apply_env(|k| (k == "QUNGUARD_KAFKA_BROKERS").then(|| "env:2".to_string()));
+        assert_eq!(cfg.kafka.brokers, "env:2");
+        assert_eq!(cfg.kafka.group_id, "qunguard");
+    }
+}

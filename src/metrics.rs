@@ -1,0 +1,331 @@
+//! Prometheus metrics and the `/metrics` endpoint.
+//!
+//! Names follow `qunguard_<noun>_<unit>[_total]`. Label sets are bounded: actions (3),
+//! categories (one per rule pack), rejection codes (4), output kinds (7), alert kinds (a few).
+//! Every label value is created up front so dashboards see zeros rather than missing series.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Output record kinds, the `kind` label of `qunguard_records_produced_total`.
+pub const OUTPUT_KINDS: &[&str] = &[
+    "verdict",
+    "review",
+    "dead_letter",
+    "alert",
+    "scorecard",
+    "reward",
+];
+
+/// Every metric qunguard exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Input records polled from Kafka, by `input` (`message` or `report`).
+    pub consumed: IntCounterVec,
+    /// Verdicts produced, by action.
+    pub verdicts: IntCounterVec,
+    /// Verdicts produced that hit a category, by category (a verdict counts once per category).
+    pub verdict_categories: IntCounterVec,
+    /// Heuristic reasons added to verdicts, by reason.
+    pub verdict_reasons: IntCounterVec,
+    /// Inputs dead-lettered, by reason code.
+    pub dead_letters: IntCounterVec,
+    /// Output records acknowledged by the broker, by kind.
+    pub produced: IntCounterVec,
+    /// Output records whose delivery failed after librdkafka's retries, by kind.
+    pub produce_errors: IntCounterVec,
+    /// Alert records produced, by alert kind.
+    pub alerts: IntCounterVec,
+    /// Records per batch.
+    pub batch_size: Histogram,
+    /// Time to parse, screen and hand a batch's outputs to the producer.
+    pub batch_screen_seconds: Histogram,
+    /// Time from a batch's first record being polled to all its outputs acknowledged (offsets
+    /// stored).
+    pub batch_latency_seconds: Histogram,
+    /// Batches dispatched but not yet fully acknowledged.
+    pub batches_in_flight: IntGauge,
+    /// Input partitions assigned to this instance.
+    pub assigned_partitions: IntGauge,
+    /// Time the consumer thread spent blocked because the screening queue was full.
+    pub consumer_blocked_seconds: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric; `categories` pre-creates the category series.
+    pub fn new(categories: &[&str], alert_kinds: &[&str], reasons: &[&str]) -> Metrics {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique name");
+            c
+        };
+        let consumed = counter_vec(
+            "qunguard_messages_consumed_total",
+            "Input records polled from Kafka.",
+            "input",
+        );
+        let verdicts = counter_vec(
+            "qunguard_verdicts_total",
+            "Verdicts produced, by action.",
+            "action",
+        );
+        let verdict_categories = counter_vec(
+            "qunguard_verdict_categories_total",
+            "Verdicts produced that hit a category, by category.",
+            "category",
+        );
+        let verdict_reasons = counter_vec(
+            "qunguard_verdict_reasons_total",
+            "Heuristic reasons added to verdicts, by reason.",
+            "reason",
+        );
+        let dead_letters = counter_vec(
+            "qunguard_dead_letters_total",
+            "Inputs that could not be screened, by reason.",
+            "reason",
+        );
+        let produced = counter_vec(
+            "qunguard_records_produced_total",
+            "Output records acknowledged by the broker, by kind.",
+            "kind",
+        );
+        let produce_errors = counter_vec(
+            "qunguard_produce_errors_total",
+            "Output records whose delivery failed, by kind.",
+            "kind",
+        );
+        let alerts = counter_vec(
+            "qunguard_alerts_total",
+            "Alert records produced, by alert kind.",
+            "kind",
+        );
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid histogram");
+            registry.register(Box::new(h.clone())).expect("unique name");
+            h
+        };
+        let batch_size = histogram(
+            "qunguard_batch_size_messages",
+            "Records per batch.",
+            prometheus::exponential_buckets(1.0, 4.0, 9).expect("valid buckets"),
+        );
+        let batch_screen_seconds = histogram(
+            "qunguard_batch_screen_seconds",
+            "Time to parse, screen and hand a batch's outputs to the producer.",
+            prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets"),
+        );
+        let batch_latency_seconds = histogram(
+            "qunguard_batch_latency_seconds",
+            "First record polled to all outputs acknowledged.",
+            prometheus::exponential_buckets(0.001, 2.0, 15).expect("valid buckets"),
+        );
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid gauge");
+            registry.register(Box::new(g.clone())).expect("unique name");
+            g
+        };
+        let batches_in_flight = gauge(
+            "qunguard_batches_in_flight",
+            "Batches dispatched but not yet fully acknowledged.",
+        );
+        let assigned_partitions = gauge(
+            "qunguard_assigned_partitions",
+            "Input partitions assigned to this instance.",
+        );
+        let consumer_blocked_seconds = IntCounter::new(
+            "qunguard_consumer_blocked_seconds_total",
+            "Whole seconds the consumer waited on a full screening queue (backpressure).",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(consumer_blocked_seconds.clone()))
+            .expect("unique name");
+        for input in ["message", "report"] {
+            consumed.with_label_values(&[input]);
+        }
+        for a in ["allow", "review", "block"] {
+            verdicts.with_label_values(&[a]);
+        }
+        for c in categories {
+            verdict_categories.with_label_values(&[c]);
+        }
+        for r in reasons {
+            verdict_reasons.with_label_values(&[r]);
+        }
+        for code in crate::scan::REJECTION_CODES
+            .iter()
+            .chain(&["report_invalid"])
+        {
+            dead_letters.with_label_values(&[code]);
+        }
+        for k in OUTPUT_KINDS {
+            produced.with_label_values(&[k]);
+            produce_errors.with_label_values(&[k]);
+        }
+        for k in alert_kinds {
+            alerts.with_label_values(&[k]);
+        }
+        Metrics {
+            registry,
+            consumed,
+            verdicts,
+            verdict_categories,
+            verdict_reasons,
+            dead_letters,
+            produced,
+            produce_errors,
+            alerts,
+            batch_size,
+            batch_screen_seconds,
+            batch_latency_seconds,
+            batches_in_flight,
+            assigned_partitions,
+            consumer_blocked_seconds,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .expect("text encoding cannot fail")
+    }
+
+    /// Sum of a counter vector over its labels.
+    pub fn total(v: &IntCounterVec, labels: &[&str]) -> u64 {
+        labels.iter().map(|l| v.with_label_values(&[l]).get()).sum()
+    }
+}
+
+/// A running `/metrics` endpoint; stops when dropped.
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Binds `listen` and serves `GET /metrics` (and `GET /healthz`) on a thread of its own.
+    /// Deliberately tiny: one request per connection, no keep-alive; Prometheus scrapes are rare.
+    pub fn start(listen: &str, metrics: Metrics) -> std::io::Result<MetricsServer> {
+        let listener = TcpListener::bind(listen)?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            // A stuck client must not block scrapes for long.
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                            let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+                            let _ = serve_one(stream, &metrics);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        Err(e) => {
+                            log::warn!("metrics endpoint: accept failed: {e}");
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
+                }
+            })?;
+        Ok(MetricsServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_one(stream: std::net::TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    // Drain the headers so the client sees a clean close.
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 2 {
+        line.clear();
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("");
+    let (status, ctype, body) = match path {
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /healthz\n".to_string(),
+        ),
+    };
+    let mut stream = reader.into_inner();
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn endpoint_serves_prometheus_text() {
+        let m = Metrics::new(&["ads", "insult"], &["spike"], &["rate_limit"]);
+        m.verdicts.with_label_values(&["block"]).inc_by(3);
+        m.batch_size.observe(100.0);
+        let server = MetricsServer::start("127.0.0.1:0", m).unwrap();
+        let fetch = |path: &str| {
+            let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        let body = fetch("/metrics");
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        assert!(
+            body.contains("qunguard_verdicts_total{action=\"block\"} 3"),
+            "{body}"
+        );
+        assert!(body.contains("qunguard_verdicts_total{action=\"allow\"} 0"));
+        assert!(body.contains("qunguard_verdict_categories_total{category=\"insult\"} 0"));
+        assert!(body.contains("qunguard_batch_size_messages_count 1"));
+        assert!(body.contains("qunguard_dead_letters_total{reason=\"invalid_utf8\"} 0"));
+        assert!(fetch("/nope").starts_with("HTTP/1.1 404"));
+    }
+}

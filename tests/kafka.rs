@@ -1,0 +1,294 @@
+//! End-to-end tests of `qunguard run` against a real Apache Kafka broker (started by
+//! `tests/support` through scripts/kafka-broker on 127.0.0.1).
+
+mod support;
+
+use qunguard::synth::{Synth, SynthConfig};
+use qunguard::{Engine, Message, RuleSet};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn messages(prefix: &str, n: usize, seed: u64) -> Vec<Message> {
+    Synth::new(SynthConfig {
+        seed,
+        groups: 300,
+        ..Default::default()
+    })
+    .take(n)
+    .enumerate()
+    .map(|(i, mut m)| {
+        m.id = format!("{prefix}{i}");
+        m
+    })
+    .collect()
+}
+
+fn encode(msgs: &[Message]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    msgs.iter()
+        .map(|m| {
+            (
+                m.group_id.clone().into_bytes(),
+                serde_json::to_vec(m).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn produce_msgs(brokers: &str, topic: &str, msgs: &[Message]) {
+    let enc = encode(msgs);
+    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = enc
+        .iter()
+        .map(|(k, v)| (Some(&k[..]), Some(&v[..])))
+        .collect();
+    produce(brokers, topic, &recs);
+}
+
+fn engine() -> Engine {
+    Engine::compile(&RuleSet::load_dir(&repo().join("config/rules")).unwrap()).unwrap()
+}
+
+/// 1. N messages in → exactly N verdicts out, ids match, hits and positions as the engine says.
+#[test]
+fn every_message_gets_exactly_one_verdict_with_positions() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create(brokers, 3);
+    let mut msgs = messages("a", 3000, 7);
+    // Crafted evasions whose positions are known in the original text.
+    msgs.push(Message {
+        id: "crafted-1".into(),
+        group_id: "g-crafted".into(),
+        sender_id: "u1".into(),
+        ts: 1_764_000_000_000,
+        text: "好消息！代 開 發 票，联系我".into(),
+    });
+    produce_msgs(brokers, &t.input, &msgs);
+    let verdicts = Reader::start(brokers, &t.verdicts);
+    let _q = Qunguard::start("q1", &t.config(dir.path(), brokers, &unique("g"), ""));
+    let n = msgs.len();
+    let got = verdicts.wait_until("a verdict per message", WAIT, |r| r.len() >= n);
+    std::thread::sleep(Duration::from_secs(2)); // any extra (duplicate) verdict would show now
+    let got_all = verdicts.snapshot();
+    assert_eq!(got_all.len(), n, "exactly one verdict per message");
+    let counts = id_counts(&got);
+    let want: HashSet<&str> = msgs.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(counts.keys().map(String::as_str).collect::<HashSet<_>>(), want);
+    assert!(counts.values().all(|&c| c == 1));
+
+    let engine = engine();
+    let by_id: HashMap<&str, &Message> = msgs.iter().map(|m| (m.id.as_str(), m)).collect();
+    let mut flagged = 0;
+    for r in &got {
+        let v: qunguard::Verdict = serde_json::from_slice(&r.value).unwrap();
+        let m = by_id[v.id.as_str()];
+        assert_eq!(r.key.as_deref(), Some(m.group_id.as_bytes()), "keyed by group_id");
+        let local = engine.screen(m);
+        assert_eq!(v.hits, local.hits, "{}: hits as the engine screens them", v.id);
+        assert!(v.action >= local.action);
+        for h in &v.hits {
+            assert_eq!(&m.text[h.start..h.end], h.text, "{}: position of {}", v.id, h.rule);
+        }
+        flagged += usize::from(!v.hits.is_empty());
+    }
+    assert!(flagged > 100, "the synthetic stream has violations: {flagged}");
+    let crafted = got
+        .iter()
+        .map(|r| r.json())
+        .find(|v| v["id"] == "crafted-1")
+        .unwrap();
+    let hit = crafted["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["text"] == "代 開 發 票")
+        .expect("the spaced, traditional 代开发票 is found");
+    assert_eq!(hit["start"], "好消息！".len());
+}
+
+/// 2. Malformed records → dead-letters with reasons and original bytes; good ones around them
+///    still get verdicts.
+#[test]
+fn malformed_records_are_dead_lettered_and_the_rest_screened() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create(brokers, 1);
+    let good = messages("b", 200, 8);
+    let good_enc = encode(&good);
+    let long_text = serde_json::to_vec(&Message {
+        id: "long".into(),
+        group_id: "g1".into(),
+        sender_id: "u".into(),
+        ts: 0,
+        text: "长".repeat(700), // 2100 bytes > max_text_bytes below
+    })
+    .unwrap();
+    let huge = vec![b'x'; 9000]; // > max_message_bytes below
+    let bad: Vec<(&[u8], &str)> = vec![
+        (b"{\"id\": \"broken", "invalid_json"),
+        (b"\xff\xfe\x00 not utf-8", "invalid_utf8"),
+        (b"{\"id\":\"x\",\"group_id\":\"g1\"}", "invalid_json"),
+        (b"   ", "empty"),
+        (&long_text, "too_large"),
+        (&huge, "too_large"),
+    ];
+    let mut recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = Vec::new();
+    for (i, (k, v)) in good_enc.iter().enumerate() {
+        recs.push((Some(k), Some(v)));
+        if i % 30 == 0 && i / 30 < bad.len() {
+            recs.push((Some(b"bad-key"), Some(bad[i / 30].0)));
+        }
+    }
+    recs.push((Some(b"tombstone"), None));
+    produce(brokers, &t.input, &recs);
+
+    let verdicts = Reader::start(brokers, &t.verdicts);
+    let dead = Reader::start(brokers, &t.dead);
+    let extra = "[pipeline]\nmax_message_bytes = 8192\nmax_text_bytes = 1000\n";
+    let _q = Qunguard::start("q2", &t.config(dir.path(), brokers, &unique("g"), extra));
+    verdicts.wait_until("verdicts for the good records", WAIT, |r| r.len() >= good.len());
+    let d = dead.wait_until("dead-letters", WAIT, |r| r.len() >= bad.len() + 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(verdicts.len(), good.len());
+    assert_eq!(dead.len(), bad.len() + 1);
+    let ids = id_counts(&verdicts.snapshot());
+    assert!(good.iter().all(|m| ids.get(&m.id) == Some(&1)));
+
+    for (bytes, reason) in &bad {
+        let r = d
+            .iter()
+            .find(|r| r.value == *bytes)
+            .unwrap_or_else(|| panic!("dead-letter with the original bytes for {reason}"));
+        assert_eq!(r.headers["qunguard.reason"], *reason);
+        assert!(!r.headers["qunguard.error"].is_empty());
+        assert_eq!(r.headers["qunguard.topic"], t.input);
+        assert_eq!(r.headers["qunguard.partition"], "0");
+        assert!(r.headers["qunguard.offset"].parse::<i64>().is_ok());
+        assert_eq!(r.key.as_deref(), Some(&b"bad-key"[..]));
+    }
+    let tomb = d
+        .iter()
+        .find(|r| r.key.as_deref() == Some(&b"tombstone"[..]))
+        .expect("a record without a value is dead-lettered");
+    assert_eq!(tomb.headers["qunguard.reason"], "empty");
+    // Offsets point at the original records, in order.
+    let mut offsets: Vec<i64> = d
+        .iter()
+        .map(|r| r.headers["qunguard.offset"].parse().unwrap())
+        .collect();
+    offsets.sort();
+    assert_eq!(offsets.last(), Some(&(recs.len() as i64 - 1)));
+}
+
+/// 3. kill -9 mid-stream, restart: every input id has a verdict; duplicates stay within the
+///    batches that were in flight.
+#[test]
+fn kill_9_and_restart_loses_nothing() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create(brokers, 4);
+    let n = 150_000;
+    let msgs = messages("c", n, 9);
+    produce_msgs(brokers, &t.input, &msgs);
+    let verdicts = Reader::start(brokers, &t.verdicts);
+    let batch = 500;
+    let extra = format!("[pipeline]\nbatch_max_messages = {batch}\nqueue_batches = 2\n");
+    let cfg = t.config(dir.path(), brokers, &unique("g"), &extra);
+    let mut first = Qunguard::start("q3a", &cfg);
+    verdicts.wait_until("some verdicts before the kill", WAIT, |r| r.len() >= 5000);
+    first.kill9();
+    let at_kill = verdicts.len();
+    assert!(at_kill < n, "the kill must land mid-stream (all {n} were done): raise n");
+    let _second = Qunguard::start("q3b", &cfg);
+    let want: HashSet<String> = msgs.iter().map(|m| m.id.clone()).collect();
+    let got = verdicts.wait_until("every id after the restart", WAIT, |r| {
+        r.len() >= n && id_counts(r).len() == n
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let counts = id_counts(&verdicts.snapshot());
+    assert_eq!(counts.keys().cloned().collect::<HashSet<_>>(), want);
+    let dups: usize = counts.values().map(|c| c - 1).sum();
+    eprintln!(
+        "kill -9 after {at_kill} verdicts: {dups} duplicates (batch {batch}, {} records read)",
+        got.len()
+    );
+    assert!(
+        dups <= 4 * batch,
+        "{dups} duplicates: more than the in-flight batches"
+    );
+}
+
+/// 4. Two instances in one group split the partitions and cover every message once; stopping
+///    one hands its partitions to the other without loss.
+#[test]
+fn two_instances_share_the_partitions_and_hand_over_cleanly() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create(brokers, 4);
+    let group = unique("g");
+    let cfg = t.config(dir.path(), brokers, &group, "");
+    let input_parts = |q: &Qunguard| -> Vec<String> {
+        q.assigned()
+            .into_iter()
+            .filter(|p| p.starts_with(&t.input))
+            .collect()
+    };
+    let a = Qunguard::start("q4a", &cfg);
+    a.wait_log("partitions assigned:", WAIT);
+    let mut b = Qunguard::start("q4b", &cfg);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (pa, pb) = (input_parts(&a), input_parts(&b));
+        let all: HashSet<&String> = pa.iter().chain(&pb).collect();
+        if !pa.is_empty() && !pb.is_empty() && all.len() == 4 && pa.len() + pb.len() == 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "partitions not split: {pa:?} / {pb:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let verdicts = Reader::start(brokers, &t.verdicts);
+    let wave1 = messages("d", 4000, 10);
+    produce_msgs(brokers, &t.input, &wave1);
+    verdicts.wait_until("wave 1 verdicts", WAIT, |r| r.len() >= wave1.len());
+    std::thread::sleep(Duration::from_secs(1));
+    let counts = id_counts(&verdicts.snapshot());
+    assert_eq!(counts.len(), wave1.len());
+    assert!(
+        counts.values().all(|&c| c == 1),
+        "steady state: exactly once"
+    );
+    let series = "qunguard_messages_consumed_total{input=\"message\"}";
+    let (ca, cb) = (a.metric(series), b.metric(series));
+    assert!(ca > 0.0 && cb > 0.0, "both instances worked: {ca} / {cb}");
+    assert_eq!((ca + cb) as usize, wave1.len());
+
+    // Wave 2 is produced while b shuts down.
+    let wave2 = messages("e", 20_000, 11);
+    let producer = {
+        let (brokers, topic, w) = (brokers.to_string(), t.input.clone(), wave2.clone());
+        std::thread::spawn(move || produce_msgs(&brokers, &topic, &w))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let status = b.terminate(Duration::from_secs(60));
+    assert!(status.success(), "SIGTERM: clean exit, got {status}");
+    producer.join().unwrap();
+    let total = wave1.len() + wave2.len();
+    verdicts.wait_until("wave 2 verdicts from the survivor", WAIT, |r| {
+        id_counts(r).len() >= total
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let counts = id_counts(&verdicts.snapshot());
+    assert!(
+        wave2.iter().all(|m| counts.contains_key(&m.id)),
+        "no loss"
+    );
+    let dups: usize = counts.values().map(|c| c - 1).sum();
+    assert_eq!(dups, 0, "a clean hand-over commits before letting go");
+    assert_eq!(input_parts(&a).len(), 4, "the survivor owns every partition");
+}

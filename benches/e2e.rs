@@ -1,0 +1,262 @@
+//! End-to-end benchmark against a real Kafka broker.
+//!
+//! ```text
+//! cargo bench --bench e2e                      # starts a broker with scripts/kafka-broker
+//! QUNGUARD_BENCH_BROKERS=host:9092 cargo bench --bench e2e   # or use yours
+//! QUNGUARD_BENCH_E2E_N=1000000 …               # messages per phase (default 400000)
+//! QUNGUARD_BENCH_LAT_RATE=20000 …              # latency phase rate (default half of (b))
+//! ```
+//!
+//! In one run, on the same broker and the same preloaded data, it measures
+//! (a) a bare consume → produce passthrough with qunguard's client settings,
+//! (b) the full pipeline (`qunguard::pipeline::run`: parse, screen, heuristics, verdicts),
+//! and prints both rates and their ratio (target ≥ 0.8); then
+//! (c) p50/p99 produce → verdict latency with the generator at half of (b)'s rate
+//! (target p99 ≤ 50 ms). Needs nothing from ../shared.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use qunguard::config::Config;
+use qunguard::kafka::{self, admin};
+use qunguard::loadgen::{self, LoadgenOptions};
+use qunguard::metrics::Metrics;
+use qunguard::{Engine, RuleSet};
+use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn main() {
+    // `cargo test --benches` runs benches in test mode: keep that quick and broker-free.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let brokers = match std::env::var("QUNGUARD_BENCH_BROKERS") {
+        Ok(b) => b,
+        Err(_) => support::broker()
+            .expect("set QUNGUARD_BENCH_BROKERS or let the bench start a broker")
+            .to_string(),
+    };
+    let n: u64 = std::env::var("QUNGUARD_BENCH_E2E_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400_000);
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    println!("e2e bench: {n} messages per phase, broker {brokers}, {cores} cores");
+
+    let p = support::unique("bench");
+    let (input, pass_out) = (format!("{p}.in"), format!("{p}.pass"));
+    let mut cfg = Config::default();
+    cfg.kafka.brokers = brokers.clone();
+    cfg.kafka.input_topics = vec![input.clone()];
+    let k = &mut cfg.kafka;
+    k.reports_topic = format!("{p}.reports");
+    k.verdicts_topic = format!("{p}.verdicts");
+    k.review_topic = format!("{p}.review");
+    k.dead_letter_topic = format!("{p}.dead");
+    k.alerts_topic = format!("{p}.alerts");
+    k.scorecards_topic = format!("{p}.scorecards");
+    k.rewards_topic = format!("{p}.rewards");
+    cfg.rules.dir = support::repo().join("config/rules");
+    let parts = 8;
+    let mut topics = vec![(input.as_str(), parts), (pass_out.as_str(), parts)];
+    for t in [
+        &k.reports_topic,
+        &k.verdicts_topic,
+        &k.review_topic,
+        &k.dead_letter_topic,
+        &k.alerts_topic,
+        &k.scorecards_topic,
+        &k.rewards_topic,
+    ] {
+        topics.push((t.as_str(), parts));
+    }
+    admin::create_topics(&brokers, &topics).expect("create topics");
+
+    // Preload the data both phases read.
+    let stop = AtomicBool::new(false);
+    let t0 = Instant::now();
+    let opts = LoadgenOptions {
+        topic: input.clone(),
+        count: n,
+        progress: false,
+        ..Default::default()
+    };
+    let producer_cfg = kafka::producer_config(&brokers, &Default::default());
+    let stats = loadgen::run(&producer_cfg, &opts, &stop, |_| {}).expect("preload");
+    assert_eq!(stats.acked.load(Ordering::Relaxed), n, "preload acknowledged");
+    println!(
+        "preload: {n} messages in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // (a) passthrough.
+    let pass_rate = passthrough(&brokers, &input, &pass_out, n);
+    println!("(a) passthrough consume→produce: {pass_rate:>10.0} msg/s");
+
+    // (b) full pipeline, from the beginning of the same topic with a fresh group.
+    let engine = Arc::new(
+        Engine::compile(&RuleSet::load_dir(&cfg.rules.dir).expect("rules")).expect("compile"),
+    );
+    let metrics = Metrics::new(&[], &[], &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    cfg.kafka.group_id = support::unique("bench-pipeline");
+    let runner = {
+        let (cfg, engine, metrics, stop) =
+            (cfg.clone(), engine.clone(), metrics.clone(), stop.clone());
+        std::thread::spawn(move || qunguard::pipeline::run(&cfg, engine, metrics, stop))
+    };
+    let outputs = || {
+        metrics.produced.with_label_values(&["verdict"]).get()
+            + metrics.produced.with_label_values(&["dead_letter"]).get()
+    };
+    // Timed from the first consumed record, as the passthrough is.
+    while metrics.consumed.with_label_values(&["message"]).get() == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let t0 = Instant::now();
+    while outputs() < n {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pipe_rate = n as f64 / t0.elapsed().as_secs_f64();
+    println!("(b) qunguard pipeline:            {pipe_rate:>10.0} msg/s");
+    println!(
+        "    ratio (b)/(a): {:.2}  (target ≥ 0.80)",
+        pipe_rate / pass_rate
+    );
+
+    // (c) latency at half of (b)'s rate, through the same running pipeline.
+    let rate = std::env::var("QUNGUARD_BENCH_LAT_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or((pipe_rate / 2.0) as u64);
+    let secs = 10u64;
+    let (p50, p99, seen) = latency(&brokers, &cfg, rate, rate * secs);
+    println!(
+        "(c) produce→verdict latency at {rate} msg/s for {secs} s: p50 {p50:.1} ms, p99 {p99:.1} ms over {seen} messages (target p99 ≤ 50 ms)"
+    );
+    stop.store(true, Ordering::Relaxed);
+    runner.join().unwrap().expect("pipeline ran cleanly");
+}
+
+/// Consume `input` from the start and produce every value to `output`; rate over `n` acks.
+fn passthrough(brokers: &str, input: &str, output: &str, n: u64) -> f64 {
+    let consumer: BaseConsumer = kafka::consumer_config(
+        brokers,
+        &support::unique("bench-pass"),
+        &Default::default(),
+    )
+    .create()
+    .expect("consumer");
+    consumer.subscribe(&[input]).expect("subscribe");
+    let acked = Arc::new(AtomicU64::new(0));
+    struct Ctx(Arc<AtomicU64>);
+    impl rdkafka::ClientContext for Ctx {}
+    impl rdkafka::producer::ProducerContext for Ctx {
+        type DeliveryOpaque = ();
+        fn delivery(&self, r: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+            if r.is_ok() {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let producer: ThreadedProducer<Ctx> = kafka::producer_config(brokers, &Default::default())
+        .create_with_context(Ctx(acked.clone()))
+        .expect("producer");
+    let mut consumed = 0u64;
+    let mut t0 = None;
+    while consumed < n {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            t0.get_or_insert_with(Instant::now);
+            consumed += 1;
+            let payload = m.payload().unwrap_or_default().to_vec();
+            let key = m.key().map(<[u8]>::to_vec);
+            let mut rec = BaseRecord::to(output).payload(&payload[..]);
+            if let Some(k) = &key {
+                rec = rec.key(&k[..]);
+            }
+            while let Err((_, r)) = producer.send(rec) {
+                rec = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    while acked.load(Ordering::Relaxed) < n {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let rate = n as f64 / t0.expect("consumed").elapsed().as_secs_f64();
+    producer.flush(Duration::from_secs(10)).ok();
+    rate
+}
+
+/// Produces `count` messages at `rate` and times each from send to its verdict being read.
+fn latency(brokers: &str, cfg: &Config, rate: u64, count: u64) -> (f64, f64, usize) {
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let lat: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (sent, lat, done) = (sent.clone(), lat.clone(), done.clone());
+        let consumer: BaseConsumer = kafka::consumer_config(
+            brokers,
+            &support::unique("bench-lat"),
+            &[("auto.offset.reset".to_string(), "latest".to_string())]
+                .into_iter()
+                .collect(),
+        )
+        .create()
+        .expect("consumer");
+        consumer
+            .subscribe(&[&cfg.kafka.verdicts_topic])
+            .expect("subscribe");
+        // Join the group before producing, so "latest" starts before the first message.
+        let t = Instant::now();
+        while consumer.assignment().map_or(0, |a| a.count()) == 0
+            && t.elapsed() < Duration::from_secs(30)
+        {
+            consumer.poll(Duration::from_millis(50));
+        }
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    let now = Instant::now();
+                    let v: serde_json::Value =
+                        serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
+                    if let Some(id) = v["id"].as_str()
+                        && let Some(t) = sent.lock().unwrap().remove(id)
+                    {
+                        lat.lock().unwrap().push((now - t).as_secs_f64() * 1e3);
+                    }
+                }
+            }
+        })
+    };
+    let stop = AtomicBool::new(false);
+    let opts = LoadgenOptions {
+        topic: cfg.kafka.input_topics[0].clone(),
+        rate,
+        count,
+        id_prefix: "lat".into(),
+        progress: false,
+        ..Default::default()
+    };
+    let producer_cfg = kafka::producer_config(brokers, &Default::default());
+    let s2 = sent.clone();
+    loadgen::run(&producer_cfg, &opts, &stop, move |i| {
+        s2.lock().unwrap().insert(format!("lat{i}"), Instant::now());
+    })
+    .expect("latency load");
+    let t = Instant::now();
+    while lat.lock().unwrap().len() < count as usize && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    let mut l = lat.lock().unwrap().clone();
+    l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let q = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)];
+    (q(0.5), q(0.99), l.len())
+}

@@ -144,3 +144,51 @@ fn check_rules_reports_counts_and_names_bad_files() {
         assert!(err.contains(words) && err.contains("fix:"), "{src}\n{err}");
     }
 }
+
+/// `run` refuses bad configuration and bad rules with a message naming what to fix, before it
+/// touches Kafka (the brokers below do not exist).
+#[test]
+fn run_rejects_bad_config_and_rules_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_rules = dir.path().join("rules");
+    std::fs::create_dir(&bad_rules).unwrap();
+    std::fs::write(
+        bad_rules.join("broken.toml"),
+        "category = \"ads\"\naction = \"block\"\nterms = [\"ok\", 3]\n",
+    )
+    .unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "[kafka]\nbrokerz = \"x:1\"\n",
+            &["cfg.toml:2", "unknown field `brokerz`"],
+        ),
+        (
+            "[pipeline]\nqueue_batches = 0\n",
+            &["pipeline.queue_batches", "positive"],
+        ),
+        (
+            "[kafka]\nbrokers = \"127.0.0.1:1\"\n[rules]\ndir = \"rules\"\n",
+            &["broken.toml", "terms"],
+        ),
+        (
+            "[kafka]\nbrokers = \"127.0.0.1:1\"\n[rules]\ndir = \"missing\"\n",
+            &["missing"],
+        ),
+    ];
+    for (cfg, wants) in cases {
+        let path = dir.path().join("cfg.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let out = qunguard()
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("QUNGUARD_METRICS_LISTEN", "")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cfg:?}: {err}");
+        for w in *wants {
+            assert!(err.contains(w), "{cfg:?}: wanted {w:?} in: {err}");
+        }
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

@@ -356,3 +356,94 @@ impl Sink {
         self.producer.flush(timeout)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offs(list: &[(&str, i32, i64)]) -> Vec<(Arc<str>, i32, i64)> {
+        list.iter().map(|(t, p, o)| (Arc::from(*t), *p, *o)).collect()
+    }
+
+    /// Acks arrive out of order; offsets may only be stored for a completed prefix.
+    #[test]
+    fn offsets_are_stored_only_for_the_acknowledged_prefix() {
+        // (batch offsets, outputs per batch)
+        let t = Tracker::default();
+        let batches = [
+            t.register(offs(&[("in", 0, 10), ("in", 1, 5)]), 0, Instant::now()),
+            t.register(offs(&[("in", 0, 20)]), 0, Instant::now()),
+            t.register(offs(&[("in", 1, 9)]), 0, Instant::now()),
+        ];
+        for b in &batches {
+            b.add();
+            b.add();
+            b.sent();
+        }
+        // Table: (batch, outputs acked now) → offsets expected from take_done.
+        let steps: &[(usize, usize, &[(&str, i32, i64)])] = &[
+            (1, 2, &[]), // batch 1 complete, batch 0 not: nothing
+            (2, 1, &[]),
+            (0, 1, &[]),
+            (0, 1, &[("in", 0, 20), ("in", 1, 5)]), // 0 and 1 complete; 2 still has one
+            (2, 1, &[("in", 1, 9)]),
+        ];
+        for (i, (batch, n, want)) in steps.iter().enumerate() {
+            for _ in 0..*n {
+                batches[*batch].done_one(Ok(()));
+            }
+            let done = t.take_done(0);
+            assert!(done.failure.is_none());
+            let mut got = done.offsets;
+            got.sort();
+            assert_eq!(got, offs(want), "step {i}");
+        }
+        assert!(t.is_empty());
+        assert!(t.wait_all(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_failed_delivery_blocks_its_batch_and_everything_after_it() {
+        let t = Tracker::default();
+        let a = t.register(offs(&[("in", 0, 10)]), 0, Instant::now());
+        let b = t.register(offs(&[("in", 0, 20)]), 0, Instant::now());
+        a.add();
+        a.sent();
+        b.sent();
+        a.done_one(Err("broker said no".into()));
+        for _ in 0..2 {
+            let done = t.take_done(0);
+            assert!(done.offsets.is_empty());
+            assert_eq!(done.failure.as_deref(), Some("broker said no"));
+        }
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn offsets_of_an_older_assignment_generation_are_dropped() {
+        let t = Tracker::default();
+        let old = t.register(offs(&[("in", 0, 10)]), 3, Instant::now());
+        let new = t.register(offs(&[("in", 0, 4)]), 4, Instant::now());
+        old.sent();
+        new.sent();
+        let done = t.take_done(4);
+        assert_eq!(done.offsets, offs(&[("in", 0, 4)]));
+        assert_eq!(done.batches.len(), 2);
+    }
+
+    #[test]
+    fn wait_all_wakes_when_the_last_ack_arrives() {
+        let t = Tracker::default();
+        let b = t.register(offs(&[("in", 0, 1)]), 0, Instant::now());
+        b.add();
+        b.sent();
+        assert!(!t.wait_all(Duration::from_millis(20)));
+        let b2 = b.clone();
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            b2.done_one(Ok(()));
+        });
+        assert!(t.wait_all(Duration::from_secs(10)));
+        h.join().unwrap();
+    }
+}

@@ -4,11 +4,13 @@
 //! - the **consumer** thread (the caller's) polls Kafka, cuts batches by size or age and hands
 //!   them over a bounded queue; it also stores and commits offsets of completed batches and
 //!   handles rebalances. It never screens, so heartbeats and rebalances are never starved.
-//! - the **screen** thread parses, screens (on rayon), runs the heuristics and sends every
-//!   output record; librdkafka's own threads deliver them and report back through
-//!   [`crate::kafka::SinkContext`].
+//! - the **screen** thread parses, screens (on rayon), runs the heuristics and serialises every
+//!   output record;
+//! - the **send** thread hands them to the producer in order (so screening the next batch
+//!   overlaps with sending this one); librdkafka's own threads deliver them and report back
+//!   through [`crate::kafka::SinkContext`].
 //!
-//! A full queue blocks the consumer and a full producer queue blocks the screen thread, so
+//! A full queue blocks the consumer and a full producer queue blocks the send thread, so
 //! a slow broker slows consumption instead of growing memory.
 
 use crate::config::Config;
@@ -210,6 +212,20 @@ struct ReviewRecord<'a> {
     text: &'a str,
 }
 
+/// One output record, ready to send.
+struct OutRecord {
+    kind: OutputKind,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: Option<OwnedHeaders>,
+}
+
+/// A screened batch: its outputs in send order.
+struct Prepared {
+    ack: Arc<BatchAck>,
+    records: Vec<OutRecord>,
+}
+
 enum Parsed {
     Msg(Box<Message>),
     Report(Box<Report>),
@@ -219,7 +235,6 @@ enum Parsed {
 /// Everything the screen stage needs.
 struct Stage {
     engine: Arc<Engine>,
-    sink: Arc<Sink>,
     watch: Option<Watch>,
     cfg: Config,
     metrics: Metrics,
@@ -259,14 +274,15 @@ impl Stage {
         }
     }
 
-    fn process(&mut self, batch: Batch) {
+    /// Parses, screens and runs the watch over one batch; returns its outputs in order.
+    fn process(&mut self, batch: Batch) -> Prepared {
         let t0 = Instant::now();
         let Batch { inputs, ack } = batch;
         let parsed: Vec<Parsed> = inputs.par_iter().map(|i| self.parse(i)).collect();
         let mut msgs = Vec::with_capacity(parsed.len());
         let mut reports = Vec::new();
-        // Per input: Some(index into msgs/verdicts) or None.
         let mut rejects: Vec<(usize, Rejection)> = Vec::new();
+        // Per input: the index of its message in `msgs` (and so of its verdict).
         let mut msg_of = Vec::with_capacity(parsed.len());
         for (i, p) in parsed.into_iter().enumerate() {
             match p {
@@ -304,19 +320,18 @@ impl Stage {
             .map(|v| serde_json::to_vec(v).expect("verdicts serialise"))
             .collect();
 
-        let k = &self.cfg.kafka;
+        let mut records = Vec::with_capacity(inputs.len() + outs.len());
         let mut rejects = rejects.into_iter().peekable();
+        let mut payloads = payloads.into_iter();
         for (i, input) in inputs.iter().enumerate() {
             if let Some(vi) = msg_of[i] {
                 let v = &verdicts[vi];
-                self.sink.send(
-                    &ack,
-                    OutputKind::Verdict,
-                    &k.verdicts_topic,
-                    Some(v.group_id.as_bytes()),
-                    &payloads[vi],
-                    None,
-                );
+                records.push(OutRecord {
+                    kind: OutputKind::Verdict,
+                    key: Some(v.group_id.as_bytes().to_vec()),
+                    payload: payloads.next().expect("one payload per verdict"),
+                    headers: None,
+                });
                 self.verdict_counters[v.action as usize].inc();
                 for c in &v.categories {
                     self.metrics
@@ -330,42 +345,42 @@ impl Stage {
                         verdict: v,
                         text: &msgs[vi].text,
                     };
-                    let bytes = serde_json::to_vec(&rec).expect("review records serialise");
-                    self.sink.send(
-                        &ack,
-                        OutputKind::Review,
-                        &k.review_topic,
-                        Some(v.group_id.as_bytes()),
-                        &bytes,
-                        None,
-                    );
+                    records.push(OutRecord {
+                        kind: OutputKind::Review,
+                        key: Some(v.group_id.as_bytes().to_vec()),
+                        payload: serde_json::to_vec(&rec).expect("review records serialise"),
+                        headers: None,
+                    });
                 }
             } else if rejects.peek().is_some_and(|(ri, _)| *ri == i) {
                 let (_, r) = rejects.next().expect("peeked");
-                self.dead_letter(&ack, input, &r);
+                records.push(self.dead_letter(input, &r));
             }
         }
         for o in &outs {
-            let (kind, topic) = match o {
-                Output::Alert(_) => (OutputKind::Alert, &k.alerts_topic),
-                Output::Scorecard(_) => (OutputKind::Scorecard, &k.scorecards_topic),
-                Output::Reward(_) => (OutputKind::Reward, &k.rewards_topic),
-                Output::Review(_) => (OutputKind::Review, &k.review_topic),
+            let kind = match o {
+                Output::Alert(_) => OutputKind::Alert,
+                Output::Scorecard(_) => OutputKind::Scorecard,
+                Output::Reward(_) => OutputKind::Reward,
+                Output::Review(_) => OutputKind::Review,
             };
             if let Some(alert_kind) = o.alert_kind() {
                 self.metrics.alerts.with_label_values(&[alert_kind]).inc();
             }
-            let bytes = serde_json::to_vec(o).expect("watch records serialise");
-            self.sink
-                .send(&ack, kind, topic, Some(o.key().as_bytes()), &bytes, None);
+            records.push(OutRecord {
+                kind,
+                key: Some(o.key().as_bytes().to_vec()),
+                payload: serde_json::to_vec(o).expect("watch records serialise"),
+                headers: None,
+            });
         }
-        ack.sent();
         self.metrics
             .batch_screen_seconds
             .observe(t0.elapsed().as_secs_f64());
+        Prepared { ack, records }
     }
 
-    fn dead_letter(&self, ack: &Arc<BatchAck>, input: &Input, r: &Rejection) {
+    fn dead_letter(&self, input: &Input, r: &Rejection) -> OutRecord {
         self.metrics.dead_letters.with_label_values(&[r.code]).inc();
         log::debug!(
             "dead-letter {}[{}]@{}: {}",
@@ -406,14 +421,39 @@ impl Stage {
                 value: Some(&payload.len().to_string()),
             });
         }
-        self.sink.send(
-            ack,
-            OutputKind::DeadLetter,
-            &self.cfg.kafka.dead_letter_topic,
-            input.key.as_deref(),
-            kept,
-            Some(h),
-        );
+        OutRecord {
+            kind: OutputKind::DeadLetter,
+            key: input.key.clone(),
+            payload: kept.to_vec(),
+            headers: Some(h),
+        }
+    }
+}
+
+/// The send stage: hands prepared records to the producer in order, so screening of the next
+/// batch overlaps with sending this one.
+fn send_stage(sink: &Sink, cfg: &Config, rx: Receiver<Prepared>) {
+    let k = &cfg.kafka;
+    for p in rx {
+        for r in p.records {
+            let topic = match r.kind {
+                OutputKind::Verdict => &k.verdicts_topic,
+                OutputKind::Review => &k.review_topic,
+                OutputKind::DeadLetter => &k.dead_letter_topic,
+                OutputKind::Alert => &k.alerts_topic,
+                OutputKind::Scorecard => &k.scorecards_topic,
+                OutputKind::Reward => &k.rewards_topic,
+            };
+            sink.send(
+                &p.ack,
+                r.kind,
+                topic,
+                r.key.as_deref(),
+                &r.payload,
+                r.headers,
+            );
+        }
+        p.ack.sent();
     }
 }
 
@@ -484,7 +524,6 @@ pub fn run(
     ];
     let mut stage = Stage {
         engine,
-        sink: sink.clone(),
         watch: cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone())),
         cfg: cfg.clone(),
         metrics: metrics.clone(),
@@ -494,17 +533,24 @@ pub fn run(
         .num_threads(pc.threads)
         .thread_name(|i| format!("screen-{i}"))
         .build()?;
+    let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Prepared>(1);
     let screen = std::thread::Builder::new()
         .name("screen".into())
-        .spawn(move || screen_stage(&mut stage, rx, &pool))?;
+        .spawn(move || screen_stage(&mut stage, rx, prepared_tx, &pool))?;
+    let send = {
+        let (sink, cfg) = (sink.clone(), cfg.clone());
+        std::thread::Builder::new()
+            .name("send".into())
+            .spawn(move || send_stage(&sink, &cfg, prepared_rx))?
+    };
 
     poll_loop(&consumer, &shared, cfg, &stop);
 
     // Drain: screen what was polled, wait for its outputs, commit, then leave the group.
     shared.dispatch();
     *shared.tx.lock().expect("not poisoned") = None;
-    if screen.join().is_err() {
-        anyhow::bail!("the screen stage panicked; uncommitted input will be re-read on restart");
+    if screen.join().is_err() || send.join().is_err() {
+        anyhow::bail!("a pipeline stage panicked; uncommitted input will be re-read on restart");
     }
     if !shared.tracker.wait_all(shared.drain_timeout) {
         log::warn!(
@@ -604,8 +650,16 @@ fn poll_loop(
     }
 }
 
-fn screen_stage(stage: &mut Stage, rx: Receiver<Batch>, pool: &rayon::ThreadPool) {
+fn screen_stage(
+    stage: &mut Stage,
+    rx: Receiver<Batch>,
+    tx: Sender<Prepared>,
+    pool: &rayon::ThreadPool,
+) {
     for batch in rx {
-        pool.install(|| stage.process(batch));
+        let prepared = pool.install(|| stage.process(batch));
+        if tx.send(prepared).is_err() {
+            return;
+        }
     }
 }

@@ -75,7 +75,10 @@ fn every_message_gets_exactly_one_verdict_with_positions() {
     assert_eq!(got_all.len(), n, "exactly one verdict per message");
     let counts = id_counts(&got);
     let want: HashSet<&str> = msgs.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(counts.keys().map(String::as_str).collect::<HashSet<_>>(), want);
+    assert_eq!(
+        counts.keys().map(String::as_str).collect::<HashSet<_>>(),
+        want
+    );
     assert!(counts.values().all(|&c| c == 1));
 
     let engine = engine();
@@ -84,16 +87,33 @@ fn every_message_gets_exactly_one_verdict_with_positions() {
     for r in &got {
         let v: qunguard::Verdict = serde_json::from_slice(&r.value).unwrap();
         let m = by_id[v.id.as_str()];
-        assert_eq!(r.key.as_deref(), Some(m.group_id.as_bytes()), "keyed by group_id");
+        assert_eq!(
+            r.key.as_deref(),
+            Some(m.group_id.as_bytes()),
+            "keyed by group_id"
+        );
         let local = engine.screen(m);
-        assert_eq!(v.hits, local.hits, "{}: hits as the engine screens them", v.id);
+        assert_eq!(
+            v.hits, local.hits,
+            "{}: hits as the engine screens them",
+            v.id
+        );
         assert!(v.action >= local.action);
         for h in &v.hits {
-            assert_eq!(&m.text[h.start..h.end], h.text, "{}: position of {}", v.id, h.rule);
+            assert_eq!(
+                &m.text[h.start..h.end],
+                h.text,
+                "{}: position of {}",
+                v.id,
+                h.rule
+            );
         }
         flagged += usize::from(!v.hits.is_empty());
     }
-    assert!(flagged > 100, "the synthetic stream has violations: {flagged}");
+    assert!(
+        flagged > 100,
+        "the synthetic stream has violations: {flagged}"
+    );
     let crafted = got
         .iter()
         .map(|r| r.json())
@@ -148,7 +168,9 @@ fn malformed_records_are_dead_lettered_and_the_rest_screened() {
     let dead = Reader::start(brokers, &t.dead);
     let extra = "[pipeline]\nmax_message_bytes = 8192\nmax_text_bytes = 1000\n";
     let _q = Qunguard::start("q2", &t.config(dir.path(), brokers, &unique("g"), extra));
-    verdicts.wait_until("verdicts for the good records", WAIT, |r| r.len() >= good.len());
+    verdicts.wait_until("verdicts for the good records", WAIT, |r| {
+        r.len() >= good.len()
+    });
     let d = dead.wait_until("dead-letters", WAIT, |r| r.len() >= bad.len() + 1);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(verdicts.len(), good.len());
@@ -200,7 +222,10 @@ fn kill_9_and_restart_loses_nothing() {
     verdicts.wait_until("some verdicts before the kill", WAIT, |r| r.len() >= 5000);
     first.kill9();
     let at_kill = verdicts.len();
-    assert!(at_kill < n, "the kill must land mid-stream (all {n} were done): raise n");
+    assert!(
+        at_kill < n,
+        "the kill must land mid-stream (all {n} were done): raise n"
+    );
     let _second = Qunguard::start("q3b", &cfg);
     let want: HashSet<String> = msgs.iter().map(|m| m.id.clone()).collect();
     let got = verdicts.wait_until("every id after the restart", WAIT, |r| {
@@ -284,11 +309,12 @@ fn two_instances_share_the_partitions_and_hand_over_cleanly() {
     });
     std::thread::sleep(Duration::from_secs(1));
     let counts = id_counts(&verdicts.snapshot());
-    assert!(
-        wave2.iter().all(|m| counts.contains_key(&m.id)),
-        "no loss"
-    );
+    assert!(wave2.iter().all(|m| counts.contains_key(&m.id)), "no loss");
     let dups: usize = counts.values().map(|c| c - 1).sum();
     assert_eq!(dups, 0, "a clean hand-over commits before letting go");
-    assert_eq!(input_parts(&a).len(), 4, "the survivor owns every partition");
+    assert_eq!(
+        input_parts(&a).len(),
+        4,
+        "the survivor owns every partition"
+    );
 }

@@ -362,7 +362,9 @@ mod tests {
     use super::*;
 
     fn offs(list: &[(&str, i32, i64)]) -> Vec<(Arc<str>, i32, i64)> {
-        list.iter().map(|(t, p, o)| (Arc::from(*t), *p, *o)).collect()
+        list.iter()
+            .map(|(t, p, o)| (Arc::from(*t), *p, *o))
+            .collect()
     }
 
     /// Acks arrive out of order; offsets may only be stored for a completed prefix.

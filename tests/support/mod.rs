@@ -265,7 +265,10 @@ impl Reader {
                     return r.clone();
                 }
                 if Instant::now() > deadline {
-                    panic!("timed out after {timeout:?} waiting for {what} ({} records read)", r.len());
+                    panic!(
+                        "timed out after {timeout:?} waiting for {what} ({} records read)",
+                        r.len()
+                    );
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -321,11 +324,21 @@ impl Qunguard {
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(l) = self.log.lock().unwrap().iter().rev().find(|l| l.contains(needle)) {
+            if let Some(l) = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|l| l.contains(needle))
+            {
                 return l.clone();
             }
             if Instant::now() > deadline {
-                panic!("{}: no log line with {needle:?} after {timeout:?}", self.name);
+                panic!(
+                    "{}: no log line with {needle:?} after {timeout:?}",
+                    self.name
+                );
             }
             if let Some(c) = self.child.lock().unwrap().as_mut()
                 && let Ok(Some(status)) = c.try_wait()
@@ -418,7 +431,8 @@ pub fn id_counts(records: &[Record]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for r in records {
         let v = r.json();
-        *m.entry(v["id"].as_str().expect("id").to_string()).or_insert(0) += 1;
+        *m.entry(v["id"].as_str().expect("id").to_string())
+            .or_insert(0) += 1;
     }
     m
 }

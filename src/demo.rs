@@ -202,7 +202,7 @@ fn print_final(m: &Metrics, categories: &[String], elapsed: Duration) {
         })
         .filter(|(_, n)| *n > 0)
         .collect();
-    cats.sort_by(|a, b| b.1.cmp(&a.1));
+    cats.sort_by_key(|c| std::cmp::Reverse(c.1));
     println!(
         "categories: {}",
         cats.iter()

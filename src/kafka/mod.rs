@@ -383,7 +383,8 @@ mod tests {
             b.sent();
         }
         // Table: (batch, outputs acked now) → offsets expected from take_done.
-        let steps: &[(usize, usize, &[(&str, i32, i64)])] = &[
+        type Step<'a> = (usize, usize, &'a [(&'a str, i32, i64)]);
+        let steps: &[Step<'_>] = &[
             (1, 2, &[]), // batch 1 complete, batch 0 not: nothing
             (2, 1, &[]),
             (0, 1, &[]),

@@ -150,8 +150,11 @@ listen = "127.0.0.1:0"
     }
 }
 
+/// A record to produce: optional key, optional value.
+pub type Kv<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Produces `(key, value)` records to `topic` and waits for all acknowledgements.
-pub fn produce(brokers: &str, topic: &str, records: &[(Option<&[u8]>, Option<&[u8]>)]) {
+pub fn produce(brokers: &str, topic: &str, records: &[Kv<'_>]) {
     let p: ThreadedProducer<_> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("partitioner", "murmur2_random")

@@ -103,8 +103,12 @@ fn main() {
     );
 
     // (a) passthrough.
+    let cpu0 = cpu_seconds();
     let pass_rate = passthrough(&brokers, &input, &pass_out, n);
-    println!("(a) passthrough consume→produce: {pass_rate:>10.0} msg/s");
+    let pass_cpu = (cpu_seconds() - cpu0) / n as f64 * 1e6;
+    println!(
+        "(a) passthrough consume→produce: {pass_rate:>10.0} msg/s   client CPU {pass_cpu:.2} µs/msg"
+    );
 
     // (b) full pipeline, from the beginning of the same topic with a fresh group.
     let engine = Arc::new(
@@ -127,17 +131,21 @@ fn main() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let t0 = Instant::now();
+    let cpu0 = cpu_seconds();
     while outputs() < n {
         std::thread::sleep(Duration::from_millis(2));
     }
     let wall = t0.elapsed().as_secs_f64();
+    let pipe_cpu = (cpu_seconds() - cpu0) / n as f64 * 1e6;
     let pipe_rate = n as f64 / wall;
-    println!("(b) qunguard pipeline:            {pipe_rate:>10.0} msg/s");
+    println!(
+        "(b) qunguard pipeline:            {pipe_rate:>10.0} msg/s   client CPU {pipe_cpu:.2} µs/msg"
+    );
     // Who waits for whom: the screen stage's busy share of the run, and how long the consumer
     // thread sat on a full queue. (Polling is on its own thread, so screening never delays
     // heartbeats or rebalances; a busy screen stage only makes the consumer wait.)
     println!(
-        "    screen stage busy {:.0}% of the run; consumer blocked on a full queue {} s; {} batches, mean {:.0} records",
+        "    screen stage busy {:.0}% of the run; consumer blocked on a full queue {:.2} s; {} batches, mean {:.0} records",
         100.0 * metrics.batch_screen_seconds.get_sample_sum() / wall,
         metrics.consumer_blocked_seconds.get(),
         metrics.batch_size.get_sample_count(),
@@ -309,4 +317,14 @@ fn quantile(buckets: &[(f64, u64)], q: f64) -> f64 {
         .iter()
         .find(|(_, c)| *c >= want && total > 0)
         .map_or(f64::INFINITY, |(le, _)| *le)
+}
+
+/// CPU time (user + system) of this process so far, from /proc (clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -5,7 +5,7 @@
 //! Every label value is created up front so dashboards see zeros rather than missing series.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Counter, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -55,7 +55,7 @@ pub struct Metrics {
     /// Input partitions assigned to this instance.
     pub assigned_partitions: IntGauge,
     /// Time the consumer thread spent blocked because the screening queue was full.
-    pub consumer_blocked_seconds: IntCounter,
+    pub consumer_blocked_seconds: Counter,
 }
 
 impl Metrics {
@@ -141,9 +141,9 @@ impl Metrics {
             "qunguard_assigned_partitions",
             "Input partitions assigned to this instance.",
         );
-        let consumer_blocked_seconds = IntCounter::new(
+        let consumer_blocked_seconds = Counter::new(
             "qunguard_consumer_blocked_seconds_total",
-            "Whole seconds the consumer waited on a full screening queue (backpressure).",
+            "Seconds the consumer waited on a full screening queue (backpressure).",
         )
         .expect("valid counter");
         registry

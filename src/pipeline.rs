@@ -20,7 +20,7 @@ use crate::model::{Action, Message, Verdict};
 use crate::scan::{Rejection, parse_message};
 use crate::screen::Engine;
 use crate::watch::{Output, Report, Watch};
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;
 use rdkafka::Message as _;
 use rdkafka::Offset;
@@ -87,20 +87,23 @@ impl Shared {
         let Some(tx) = tx.as_ref() else {
             return false;
         };
-        let mut batch = Batch {
+        let batch = Batch {
             inputs: p.inputs,
             ack,
         };
-        loop {
-            match tx.send_timeout(batch, Duration::from_secs(1)) {
-                Ok(()) => return true,
-                Err(SendTimeoutError::Timeout(b)) => {
-                    self.metrics.consumer_blocked_seconds.inc();
-                    batch = b;
-                }
-                Err(SendTimeoutError::Disconnected(_)) => return false,
-            }
-        }
+        let batch = match tx.try_send(batch) {
+            Ok(()) => return true,
+            Err(crossbeam_channel::TrySendError::Full(b)) => b,
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return false,
+        };
+        // The queue is full: screening is the bottleneck right now. Waiting here is the
+        // backpressure; librdkafka keeps heartbeating meanwhile.
+        let t = Instant::now();
+        let ok = tx.send(batch).is_ok();
+        self.metrics
+            .consumer_blocked_seconds
+            .inc_by(t.elapsed().as_secs_f64());
+        ok
     }
 
     /// Stores (and asynchronously commits) the offsets of every completed batch.

@@ -65,6 +65,16 @@ fn main() {
     k.scorecards_topic = format!("{p}.scorecards");
     k.rewards_topic = format!("{p}.rewards");
     cfg.rules.dir = support::repo().join("config/rules");
+    // Extra librdkafka consumer properties for every consumer here (the pipeline's, the
+    // passthrough's, the latency reader's): QUNGUARD_BENCH_CONSUMER_PROPS="k=v,k=v".
+    for kv in std::env::var("QUNGUARD_BENCH_CONSUMER_PROPS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
+        let (key, value) = kv.split_once('=').expect("k=v");
+        k.consumer.insert(key.into(), value.into());
+    }
     let parts = 8;
     let mut topics = vec![(input.as_str(), parts), (pass_out.as_str(), parts)];
     for t in [
@@ -103,7 +113,15 @@ fn main() {
 
     // (a) passthrough.
     let cpu0 = cpu_seconds();
-    let pass_rate = passthrough(&brokers, &input, &pass_out, n);
+    let pass_rate = passthrough(
+        &brokers,
+        &input,
+        &pass_out,
+        n,
+        &cfg.kafka.consumer,
+        &AtomicBool::new(false),
+        false,
+    );
     let pass_cpu = (cpu_seconds() - cpu0) / n as f64 * 1e6;
     println!(
         "(a) passthrough consume→produce: {pass_rate:>10.0} msg/s   client CPU {pass_cpu:.2} µs/msg"
@@ -144,8 +162,9 @@ fn main() {
     // thread sat on a full queue. (Polling is on its own thread, so screening never delays
     // heartbeats or rebalances; a busy screen stage only makes the consumer wait.)
     println!(
-        "    screen stage busy {:.0}% of the run; consumer blocked on a full queue {:.2} s; {} batches, mean {:.0} records",
+        "    screen stage busy {:.0}%, send stage busy {:.0}% of the run; consumer blocked on a full queue {:.2} s; {} batches, mean {:.0} records",
         100.0 * metrics.batch_screen_seconds.get_sample_sum() / wall,
+        100.0 * metrics.batch_send_seconds.get_sample_sum() / wall,
         metrics.consumer_blocked_seconds.get(),
         metrics.batch_size.get_sample_count(),
         metrics.batch_size.get_sample_sum() / metrics.batch_size.get_sample_count().max(1) as f64,
@@ -162,7 +181,7 @@ fn main() {
         .unwrap_or((pipe_rate / 2.0) as u64);
     let secs = 10u64;
     let before = bucket_counts(&metrics.batch_latency_seconds);
-    let (p50, p99, seen) = latency(&brokers, &cfg, rate, rate * secs);
+    let (p50, p99, seen) = latency(&brokers, &cfg, &cfg.kafka.verdicts_topic, rate, rate * secs);
     let after = bucket_counts(&metrics.batch_latency_seconds);
     let in_phase: Vec<(f64, u64)> = after
         .iter()
@@ -179,15 +198,62 @@ fn main() {
     );
     stop.store(true, Ordering::Relaxed);
     runner.join().unwrap().expect("pipeline ran cleanly");
+
+    // (d) the same latency through the bare passthrough: the floor set by Kafka and the clients.
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = {
+        let (brokers, input, out, props, stop) = (
+            brokers.clone(),
+            input.clone(),
+            pass_out.clone(),
+            cfg.kafka.consumer.clone(),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            passthrough(&brokers, &input, &out, u64::MAX, &props, &stop, true)
+        })
+    };
+    while !PASSTHROUGH_READY.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (p50, p99, seen) = latency(&brokers, &cfg, &pass_out, rate, rate * secs);
+    println!(
+        "(d) produce→passthrough-copy latency, same rate: p50 {p50:.1} ms, p99 {p99:.1} ms over {seen} messages"
+    );
+    stop.store(true, Ordering::Relaxed);
+    live.join().unwrap();
 }
 
 /// Consume `input` from the start and produce every value to `output`; rate over `n` acks.
-fn passthrough(brokers: &str, input: &str, output: &str, n: u64) -> f64 {
+static PASSTHROUGH_READY: AtomicBool = AtomicBool::new(false);
+
+/// Copies `input` to `output` until `n` records are acknowledged or `stop` is set; returns the
+/// rate. `latest`: start at the end of `input` (for the latency phase), after joining.
+fn passthrough(
+    brokers: &str,
+    input: &str,
+    output: &str,
+    n: u64,
+    props: &std::collections::BTreeMap<String, String>,
+    stop: &AtomicBool,
+    latest: bool,
+) -> f64 {
+    let mut props = props.clone();
+    if latest {
+        props.insert("auto.offset.reset".into(), "latest".into());
+    }
     let consumer: BaseConsumer =
-        kafka::consumer_config(brokers, &support::unique("bench-pass"), &Default::default())
+        kafka::consumer_config(brokers, &support::unique("bench-pass"), &props)
             .create()
             .expect("consumer");
     consumer.subscribe(&[input]).expect("subscribe");
+    if latest {
+        // Hold the partitions before the caller starts producing (else "latest" skips some).
+        while consumer.assignment().map_or(0, |a| a.count()) == 0 && !stop.load(Ordering::Relaxed) {
+            consumer.poll(Duration::from_millis(50));
+        }
+        PASSTHROUGH_READY.store(true, Ordering::Release);
+    }
     let acked = Arc::new(AtomicU64::new(0));
     struct Ctx(Arc<AtomicU64>);
     impl rdkafka::ClientContext for Ctx {}
@@ -204,7 +270,7 @@ fn passthrough(brokers: &str, input: &str, output: &str, n: u64) -> f64 {
         .expect("producer");
     let mut consumed = 0u64;
     let mut t0 = None;
-    while consumed < n {
+    while consumed < n && !stop.load(Ordering::Relaxed) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             t0.get_or_insert_with(Instant::now);
             consumed += 1;
@@ -220,16 +286,23 @@ fn passthrough(brokers: &str, input: &str, output: &str, n: u64) -> f64 {
             }
         }
     }
-    while acked.load(Ordering::Relaxed) < n {
+    while acked.load(Ordering::Relaxed) < consumed {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let rate = n as f64 / t0.expect("consumed").elapsed().as_secs_f64();
+    let rate = consumed as f64 / t0.map_or(f64::INFINITY, |t| t.elapsed().as_secs_f64());
     producer.flush(Duration::from_secs(10)).ok();
     rate
 }
 
-/// Produces `count` messages at `rate` and times each from send to its verdict being read.
-fn latency(brokers: &str, cfg: &Config, rate: u64, count: u64) -> (f64, f64, usize) {
+/// Produces `count` messages to the input topic at `rate` and times each from send to its
+/// output record (verdict, or passthrough copy) being read from `out_topic`.
+fn latency(
+    brokers: &str,
+    cfg: &Config,
+    out_topic: &str,
+    rate: u64,
+    count: u64,
+) -> (f64, f64, usize) {
     // Send instants as nanoseconds since `base`, indexed by message number: lock-free, so the
     // measuring costs little next to what is measured.
     let base = Instant::now();
@@ -241,15 +314,16 @@ fn latency(brokers: &str, cfg: &Config, rate: u64, count: u64) -> (f64, f64, usi
         let consumer: BaseConsumer = kafka::consumer_config(
             brokers,
             &support::unique("bench-lat"),
-            &[("auto.offset.reset".to_string(), "latest".to_string())]
+            &cfg.kafka
+                .consumer
+                .clone()
                 .into_iter()
+                .chain([("auto.offset.reset".to_string(), "latest".to_string())])
                 .collect(),
         )
         .create()
         .expect("consumer");
-        consumer
-            .subscribe(&[&cfg.kafka.verdicts_topic])
-            .expect("subscribe");
+        consumer.subscribe(&[out_topic]).expect("subscribe");
         // Join the group before producing, so "latest" starts before the first message.
         let t = Instant::now();
         while consumer.assignment().map_or(0, |a| a.count()) == 0
@@ -262,7 +336,7 @@ fn latency(brokers: &str, cfg: &Config, rate: u64, count: u64) -> (f64, f64, usi
             while !done.load(Ordering::Relaxed) {
                 if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
                     let now = base.elapsed().as_nanos() as u64;
-                    // Verdicts start with {"id":"lat<n>" — no need to parse the rest.
+                    // Verdicts (and messages) start with {"id":"lat<n>": no need to parse the rest.
                     let v = m.payload().unwrap_or_default();
                     let n = v
                         .strip_prefix(b"{\"id\":\"lat")

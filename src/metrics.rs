@@ -47,6 +47,9 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Time to parse, screen and hand a batch's outputs to the producer.
     pub batch_screen_seconds: Histogram,
+    /// Time to hand a batch's outputs to the producer (includes waiting on a full producer
+    /// queue, i.e. broker backpressure).
+    pub batch_send_seconds: Histogram,
     /// Time from a batch's first record being polled to all its outputs acknowledged (offsets
     /// stored).
     pub batch_latency_seconds: Histogram,
@@ -123,6 +126,11 @@ impl Metrics {
             "Time to parse, screen and hand a batch's outputs to the producer.",
             prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets"),
         );
+        let batch_send_seconds = histogram(
+            "qunguard_batch_send_seconds",
+            "Time to hand a batch's outputs to the producer (waits on a full producer queue).",
+            prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets"),
+        );
         let batch_latency_seconds = histogram(
             "qunguard_batch_latency_seconds",
             "First record polled to all outputs acknowledged.",
@@ -186,6 +194,7 @@ impl Metrics {
             alerts,
             batch_size,
             batch_screen_seconds,
+            batch_send_seconds,
             batch_latency_seconds,
             batches_in_flight,
             assigned_partitions,

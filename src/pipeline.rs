@@ -435,9 +435,10 @@ impl Stage {
 
 /// The send stage: hands prepared records to the producer in order, so screening of the next
 /// batch overlaps with sending this one.
-fn send_stage(sink: &Sink, cfg: &Config, rx: Receiver<Prepared>) {
+fn send_stage(sink: &Sink, cfg: &Config, metrics: &Metrics, rx: Receiver<Prepared>) {
     let k = &cfg.kafka;
     for p in rx {
+        let t0 = Instant::now();
         for r in p.records {
             let topic = match r.kind {
                 OutputKind::Verdict => &k.verdicts_topic,
@@ -457,6 +458,9 @@ fn send_stage(sink: &Sink, cfg: &Config, rx: Receiver<Prepared>) {
             );
         }
         p.ack.sent();
+        metrics
+            .batch_send_seconds
+            .observe(t0.elapsed().as_secs_f64());
     }
 }
 
@@ -541,10 +545,10 @@ pub fn run(
         .name("screen".into())
         .spawn(move || screen_stage(&mut stage, rx, prepared_tx, &pool))?;
     let send = {
-        let (sink, cfg) = (sink.clone(), cfg.clone());
+        let (sink, cfg, metrics) = (sink.clone(), cfg.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("send".into())
-            .spawn(move || send_stage(&sink, &cfg, prepared_rx))?
+            .spawn(move || send_stage(&sink, &cfg, &metrics, prepared_rx))?
     };
 
     poll_loop(&consumer, &shared, cfg, &stop);

@@ -200,7 +200,7 @@ impl Default for MetricsConfig {
 impl Config {
     /// Whether heuristics, alerts, reports and scorecards run.
     pub fn watch_enabled(&self) -> bool {
-        true
+        self.watch.enabled
     }
 
     /// Reads `path`, applies environment overrides and validates.
@@ -363,7 +363,7 @@ impl Config {
         }
         self.watch
             .validate()
-            .map_err(|problem| err("watch", problem, "see README \"Heuristics\""))?;
+            .map_err(|(key, problem, fix)| err(&key, problem, &fix))?;
         Ok(())
     }
 }

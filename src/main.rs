@@ -5,7 +5,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use qunguard::config::Config;
 use qunguard::metrics::{Metrics, MetricsServer};
-use qunguard::scan::{ScanOptions, scan};
+use qunguard::scan::{ScanOptions, ScanWatch, scan_with};
+use qunguard::watch::Watch;
 use qunguard::{Engine, RuleSet};
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
@@ -42,6 +43,16 @@ enum Command {
         /// Worker threads for screening (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Config file whose `[watch]` settings drive the heuristics (default: built-in
+        /// defaults, as in config/qunguard.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Rules only: no heuristics (rate, floods, pressure), alerts or scorecards.
+        #[arg(long)]
+        no_watch: bool,
+        /// Write alerts and scorecards here, one JSON object a line (default: discarded).
+        #[arg(long)]
+        records: Option<PathBuf>,
     },
     /// Write N synthetic city-chat messages as JSONL to stdout (for benchmarks and trials).
     Gen {
@@ -151,6 +162,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_text_bytes,
             max_line_bytes,
             threads,
+            config,
+            no_watch,
+            records,
         } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
@@ -164,17 +178,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_line_bytes,
                 ..ScanOptions::default()
             };
+            let watch_cfg = match &config {
+                Some(c) => Config::load(c)?.watch,
+                None => qunguard::watch::WatchConfig::default(),
+            };
+            let mut watch = (!no_watch && watch_cfg.enabled).then(|| Watch::new(watch_cfg));
+            let mut sink: Box<dyn std::io::Write + Send> = match &records {
+                Some(p) => Box::new(BufWriter::new(std::fs::File::create(p).with_context(
+                    || format!("cannot create records file {}", p.display()),
+                )?)),
+                None => Box::new(std::io::sink()),
+            };
             let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
             let stdin = || BufReader::with_capacity(1 << 20, std::io::stdin());
+            let sw = watch.as_mut().map(|w| ScanWatch {
+                watch: w,
+                records: &mut *sink,
+            });
             let stats = match file.as_deref() {
-                None => scan(&engine, stdin(), out, &opts),
-                Some(p) if p == Path::new("-") => scan(&engine, stdin(), out, &opts),
+                None => scan_with(&engine, sw, stdin(), out, &opts),
+                Some(p) if p == Path::new("-") => scan_with(&engine, sw, stdin(), out, &opts),
                 Some(p) => {
                     let f = std::fs::File::open(p)
                         .with_context(|| format!("cannot open input {}", p.display()))?;
-                    scan(&engine, BufReader::with_capacity(1 << 20, f), out, &opts)
+                    scan_with(&engine, sw, BufReader::with_capacity(1 << 20, f), out, &opts)
                 }
             };
+            sink.flush().context("writing the records file")?;
             match stats {
                 Ok(s) => {
                     eprintln!(

@@ -59,6 +59,18 @@ pub struct Metrics {
     pub assigned_partitions: IntGauge,
     /// Time the consumer thread spent blocked because the screening queue was full.
     pub consumer_blocked_seconds: Counter,
+    /// Alerts open now.
+    pub alerts_open: IntGauge,
+    /// Alerts not opened because of a cooldown or the open-alert cap, by kind.
+    pub alerts_suppressed: IntCounterVec,
+    /// Members who crossed the removal threshold (a `remove_member` recommendation).
+    pub removals_recommended: prometheus::IntCounter,
+    /// Member reports, by outcome (verified, review_requested, pending, duplicate).
+    pub reports: IntCounterVec,
+    /// Entries held in each bounded watch map, by map.
+    pub watch_entries: prometheus::IntGaugeVec,
+    /// Entries evicted from each watch map because its cap was reached, by map.
+    pub watch_evictions: IntCounterVec,
 }
 
 impl Metrics {
@@ -157,6 +169,44 @@ impl Metrics {
         registry
             .register(Box::new(consumer_blocked_seconds.clone()))
             .expect("unique name");
+        let alerts_open = gauge("qunguard_alerts_open", "Alerts open now.");
+        let alerts_suppressed = counter_vec(
+            "qunguard_alerts_suppressed_total",
+            "Alerts not opened because of a cooldown or the open-alert cap, by kind.",
+            "kind",
+        );
+        let removals_recommended = prometheus::IntCounter::new(
+            "qunguard_removals_recommended_total",
+            "Members who crossed the removal threshold (remove_member recommended).",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(removals_recommended.clone()))
+            .expect("unique name");
+        let reports = counter_vec(
+            "qunguard_reports_total",
+            "Member reports, by outcome.",
+            "outcome",
+        );
+        let watch_entries = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "qunguard_watch_entries",
+                "Entries held in each bounded watch map, by map.",
+            ),
+            &["map"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(watch_entries.clone()))
+            .expect("unique name");
+        let watch_evictions = counter_vec(
+            "qunguard_watch_evictions_total",
+            "Entries evicted from each watch map because its cap was reached, by map.",
+            "map",
+        );
+        for o in crate::watch::REPORT_OUTCOMES {
+            reports.with_label_values(&[o]);
+        }
         for input in ["message", "report"] {
             consumed.with_label_values(&[input]);
         }
@@ -181,6 +231,7 @@ impl Metrics {
         }
         for k in alert_kinds {
             alerts.with_label_values(&[k]);
+            alerts_suppressed.with_label_values(&[k]);
         }
         Metrics {
             registry,
@@ -199,6 +250,12 @@ impl Metrics {
             batches_in_flight,
             assigned_partitions,
             consumer_blocked_seconds,
+            alerts_open,
+            alerts_suppressed,
+            removals_recommended,
+            reports,
+            watch_entries,
+            watch_evictions,
         }
     }
 

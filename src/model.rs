@@ -81,7 +81,7 @@ pub struct Hit {
 }
 
 /// The screening result for one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// The message's id.
     pub id: String,
@@ -100,6 +100,36 @@ pub struct Verdict {
     /// Set when `hits` was cut to the pipeline's `max_hits` (a text full of matches).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hits_truncated: bool,
+    /// Heuristic findings about this message (flooding, rate, incident mode), each with the
+    /// action it asks for; the verdict's `action` is at least the strongest of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+    /// Set when the sender's pressure score in this group is past the removal threshold: the
+    /// group owner is advised to remove the member (the decision stays with people).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommend: Option<Recommendation>,
     /// Version of the compiled rule set that produced this verdict.
     pub rules_version: Arc<str>,
+}
+
+/// A heuristic finding on a verdict (see README "Heuristics").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    /// Stable code: `rate_limit`, `duplicate_flood`, `link_flood`, `mention_flood`, `incident`.
+    pub reason: String,
+    /// What this finding asks for (`review` or `block`).
+    pub action: Action,
+    /// For people: what was seen, against which threshold.
+    pub detail: String,
+}
+
+/// Advice attached to a verdict when a member keeps violating the rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    /// Always `remove_member` for now.
+    pub action: String,
+    /// The sender's pressure score in this group (decays with event time).
+    pub pressure: f64,
+    /// Ids of the sender's recent violating messages in this group, oldest first.
+    pub evidence: Vec<String>,
 }

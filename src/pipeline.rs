@@ -303,19 +303,28 @@ impl Stage {
                 }
             }
         }
-        let mut verdicts = self.engine.screen_batch(&msgs);
+        let mut outs: Vec<Output> = Vec::new();
+        let mut verdicts = match &mut self.watch {
+            Some(w) => {
+                let fp = w.fingerprinter();
+                let (mut verdicts, sigs): (Vec<Verdict>, Vec<_>) = self
+                    .engine
+                    .screen_batch_with(&msgs, &|m, norm| fp.sign(m, norm))
+                    .into_iter()
+                    .unzip();
+                w.observe(&msgs, &sigs, &mut verdicts, &mut outs);
+                for r in reports {
+                    w.report(r, &mut outs);
+                }
+                verdicts
+            }
+            None => self.engine.screen_batch(&msgs),
+        };
         let max_hits = self.cfg.pipeline.max_hits;
         for v in &mut verdicts {
             if v.hits.len() > max_hits {
                 v.hits.truncate(max_hits);
                 v.hits_truncated = true;
-            }
-        }
-        let mut outs: Vec<Output> = Vec::new();
-        if let Some(w) = &mut self.watch {
-            w.observe(&msgs, &mut verdicts, &mut outs);
-            for r in reports {
-                w.report(r, &mut outs);
             }
         }
         let payloads: Vec<Vec<u8>> = verdicts
@@ -531,7 +540,9 @@ pub fn run(
     ];
     let mut stage = Stage {
         engine,
-        watch: cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone())),
+        watch: cfg
+            .watch_enabled()
+            .then(|| Watch::new(cfg.watch.clone()).with_metrics(metrics.clone())),
         cfg: cfg.clone(),
         metrics: metrics.clone(),
         verdict_counters,

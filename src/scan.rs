@@ -6,6 +6,7 @@
 
 use crate::model::Message;
 use crate::screen::Engine;
+use crate::watch::{Output, Watch};
 use rayon::prelude::*;
 use std::io::{self, BufRead, Write};
 
@@ -148,9 +149,30 @@ fn read_line_limited<R: BufRead>(
     }
 }
 
-/// Screens JSONL from `input` and writes one line per input line to `output`.
-pub fn scan<R, W>(
+/// Screens JSONL from `input` and writes one line per input line to `output` (rules only, no
+/// heuristics).
+pub fn scan<R, W>(engine: &Engine, input: R, output: W, opts: &ScanOptions) -> io::Result<ScanStats>
+where
+    R: BufRead + Send,
+    W: Write + Send,
+{
+    scan_with(engine, None, input, output, opts)
+}
+
+/// What the heuristics need in a scan: the watch, and where its records (alerts, scorecards)
+/// go, one JSON object a line, each as `{"alert": {...}}`, `{"scorecard": {...}}`.
+pub struct ScanWatch<'a> {
+    /// The watch, fed every verdict in input order.
+    pub watch: &'a mut Watch,
+    /// Where its records are written.
+    pub records: &'a mut (dyn Write + Send),
+}
+
+/// [`scan`], with heuristics when `watch` is given: the verdicts are those the live pipeline
+/// gives for the same messages in the same order (everything runs on the messages' `ts`).
+pub fn scan_with<R, W>(
     engine: &Engine,
+    mut watch: Option<ScanWatch<'_>>,
     mut input: R,
     mut output: W,
     opts: &ScanOptions,
@@ -229,7 +251,20 @@ where
                     Err(e) => outcome.push(Some(e)),
                 }
             }
-            let verdicts = engine.screen_batch(&msgs);
+            let verdicts = match &mut watch {
+                None => engine.screen_batch(&msgs),
+                Some(w) => {
+                    let fp = w.watch.fingerprinter();
+                    let (mut verdicts, sigs): (Vec<_>, Vec<_>) = engine
+                        .screen_batch_with(&msgs, &|m, norm| fp.sign(m, norm))
+                        .into_iter()
+                        .unzip();
+                    let mut records = Vec::new();
+                    w.watch.observe(&msgs, &sigs, &mut verdicts, &mut records);
+                    write_records(&mut *w.records, &records)?;
+                    verdicts
+                }
+            };
             // Verdicts and error lines interleave back into input order.
             let mut next_verdict = verdicts.iter();
             let lines: Vec<OutLine<'_>> = outcome
@@ -273,6 +308,21 @@ where
         rres?;
         Ok(stats)
     })
+}
+
+/// Writes watch records as `{"KIND": RECORD}` lines.
+pub fn write_records(w: &mut dyn Write, records: &[Output]) -> io::Result<()> {
+    for r in records {
+        let kind = match r {
+            Output::Alert(_) => "alert",
+            Output::Scorecard(_) => "scorecard",
+            Output::Reward(_) => "reward",
+            Output::Review(_) => "review",
+        };
+        serde_json::to_writer(&mut *w, &serde_json::json!({ kind: r }))?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

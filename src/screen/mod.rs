@@ -225,39 +225,59 @@ impl Engine {
 
     /// Screens one message.
     pub fn screen(&self, msg: &Message) -> Verdict {
-        self.screen_chunk(std::slice::from_ref(msg))
+        self.screen_chunk(std::slice::from_ref(msg), &|_, _| ())
             .pop()
             .expect("one verdict per message")
+            .0
     }
 
     /// Screens a batch in parallel on the current rayon pool; verdicts come back in input order.
     pub fn screen_batch(&self, msgs: &[Message]) -> Vec<Verdict> {
+        self.screen_batch_with(msgs, &|_, _| ())
+            .into_iter()
+            .map(|(v, ())| v)
+            .collect()
+    }
+
+    /// Like [`Engine::screen_batch`], and also calls `f(message, normalised_text)` for each
+    /// message while its normalised text is at hand (the heuristics fingerprint it there
+    /// instead of normalising it a second time).
+    pub fn screen_batch_with<T, F>(&self, msgs: &[Message], f: &F) -> Vec<(Verdict, T)>
+    where
+        T: Send,
+        F: Fn(&Message, &str) -> T + Sync,
+    {
         let threads = rayon::current_num_threads().max(1);
         // Enough chunks to keep every worker busy, big enough that one Hyperscan call per chunk
         // amortises its fixed cost.
         let chunk = (msgs.len() / (threads * 4)).clamp(64, 1024);
         if msgs.len() <= chunk {
-            return self.screen_chunk(msgs);
+            return self.screen_chunk(msgs, f);
         }
         msgs.par_chunks(chunk)
-            .map(|c| self.screen_chunk(c))
+            .map(|c| self.screen_chunk(c, f))
             .collect::<Vec<_>>()
             .into_iter()
             .flatten()
             .collect()
     }
 
-    fn screen_chunk(&self, msgs: &[Message]) -> Vec<Verdict> {
+    fn screen_chunk<T, F: Fn(&Message, &str) -> T>(&self, msgs: &[Message], f: &F) -> Vec<(Verdict, T)> {
         thread_local! {
             static WORK: RefCell<Workspace> = RefCell::new(Workspace::default());
         }
         WORK.with(|w| match w.try_borrow_mut() {
-            Ok(mut w) => self.screen_with(&mut w, msgs),
-            Err(_) => self.screen_with(&mut Workspace::default(), msgs),
+            Ok(mut w) => self.screen_with(&mut w, msgs, f),
+            Err(_) => self.screen_with(&mut Workspace::default(), msgs, f),
         })
     }
 
-    fn screen_with(&self, w: &mut Workspace, msgs: &[Message]) -> Vec<Verdict> {
+    fn screen_with<T, F: Fn(&Message, &str) -> T>(
+        &self,
+        w: &mut Workspace,
+        msgs: &[Message],
+        f: &F,
+    ) -> Vec<(Verdict, T)> {
         w.norm.clear();
         for m in msgs {
             w.norm.push_message(&m.text);
@@ -336,7 +356,7 @@ impl Engine {
                     .count();
                 let v = self.verdict(w, i, m, &w.raw[r..r_end], &w.py_raw[p..p_end]);
                 (r, p) = (r_end, p_end);
-                v
+                (v, f(m, w.norm.message(i)))
             })
             .collect()
     }
@@ -448,6 +468,8 @@ impl Engine {
             categories,
             hits,
             hits_truncated: false,
+            reasons: Vec::new(),
+            recommend: None,
             rules_version: self.version.clone(),
         }
     }

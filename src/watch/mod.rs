@@ -1,40 +1,857 @@
-//! TEMPORARY placeholder for the watch module (issue 4), being written on branch `watch`;
-//! replaced wholesale when that branch merges. Does nothing.
-use crate::model::{Message, Verdict};
-use serde::{Deserialize, Serialize};
+//! The watch: per-message heuristics that feed the verdict (rate limits, duplicate/near-duplicate
+//! flooding, link and mention flooding, member pressure), alerts (spikes over adaptive
+//! baselines, quarrels, floods, with incident mode), member reports and group scorecards.
+//!
+//! It runs on one thread, in stream order, on event time (`ts`), so the same input gives the
+//! same verdicts and records whether it comes from Kafka or from a file (`qunguard scan`).
+//! Per-message work that needs no state (fingerprints, link counts) is done beforehand in
+//! parallel by [`Fingerprinter::sign`], inside the engine's screening pass where the
+//! normalised text is at hand; what is left here is a few lookups in bounded LRU maps keyed by
+//! 64-bit hashes. Determinism is why this is not a concurrent map updated from every
+//! worker: the order of updates would then change the verdicts.
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WatchConfig {}
-impl WatchConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
-pub struct Watch;
-impl Watch {
-    pub fn new(_cfg: WatchConfig) -> Watch {
-        Watch
-    }
-    pub fn observe(&mut self, _m: &[Message], _v: &mut [Verdict], _out: &mut Vec<Output>) {}
-    pub fn report(&mut self, _r: Report, _out: &mut Vec<Output>) {}
-}
-#[derive(Debug, Serialize)]
+mod alerts;
+mod config;
+mod flood;
+mod reports;
+mod scorecard;
+mod spike;
+mod state;
+
+pub use alerts::{ALERT_KINDS, Alert};
+pub use config::*;
+pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
+pub use scorecard::Scorecard;
+
+use crate::metrics::Metrics;
+use crate::model::{Action, MatchKind, Message, Reason, Recommendation, Verdict};
+use alerts::{Alerts, Observation, Outcome};
+use flood::Floods;
+use reports::{ReportOut, Reports};
+use scorecard::{Card, period_of};
+use serde::Serialize;
+use spike::{Baseline, Params};
+use state::{Bounded, decay, key_of, pair};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// Reason codes on verdicts, the `reason` label of `qunguard_verdict_reasons_total`.
+pub const REASONS: &[&str] = &[
+    "rate_limit",
+    "duplicate_flood",
+    "link_flood",
+    "mention_flood",
+    "incident",
+];
+
+/// A record the watch wants written (besides the verdicts it amends).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum Output {
-    Alert(String),
-    Scorecard(String),
-    Reward(String),
-    Review(String),
+    /// To the alerts topic.
+    Alert(Alert),
+    /// To the scorecards topic.
+    Scorecard(Scorecard),
+    /// To the rewards topic.
+    Reward(Reward),
+    /// To the review topic.
+    Review(ReviewRequest),
 }
+
 impl Output {
+    /// The Kafka key: the group where there is one (so a group's records stay in order on one
+    /// partition), the reporter for rewards.
     pub fn key(&self) -> &str {
-        ""
+        match self {
+            Output::Alert(a) => a.group_id.as_deref().unwrap_or(&a.key),
+            Output::Scorecard(s) => &s.group_id,
+            Output::Reward(r) => &r.reporter_id,
+            Output::Review(r) => &r.group_id,
+        }
     }
+
+    /// The alert kind, for alerts that just opened (the `qunguard_alerts_total` count).
     pub fn alert_kind(&self) -> Option<&str> {
-        None
+        match self {
+            Output::Alert(a) if a.status == "open" => Some(&a.kind),
+            _ => None,
+        }
     }
 }
-#[derive(Debug, Deserialize)]
-pub struct Report {}
-pub const ALERT_KINDS: &[&str] = &[];
-pub const REASONS: &[&str] = &[];
+
+/// What the watch needs of a message's text, computed in parallel before the stateful pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signature {
+    group: u64,
+    sender: u64,
+    /// Text fingerprint; `None` for short or common replies, which never count as floods.
+    sim: Option<u64>,
+    links: u16,
+    mentions: u16,
+}
+
+/// Computes [`Signature`]s; cheap to clone and shareable across screening workers.
+#[derive(Clone)]
+pub struct Fingerprinter {
+    min_chars: usize,
+    common: Arc<HashSet<String>>,
+}
+
+impl Fingerprinter {
+    /// The signature of `m`, whose normalised text is `norm`.
+    pub fn sign(&self, m: &Message, norm: &str) -> Signature {
+        let chars = norm.chars().count();
+        let sim = if chars < self.min_chars || self.common.contains(norm) || low_information(norm)
+        {
+            None
+        } else {
+            Some(flood::simhash(norm))
+        };
+        let t = m.text.as_bytes();
+        let links = memchr::memmem::find_iter(t, b"://").count()
+            + memchr::memmem::find_iter(t, b"www.")
+                .filter(|&i| i < 3 || &t[i - 3..i] != b"://")
+                .count();
+        let mentions = memchr::memchr_iter(b'@', t).count() + m.text.matches('＠').count();
+        Signature {
+            group: key_of(&m.group_id),
+            sender: key_of(&m.sender_id),
+            sim,
+            links: links.min(u16::MAX as usize) as u16,
+            mentions: mentions.min(u16::MAX as usize) as u16,
+        }
+    }
+}
+
+/// 哈哈哈哈哈哈, 666666, 好好好好: a text of one or two distinct characters says nothing.
+fn low_information(norm: &str) -> bool {
+    let mut chars = norm.chars();
+    let Some(a) = chars.next() else { return true };
+    let mut b = None;
+    for c in chars {
+        if c != a && Some(c) != b {
+            if b.is_some() {
+                return false;
+            }
+            b = Some(c);
+        }
+    }
+    true
+}
+
+/// One member (sender in a group): rate bucket, decaying link/mention counts, pressure.
+struct Member {
+    last: i64,
+    tokens: f32,
+    links: f32,
+    mentions: f32,
+    pressure: f32,
+    over: bool,
+    evidence: VecDeque<Box<str>>,
+}
+
+/// One sender across groups.
+struct Sender {
+    last: i64,
+    tokens: f32,
+}
+
+/// A recent abusive message in a group (quarrel detection).
+struct Abuse {
+    ts: i64,
+    sender: u64,
+    id: Box<str>,
+}
+
+struct Group {
+    id: Box<str>,
+    /// Open quarrel/flood alerts involving the group; > 0 means incident mode.
+    incidents: u8,
+    rate: Baseline,
+    abuse: VecDeque<Abuse>,
+    card: Card,
+}
+
+/// Cumulative counts, for `scan`'s summary and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Reasons added to verdicts, by code.
+    pub reasons: HashMap<&'static str, u64>,
+    /// Alerts opened, by kind.
+    pub alerts_opened: HashMap<String, u64>,
+    /// Alerts suppressed (cooldown or cap).
+    pub alerts_suppressed: u64,
+    /// Verdicts carrying a removal recommendation, and members who crossed the threshold.
+    pub recommendations: u64,
+    pub removals: u64,
+    /// Reports by outcome.
+    pub reports: HashMap<&'static str, u64>,
+    /// Scorecards written.
+    pub scorecards: u64,
+}
+
+/// The watch's state. See the module docs.
+pub struct Watch {
+    cfg: WatchConfig,
+    fp: Fingerprinter,
+    members: Bounded<Member>,
+    senders: Bounded<Sender>,
+    groups: Bounded<Group>,
+    group_cats: Bounded<Baseline>,
+    city: Vec<Baseline>,
+    floods: Floods,
+    /// Groups put in incident mode by each open flood alert.
+    flood_groups: HashMap<String, Vec<u64>>,
+    alerts: Alerts,
+    reports: Reports,
+    categories: Vec<Arc<str>>,
+    quarrel_cats: Vec<bool>,
+    watermark: i64,
+    period: Option<i64>,
+    metrics: Option<Metrics>,
+    stats: WatchStats,
+}
+
+const MIN: f64 = 60_000.0;
+
+impl Watch {
+    /// A watch with `cfg` (validated by [`WatchConfig::validate`]).
+    pub fn new(cfg: WatchConfig) -> Watch {
+        let l = &cfg.limits;
+        let common = cfg
+            .flood
+            .common_replies
+            .iter()
+            .map(|r| crate::normalise(r).text)
+            .collect();
+        Watch {
+            fp: Fingerprinter {
+                min_chars: cfg.flood.min_chars,
+                common: Arc::new(common),
+            },
+            members: Bounded::new(l.members),
+            senders: Bounded::new(l.senders),
+            groups: Bounded::new(l.groups),
+            group_cats: Bounded::new(l.group_categories),
+            city: Vec::new(),
+            floods: Floods::new(l.fingerprints),
+            flood_groups: HashMap::new(),
+            alerts: Alerts::new(cfg.alerts.clone(), l.open_alerts),
+            reports: Reports::new(cfg.reports.clone(), l),
+            categories: Vec::new(),
+            quarrel_cats: Vec::new(),
+            watermark: i64::MIN,
+            period: None,
+            metrics: None,
+            stats: WatchStats::default(),
+            cfg,
+        }
+    }
+
+    /// Also count into these metrics.
+    pub fn with_metrics(mut self, m: Metrics) -> Watch {
+        self.metrics = Some(m);
+        self
+    }
+
+    /// The signature function to run inside screening (see [`crate::Engine::screen_batch_with`]).
+    pub fn fingerprinter(&self) -> Fingerprinter {
+        self.fp.clone()
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &WatchStats {
+        &self.stats
+    }
+
+    /// Entries held per map, and evictions so far: (map, entries, evicted).
+    pub fn sizes(&self) -> Vec<(&'static str, usize, u64)> {
+        let mut v = vec![
+            ("members", self.members.len(), self.members.evicted),
+            ("senders", self.senders.len(), self.senders.evicted),
+            ("groups", self.groups.len(), self.groups.evicted),
+            ("group_categories", self.group_cats.len(), self.group_cats.evicted),
+            ("fingerprints", self.floods.len(), self.floods.evicted()),
+            ("open_alerts", self.alerts.open_count(), 0),
+        ];
+        v.extend(self.reports.sizes());
+        v
+    }
+
+    fn category(&mut self, c: &Arc<str>) -> u16 {
+        if let Some(i) = self.categories.iter().position(|k| k == c) {
+            return i as u16;
+        }
+        self.categories.push(c.clone());
+        self.quarrel_cats
+            .push(self.cfg.quarrel.categories.iter().any(|q| **q == **c));
+        self.city.push(Baseline::default());
+        (self.categories.len() - 1) as u16
+    }
+
+    fn spike_params(&self, min_count: u64) -> Params {
+        let s = &self.cfg.spike;
+        Params {
+            bucket_ms: s.bucket_secs as i64 * 1000,
+            alpha: s.alpha,
+            min_buckets: s.min_buckets,
+            z: s.z,
+            min_count,
+        }
+    }
+
+    /// Runs the heuristics over a screened batch, in order: amends `verdicts` (reasons, raised
+    /// actions, removal advice) and pushes alerts and scorecards to `out`. `sigs[i]` is
+    /// `self.fingerprinter().sign(&msgs[i], …)`.
+    pub fn observe(
+        &mut self,
+        msgs: &[Message],
+        sigs: &[Signature],
+        verdicts: &mut [Verdict],
+        out: &mut Vec<Output>,
+    ) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let mut alerts = Vec::new();
+        for ((m, s), v) in msgs.iter().zip(sigs).zip(verdicts.iter_mut()) {
+            self.advance(m.ts, out);
+            self.one(m, s, v, &mut alerts);
+            self.reports.remember(v, &m.text);
+        }
+        self.sweep(&mut alerts);
+        self.emit_alerts(alerts, out);
+        if let Some(mx) = &self.metrics {
+            mx.alerts_open.set(self.alerts.open_count() as i64);
+            for (map, n, evicted) in self.sizes() {
+                mx.watch_entries.with_label_values(&[map]).set(n as i64);
+                let c = mx.watch_evictions.with_label_values(&[map]);
+                c.inc_by(evicted.saturating_sub(c.get()));
+            }
+        }
+    }
+
+    /// Moves event time forward; closes the scorecard period when it ends.
+    fn advance(&mut self, ts: i64, out: &mut Vec<Output>) {
+        self.watermark = self.watermark.max(ts);
+        let p = period_of(self.watermark, &self.cfg.scorecard);
+        match self.period {
+            None => self.period = Some(p),
+            Some(cur) if p > cur => {
+                self.close_period(cur, out);
+                self.period = Some(p);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn close_period(&mut self, period: i64, out: &mut Vec<Output>) {
+        let mut cards = Vec::new();
+        for (_, g) in self.groups.iter_mut() {
+            if !g.card.is_empty() {
+                let card = std::mem::take(&mut g.card);
+                cards.push(scorecard::scorecard(
+                    &g.id,
+                    period,
+                    &card,
+                    &self.categories,
+                    &self.cfg.scorecard,
+                ));
+            }
+        }
+        cards.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        self.stats.scorecards += cards.len() as u64;
+        out.extend(cards.into_iter().map(Output::Scorecard));
+    }
+
+    fn one(&mut self, m: &Message, s: &Signature, v: &mut Verdict, alerts: &mut Vec<Alert>) {
+        let ts = m.ts;
+        let mut reasons: Vec<Reason> = Vec::new();
+        let mut reason = |code: &'static str, action: Action, detail: String| {
+            reasons.push(Reason {
+                reason: code.into(),
+                action,
+                detail,
+            })
+        };
+        let cats: Vec<u16> = v.categories.clone().iter().map(|c| self.category(c)).collect();
+        let abusive = cats.iter().any(|&c| self.quarrel_cats[c as usize]);
+        let cfg = &self.cfg;
+        let g = self.groups.entry(s.group, || Group {
+            id: m.group_id.as_str().into(),
+            incidents: 0,
+            rate: Baseline::default(),
+            abuse: VecDeque::new(),
+            card: Card::default(),
+        });
+        let incident = g.incidents > 0;
+        if incident && abusive {
+            reason(
+                "incident",
+                cfg.alerts.incident_action,
+                "abuse while the group is in incident mode (open quarrel or flood alert)".into(),
+            );
+        }
+
+        // Rate limits: token buckets, tighter while the group is in incident mode.
+        let f = if incident { cfg.alerts.incident_rate_factor } else { 1.0 };
+        let r = &cfg.rate;
+        let mem = self.members.entry(pair(s.sender, s.group), || Member {
+            last: ts,
+            tokens: r.group_burst as f32,
+            links: 0.0,
+            mentions: 0.0,
+            pressure: 0.0,
+            over: false,
+            evidence: VecDeque::new(),
+        });
+        let dt = ts - mem.last;
+        let (cap, per_ms) = (r.group_burst * f, r.group_per_minute * f / MIN);
+        mem.tokens = (f64::from(mem.tokens) + dt.max(0) as f64 * per_ms).min(cap) as f32;
+        if mem.tokens >= 1.0 {
+            mem.tokens -= 1.0;
+        } else {
+            reason(
+                "rate_limit",
+                r.action,
+                format!(
+                    "over {} messages a minute (burst {}) from this member in this group",
+                    r.group_per_minute * f,
+                    r.group_burst * f
+                ),
+            );
+        }
+        // Links, contact ids and mentions: decaying counts per member.
+        let d = decay(dt, cfg.links.window_secs as f64 * 1000.0 * std::f64::consts::LN_2) as f32;
+        let contacts = v.hits.iter().filter(|h| h.kind == MatchKind::Regex).count();
+        mem.links = mem.links * d + f32::from(s.links) + contacts as f32;
+        mem.mentions = mem.mentions * d + f32::from(s.mentions);
+        let lc = &cfg.links;
+        if f64::from(mem.links) > lc.max_links {
+            reason(
+                "link_flood",
+                lc.action,
+                format!(
+                    "{:.1} links/contact ids from this member in this group in ~{} s (limit {})",
+                    mem.links, lc.window_secs, lc.max_links
+                ),
+            );
+        }
+        if u32::from(s.mentions) > lc.max_mentions_per_message || f64::from(mem.mentions) > lc.max_mentions {
+            reason(
+                "mention_flood",
+                lc.action,
+                format!(
+                    "{} @-mentions in this message, {:.1} in ~{} s (limits {} and {})",
+                    s.mentions, mem.mentions, lc.window_secs, lc.max_mentions_per_message, lc.max_mentions
+                ),
+            );
+        }
+        let sender = self.senders.entry(s.sender, || Sender {
+            last: ts,
+            tokens: r.global_burst as f32,
+        });
+        let sdt = (ts - sender.last).max(0) as f64;
+        sender.tokens = (f64::from(sender.tokens) + sdt * r.global_per_minute / MIN).min(r.global_burst) as f32;
+        sender.last = sender.last.max(ts);
+        if sender.tokens >= 1.0 {
+            sender.tokens -= 1.0;
+        } else {
+            reason(
+                "rate_limit",
+                r.action,
+                format!(
+                    "over {} messages a minute (burst {}) from this sender across groups",
+                    r.global_per_minute, r.global_burst
+                ),
+            );
+        }
+
+        // Duplicate and near-duplicate flooding.
+        let mut flood_alert = None;
+        let mut flood_cluster = None;
+        if let Some(sim) = s.sim {
+            let fc = &cfg.flood;
+            let window = fc.window_secs as i64 * 1000;
+            let seen = self.floods.post(
+                sim,
+                fc.max_distance,
+                window,
+                ts,
+                s.group,
+                &m.group_id,
+                s.sender,
+                &m.id,
+                cfg.alerts.samples,
+            );
+            let action = if incident { cfg.alerts.incident_action.max(fc.action) } else { fc.action };
+            if seen.sender_groups >= fc.sender_min_groups {
+                reason(
+                    "duplicate_flood",
+                    action,
+                    format!(
+                        "the same text from this sender in {} groups within {} s",
+                        seen.sender_groups, fc.window_secs
+                    ),
+                );
+            } else if seen.group_senders >= fc.group_min_senders {
+                reason(
+                    "duplicate_flood",
+                    action,
+                    format!(
+                        "the same text from {} members of this group within {} s",
+                        seen.group_senders, fc.window_secs
+                    ),
+                );
+            }
+            flood_cluster = Some(seen.cluster);
+            if seen.groups >= fc.alert_min_groups {
+                flood_alert = Some((seen.cluster, seen.groups));
+            }
+        }
+
+        // The verdict: rules first, then what the heuristics ask for.
+        for rs in &reasons {
+            v.action = v.action.max(rs.action);
+        }
+        if let Some(mx) = &self.metrics {
+            for rs in &reasons {
+                mx.verdict_reasons.with_label_values(&[&rs.reason]).inc();
+            }
+        }
+        for rs in &reasons {
+            let code = REASONS.iter().find(|c| **c == rs.reason).copied().unwrap_or("other");
+            *self.stats.reasons.entry(code).or_default() += 1;
+        }
+        v.reasons = reasons;
+
+        // Pressure: rises with violations, decays with event time; past the threshold the
+        // verdict advises removal, with the evidence.
+        let pc = &cfg.pressure;
+        let mem = self.members.peek_mut(pair(s.sender, s.group)).expect("entry made above");
+        let points = match v.action {
+            Action::Allow => 0.0,
+            Action::Review => pc.review_points,
+            Action::Block => pc.block_points,
+        };
+        let p = f64::from(mem.pressure) * decay(dt, pc.half_life_secs as f64 * 1000.0) + points;
+        mem.pressure = p as f32;
+        mem.last = mem.last.max(ts);
+        let mut crossed = false;
+        if points > 0.0 {
+            if mem.evidence.len() >= pc.evidence.max(1) {
+                mem.evidence.pop_front();
+            }
+            mem.evidence.push_back(m.id.as_str().into());
+            if p >= pc.remove_threshold {
+                v.recommend = Some(Recommendation {
+                    action: "remove_member".into(),
+                    pressure: (p * 100.0).round() / 100.0,
+                    evidence: mem.evidence.iter().map(|e| e.to_string()).collect(),
+                });
+                self.stats.recommendations += 1;
+                crossed = !mem.over;
+                mem.over = true;
+            }
+        }
+        if p < pc.remove_threshold {
+            mem.over = false;
+        }
+        if crossed {
+            self.stats.removals += 1;
+            if let Some(mx) = &self.metrics {
+                mx.removals_recommended.inc();
+            }
+        }
+
+        // Scorecard counts.
+        let g = self.groups.peek_mut(s.group).expect("entry made above");
+        g.card.messages += 1;
+        g.card.removals += u32::from(crossed);
+        if v.action > Action::Allow {
+            g.card.violations += 1;
+            g.card.reviews += u32::from(v.action == Action::Review);
+            g.card.blocks += u32::from(v.action == Action::Block);
+            for &c in &cats {
+                g.card.count_category(c);
+            }
+        }
+
+        // Spikes: this group's message rate, then violation rates per category.
+        self.spikes(m, s, &cats, alerts);
+
+        // Quarrels: abuse from several members of one group in a short window.
+        if abusive {
+            self.quarrel(m, s, alerts);
+        }
+        if let Some((cluster, groups)) = flood_alert {
+            self.flood(cluster, groups, ts, alerts);
+        } else if let Some(cluster) = flood_cluster
+            && !self.flood_groups.is_empty()
+            && let Some(c) = self.floods.cluster(cluster)
+        {
+            // A post to an open flood keeps it open even below the alert threshold.
+            let key = format!("{:016x}", c.sim);
+            self.alerts.touch("flood", &key, ts);
+        }
+    }
+
+    fn spikes(&mut self, m: &Message, s: &Signature, cats: &[u16], alerts: &mut Vec<Alert>) {
+        let ts = m.ts;
+        let window = self.cfg.spike.bucket_secs;
+        let pm = self.spike_params(self.cfg.spike.min_messages);
+        let alerting = self.alerts.is_open("message_spike", &m.group_id);
+        let g = self.groups.peek_mut(s.group).expect("entry made above");
+        let closed = g.rate.roll(ts, &pm, alerting);
+        g.rate.count += 1;
+        let (count, warm, thr, mean) = (g.rate.count, g.rate.warm(&pm), g.rate.threshold(&pm), g.rate.mean());
+        if let Some(c) = closed
+            && alerting
+            && f64::from(c.count) <= (c.mean + c.threshold) / 2.0
+        {
+            self.alerts.resolve("message_spike", &m.group_id, ts, f64::from(c.count), alerts);
+        }
+        if warm && f64::from(count) > thr {
+            let ob = Observation {
+                kind: "message_spike",
+                key: m.group_id.clone(),
+                group_id: Some(m.group_id.clone()),
+                category: None,
+                window_secs: window,
+                observed: f64::from(count),
+                baseline: round2(mean),
+                threshold: round2(thr),
+                members: None,
+                samples: vec![m.id.clone()],
+                groups: vec![],
+            };
+            self.observe_alert(ts, ob, &[s.group], alerts);
+        }
+        let pv = self.spike_params(self.cfg.spike.min_violations);
+        for &c in cats {
+            let cat = self.categories[c as usize].clone();
+            for city in [false, true] {
+                let (kind, key) = if city {
+                    ("city_violation_spike", format!("city/{cat}"))
+                } else {
+                    ("violation_spike", format!("{}/{cat}", m.group_id))
+                };
+                let alerting = self.alerts.is_open(kind, &key);
+                let b = if city {
+                    &mut self.city[c as usize]
+                } else {
+                    self.group_cats.entry(pair(s.group, u64::from(c) + 1), Baseline::default)
+                };
+                let closed = b.roll(ts, &pv, alerting);
+                b.count += 1;
+                let (count, warm, thr, mean) = (b.count, b.warm(&pv), b.threshold(&pv), b.mean());
+                if let Some(cl) = closed
+                    && alerting
+                    && f64::from(cl.count) <= (cl.mean + cl.threshold) / 2.0
+                {
+                    self.alerts.resolve(kind, &key, ts, f64::from(cl.count), alerts);
+                }
+                if warm && f64::from(count) > thr {
+                    let ob = Observation {
+                        kind,
+                        key,
+                        group_id: (!city).then(|| m.group_id.clone()),
+                        category: Some(cat.to_string()),
+                        window_secs: window,
+                        observed: f64::from(count),
+                        baseline: round2(mean),
+                        threshold: round2(thr),
+                        members: None,
+                        samples: vec![m.id.clone()],
+                        groups: vec![],
+                    };
+                    let groups: &[u64] = if city { &[] } else { &[s.group] };
+                    self.observe_alert(ts, ob, groups, alerts);
+                }
+            }
+        }
+    }
+
+    fn quarrel(&mut self, m: &Message, s: &Signature, alerts: &mut Vec<Alert>) {
+        let ts = m.ts;
+        let q = &self.cfg.quarrel;
+        let window = q.window_secs as i64 * 1000;
+        let g = self.groups.peek_mut(s.group).expect("entry made above");
+        while g.abuse.front().is_some_and(|a| a.ts + window < ts) || g.abuse.len() >= 32 {
+            g.abuse.pop_front();
+        }
+        g.abuse.push_back(Abuse {
+            ts,
+            sender: s.sender,
+            id: m.id.as_str().into(),
+        });
+        let mut members: Vec<u64> = g.abuse.iter().map(|a| a.sender).collect();
+        members.sort_unstable();
+        members.dedup();
+        let n = g.abuse.len();
+        if n >= q.min_messages && members.len() >= q.min_members {
+            let samples = g.abuse.iter().rev().take(self.cfg.alerts.samples).rev().map(|a| a.id.to_string()).collect();
+            let ob = Observation {
+                kind: "quarrel",
+                key: m.group_id.clone(),
+                group_id: Some(m.group_id.clone()),
+                category: None,
+                window_secs: q.window_secs,
+                observed: n as f64,
+                baseline: q.min_messages as f64,
+                threshold: q.min_messages as f64,
+                members: Some(members.len()),
+                samples,
+                groups: vec![],
+            };
+            if self.observe_alert(ts, ob, &[s.group], alerts) == Outcome::Opened {
+                self.incident(s.group, 1);
+            }
+        } else {
+            self.alerts.touch("quarrel", &m.group_id, ts);
+        }
+    }
+
+    fn flood(&mut self, cluster: u64, groups: usize, ts: i64, alerts: &mut Vec<Alert>) {
+        let fc = &self.cfg.flood;
+        let Some(c) = self.floods.cluster(cluster) else { return };
+        let key = format!("{:016x}", c.sim);
+        let samples: Vec<String> = c.samples.iter().cloned().collect();
+        let group_keys: Vec<u64> = c.groups.iter().map(|(k, _)| *k).collect();
+        let group_ids: Vec<String> = c.groups.iter().map(|(_, id)| id.clone()).collect();
+        let ob = Observation {
+            kind: "flood",
+            key: key.clone(),
+            group_id: None,
+            category: None,
+            window_secs: fc.window_secs,
+            observed: groups as f64,
+            baseline: fc.alert_min_groups as f64,
+            threshold: fc.alert_min_groups as f64,
+            members: None,
+            samples,
+            groups: group_ids,
+        };
+        let outcome = self.observe_alert(ts, ob, &[], alerts);
+        if outcome == Outcome::Suppressed {
+            return;
+        }
+        // Every group the flood reached is in incident mode until it resolves.
+        let marked = self.flood_groups.entry(key).or_default();
+        let new: Vec<u64> = group_keys.into_iter().filter(|g| !marked.contains(g)).collect();
+        marked.extend(&new);
+        for g in new {
+            self.incident(g, 1);
+            if let Some(gr) = self.groups.peek_mut(g) {
+                gr.card.alerts += 1;
+            }
+        }
+    }
+
+    fn incident(&mut self, group: u64, delta: i8) {
+        if let Some(g) = self.groups.peek_mut(group) {
+            g.incidents = g.incidents.saturating_add_signed(delta);
+        }
+    }
+
+    fn observe_alert(&mut self, ts: i64, ob: Observation, groups: &[u64], alerts: &mut Vec<Alert>) -> Outcome {
+        let kind = ob.kind;
+        let o = self.alerts.observe(ts, ob, alerts);
+        match o {
+            Outcome::Opened => {
+                *self.stats.alerts_opened.entry(kind.to_string()).or_default() += 1;
+                for &g in groups {
+                    if let Some(gr) = self.groups.peek_mut(g) {
+                        gr.card.alerts += 1;
+                    }
+                }
+            }
+            Outcome::Suppressed => {
+                self.stats.alerts_suppressed += 1;
+                if let Some(mx) = &self.metrics {
+                    mx.alerts_suppressed.with_label_values(&[kind]).inc();
+                }
+            }
+            _ => {}
+        }
+        o
+    }
+
+    /// Resolves alerts whose condition ended without a message to notice it: quarrels and
+    /// floods gone quiet, spikes whose bucket closed while their key fell silent.
+    fn sweep(&mut self, alerts: &mut Vec<Alert>) {
+        let now = self.watermark;
+        let quiet = now - self.cfg.alerts.quiet_secs as i64 * 1000;
+        for (kind, key) in self.alerts.quiet(&["quarrel", "flood"], quiet) {
+            self.alerts.resolve(kind, &key, now, 0.0, alerts);
+            if kind == "quarrel" {
+                self.incident(key_of(&key), -1);
+            } else {
+                for g in self.flood_groups.remove(&key).unwrap_or_default() {
+                    self.incident(g, -1);
+                }
+            }
+        }
+        for kind in ["message_spike", "violation_spike", "city_violation_spike"] {
+            let min = if kind == "message_spike" { self.cfg.spike.min_messages } else { self.cfg.spike.min_violations };
+            let p = self.spike_params(min);
+            for key in self.alerts.open_of(kind) {
+                let b = match kind {
+                    "message_spike" => self.groups.peek_mut(key_of(&key)).map(|g| &mut g.rate),
+                    _ => {
+                        let (scope, cat) = key.rsplit_once('/').expect("KEY/CATEGORY");
+                        let Some(c) = self.categories.iter().position(|k| **k == *cat) else { continue };
+                        if kind == "city_violation_spike" {
+                            self.city.get_mut(c)
+                        } else {
+                            self.group_cats.peek_mut(pair(key_of(scope), c as u64 + 1))
+                        }
+                    }
+                };
+                let Some(b) = b else {
+                    // State evicted: nothing left to judge it by.
+                    self.alerts.resolve(kind, &key, now, 0.0, alerts);
+                    continue;
+                };
+                // A key that fell silent never closes its bucket by itself: close it here.
+                if let Some(cl) = b.roll(now, &p, true)
+                    && f64::from(cl.count) <= (cl.mean + cl.threshold) / 2.0
+                {
+                    self.alerts.resolve(kind, &key, now, f64::from(cl.count), alerts);
+                }
+            }
+        }
+        self.alerts.expire_cooldowns(now);
+    }
+
+    fn emit_alerts(&mut self, alerts: Vec<Alert>, out: &mut Vec<Output>) {
+        out.extend(alerts.into_iter().map(Output::Alert));
+    }
+
+    /// Joins a member report with what this instance screened: rewards verified reporters,
+    /// sends reported messages it allowed to focused review.
+    pub fn report(&mut self, r: Report, out: &mut Vec<Output>) {
+        if !self.cfg.enabled {
+            return;
+        }
+        self.advance(r.ts, out);
+        let mut ro = Vec::new();
+        let outcome = self.reports.report(&r, &mut ro);
+        *self.stats.reports.entry(outcome).or_default() += 1;
+        if let Some(mx) = &self.metrics {
+            mx.reports.with_label_values(&[outcome]).inc();
+        }
+        if let Some(g) = self.groups.peek_mut(key_of(&r.group_id)) {
+            g.card.reports += 1;
+            g.card.verified_reports += u32::from(outcome == "verified");
+        }
+        out.extend(ro.into_iter().map(|o| match o {
+            ReportOut::Reward(w) => Output::Reward(w),
+            ReportOut::Review(v) => Output::Review(v),
+        }));
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -1,0 +1,315 @@
+//! Alert lifecycle: one open alert per (kind, key), updates rate-capped, a resolution record
+//! when it ends, and a cooldown before the same (kind, key) may open again.
+
+use super::config::AlertsConfig;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Alert kinds, the `kind` label of `qunguard_alerts_total`.
+pub const ALERT_KINDS: &[&str] = &[
+    "message_spike",
+    "violation_spike",
+    "city_violation_spike",
+    "quarrel",
+    "flood",
+];
+
+/// An alert record on the alerts topic (see README "Alerts").
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Alert {
+    /// Stable for the alert's whole life: `KIND:KEY:STARTED_TS`.
+    pub alert_id: String,
+    /// One of [`ALERT_KINDS`].
+    pub kind: String,
+    /// `open`, `update` (it grew) or `resolved`.
+    pub status: String,
+    /// What the alert is about: a group id, `GROUP/CATEGORY`, `city/CATEGORY`, or a flood's
+    /// fingerprint.
+    pub key: String,
+    /// The group, for group alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// The category, for violation spikes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The window the observation covers, in seconds.
+    pub window_secs: u64,
+    /// What was seen in the window: messages, violations, abusive messages, or groups reached.
+    pub observed: f64,
+    /// What is normal: the EWMA mean for spikes; for quarrels and floods, the threshold.
+    pub baseline: f64,
+    /// The level `observed` had to reach.
+    pub threshold: f64,
+    /// `warning`, `high` or `critical` (observed ≥ 1.5× / 3× the threshold).
+    pub severity: String,
+    /// The largest `observed` so far.
+    pub peak: f64,
+    /// Distinct members involved (quarrels) or groups reached (floods), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<usize>,
+    /// Ids of recent messages that made it.
+    pub samples: Vec<String>,
+    /// Groups involved (floods), up to a few dozen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Event time it opened (ms).
+    pub started_ts: i64,
+    /// Event time of this record (ms).
+    pub ts: i64,
+    /// Update records sent so far.
+    pub updates: u32,
+}
+
+/// What a detector saw; the manager decides whether it opens, updates or is suppressed.
+pub struct Observation {
+    pub kind: &'static str,
+    pub key: String,
+    pub group_id: Option<String>,
+    pub category: Option<String>,
+    pub window_secs: u64,
+    pub observed: f64,
+    pub baseline: f64,
+    pub threshold: f64,
+    pub members: Option<usize>,
+    pub samples: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// What the manager did with an observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Opened,
+    Updated,
+    /// Already open; nothing sent now (rate cap or no growth).
+    Merged,
+    /// In cooldown, or too many open alerts.
+    Suppressed,
+}
+
+struct Open {
+    alert: Alert,
+    last_activity: i64,
+    last_emit: i64,
+    emitted_observed: f64,
+}
+
+/// The open alerts of one instance.
+pub struct Alerts {
+    cfg: AlertsConfig,
+    cap: usize,
+    open: HashMap<(&'static str, String), Open>,
+    cooldown: HashMap<(&'static str, String), i64>,
+}
+
+fn severity(observed: f64, threshold: f64) -> &'static str {
+    let r = observed / threshold.max(1e-9);
+    if r >= 3.0 {
+        "critical"
+    } else if r >= 1.5 {
+        "high"
+    } else {
+        "warning"
+    }
+}
+
+impl Alerts {
+    pub fn new(cfg: AlertsConfig, cap: usize) -> Alerts {
+        Alerts {
+            cfg,
+            cap,
+            open: HashMap::new(),
+            cooldown: HashMap::new(),
+        }
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_open(&self, kind: &'static str, key: &str) -> bool {
+        self.open.contains_key(&(kind, key.to_string()))
+    }
+
+    /// Marks activity on an open alert without a new observation (keeps it from resolving).
+    pub fn touch(&mut self, kind: &'static str, key: &str, ts: i64) {
+        if let Some(o) = self.open.get_mut(&(kind, key.to_string())) {
+            o.last_activity = o.last_activity.max(ts);
+        }
+    }
+
+    /// Feeds an observation at event time `ts`; pushes an `open` or `update` record to `out`.
+    pub fn observe(&mut self, ts: i64, ob: Observation, out: &mut Vec<Alert>) -> Outcome {
+        let samples_cap = self.cfg.samples;
+        let k = (ob.kind, ob.key.clone());
+        if let Some(o) = self.open.get_mut(&k) {
+            let a = &mut o.alert;
+            o.last_activity = o.last_activity.max(ts);
+            a.observed = ob.observed;
+            a.baseline = ob.baseline;
+            a.threshold = ob.threshold;
+            a.peak = a.peak.max(ob.observed);
+            a.members = ob.members.or(a.members);
+            for s in ob.samples {
+                if !a.samples.contains(&s) {
+                    if a.samples.len() >= samples_cap {
+                        a.samples.remove(0);
+                    }
+                    a.samples.push(s);
+                }
+            }
+            for g in ob.groups {
+                if !a.groups.contains(&g) && a.groups.len() < 64 {
+                    a.groups.push(g);
+                }
+            }
+            let due = ts - o.last_emit >= self.cfg.update_secs as i64 * 1000;
+            if due && ob.observed > o.emitted_observed {
+                a.updates += 1;
+                a.status = "update".into();
+                a.severity = severity(a.peak, a.threshold).into();
+                a.ts = ts;
+                o.last_emit = ts;
+                o.emitted_observed = ob.observed;
+                out.push(a.clone());
+                return Outcome::Updated;
+            }
+            return Outcome::Merged;
+        }
+        if self.cooldown.get(&k).is_some_and(|&until| ts < until) || self.open.len() >= self.cap {
+            return Outcome::Suppressed;
+        }
+        let mut samples = ob.samples;
+        samples.truncate(samples_cap);
+        let alert = Alert {
+            alert_id: format!("{}:{}:{ts}", ob.kind, ob.key),
+            kind: ob.kind.into(),
+            status: "open".into(),
+            key: ob.key,
+            group_id: ob.group_id,
+            category: ob.category,
+            window_secs: ob.window_secs,
+            observed: ob.observed,
+            baseline: ob.baseline,
+            threshold: ob.threshold,
+            severity: severity(ob.observed, ob.threshold).into(),
+            peak: ob.observed,
+            members: ob.members,
+            samples,
+            groups: ob.groups,
+            started_ts: ts,
+            ts,
+            updates: 0,
+        };
+        out.push(alert.clone());
+        self.open.insert(
+            k,
+            Open {
+                alert,
+                last_activity: ts,
+                last_emit: ts,
+                emitted_observed: ob.observed,
+            },
+        );
+        Outcome::Opened
+    }
+
+    /// Closes an open alert with a `resolved` record; returns it (None if none was open).
+    pub fn resolve(
+        &mut self,
+        kind: &'static str,
+        key: &str,
+        ts: i64,
+        observed: f64,
+        out: &mut Vec<Alert>,
+    ) -> Option<Alert> {
+        let k = (kind, key.to_string());
+        let o = self.open.remove(&k)?;
+        let mut a = o.alert;
+        a.status = "resolved".into();
+        a.observed = observed;
+        a.ts = ts.max(a.started_ts);
+        out.push(a.clone());
+        self.cooldown
+            .insert(k, a.ts + self.cfg.cooldown_secs as i64 * 1000);
+        Some(a)
+    }
+
+    /// Open alerts of `kinds` with no activity since `before` (quarrels and floods that went
+    /// quiet).
+    pub fn quiet(&self, kinds: &[&str], before: i64) -> Vec<(&'static str, String)> {
+        let mut v: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(k, o)| kinds.contains(&k.0) && o.last_activity < before)
+            .map(|(k, _)| k.clone())
+            .collect();
+        v.sort(); // deterministic output order
+        v
+    }
+
+    /// Open alerts of `kind`, sorted.
+    pub fn open_of(&self, kind: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .open
+            .keys()
+            .filter(|k| k.0 == kind)
+            .map(|k| k.1.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Forgets cooldowns that have ended (keeps the map bounded by recent alerts).
+    pub fn expire_cooldowns(&mut self, now: i64) {
+        self.cooldown.retain(|_, until| *until > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ob(observed: f64) -> Observation {
+        Observation {
+            kind: "quarrel",
+            key: "g1".into(),
+            group_id: Some("g1".into()),
+            category: None,
+            window_secs: 120,
+            observed,
+            baseline: 5.0,
+            threshold: 5.0,
+            members: Some(3),
+            samples: vec![format!("m{observed}")],
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn one_open_alert_per_key_updates_rate_capped_then_resolution_and_cooldown() {
+        let mut a = Alerts::new(AlertsConfig::default(), 100);
+        let mut out = Vec::new();
+        let s = 1000;
+        // (ts, observed, expected outcome)
+        let steps = [
+            (0, 5.0, Outcome::Opened),
+            (10 * s, 6.0, Outcome::Merged),   // grew, but within update_secs
+            (61 * s, 5.0, Outcome::Merged),   // due, but no growth since the open record
+            (62 * s, 9.0, Outcome::Updated),  // due and grew
+            (70 * s, 20.0, Outcome::Merged),  // rate cap again
+        ];
+        for (ts, o, want) in steps {
+            assert_eq!(a.observe(ts, ob(o), &mut out), want, "at {ts}");
+        }
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].severity, "high");
+        assert!(a.resolve("quarrel", "g1", 400 * s, 0.0, &mut out).is_some());
+        assert_eq!(out.last().unwrap().status, "resolved");
+        assert_eq!(out.last().unwrap().peak, 20.0);
+        let ids: std::collections::HashSet<_> = out.iter().map(|a| a.alert_id.clone()).collect();
+        assert_eq!(ids.len(), 1, "one alert id for the whole life");
+        // Cooldown: the same key cannot reopen for 600 s after resolving.
+        assert_eq!(a.observe(500 * s, ob(9.0), &mut out), Outcome::Suppressed);
+        assert_eq!(a.observe(1001 * s, ob(9.0), &mut out), Outcome::Opened);
+    }
+}

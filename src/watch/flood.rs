@@ -1,0 +1,205 @@
+//! Duplicate and near-duplicate flooding: text fingerprints (SimHash over character bigrams of
+//! the normalised text) grouped into clusters, with the recent posts of each cluster.
+
+use super::state::{Bounded, key_of};
+use std::collections::VecDeque;
+
+/// SimHash of the normalised text's character bigrams: texts that differ in a character or
+/// two land a few bits apart, unrelated texts about 32 bits apart.
+pub fn simhash(norm: &str) -> u64 {
+    let mut counts = [0i16; 64];
+    let mut prev: Option<char> = None;
+    let mut n = 0i16;
+    for c in norm.chars() {
+        if let Some(p) = prev {
+            let h = shingle(p, c);
+            for (b, slot) in counts.iter_mut().enumerate() {
+                *slot += ((h >> b) & 1) as i16;
+            }
+            n = n.saturating_add(1);
+        }
+        prev = Some(c);
+    }
+    let mut out = 0u64;
+    for (b, &c) in counts.iter().enumerate() {
+        if 2 * c > n {
+            out |= 1 << b;
+        }
+    }
+    out
+}
+
+fn shingle(a: char, b: char) -> u64 {
+    let mut x = (u64::from(a as u32) << 32 | u64::from(b as u32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^ (x >> 32)
+}
+
+/// One recent post of a fingerprint.
+#[derive(Clone, Copy)]
+struct Post {
+    ts: i64,
+    group: u64,
+    sender: u64,
+}
+
+/// Posts kept per cluster: enough to count a flood's groups and senders, small enough that
+/// 100k clusters stay a few MB in the common case of one post each.
+const POSTS: usize = 64;
+
+/// Messages that share (nearly) the same text.
+pub struct Cluster {
+    /// The first member's fingerprint; later members are within `max_distance` bits of it.
+    pub sim: u64,
+    posts: VecDeque<Post>,
+    /// Ids of a few recent posts (alert samples).
+    pub samples: VecDeque<String>,
+    /// Group ids seen, up to a few dozen (for alerts and incident mode).
+    pub groups: Vec<(u64, String)>,
+}
+
+/// What one post found.
+pub struct Seen {
+    /// Cluster id (its fingerprint's key in the index).
+    pub cluster: u64,
+    /// Distinct groups this sender posted the text into, in the window.
+    pub sender_groups: usize,
+    /// Distinct senders who posted the text into this group, in the window.
+    pub group_senders: usize,
+    /// Distinct groups the text reached, in the window.
+    pub groups: usize,
+}
+
+/// Fingerprint clusters with a 4 × 16-bit band index: fingerprints at most 3 bits apart share
+/// at least one band exactly, so a near-duplicate is found with four lookups.
+pub struct Floods {
+    clusters: Bounded<Cluster>,
+    bands: Bounded<u64>,
+    next_id: u64,
+}
+
+impl Floods {
+    pub fn new(cap: usize) -> Floods {
+        Floods {
+            clusters: Bounded::new(cap),
+            bands: Bounded::new(cap.saturating_mul(4)),
+            next_id: 1,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.clusters.len()
+    }
+
+    pub fn evicted(&self) -> u64 {
+        self.clusters.evicted
+    }
+
+    pub fn cluster(&mut self, id: u64) -> Option<&mut Cluster> {
+        self.clusters.peek_mut(id)
+    }
+
+    /// Records a post of fingerprint `sim` and counts what the window holds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn post(
+        &mut self,
+        sim: u64,
+        max_distance: u32,
+        window_ms: i64,
+        ts: i64,
+        group: u64,
+        group_id: &str,
+        sender: u64,
+        msg_id: &str,
+        samples: usize,
+    ) -> Seen {
+        let band_key = |i: u64| key_of("band") ^ (i << 16 | (sim >> (16 * i)) & 0xffff).wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let mut found = None;
+        for i in 0..4 {
+            if let Some(&mut id) = self.bands.get_mut(band_key(i))
+                && let Some(c) = self.clusters.peek_mut(id)
+                && (c.sim ^ sim).count_ones() <= max_distance
+            {
+                found = Some(id);
+                break;
+            }
+        }
+        let id = found.unwrap_or_else(|| {
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        });
+        if found.is_none() {
+            for i in 0..4 {
+                self.bands.put(band_key(i), id);
+            }
+        }
+        let c = self.clusters.entry(id, || Cluster {
+            sim,
+            posts: VecDeque::new(),
+            samples: VecDeque::new(),
+            groups: Vec::new(),
+        });
+        while c.posts.front().is_some_and(|p| p.ts + window_ms < ts) || c.posts.len() >= POSTS {
+            c.posts.pop_front();
+        }
+        c.posts.push_back(Post { ts, group, sender });
+        if c.samples.len() >= samples.max(1) {
+            c.samples.pop_front();
+        }
+        c.samples.push_back(msg_id.to_string());
+        if c.groups.len() < POSTS && !c.groups.iter().any(|(g, _)| *g == group) {
+            c.groups.push((group, group_id.to_string()));
+        }
+        let in_window = || c.posts.iter().filter(|p| p.ts + window_ms >= ts);
+        let mut sender_groups: Vec<u64> = in_window().filter(|p| p.sender == sender).map(|p| p.group).collect();
+        let mut group_senders: Vec<u64> = in_window().filter(|p| p.group == group).map(|p| p.sender).collect();
+        let mut groups: Vec<u64> = in_window().map(|p| p.group).collect();
+        for v in [&mut sender_groups, &mut group_senders, &mut groups] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        Seen {
+            cluster: id,
+            sender_groups: sender_groups.len(),
+            group_senders: group_senders.len(),
+            groups: groups.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_duplicates_are_close_and_different_texts_far() {
+        let base = simhash("加我微信领取免费红包名额有限先到先得");
+        let cases = [
+            ("加我微信领取免费红包名额有限先到先得", 0, 0),
+            ("加我微信领取免费红包名额有限先到先得吧", 0, 8),
+            ("今天下午三点在小区门口集合大家记得带伞", 20, 64),
+        ];
+        for (text, lo, hi) in cases {
+            let d = (simhash(text) ^ base).count_ones();
+            assert!((lo..=hi).contains(&d), "{text}: {d} bits");
+        }
+    }
+
+    #[test]
+    fn posts_count_groups_and_senders_in_the_window() {
+        let mut f = Floods::new(100);
+        let sim = simhash("加我微信领取免费红包名额有限");
+        let minute = 60_000;
+        // One sender into three groups, then a fourth post outside the window.
+        let mut last = None;
+        for (i, (ts, g)) in [(0, 1), (minute, 2), (2 * minute, 3)].into_iter().enumerate() {
+            last = Some(f.post(sim, 3, 10 * minute, ts, g, &format!("g{g}"), 7, &format!("m{i}"), 5));
+        }
+        let s = last.unwrap();
+        assert_eq!((s.sender_groups, s.group_senders, s.groups), (3, 1, 3));
+        let s = f.post(sim, 3, 10 * minute, 30 * minute, 4, "g4", 7, "m9", 5);
+        assert_eq!((s.sender_groups, s.groups), (1, 1), "older posts left the window");
+    }
+}

@@ -1,0 +1,152 @@
+//! Per-group scorecards: what happened in a group over a period of event time, and an
+//! assessment the city can act on (praise `good` groups, order `rectify` ones to rectify).
+
+use super::config::ScorecardConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Counters of one group in the open period.
+#[derive(Debug, Clone, Default)]
+pub struct Card {
+    pub messages: u32,
+    pub violations: u32,
+    pub reviews: u32,
+    pub blocks: u32,
+    pub removals: u32,
+    pub alerts: u32,
+    pub reports: u32,
+    pub verified_reports: u32,
+    /// (category index, verdicts hitting it).
+    pub categories: Vec<(u16, u32)>,
+}
+
+impl Card {
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0 && self.reports == 0 && self.alerts == 0
+    }
+
+    pub fn count_category(&mut self, c: u16) {
+        match self.categories.iter_mut().find(|(k, _)| *k == c) {
+            Some((_, n)) => *n += 1,
+            None => self.categories.push((c, 1)),
+        }
+    }
+}
+
+/// A scorecard record (scorecards topic, keyed by group).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scorecard {
+    pub group_id: String,
+    /// The period, [start, end) in ms since the epoch.
+    pub period_start_ts: i64,
+    pub period_end_ts: i64,
+    /// Messages screened.
+    pub messages: u32,
+    /// Messages whose verdict was review or block.
+    pub violations: u32,
+    pub violations_per_1000: f64,
+    /// Per category: verdicts hitting it per 1,000 messages.
+    pub category_per_1000: BTreeMap<String, f64>,
+    pub reviews: u32,
+    pub blocks: u32,
+    /// Times a member crossed the removal threshold.
+    pub removals_recommended: u32,
+    /// Alerts opened for this group (quarrels, spikes, floods it was part of).
+    pub alerts: u32,
+    pub reports: u32,
+    pub verified_reports: u32,
+    /// `good` (≤ good_max_per_1000), `rectify` (> rectify_min_per_1000), else `fair`.
+    pub assessment: String,
+}
+
+/// The period index of `ts`.
+pub fn period_of(ts: i64, cfg: &ScorecardConfig) -> i64 {
+    (ts + cfg.utc_offset_secs * 1000).div_euclid(cfg.interval_secs as i64 * 1000)
+}
+
+/// Builds the record for `card` over period `period`.
+pub fn scorecard(
+    group_id: &str,
+    period: i64,
+    card: &Card,
+    categories: &[Arc<str>],
+    cfg: &ScorecardConfig,
+) -> Scorecard {
+    let len = cfg.interval_secs as i64 * 1000;
+    let start = period * len - cfg.utc_offset_secs * 1000;
+    let per_1000 = |n: u32| {
+        if card.messages == 0 {
+            0.0
+        } else {
+            (f64::from(n) * 1000.0 / f64::from(card.messages) * 100.0).round() / 100.0
+        }
+    };
+    let v = per_1000(card.violations);
+    let assessment = if v <= cfg.good_max_per_1000 {
+        "good"
+    } else if v > cfg.rectify_min_per_1000 {
+        "rectify"
+    } else {
+        "fair"
+    };
+    Scorecard {
+        group_id: group_id.to_string(),
+        period_start_ts: start,
+        period_end_ts: start + len,
+        messages: card.messages,
+        violations: card.violations,
+        violations_per_1000: v,
+        category_per_1000: card
+            .categories
+            .iter()
+            .map(|&(c, n)| (categories[c as usize].to_string(), per_1000(n)))
+            .collect(),
+        reviews: card.reviews,
+        blocks: card.blocks,
+        removals_recommended: card.removals,
+        alerts: card.alerts,
+        reports: card.reports,
+        verified_reports: card.verified_reports,
+        assessment: assessment.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assessment_follows_violations_per_1000() {
+        let cfg = ScorecardConfig::default();
+        let cats: Vec<Arc<str>> = vec!["ads".into()];
+        for (messages, violations, want) in [
+            (1000, 0, "good"),
+            (1000, 5, "good"),
+            (1000, 6, "fair"),
+            (1000, 50, "fair"),
+            (1000, 51, "rectify"),
+            (0, 0, "good"),
+        ] {
+            let card = Card {
+                messages,
+                violations,
+                categories: vec![(0, violations)],
+                ..Default::default()
+            };
+            let s = scorecard("g", 20_000, &card, &cats, &cfg);
+            assert_eq!(s.assessment, want, "{violations}/{messages}");
+            assert_eq!(s.period_end_ts - s.period_start_ts, 86_400_000);
+        }
+    }
+
+    #[test]
+    fn periods_start_at_local_midnight() {
+        let cfg = ScorecardConfig::default();
+        // 2025-11-25 16:00:00 UTC is 2025-11-26 00:00 in Beijing.
+        let midnight_bj = 1_764_086_400_000;
+        assert_eq!(period_of(midnight_bj - 1, &cfg) + 1, period_of(midnight_bj, &cfg));
+        let s = scorecard("g", period_of(midnight_bj, &cfg), &Card::default(), &[], &cfg);
+        assert_eq!(s.period_start_ts, midnight_bj);
+    }
+}

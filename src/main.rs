@@ -184,9 +184,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let mut watch = (!no_watch && watch_cfg.enabled).then(|| Watch::new(watch_cfg));
             let mut sink: Box<dyn std::io::Write + Send> = match &records {
-                Some(p) => Box::new(BufWriter::new(std::fs::File::create(p).with_context(
-                    || format!("cannot create records file {}", p.display()),
-                )?)),
+                Some(p) => Box::new(BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create records file {}", p.display()))?,
+                )),
                 None => Box::new(std::io::sink()),
             };
             let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
@@ -201,7 +202,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(p) => {
                     let f = std::fs::File::open(p)
                         .with_context(|| format!("cannot open input {}", p.display()))?;
-                    scan_with(&engine, sw, BufReader::with_capacity(1 << 20, f), out, &opts)
+                    scan_with(
+                        &engine,
+                        sw,
+                        BufReader::with_capacity(1 << 20, f),
+                        out,
+                        &opts,
+                    )
                 }
             };
             sink.flush().context("writing the records file")?;

@@ -262,7 +262,11 @@ impl Engine {
             .collect()
     }
 
-    fn screen_chunk<T, F: Fn(&Message, &str) -> T>(&self, msgs: &[Message], f: &F) -> Vec<(Verdict, T)> {
+    fn screen_chunk<T, F: Fn(&Message, &str) -> T>(
+        &self,
+        msgs: &[Message],
+        f: &F,
+    ) -> Vec<(Verdict, T)> {
         thread_local! {
             static WORK: RefCell<Workspace> = RefCell::new(Workspace::default());
         }

@@ -293,10 +293,10 @@ mod tests {
         // (ts, observed, expected outcome)
         let steps = [
             (0, 5.0, Outcome::Opened),
-            (10 * s, 6.0, Outcome::Merged),   // grew, but within update_secs
-            (61 * s, 5.0, Outcome::Merged),   // due, but no growth since the open record
-            (62 * s, 9.0, Outcome::Updated),  // due and grew
-            (70 * s, 20.0, Outcome::Merged),  // rate cap again
+            (10 * s, 6.0, Outcome::Merged), // grew, but within update_secs
+            (61 * s, 5.0, Outcome::Merged), // due, but no growth since the open record
+            (62 * s, 9.0, Outcome::Updated), // due and grew
+            (70 * s, 20.0, Outcome::Merged), // rate cap again
         ];
         for (ts, o, want) in steps {
             assert_eq!(a.observe(ts, ob(o), &mut out), want, "at {ts}");

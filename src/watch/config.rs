@@ -90,7 +90,9 @@ pub struct FloodConfig {
     pub window_secs: u64,
     /// One sender posting the same text into this many distinct groups is flooding.
     pub sender_min_groups: usize,
-    /// This many distinct senders posting the same text into one group is flooding.
+    /// This many distinct senders posting the same text into one group is flooding, when the
+    /// text carries a payload (a rule hit, a link, a contact id or @-mentions); members echoing
+    /// a harmless text (接龙, greetings) never are.
     pub group_min_senders: usize,
     /// A text seen in this many distinct groups raises a city-wide `flood` alert.
     pub alert_min_groups: usize,
@@ -109,14 +111,36 @@ impl Default for FloodConfig {
     fn default() -> Self {
         FloodConfig {
             window_secs: 600,
-            sender_min_groups: 3,
+            sender_min_groups: 5,
             group_min_senders: 5,
             alert_min_groups: 10,
             min_chars: 6,
             common_replies: [
-                "收到", "好的", "谢谢", "收到谢谢", "好的谢谢", "谢谢群主", "收到收到", "明白",
-                "了解", "已阅", "ok", "好", "嗯", "赞", "支持", "同意", "1", "+1", "哈哈哈",
-                "早上好", "晚安", "辛苦了", "大家好", "新年快乐", "生日快乐",
+                "收到",
+                "好的",
+                "谢谢",
+                "收到谢谢",
+                "好的谢谢",
+                "谢谢群主",
+                "收到收到",
+                "明白",
+                "了解",
+                "已阅",
+                "ok",
+                "好",
+                "嗯",
+                "赞",
+                "支持",
+                "同意",
+                "1",
+                "+1",
+                "哈哈哈",
+                "早上好",
+                "晚安",
+                "辛苦了",
+                "大家好",
+                "新年快乐",
+                "生日快乐",
             ]
             .map(String::from)
             .to_vec(),
@@ -132,8 +156,9 @@ impl Default for FloodConfig {
 pub struct LinksConfig {
     /// Time constant of the decaying counts, in seconds (a count halves in about 0.7× this).
     pub window_secs: u64,
-    /// More links and contact ids (URLs; regex hits such as WeChat/QQ ids and phone numbers)
-    /// than this by one sender in one group, decayed over the window, is `link_flood`.
+    /// More links and contact ids than this by one sender in one group, decayed over the
+    /// window, is `link_flood`. A message counts the larger of its URLs and its regex hits
+    /// (WeChat/QQ ids, phone numbers, URLs in the shipped packs).
     pub max_links: f64,
     /// More @-mentions than this by one sender in one group, decayed, is `mention_flood`.
     pub max_mentions: f64,
@@ -383,7 +408,10 @@ impl WatchConfig {
             ("links.max_mentions", self.links.max_mentions),
             ("pressure.remove_threshold", self.pressure.remove_threshold),
             ("spike.z", self.spike.z),
-            ("reports.initial_reputation", self.reports.initial_reputation),
+            (
+                "reports.initial_reputation",
+                self.reports.initial_reputation,
+            ),
             ("reports.review_weight", self.reports.review_weight),
         ];
         for (k, v) in positive {
@@ -435,7 +463,10 @@ impl WatchConfig {
         }
         let unit = [
             ("spike.alpha", self.spike.alpha),
-            ("alerts.incident_rate_factor", self.alerts.incident_rate_factor),
+            (
+                "alerts.incident_rate_factor",
+                self.alerts.incident_rate_factor,
+            ),
             ("reports.unverified_factor", self.reports.unverified_factor),
         ];
         for (k, v) in unit {

@@ -30,7 +30,8 @@ pub fn simhash(norm: &str) -> u64 {
 }
 
 fn shingle(a: char, b: char) -> u64 {
-    let mut x = (u64::from(a as u32) << 32 | u64::from(b as u32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut x =
+        (u64::from(a as u32) << 32 | u64::from(b as u32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 29;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^ (x >> 32)
@@ -114,7 +115,10 @@ impl Floods {
         msg_id: &str,
         samples: usize,
     ) -> Seen {
-        let band_key = |i: u64| key_of("band") ^ (i << 16 | (sim >> (16 * i)) & 0xffff).wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let band_key = |i: u64| {
+            key_of("band")
+                ^ (i << 16 | (sim >> (16 * i)) & 0xffff).wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
         let mut found = None;
         for i in 0..4 {
             if let Some(&mut id) = self.bands.get_mut(band_key(i))
@@ -153,8 +157,14 @@ impl Floods {
             c.groups.push((group, group_id.to_string()));
         }
         let in_window = || c.posts.iter().filter(|p| p.ts + window_ms >= ts);
-        let mut sender_groups: Vec<u64> = in_window().filter(|p| p.sender == sender).map(|p| p.group).collect();
-        let mut group_senders: Vec<u64> = in_window().filter(|p| p.group == group).map(|p| p.sender).collect();
+        let mut sender_groups: Vec<u64> = in_window()
+            .filter(|p| p.sender == sender)
+            .map(|p| p.group)
+            .collect();
+        let mut group_senders: Vec<u64> = in_window()
+            .filter(|p| p.group == group)
+            .map(|p| p.sender)
+            .collect();
         let mut groups: Vec<u64> = in_window().map(|p| p.group).collect();
         for v in [&mut sender_groups, &mut group_senders, &mut groups] {
             v.sort_unstable();
@@ -194,12 +204,29 @@ mod tests {
         let minute = 60_000;
         // One sender into three groups, then a fourth post outside the window.
         let mut last = None;
-        for (i, (ts, g)) in [(0, 1), (minute, 2), (2 * minute, 3)].into_iter().enumerate() {
-            last = Some(f.post(sim, 3, 10 * minute, ts, g, &format!("g{g}"), 7, &format!("m{i}"), 5));
+        for (i, (ts, g)) in [(0, 1), (minute, 2), (2 * minute, 3)]
+            .into_iter()
+            .enumerate()
+        {
+            last = Some(f.post(
+                sim,
+                3,
+                10 * minute,
+                ts,
+                g,
+                &format!("g{g}"),
+                7,
+                &format!("m{i}"),
+                5,
+            ));
         }
         let s = last.unwrap();
         assert_eq!((s.sender_groups, s.group_senders, s.groups), (3, 1, 3));
         let s = f.post(sim, 3, 10 * minute, 30 * minute, 4, "g4", 7, "m9", 5);
-        assert_eq!((s.sender_groups, s.groups), (1, 1), "older posts left the window");
+        assert_eq!(
+            (s.sender_groups, s.groups),
+            (1, 1),
+            "older posts left the window"
+        );
     }
 }

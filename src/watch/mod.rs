@@ -101,8 +101,7 @@ impl Fingerprinter {
     /// The signature of `m`, whose normalised text is `norm`.
     pub fn sign(&self, m: &Message, norm: &str) -> Signature {
         let chars = norm.chars().count();
-        let sim = if chars < self.min_chars || self.common.contains(norm) || low_information(norm)
-        {
+        let sim = if chars < self.min_chars || self.common.contains(norm) || low_information(norm) {
             None
         } else {
             Some(flood::simhash(norm))
@@ -207,12 +206,15 @@ pub struct Watch {
     categories: Vec<Arc<str>>,
     quarrel_cats: Vec<bool>,
     watermark: i64,
+    next_sweep: i64,
     period: Option<i64>,
     metrics: Option<Metrics>,
     stats: WatchStats,
 }
 
 const MIN: f64 = 60_000.0;
+/// Event time between checks for alerts that ended quietly.
+const SWEEP_EVERY_MS: i64 = 1000;
 
 impl Watch {
     /// A watch with `cfg` (validated by [`WatchConfig::validate`]).
@@ -241,6 +243,7 @@ impl Watch {
             categories: Vec::new(),
             quarrel_cats: Vec::new(),
             watermark: i64::MIN,
+            next_sweep: i64::MIN,
             period: None,
             metrics: None,
             stats: WatchStats::default(),
@@ -270,7 +273,11 @@ impl Watch {
             ("members", self.members.len(), self.members.evicted),
             ("senders", self.senders.len(), self.senders.evicted),
             ("groups", self.groups.len(), self.groups.evicted),
-            ("group_categories", self.group_cats.len(), self.group_cats.evicted),
+            (
+                "group_categories",
+                self.group_cats.len(),
+                self.group_cats.evicted,
+            ),
             ("fingerprints", self.floods.len(), self.floods.evicted()),
             ("open_alerts", self.alerts.open_count(), 0),
         ];
@@ -316,11 +323,17 @@ impl Watch {
         let mut alerts = Vec::new();
         for ((m, s), v) in msgs.iter().zip(sigs).zip(verdicts.iter_mut()) {
             self.advance(m.ts, out);
+            // Sweeping on event time, message by message, keeps the results independent of
+            // where batches happen to be cut.
+            if self.watermark >= self.next_sweep {
+                self.sweep(&mut alerts);
+                self.next_sweep = self.watermark + SWEEP_EVERY_MS;
+            }
             self.one(m, s, v, &mut alerts);
             self.reports.remember(v, &m.text);
+            out.extend(alerts.drain(..).map(Output::Alert));
         }
-        self.sweep(&mut alerts);
-        self.emit_alerts(alerts, out);
+        out.extend(alerts.drain(..).map(Output::Alert));
         if let Some(mx) = &self.metrics {
             mx.alerts_open.set(self.alerts.open_count() as i64);
             for (map, n, evicted) in self.sizes() {
@@ -374,7 +387,12 @@ impl Watch {
                 detail,
             })
         };
-        let cats: Vec<u16> = v.categories.clone().iter().map(|c| self.category(c)).collect();
+        let cats: Vec<u16> = v
+            .categories
+            .clone()
+            .iter()
+            .map(|c| self.category(c))
+            .collect();
         let abusive = cats.iter().any(|&c| self.quarrel_cats[c as usize]);
         let cfg = &self.cfg;
         let g = self.groups.entry(s.group, || Group {
@@ -394,7 +412,11 @@ impl Watch {
         }
 
         // Rate limits: token buckets, tighter while the group is in incident mode.
-        let f = if incident { cfg.alerts.incident_rate_factor } else { 1.0 };
+        let f = if incident {
+            cfg.alerts.incident_rate_factor
+        } else {
+            1.0
+        };
         let r = &cfg.rate;
         let mem = self.members.entry(pair(s.sender, s.group), || Member {
             last: ts,
@@ -422,9 +444,13 @@ impl Watch {
             );
         }
         // Links, contact ids and mentions: decaying counts per member.
-        let d = decay(dt, cfg.links.window_secs as f64 * 1000.0 * std::f64::consts::LN_2) as f32;
+        let d = decay(
+            dt,
+            cfg.links.window_secs as f64 * 1000.0 * std::f64::consts::LN_2,
+        ) as f32;
         let contacts = v.hits.iter().filter(|h| h.kind == MatchKind::Regex).count();
-        mem.links = mem.links * d + f32::from(s.links) + contacts as f32;
+        // A URL is usually also a regex hit (ads.url): count the larger, not both.
+        mem.links = mem.links * d + (s.links as usize).max(contacts) as f32;
         mem.mentions = mem.mentions * d + f32::from(s.mentions);
         let lc = &cfg.links;
         if f64::from(mem.links) > lc.max_links {
@@ -437,13 +463,19 @@ impl Watch {
                 ),
             );
         }
-        if u32::from(s.mentions) > lc.max_mentions_per_message || f64::from(mem.mentions) > lc.max_mentions {
+        if u32::from(s.mentions) > lc.max_mentions_per_message
+            || f64::from(mem.mentions) > lc.max_mentions
+        {
             reason(
                 "mention_flood",
                 lc.action,
                 format!(
                     "{} @-mentions in this message, {:.1} in ~{} s (limits {} and {})",
-                    s.mentions, mem.mentions, lc.window_secs, lc.max_mentions_per_message, lc.max_mentions
+                    s.mentions,
+                    mem.mentions,
+                    lc.window_secs,
+                    lc.max_mentions_per_message,
+                    lc.max_mentions
                 ),
             );
         }
@@ -452,7 +484,8 @@ impl Watch {
             tokens: r.global_burst as f32,
         });
         let sdt = (ts - sender.last).max(0) as f64;
-        sender.tokens = (f64::from(sender.tokens) + sdt * r.global_per_minute / MIN).min(r.global_burst) as f32;
+        sender.tokens =
+            (f64::from(sender.tokens) + sdt * r.global_per_minute / MIN).min(r.global_burst) as f32;
         sender.last = sender.last.max(ts);
         if sender.tokens >= 1.0 {
             sender.tokens -= 1.0;
@@ -467,7 +500,10 @@ impl Watch {
             );
         }
 
-        // Duplicate and near-duplicate flooding.
+        // Duplicate and near-duplicate flooding. Many members echoing one harmless text in
+        // their group (接龙, greetings, 收到谢谢) is how groups work; many accounts posting
+        // the same text with a payload (a rule hit, a link, a contact id, mentions) is a raid.
+        let payload = !v.hits.is_empty() || s.links > 0 || s.mentions > 0;
         let mut flood_alert = None;
         let mut flood_cluster = None;
         if let Some(sim) = s.sim {
@@ -484,7 +520,11 @@ impl Watch {
                 &m.id,
                 cfg.alerts.samples,
             );
-            let action = if incident { cfg.alerts.incident_action.max(fc.action) } else { fc.action };
+            let action = if incident {
+                cfg.alerts.incident_action.max(fc.action)
+            } else {
+                fc.action
+            };
             if seen.sender_groups >= fc.sender_min_groups {
                 reason(
                     "duplicate_flood",
@@ -494,7 +534,7 @@ impl Watch {
                         seen.sender_groups, fc.window_secs
                     ),
                 );
-            } else if seen.group_senders >= fc.group_min_senders {
+            } else if seen.group_senders >= fc.group_min_senders && payload {
                 reason(
                     "duplicate_flood",
                     action,
@@ -520,7 +560,11 @@ impl Watch {
             }
         }
         for rs in &reasons {
-            let code = REASONS.iter().find(|c| **c == rs.reason).copied().unwrap_or("other");
+            let code = REASONS
+                .iter()
+                .find(|c| **c == rs.reason)
+                .copied()
+                .unwrap_or("other");
             *self.stats.reasons.entry(code).or_default() += 1;
         }
         v.reasons = reasons;
@@ -528,7 +572,10 @@ impl Watch {
         // Pressure: rises with violations, decays with event time; past the threshold the
         // verdict advises removal, with the evidence.
         let pc = &cfg.pressure;
-        let mem = self.members.peek_mut(pair(s.sender, s.group)).expect("entry made above");
+        let mem = self
+            .members
+            .peek_mut(pair(s.sender, s.group))
+            .expect("entry made above");
         let points = match v.action {
             Action::Allow => 0.0,
             Action::Review => pc.review_points,
@@ -604,12 +651,18 @@ impl Watch {
         let g = self.groups.peek_mut(s.group).expect("entry made above");
         let closed = g.rate.roll(ts, &pm, alerting);
         g.rate.count += 1;
-        let (count, warm, thr, mean) = (g.rate.count, g.rate.warm(&pm), g.rate.threshold(&pm), g.rate.mean());
+        let (count, warm, thr, mean) = (
+            g.rate.count,
+            g.rate.warm(&pm),
+            g.rate.threshold(&pm),
+            g.rate.mean(),
+        );
         if let Some(c) = closed
             && alerting
             && f64::from(c.count) <= (c.mean + c.threshold) / 2.0
         {
-            self.alerts.resolve("message_spike", &m.group_id, ts, f64::from(c.count), alerts);
+            self.alerts
+                .resolve("message_spike", &m.group_id, ts, f64::from(c.count), alerts);
         }
         if warm && f64::from(count) > thr {
             let ob = Observation {
@@ -640,7 +693,8 @@ impl Watch {
                 let b = if city {
                     &mut self.city[c as usize]
                 } else {
-                    self.group_cats.entry(pair(s.group, u64::from(c) + 1), Baseline::default)
+                    self.group_cats
+                        .entry(pair(s.group, u64::from(c) + 1), Baseline::default)
                 };
                 let closed = b.roll(ts, &pv, alerting);
                 b.count += 1;
@@ -649,7 +703,8 @@ impl Watch {
                     && alerting
                     && f64::from(cl.count) <= (cl.mean + cl.threshold) / 2.0
                 {
-                    self.alerts.resolve(kind, &key, ts, f64::from(cl.count), alerts);
+                    self.alerts
+                        .resolve(kind, &key, ts, f64::from(cl.count), alerts);
                 }
                 if warm && f64::from(count) > thr {
                     let ob = Observation {
@@ -690,7 +745,14 @@ impl Watch {
         members.dedup();
         let n = g.abuse.len();
         if n >= q.min_messages && members.len() >= q.min_members {
-            let samples = g.abuse.iter().rev().take(self.cfg.alerts.samples).rev().map(|a| a.id.to_string()).collect();
+            let samples = g
+                .abuse
+                .iter()
+                .rev()
+                .take(self.cfg.alerts.samples)
+                .rev()
+                .map(|a| a.id.to_string())
+                .collect();
             let ob = Observation {
                 kind: "quarrel",
                 key: m.group_id.clone(),
@@ -714,7 +776,9 @@ impl Watch {
 
     fn flood(&mut self, cluster: u64, groups: usize, ts: i64, alerts: &mut Vec<Alert>) {
         let fc = &self.cfg.flood;
-        let Some(c) = self.floods.cluster(cluster) else { return };
+        let Some(c) = self.floods.cluster(cluster) else {
+            return;
+        };
         let key = format!("{:016x}", c.sim);
         let samples: Vec<String> = c.samples.iter().cloned().collect();
         let group_keys: Vec<u64> = c.groups.iter().map(|(k, _)| *k).collect();
@@ -738,7 +802,10 @@ impl Watch {
         }
         // Every group the flood reached is in incident mode until it resolves.
         let marked = self.flood_groups.entry(key).or_default();
-        let new: Vec<u64> = group_keys.into_iter().filter(|g| !marked.contains(g)).collect();
+        let new: Vec<u64> = group_keys
+            .into_iter()
+            .filter(|g| !marked.contains(g))
+            .collect();
         marked.extend(&new);
         for g in new {
             self.incident(g, 1);
@@ -754,12 +821,22 @@ impl Watch {
         }
     }
 
-    fn observe_alert(&mut self, ts: i64, ob: Observation, groups: &[u64], alerts: &mut Vec<Alert>) -> Outcome {
+    fn observe_alert(
+        &mut self,
+        ts: i64,
+        ob: Observation,
+        groups: &[u64],
+        alerts: &mut Vec<Alert>,
+    ) -> Outcome {
         let kind = ob.kind;
         let o = self.alerts.observe(ts, ob, alerts);
         match o {
             Outcome::Opened => {
-                *self.stats.alerts_opened.entry(kind.to_string()).or_default() += 1;
+                *self
+                    .stats
+                    .alerts_opened
+                    .entry(kind.to_string())
+                    .or_default() += 1;
                 for &g in groups {
                     if let Some(gr) = self.groups.peek_mut(g) {
                         gr.card.alerts += 1;
@@ -793,14 +870,20 @@ impl Watch {
             }
         }
         for kind in ["message_spike", "violation_spike", "city_violation_spike"] {
-            let min = if kind == "message_spike" { self.cfg.spike.min_messages } else { self.cfg.spike.min_violations };
+            let min = if kind == "message_spike" {
+                self.cfg.spike.min_messages
+            } else {
+                self.cfg.spike.min_violations
+            };
             let p = self.spike_params(min);
             for key in self.alerts.open_of(kind) {
                 let b = match kind {
                     "message_spike" => self.groups.peek_mut(key_of(&key)).map(|g| &mut g.rate),
                     _ => {
                         let (scope, cat) = key.rsplit_once('/').expect("KEY/CATEGORY");
-                        let Some(c) = self.categories.iter().position(|k| **k == *cat) else { continue };
+                        let Some(c) = self.categories.iter().position(|k| **k == *cat) else {
+                            continue;
+                        };
                         if kind == "city_violation_spike" {
                             self.city.get_mut(c)
                         } else {
@@ -817,15 +900,12 @@ impl Watch {
                 if let Some(cl) = b.roll(now, &p, true)
                     && f64::from(cl.count) <= (cl.mean + cl.threshold) / 2.0
                 {
-                    self.alerts.resolve(kind, &key, now, f64::from(cl.count), alerts);
+                    self.alerts
+                        .resolve(kind, &key, now, f64::from(cl.count), alerts);
                 }
             }
         }
         self.alerts.expire_cooldowns(now);
-    }
-
-    fn emit_alerts(&mut self, alerts: Vec<Alert>, out: &mut Vec<Output>) {
-        out.extend(alerts.into_iter().map(Output::Alert));
     }
 
     /// Joins a member report with what this instance screened: rewards verified reporters,

@@ -115,7 +115,11 @@ impl Reports {
         [
             ("flagged_messages", self.flagged.len(), self.flagged.evicted),
             ("allowed_messages", self.allowed.len(), self.allowed.evicted),
-            ("reported_messages", self.reported.len(), self.reported.evicted),
+            (
+                "reported_messages",
+                self.reported.len(),
+                self.reported.evicted,
+            ),
             ("reporters", self.reputation.len(), self.reputation.evicted),
         ]
     }
@@ -225,7 +229,11 @@ mod tests {
             sender_id: "u1".into(),
             ts: 0,
             action,
-            categories: if action == Action::Allow { vec![] } else { vec!["ads".into()] },
+            categories: if action == Action::Allow {
+                vec![]
+            } else {
+                vec!["ads".into()]
+            },
             hits: vec![],
             hits_truncated: false,
             reasons: vec![],
@@ -265,14 +273,39 @@ mod tests {
             ("dave", "x1", "review_requested"), // 0.7 + 1.0
         ];
         for (who, msg, want) in steps {
-            assert_eq!(r.report(&report(who, msg), &mut out), want, "{who} on {msg}");
+            assert_eq!(
+                r.report(&report(who, msg), &mut out),
+                want,
+                "{who} on {msg}"
+            );
         }
-        let rewards: Vec<_> = out.iter().filter_map(|o| match o { ReportOut::Reward(w) => Some(w), _ => None }).collect();
+        let rewards: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                ReportOut::Reward(w) => Some(w),
+                _ => None,
+            })
+            .collect();
         assert_eq!(rewards.len(), 1);
-        assert_eq!((rewards[0].reporter_id.as_str(), rewards[0].points), ("alice", 1));
-        let reviews: Vec<_> = out.iter().filter_map(|o| match o { ReportOut::Review(w) => Some(w), _ => None }).collect();
+        assert_eq!(
+            (rewards[0].reporter_id.as_str(), rewards[0].points),
+            ("alice", 1)
+        );
+        let reviews: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                ReportOut::Review(w) => Some(w),
+                _ => None,
+            })
+            .collect();
         assert_eq!(reviews.len(), 2);
-        assert_eq!((reviews[0].screened.as_str(), reviews[0].text.as_deref()), ("allow", Some("今天开会")));
-        assert_eq!((reviews[1].screened.as_str(), reviews[1].reporters), ("unknown", 2));
+        assert_eq!(
+            (reviews[0].screened.as_str(), reviews[0].text.as_deref()),
+            ("allow", Some("今天开会"))
+        );
+        assert_eq!(
+            (reviews[1].screened.as_str(), reviews[1].reporters),
+            ("unknown", 2)
+        );
     }
 }

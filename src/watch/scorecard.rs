@@ -145,8 +145,17 @@ mod tests {
         let cfg = ScorecardConfig::default();
         // 2025-11-25 16:00:00 UTC is 2025-11-26 00:00 in Beijing.
         let midnight_bj = 1_764_086_400_000;
-        assert_eq!(period_of(midnight_bj - 1, &cfg) + 1, period_of(midnight_bj, &cfg));
-        let s = scorecard("g", period_of(midnight_bj, &cfg), &Card::default(), &[], &cfg);
+        assert_eq!(
+            period_of(midnight_bj - 1, &cfg) + 1,
+            period_of(midnight_bj, &cfg)
+        );
+        let s = scorecard(
+            "g",
+            period_of(midnight_bj, &cfg),
+            &Card::default(),
+            &[],
+            &cfg,
+        );
         assert_eq!(s.period_start_ts, midnight_bj);
     }
 }

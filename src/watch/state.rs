@@ -127,7 +127,13 @@ mod tests {
 
     #[test]
     fn decay_halves_per_half_life() {
-        for (dt, want) in [(0, 1.0), (-5, 1.0), (1000, 0.5), (2000, 0.25), (3000, 0.125)] {
+        for (dt, want) in [
+            (0, 1.0),
+            (-5, 1.0),
+            (1000, 0.5),
+            (2000, 0.25),
+            (3000, 0.125),
+        ] {
             assert!((decay(dt, 1000.0) - want).abs() < 1e-12, "dt {dt}");
         }
     }
@@ -136,6 +142,9 @@ mod tests {
     fn keys_are_stable_and_pairs_order_sensitive() {
         assert_eq!(key_of("g1"), key_of("g1"));
         assert_ne!(key_of("g1"), key_of("g2"));
-        assert_ne!(pair(key_of("a"), key_of("b")), pair(key_of("b"), key_of("a")));
+        assert_ne!(
+            pair(key_of("a"), key_of("b")),
+            pair(key_of("b"), key_of("a"))
+        );
     }
 }

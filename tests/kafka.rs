@@ -318,3 +318,178 @@ fn two_instances_share_the_partitions_and_hand_over_cleanly() {
         "the survivor owns every partition"
     );
 }
+
+/// 5. The watch through the pipeline: a crafted stream on one partition gives the same verdicts
+///    as `qunguard scan` on the same file; a quarrel gives one merged alert and its resolution on
+///    the alerts topic; reports are verified and credited (rewards topic) or sent to focused
+///    review (review topic); the day's scorecards close.
+#[test]
+fn heuristics_alerts_reports_and_scorecards_through_kafka() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create(brokers, 1);
+    let t0: i64 = 1_764_115_200_000; // 2025-11-26 08:00 Beijing time
+    let (sec, min) = (1000, 60_000);
+    let m = |id: &str, g: &str, u: &str, ts: i64, text: &str| Message {
+        id: id.into(),
+        group_id: g.into(),
+        sender_id: u.into(),
+        ts,
+        text: text.into(),
+    };
+    let mut msgs = vec![
+        m("ad", "g-ads", "u-ad", t0, "代开发票，加VX：abc_123456"),
+        m("fine", "g-ads", "u-ok", t0 + sec, "周六去爬山吗"),
+    ];
+    let insults = [
+        "你就是个傻逼",
+        "脑残吧你",
+        "滚蛋，人渣",
+        "你才是智障",
+        "王八蛋闭嘴",
+        "神经病",
+        "狗东西",
+    ];
+    for (i, text) in insults.iter().enumerate() {
+        msgs.push(m(
+            &format!("q{i}"),
+            "g-q",
+            &format!("u{}", i % 4),
+            t0 + 2 * sec + i as i64 * 10 * sec,
+            text,
+        ));
+    }
+    // Quiet chatter for 30 minutes moves event time on (the quarrel resolves), then the next
+    // day's first message closes the day's scorecards.
+    for i in 0..60 {
+        msgs.push(m(
+            &format!("c{i}"),
+            "g-ads",
+            &format!("c{i}"),
+            t0 + 2 * min + i * 30 * sec,
+            "今天天气不错",
+        ));
+    }
+    msgs.push(m(
+        "next-day",
+        "g-ads",
+        "u-ok",
+        t0 + 17 * 3600 * sec,
+        "早上好",
+    ));
+    produce_msgs(brokers, &t.input, &msgs);
+
+    let verdicts = Reader::start(brokers, &t.verdicts);
+    let alerts = Reader::start(brokers, &t.alerts);
+    let rewards = Reader::start(brokers, &t.rewards);
+    let review = Reader::start(brokers, &t.review);
+    let cards = Reader::start(brokers, &t.scorecards);
+    let _q = Qunguard::start("q5", &t.config(dir.path(), brokers, &unique("g"), ""));
+    let got = verdicts.wait_until("a verdict per message", WAIT, |r| r.len() >= msgs.len());
+
+    // The same file through `qunguard scan` gives the same verdicts, in the same order.
+    let file = dir.path().join("replay.jsonl");
+    let lines: Vec<String> = msgs
+        .iter()
+        .map(|x| serde_json::to_string(x).unwrap())
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .env("QUNGUARD_CACHE_DIR", "off")
+        .args(["scan", "--rules"])
+        .arg(repo().join("config/rules"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let scanned: Vec<qunguard::Verdict> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut live: Vec<qunguard::Verdict> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.value).unwrap())
+        .collect();
+    // The verdicts topic has two partitions: order holds per group, not across groups.
+    let order: HashMap<&str, usize> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (x.id.as_str(), i))
+        .collect();
+    live.sort_by_key(|v| order[v.id.as_str()]);
+    assert_eq!(live, scanned, "scan replays the pipeline's verdicts");
+    let q6 = live.iter().find(|v| v.id == "q6").unwrap();
+    assert!(q6.reasons.iter().any(|r| r.reason == "incident"), "{q6:?}");
+
+    let quarrel = alerts.wait_until("quarrel open and resolved", WAIT, |r| {
+        r.iter().filter(|a| a.json()["kind"] == "quarrel").count() >= 2
+    });
+    let q: Vec<serde_json::Value> = quarrel
+        .iter()
+        .map(|r| r.json())
+        .filter(|a| a["kind"] == "quarrel")
+        .collect();
+    let ids: HashSet<&str> = q.iter().map(|a| a["alert_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "{q:#?}");
+    assert_eq!(q.first().unwrap()["status"], "open");
+    assert_eq!(q.last().unwrap()["status"], "resolved");
+    assert_eq!(
+        quarrel[0].key.as_deref(),
+        Some(&b"g-q"[..]),
+        "alerts keyed by group"
+    );
+
+    // Reports, after the verdicts: one on a flagged message, one on an allowed one.
+    let report = |id: &str, who: &str, msg: &str| {
+        serde_json::json!({"report_id": id, "reporter_id": who, "message_id": msg,
+            "group_id": "g-ads", "reason": "广告", "ts": t0 + 18 * 3600 * sec})
+        .to_string()
+    };
+    let (r1, r2) = (report("r1", "alice", "ad"), report("r2", "bob", "fine"));
+    produce(
+        brokers,
+        &t.reports,
+        &[
+            (Some(b"g-ads"), Some(r1.as_bytes())),
+            (Some(b"g-ads"), Some(r2.as_bytes())),
+        ],
+    );
+    let w = rewards.wait_until("a reward", WAIT, |r| !r.is_empty());
+    let w = w[0].json();
+    assert_eq!(
+        (
+            w["reporter_id"].as_str(),
+            w["message_id"].as_str(),
+            w["points"].as_u64()
+        ),
+        (Some("alice"), Some("ad"), Some(1))
+    );
+    let rv = review.wait_until("the reported allowed message in review", WAIT, |r| {
+        r.iter().any(|x| x.json()["source"] == "report")
+    });
+    let req = rv
+        .iter()
+        .map(|r| r.json())
+        .find(|x| x["source"] == "report")
+        .unwrap();
+    assert_eq!(
+        (req["id"].as_str(), req["text"].as_str()),
+        (Some("fine"), Some("周六去爬山吗"))
+    );
+    assert!(
+        rv.iter()
+            .any(|x| x.json()["source"] == "screen" && x.json()["id"] == "ad")
+    );
+
+    let c = cards.wait_until("the day's scorecards", WAIT, |r| r.len() >= 2);
+    let c: HashMap<String, serde_json::Value> = c
+        .iter()
+        .map(|r| r.json())
+        .map(|v| (v["group_id"].as_str().unwrap().to_string(), v))
+        .collect();
+    assert_eq!(c["g-ads"]["messages"], 62);
+    assert_eq!(c["g-q"]["messages"], 7);
+    assert_eq!(c["g-q"]["alerts"], 1);
+    assert_eq!(c["g-q"]["assessment"], "rectify");
+}

@@ -427,6 +427,23 @@ mod tests {
                 "max_text_bytes",
                 "lower it",
             ),
+            ("[watch.spike]\nalpha = 2.0\n", "`watch.spike.alpha`", "(0, 1]"),
+            (
+                "[watch.flood]\nmax_distance = 9\n",
+                "`watch.flood.max_distance`",
+                "0..=3",
+            ),
+            (
+                "[watch.rate]\naction = \"allow\"\n",
+                "`watch.*.action`",
+                "enabled = false",
+            ),
+            (
+                "[watch.scorecard]\ngood_max_per_1000 = 80.0\n",
+                "`watch.scorecard.good_max_per_1000`",
+                "rectify_min_per_1000",
+            ),
+            ("[watch.limits]\nmembers = 0\n", "`watch.limits.members`", "positive"),
         ];
         for (src, want_where, want_fix) in table {
             let e = Config::parse(src, "t.toml")
@@ -437,6 +454,19 @@ mod tests {
             assert!(s.contains(want_where), "{src:?}: {s}");
             assert!(s.contains(want_fix), "{src:?}: {s}");
         }
+    }
+
+    #[test]
+    fn shipped_watch_section_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/qunguard.toml");
+        let cfg = Config::load(&path).expect("shipped config loads");
+        assert_eq!(cfg.watch, crate::watch::WatchConfig::default());
+    }
+
+    #[test]
+    fn unknown_watch_keys_are_rejected_with_their_name() {
+        let e = Config::parse("[watch.rate]\nspeed = 3\n", "t.toml").unwrap_err();
+        assert!(e.to_string().contains("speed"), "{e}");
     }
 
     #[test]

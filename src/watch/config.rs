@@ -8,7 +8,7 @@ use crate::model::Action;
 use serde::Deserialize;
 
 /// `[watch]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
     /// Run heuristics, alerts, reports and scorecards at all. `false` leaves verdicts to the
@@ -55,7 +55,7 @@ impl Default for WatchConfig {
 }
 
 /// `[watch.rate]`: token buckets per sender in one group and per sender across groups.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateConfig {
     /// Sustained messages a minute one sender may post in one group.
@@ -83,7 +83,7 @@ impl Default for RateConfig {
 }
 
 /// `[watch.flood]`: the same or nearly the same text posted again and again.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FloodConfig {
     /// Window in which repeats count, in seconds.
@@ -151,7 +151,7 @@ impl Default for FloodConfig {
 }
 
 /// `[watch.links]`: links, contact ids and @-mentions posted in bulk.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LinksConfig {
     /// Time constant of the decaying counts, in seconds (a count halves in about 0.7× this).
@@ -181,7 +181,7 @@ impl Default for LinksConfig {
 }
 
 /// `[watch.pressure]`: a per-member, per-group score that rises with violations and decays.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PressureConfig {
     /// The score halves every this many seconds of event time.
@@ -209,7 +209,7 @@ impl Default for PressureConfig {
 }
 
 /// `[watch.spike]`: message and violation rates against an adaptive (EWMA) baseline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpikeConfig {
     /// Bucket length in seconds; rates are counts per bucket.
@@ -241,7 +241,7 @@ impl Default for SpikeConfig {
 }
 
 /// `[watch.quarrel]`: a burst of abuse among several members of one group.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuarrelConfig {
     /// Categories that count as abuse.
@@ -266,7 +266,7 @@ impl Default for QuarrelConfig {
 }
 
 /// `[watch.alerts]`: one open alert per (kind, key), rate-capped, with a cooldown.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// An open alert is re-sent (status `update`) at most this often, and only when it grew.
@@ -298,7 +298,7 @@ impl Default for AlertsConfig {
 }
 
 /// `[watch.reports]`: member reports joined with verdicts.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportsConfig {
     /// Points credited to a reporter for a verified report (one on a message qunguard flagged).
@@ -330,7 +330,7 @@ impl Default for ReportsConfig {
 }
 
 /// `[watch.scorecard]`: a per-group assessment every interval of event time.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScorecardConfig {
     /// Period length in seconds (86400 = daily).
@@ -356,7 +356,7 @@ impl Default for ScorecardConfig {
 
 /// `[watch.limits]`: caps on every map; the least recently used entry is evicted past them
 /// (counted in `qunguard_watch_evictions_total`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Members tracked (sender × group: rate, links, pressure).

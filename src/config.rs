@@ -427,7 +427,11 @@ mod tests {
                 "max_text_bytes",
                 "lower it",
             ),
-            ("[watch.spike]\nalpha = 2.0\n", "`watch.spike.alpha`", "(0, 1]"),
+            (
+                "[watch.spike]\nalpha = 2.0\n",
+                "`watch.spike.alpha`",
+                "(0, 1]",
+            ),
             (
                 "[watch.flood]\nmax_distance = 9\n",
                 "`watch.flood.max_distance`",
@@ -443,7 +447,11 @@ mod tests {
                 "`watch.scorecard.good_max_per_1000`",
                 "rectify_min_per_1000",
             ),
-            ("[watch.limits]\nmembers = 0\n", "`watch.limits.members`", "positive"),
+            (
+                "[watch.limits]\nmembers = 0\n",
+                "`watch.limits.members`",
+                "positive",
+            ),
         ];
         for (src, want_where, want_fix) in table {
             let e = Config::parse(src, "t.toml")

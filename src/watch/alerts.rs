@@ -137,6 +137,34 @@ impl Alerts {
         }
     }
 
+    /// Cheap pre-check before building an [`Observation`] (which clones samples and group
+    /// lists): `Some(outcome)` settles it without one — an open alert that is not due for an
+    /// update just notes the activity and level, a key in cooldown is suppressed. `None`: call
+    /// [`Alerts::observe`].
+    pub fn settle(
+        &mut self,
+        kind: &'static str,
+        key: &str,
+        ts: i64,
+        observed: f64,
+    ) -> Option<Outcome> {
+        let k = (kind, key.to_string());
+        if let Some(o) = self.open.get_mut(&k) {
+            let due = ts - o.last_emit >= self.cfg.update_secs as i64 * 1000;
+            if due && observed > o.emitted_observed {
+                return None;
+            }
+            o.last_activity = o.last_activity.max(ts);
+            o.alert.observed = observed;
+            o.alert.peak = o.alert.peak.max(observed);
+            return Some(Outcome::Merged);
+        }
+        if self.cooldown.get(&k).is_some_and(|&until| ts < until) || self.open.len() >= self.cap {
+            return Some(Outcome::Suppressed);
+        }
+        None
+    }
+
     /// Feeds an observation at event time `ts`; pushes an `open` or `update` record to `out`.
     pub fn observe(&mut self, ts: i64, ob: Observation, out: &mut Vec<Alert>) -> Outcome {
         let samples_cap = self.cfg.samples;

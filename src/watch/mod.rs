@@ -146,7 +146,9 @@ struct Member {
     mentions: f32,
     pressure: f32,
     over: bool,
-    evidence: VecDeque<Box<str>>,
+    /// Recent violating message ids; allocated only for members who violate (most never do,
+    /// and a million members must fit in memory).
+    evidence: Option<Box<VecDeque<Box<str>>>>,
 }
 
 /// One sender across groups.
@@ -425,7 +427,7 @@ impl Watch {
             mentions: 0.0,
             pressure: 0.0,
             over: false,
-            evidence: VecDeque::new(),
+            evidence: None,
         });
         let dt = ts - mem.last;
         let (cap, per_ms) = (r.group_burst * f, r.group_per_minute * f / MIN);
@@ -586,15 +588,16 @@ impl Watch {
         mem.last = mem.last.max(ts);
         let mut crossed = false;
         if points > 0.0 {
-            if mem.evidence.len() >= pc.evidence.max(1) {
-                mem.evidence.pop_front();
+            let evidence = mem.evidence.get_or_insert_with(Default::default);
+            if evidence.len() >= pc.evidence.max(1) {
+                evidence.pop_front();
             }
-            mem.evidence.push_back(m.id.as_str().into());
+            evidence.push_back(m.id.as_str().into());
             if p >= pc.remove_threshold {
                 v.recommend = Some(Recommendation {
                     action: "remove_member".into(),
                     pressure: (p * 100.0).round() / 100.0,
-                    evidence: mem.evidence.iter().map(|e| e.to_string()).collect(),
+                    evidence: evidence.iter().map(|e| e.to_string()).collect(),
                 });
                 self.stats.recommendations += 1;
                 crossed = !mem.over;
@@ -664,7 +667,12 @@ impl Watch {
             self.alerts
                 .resolve("message_spike", &m.group_id, ts, f64::from(c.count), alerts);
         }
-        if warm && f64::from(count) > thr {
+        if warm
+            && f64::from(count) > thr
+            && self
+                .settled("message_spike", &m.group_id, ts, f64::from(count))
+                .is_none()
+        {
             let ob = Observation {
                 kind: "message_spike",
                 key: m.group_id.clone(),
@@ -706,7 +714,10 @@ impl Watch {
                     self.alerts
                         .resolve(kind, &key, ts, f64::from(cl.count), alerts);
                 }
-                if warm && f64::from(count) > thr {
+                if warm
+                    && f64::from(count) > thr
+                    && self.settled(kind, &key, ts, f64::from(count)).is_none()
+                {
                     let ob = Observation {
                         kind,
                         key,
@@ -729,7 +740,11 @@ impl Watch {
 
     fn quarrel(&mut self, m: &Message, s: &Signature, alerts: &mut Vec<Alert>) {
         let ts = m.ts;
-        let q = &self.cfg.quarrel;
+        let q = QuarrelLimits {
+            window_secs: self.cfg.quarrel.window_secs,
+            min_messages: self.cfg.quarrel.min_messages,
+            min_members: self.cfg.quarrel.min_members,
+        };
         let window = q.window_secs as i64 * 1000;
         let g = self.groups.peek_mut(s.group).expect("entry made above");
         while g.abuse.front().is_some_and(|a| a.ts + window < ts) || g.abuse.len() >= 32 {
@@ -744,7 +759,11 @@ impl Watch {
         members.sort_unstable();
         members.dedup();
         let n = g.abuse.len();
-        if n >= q.min_messages && members.len() >= q.min_members {
+        if n >= q.min_messages
+            && members.len() >= q.min_members
+            && self.settled("quarrel", &m.group_id, ts, n as f64).is_none()
+        {
+            let g = self.groups.peek_mut(s.group).expect("entry made above");
             let samples = g
                 .abuse
                 .iter()
@@ -770,48 +789,79 @@ impl Watch {
                 self.incident(s.group, 1);
             }
         } else {
+            // Abuse keeps an open quarrel from resolving, even below the thresholds.
             self.alerts.touch("quarrel", &m.group_id, ts);
         }
     }
 
     fn flood(&mut self, cluster: u64, groups: usize, ts: i64, alerts: &mut Vec<Alert>) {
-        let fc = &self.cfg.flood;
+        let fc = FloodLimits {
+            window_secs: self.cfg.flood.window_secs,
+            alert_min_groups: self.cfg.flood.alert_min_groups,
+        };
         let Some(c) = self.floods.cluster(cluster) else {
             return;
         };
         let key = format!("{:016x}", c.sim);
-        let samples: Vec<String> = c.samples.iter().cloned().collect();
-        let group_keys: Vec<u64> = c.groups.iter().map(|(k, _)| *k).collect();
-        let group_ids: Vec<String> = c.groups.iter().map(|(_, id)| id.clone()).collect();
-        let ob = Observation {
-            kind: "flood",
-            key: key.clone(),
-            group_id: None,
-            category: None,
-            window_secs: fc.window_secs,
-            observed: groups as f64,
-            baseline: fc.alert_min_groups as f64,
-            threshold: fc.alert_min_groups as f64,
-            members: None,
-            samples,
-            groups: group_ids,
+        let outcome = match self.settled("flood", &key, ts, groups as f64) {
+            Some(o) => o,
+            None => {
+                let c = self.floods.cluster(cluster).expect("looked up above");
+                let ob = Observation {
+                    kind: "flood",
+                    key: key.clone(),
+                    group_id: None,
+                    category: None,
+                    window_secs: fc.window_secs,
+                    observed: groups as f64,
+                    baseline: fc.alert_min_groups as f64,
+                    threshold: fc.alert_min_groups as f64,
+                    members: None,
+                    samples: c.samples.iter().cloned().collect(),
+                    groups: c.groups.iter().map(|(_, id)| id.clone()).collect(),
+                };
+                self.observe_alert(ts, ob, &[], alerts)
+            }
         };
-        let outcome = self.observe_alert(ts, ob, &[], alerts);
         if outcome == Outcome::Suppressed {
             return;
         }
-        // Every group the flood reached is in incident mode until it resolves.
+        // Every group the flood reached is in incident mode until it resolves. Groups are
+        // only ever appended to the cluster's list, so the new ones are its tail.
+        let c = self.floods.cluster(cluster).expect("looked up above");
         let marked = self.flood_groups.entry(key).or_default();
-        let new: Vec<u64> = group_keys
-            .into_iter()
-            .filter(|g| !marked.contains(g))
-            .collect();
+        if marked.len() >= c.groups.len() {
+            return;
+        }
+        let new: Vec<u64> = c.groups[marked.len()..].iter().map(|(k, _)| *k).collect();
         marked.extend(&new);
         for g in new {
             self.incident(g, 1);
             if let Some(gr) = self.groups.peek_mut(g) {
                 gr.card.alerts += 1;
             }
+        }
+    }
+
+    /// [`Alerts::settle`], counting suppressions: `None` means an observation is needed.
+    fn settled(
+        &mut self,
+        kind: &'static str,
+        key: &str,
+        ts: i64,
+        observed: f64,
+    ) -> Option<Outcome> {
+        let o = self.alerts.settle(kind, key, ts, observed)?;
+        if o == Outcome::Suppressed {
+            self.suppressed(kind);
+        }
+        Some(o)
+    }
+
+    fn suppressed(&mut self, kind: &'static str) {
+        self.stats.alerts_suppressed += 1;
+        if let Some(mx) = &self.metrics {
+            mx.alerts_suppressed.with_label_values(&[kind]).inc();
         }
     }
 
@@ -843,12 +893,7 @@ impl Watch {
                     }
                 }
             }
-            Outcome::Suppressed => {
-                self.stats.alerts_suppressed += 1;
-                if let Some(mx) = &self.metrics {
-                    mx.alerts_suppressed.with_label_values(&[kind]).inc();
-                }
-            }
+            Outcome::Suppressed => self.suppressed(kind),
             _ => {}
         }
         o
@@ -930,6 +975,19 @@ impl Watch {
             ReportOut::Review(v) => Output::Review(v),
         }));
     }
+}
+
+/// The scalars of [`QuarrelConfig`] (copied, so `self` stays free to borrow).
+struct QuarrelLimits {
+    window_secs: u64,
+    min_messages: usize,
+    min_members: usize,
+}
+
+/// The scalars of [`FloodConfig`] an alert needs.
+struct FloodLimits {
+    window_secs: u64,
+    alert_min_groups: usize,
 }
 
 fn round2(x: f64) -> f64 {

@@ -68,10 +68,12 @@ pub struct ReviewRequest {
 /// What happened to a report, the `outcome` label of `qunguard_reports_total`.
 pub const REPORT_OUTCOMES: &[&str] = &["verified", "review_requested", "pending", "duplicate"];
 
+/// Kept small: there may be hundreds of thousands.
 struct Flagged {
     action: Action,
-    categories: Vec<Arc<str>>,
-    credited: Vec<u64>,
+    categories: Box<[Arc<str>]>,
+    /// Reporters already credited for this message (allocated on the first report).
+    credited: Option<Box<Vec<u64>>>,
 }
 
 struct Allowed {
@@ -132,8 +134,8 @@ impl Reports {
                 k,
                 Flagged {
                     action: v.action,
-                    categories: v.categories.clone(),
-                    credited: Vec::new(),
+                    categories: v.categories.as_slice().into(),
+                    credited: None,
                 },
             );
         } else {
@@ -158,11 +160,12 @@ impl Reports {
         let reporter = key_of(&r.reporter_id);
         let rep = self.reputation.entry(reporter, || cfg.initial_reputation);
         if let Some(f) = self.flagged.get_mut(mk) {
-            if f.credited.contains(&reporter) {
+            let credited = f.credited.get_or_insert_with(Default::default);
+            if credited.contains(&reporter) {
                 return "duplicate";
             }
-            if f.credited.len() < 64 {
-                f.credited.push(reporter);
+            if credited.len() < 64 {
+                credited.push(reporter);
             }
             *rep = (*rep + cfg.verified_gain).min(1.0);
             out.push(ReportOut::Reward(Reward {

@@ -1,8 +1,7 @@
 //! Bounded state: LRU maps keyed by 64-bit hashes, and event-time decay.
 
-use lru::LruCache;
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::num::NonZeroUsize;
 
 /// A stable 64-bit hash of an id (SipHash with fixed keys: the same on every run and instance,
 /// so replays are deterministic).
@@ -52,50 +51,147 @@ impl Hasher for PreHasher {
 }
 
 /// An LRU map with a hard cap that counts its evictions.
+///
+/// Entries live in one slab (a `Vec`) linked into a recency list by `u32` indices, with a
+/// `u64 → slot` index beside it: no allocation per entry and no per-entry pointers, which
+/// matters at a million members (the `lru` crate's boxed nodes cost about 40% more memory).
 pub struct Bounded<V> {
-    map: LruCache<u64, V, PreHashed>,
+    index: HashMap<u64, u32, PreHashed>,
+    slots: Vec<Slot<V>>,
+    cap: usize,
+    /// Most and least recently used slots.
+    head: u32,
+    tail: u32,
     /// Entries evicted because the cap was reached.
     pub evicted: u64,
 }
 
+struct Slot<V> {
+    key: u64,
+    prev: u32,
+    next: u32,
+    val: V,
+}
+
+const NIL: u32 = u32::MAX;
+
 impl<V> Bounded<V> {
     pub fn new(cap: usize) -> Self {
         Bounded {
-            map: LruCache::with_hasher(NonZeroUsize::new(cap.max(1)).expect("≥ 1"), PreHashed),
+            index: HashMap::with_hasher(PreHashed),
+            slots: Vec::new(),
+            cap: cap.clamp(1, NIL as usize - 1),
+            head: NIL,
+            tail: NIL,
             evicted: 0,
         }
     }
 
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next)
+        };
+        match prev {
+            NIL => self.head = next,
+            p => self.slots[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.slots[n as usize].prev = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let s = &mut self.slots[i as usize];
+            s.prev = NIL;
+            s.next = old;
+        }
+        match old {
+            NIL => self.tail = i,
+            o => self.slots[o as usize].prev = i,
+        }
+        self.head = i;
+    }
+
+    fn touch(&mut self, i: u32) {
+        if self.head != i {
+            self.unlink(i);
+            self.push_front(i);
+        }
+    }
+
+    /// Stores `val` under `k` as the most recent entry (the slot of the least recent one is
+    /// reused when full); returns its slot.
+    fn insert(&mut self, k: u64, val: V) -> u32 {
+        let i = if self.slots.len() < self.cap {
+            self.slots.push(Slot {
+                key: k,
+                prev: NIL,
+                next: NIL,
+                val,
+            });
+            (self.slots.len() - 1) as u32
+        } else {
+            let i = self.tail;
+            self.unlink(i);
+            let s = &mut self.slots[i as usize];
+            self.index.remove(&s.key);
+            s.key = k;
+            s.val = val;
+            self.evicted += 1;
+            i
+        };
+        self.index.insert(k, i);
+        self.push_front(i);
+        i
+    }
+
     /// The entry for `k`, created with `init` (evicting the least recently used one if full).
     pub fn entry(&mut self, k: u64, init: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains(&k) && self.map.len() == self.map.cap().get() {
-            self.evicted += 1;
-        }
-        self.map.get_or_insert_mut(k, init)
+        let i = match self.index.get(&k) {
+            Some(&i) => {
+                self.touch(i);
+                i
+            }
+            None => self.insert(k, init()),
+        };
+        &mut self.slots[i as usize].val
     }
 
     pub fn get_mut(&mut self, k: u64) -> Option<&mut V> {
-        self.map.get_mut(&k)
+        let i = *self.index.get(&k)?;
+        self.touch(i);
+        Some(&mut self.slots[i as usize].val)
     }
 
     /// Looks without refreshing recency.
     pub fn peek_mut(&mut self, k: u64) -> Option<&mut V> {
-        self.map.peek_mut(&k)
+        let i = *self.index.get(&k)?;
+        Some(&mut self.slots[i as usize].val)
     }
 
     pub fn put(&mut self, k: u64, v: V) {
-        if !self.map.contains(&k) && self.map.len() == self.map.cap().get() {
-            self.evicted += 1;
+        match self.index.get(&k) {
+            Some(&i) => {
+                self.slots[i as usize].val = v;
+                self.touch(i);
+            }
+            None => {
+                self.insert(k, v);
+            }
         }
-        self.map.put(k, v);
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.slots.len()
     }
 
+    /// Every entry, in no particular order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&u64, &mut V)> {
-        self.map.iter_mut()
+        self.slots.iter_mut().map(|s| (&s.key, &mut s.val))
     }
 }
 
@@ -123,6 +219,26 @@ mod tests {
         assert!(m.get_mut(2).is_none());
         assert_eq!(m.get_mut(1).copied(), Some(11));
         assert_eq!(m.get_mut(3).copied(), Some(30));
+    }
+
+    #[test]
+    fn bounded_map_reuses_slots_in_recency_order() {
+        let mut m = Bounded::new(3);
+        for k in 0..3 {
+            m.put(k, k * 10);
+        }
+        m.get_mut(0); // order, most recent first: 0 2 1
+        m.put(3, 30); // evicts 1
+        m.entry(4, || 40); // evicts 2
+        assert_eq!(m.evicted, 2);
+        assert_eq!(m.len(), 3);
+        let mut keys: Vec<u64> = m.iter_mut().map(|(k, _)| *k).collect();
+        keys.sort();
+        assert_eq!(keys, [0, 3, 4]);
+        assert!(m.peek_mut(1).is_none() && m.peek_mut(2).is_none());
+        assert_eq!(m.peek_mut(0).copied(), Some(0));
+        m.put(0, 5); // overwrite in place, no eviction
+        assert_eq!((m.evicted, m.get_mut(0).copied()), (2, Some(5)));
     }
 
     #[test]

@@ -1,0 +1,109 @@
+//! Throughput with the heuristics on vs off (target: on ≥ 0.8× off), on the synthetic city
+//! stream with the shipped rule packs, in batches as the pipeline cuts them.
+//!
+//! `cargo bench --bench watch` (needs nothing from ../shared). Memory at 1M senders is
+//! `cargo bench --bench watch_memory`.
+//!
+//! Before measuring it checks what it measures: the heuristics leave the rule hits alone, add
+//! reasons to some verdicts, and give the same results on a second run.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use qunguard::synth::{Synth, SynthConfig};
+use qunguard::watch::{Watch, WatchConfig};
+use qunguard::{Engine, Message, RuleSet};
+use std::cell::RefCell;
+use std::hint::black_box;
+
+const BATCH: usize = 4096;
+const STREAM: usize = 400_000;
+
+fn engine() -> Engine {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules");
+    Engine::compile(&RuleSet::load_dir(&dir).unwrap()).unwrap()
+}
+
+fn stream() -> Vec<Message> {
+    Synth::new(SynthConfig {
+        gap_ms: 1,
+        ..Default::default()
+    })
+    .take(STREAM)
+    .collect()
+}
+
+fn with_watch(engine: &Engine, w: &mut Watch, batch: &[Message]) -> usize {
+    let fp = w.fingerprinter();
+    let (mut vs, sigs): (Vec<_>, Vec<_>) = engine
+        .screen_batch_with(batch, &|m, n| fp.sign(m, n))
+        .into_iter()
+        .unzip();
+    let mut out = Vec::new();
+    w.observe(batch, &sigs, &mut vs, &mut out);
+    vs.len() + out.len()
+}
+
+/// Reasons and alerts over the first `n` messages, with a check that hits are untouched.
+fn check(engine: &Engine, msgs: &[Message]) -> (u64, u64) {
+    let mut w = Watch::new(WatchConfig::default());
+    for batch in msgs.chunks(BATCH) {
+        let fp = w.fingerprinter();
+        let (mut vs, sigs): (Vec<_>, Vec<_>) = engine
+            .screen_batch_with(batch, &|m, n| fp.sign(m, n))
+            .into_iter()
+            .unzip();
+        let plain = engine.screen_batch(batch);
+        w.observe(batch, &sigs, &mut vs, &mut Vec::new());
+        for (a, b) in vs.iter().zip(&plain) {
+            assert_eq!(a.hits, b.hits, "the heuristics must not change rule hits");
+            assert!(a.action >= b.action);
+        }
+    }
+    let s = w.stats();
+    (
+        s.reasons.values().sum(),
+        s.alerts_opened.values().sum::<u64>(),
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let engine = engine();
+    let msgs = stream();
+    let first = check(&engine, &msgs[..100_000]);
+    let again = check(&engine, &msgs[..100_000]);
+    assert_eq!(first, again, "deterministic");
+    assert!(first.0 > 0, "the stream exercises the heuristics");
+    println!(
+        "check: first 100,000 messages → {} reasons, {} alerts opened",
+        first.0, first.1
+    );
+
+    let mut g = c.benchmark_group("watch");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let batches: Vec<&[Message]> = msgs.chunks(BATCH).collect();
+    let next = RefCell::new(0usize);
+    let pick = || {
+        let mut i = next.borrow_mut();
+        *i = (*i + 1) % batches.len();
+        batches[*i]
+    };
+    g.bench_function("screen only", |b| {
+        b.iter_batched(
+            pick,
+            |batch| black_box(engine.screen_batch(batch)),
+            BatchSize::SmallInput,
+        )
+    });
+    // The watch keeps its state across iterations, as it does in the pipeline.
+    let mut w = Watch::new(WatchConfig::default());
+    g.bench_function("screen + watch", |b| {
+        b.iter_batched(
+            pick,
+            |batch| black_box(with_watch(&engine, &mut w, batch)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -2,6 +2,7 @@
 //! when it ends, and a cooldown before the same (kind, key) may open again.
 
 use super::config::AlertsConfig;
+use super::state::key_of;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -97,8 +98,9 @@ struct Open {
 pub struct Alerts {
     cfg: AlertsConfig,
     cap: usize,
-    open: HashMap<(&'static str, String), Open>,
-    cooldown: HashMap<(&'static str, String), i64>,
+    /// Keyed by kind and a hash of the key (lookups happen for every message; no allocation).
+    open: HashMap<(&'static str, u64), Open>,
+    cooldown: HashMap<(&'static str, u64), i64>,
 }
 
 fn severity(observed: f64, threshold: f64) -> &'static str {
@@ -127,12 +129,12 @@ impl Alerts {
     }
 
     pub fn is_open(&self, kind: &'static str, key: &str) -> bool {
-        self.open.contains_key(&(kind, key.to_string()))
+        !self.open.is_empty() && self.open.contains_key(&(kind, key_of(key)))
     }
 
     /// Marks activity on an open alert without a new observation (keeps it from resolving).
     pub fn touch(&mut self, kind: &'static str, key: &str, ts: i64) {
-        if let Some(o) = self.open.get_mut(&(kind, key.to_string())) {
+        if let Some(o) = self.open.get_mut(&(kind, key_of(key))) {
             o.last_activity = o.last_activity.max(ts);
         }
     }
@@ -148,7 +150,7 @@ impl Alerts {
         ts: i64,
         observed: f64,
     ) -> Option<Outcome> {
-        let k = (kind, key.to_string());
+        let k = (kind, key_of(key));
         if let Some(o) = self.open.get_mut(&k) {
             let due = ts - o.last_emit >= self.cfg.update_secs as i64 * 1000;
             if due && observed > o.emitted_observed {
@@ -168,7 +170,7 @@ impl Alerts {
     /// Feeds an observation at event time `ts`; pushes an `open` or `update` record to `out`.
     pub fn observe(&mut self, ts: i64, ob: Observation, out: &mut Vec<Alert>) -> Outcome {
         let samples_cap = self.cfg.samples;
-        let k = (ob.kind, ob.key.clone());
+        let k = (ob.kind, key_of(&ob.key));
         if let Some(o) = self.open.get_mut(&k) {
             let a = &mut o.alert;
             o.last_activity = o.last_activity.max(ts);
@@ -250,7 +252,7 @@ impl Alerts {
         observed: f64,
         out: &mut Vec<Alert>,
     ) -> Option<Alert> {
-        let k = (kind, key.to_string());
+        let k = (kind, key_of(key));
         let o = self.open.remove(&k)?;
         let mut a = o.alert;
         a.status = "resolved".into();
@@ -269,7 +271,7 @@ impl Alerts {
             .open
             .iter()
             .filter(|(k, o)| kinds.contains(&k.0) && o.last_activity < before)
-            .map(|(k, _)| k.clone())
+            .map(|(k, o)| (k.0, o.alert.key.clone()))
             .collect();
         v.sort(); // deterministic output order
         v
@@ -279,9 +281,9 @@ impl Alerts {
     pub fn open_of(&self, kind: &str) -> Vec<String> {
         let mut v: Vec<String> = self
             .open
-            .keys()
-            .filter(|k| k.0 == kind)
-            .map(|k| k.1.clone())
+            .iter()
+            .filter(|(k, _)| k.0 == kind)
+            .map(|(_, o)| o.alert.key.clone())
             .collect();
         v.sort();
         v

@@ -7,19 +7,37 @@ use std::collections::VecDeque;
 /// SimHash of the normalised text's character bigrams: texts that differ in a character or
 /// two land a few bits apart, unrelated texts about 32 bits apart.
 pub fn simhash(norm: &str) -> u64 {
-    let mut counts = [0i16; 64];
+    // Bit votes in byte lanes: lane j of `acc[b]` counts bit 8j + b over up to 255 features,
+    // then spills into `counts`: 8 shifts and adds a feature instead of 64.
+    let mut counts = [0u32; 64];
+    let mut acc = [0u64; 8];
+    let mut pending = 0u32;
+    let mut n = 0u32;
+    let spill = |acc: &mut [u64; 8], counts: &mut [u32; 64]| {
+        for (b, a) in acc.iter_mut().enumerate() {
+            for j in 0..8 {
+                counts[8 * j + b] += ((*a >> (8 * j)) & 0xff) as u32;
+            }
+            *a = 0;
+        }
+    };
     let mut prev: Option<char> = None;
-    let mut n = 0i16;
     for c in norm.chars() {
         if let Some(p) = prev {
             let h = shingle(p, c);
-            for (b, slot) in counts.iter_mut().enumerate() {
-                *slot += ((h >> b) & 1) as i16;
+            for (b, a) in acc.iter_mut().enumerate() {
+                *a += (h >> b) & 0x0101_0101_0101_0101;
             }
-            n = n.saturating_add(1);
+            n += 1;
+            pending += 1;
+            if pending == 255 {
+                spill(&mut acc, &mut counts);
+                pending = 0;
+            }
         }
         prev = Some(c);
     }
+    spill(&mut acc, &mut counts);
     let mut out = 0u64;
     for (b, &c) in counts.iter().enumerate() {
         if 2 * c > n {
@@ -149,34 +167,52 @@ impl Floods {
             c.posts.pop_front();
         }
         c.posts.push_back(Post { ts, group, sender });
-        if c.samples.len() >= samples.max(1) {
-            c.samples.pop_front();
+        // Samples: the first ids of the current wave (no allocation per post in a big flood).
+        if c.posts.len() == 1 {
+            c.samples.clear();
         }
-        c.samples.push_back(msg_id.to_string());
+        if c.samples.len() < samples.max(1) {
+            c.samples.push_back(msg_id.to_string());
+        }
         if c.groups.len() < POSTS && !c.groups.iter().any(|(g, _)| *g == group) {
             c.groups.push((group, group_id.to_string()));
         }
-        let in_window = || c.posts.iter().filter(|p| p.ts + window_ms >= ts);
-        let mut sender_groups: Vec<u64> = in_window()
-            .filter(|p| p.sender == sender)
-            .map(|p| p.group)
-            .collect();
-        let mut group_senders: Vec<u64> = in_window()
-            .filter(|p| p.group == group)
-            .map(|p| p.sender)
-            .collect();
-        let mut groups: Vec<u64> = in_window().map(|p| p.group).collect();
-        for v in [&mut sender_groups, &mut group_senders, &mut groups] {
-            v.sort_unstable();
-            v.dedup();
-        }
+        let from = ts - window_ms;
+        let live = || c.posts.iter().filter(|p| p.ts >= from);
+        let sender_groups = distinct(live().filter(|p| p.sender == sender).map(|p| p.group));
+        let group_senders = distinct(live().filter(|p| p.group == group).map(|p| p.sender));
+        let groups = distinct(live().map(|p| p.group));
         Seen {
             cluster: id,
-            sender_groups: sender_groups.len(),
-            group_senders: group_senders.len(),
-            groups: groups.len(),
+            sender_groups,
+            group_senders,
+            groups,
         }
     }
+}
+
+/// Distinct values among at most [`POSTS`]: a small open-addressing set on the stack, so a
+/// post into a big flood costs no allocation and no sort.
+fn distinct(values: impl Iterator<Item = u64>) -> usize {
+    const SLOTS: usize = 2 * POSTS;
+    let mut table = [0u64; SLOTS];
+    let mut n = 0;
+    for v in values {
+        let v = v.max(1); // 0 marks an empty slot
+        let mut i = (v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57) as usize % SLOTS;
+        loop {
+            if table[i] == 0 {
+                table[i] = v;
+                n += 1;
+                break;
+            }
+            if table[i] == v {
+                break;
+            }
+            i = (i + 1) % SLOTS;
+        }
+    }
+    n
 }
 
 #[cfg(test)]
@@ -195,6 +231,20 @@ mod tests {
             let d = (simhash(text) ^ base).count_ones();
             assert!((lo..=hi).contains(&d), "{text}: {d} bits");
         }
+    }
+
+    #[test]
+    fn distinct_counts_table() {
+        let cases: [(&[u64], usize); 4] = [
+            (&[], 0),
+            (&[5, 5, 5], 1),
+            (&[1, 2, 3, 2, 1], 3),
+            (&[7; 64], 1),
+        ];
+        for (input, want) in cases {
+            assert_eq!(distinct(input.iter().copied()), want, "{input:?}");
+        }
+        assert_eq!(distinct((1..=64u64).map(|x| x * 1_000_003)), 64);
     }
 
     #[test]

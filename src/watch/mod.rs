@@ -389,12 +389,10 @@ impl Watch {
                 detail,
             })
         };
-        let cats: Vec<u16> = v
-            .categories
-            .clone()
-            .iter()
-            .map(|c| self.category(c))
-            .collect();
+        let mut cats: Vec<u16> = Vec::new();
+        for i in 0..v.categories.len() {
+            cats.push(self.category(&v.categories[i]));
+        }
         let abusive = cats.iter().any(|&c| self.quarrel_cats[c as usize]);
         let cfg = &self.cfg;
         let g = self.groups.entry(s.group, || Group {
@@ -446,14 +444,19 @@ impl Watch {
             );
         }
         // Links, contact ids and mentions: decaying counts per member.
-        let d = decay(
-            dt,
-            cfg.links.window_secs as f64 * 1000.0 * std::f64::consts::LN_2,
-        ) as f32;
         let contacts = v.hits.iter().filter(|h| h.kind == MatchKind::Regex).count();
         // A URL is usually also a regex hit (ads.url): count the larger, not both.
-        mem.links = mem.links * d + (s.links as usize).max(contacts) as f32;
-        mem.mentions = mem.mentions * d + f32::from(s.mentions);
+        let links = (s.links as usize).max(contacts) as f32;
+        if mem.links + mem.mentions + links + f32::from(s.mentions) > 0.0 {
+            let d = decay(
+                dt,
+                cfg.links.window_secs as f64 * 1000.0 * std::f64::consts::LN_2,
+            ) as f32;
+            // Tiny leftovers are zero, so quiet members skip the exp() next time.
+            let tidy = |x: f32| if x < 0.01 { 0.0 } else { x };
+            mem.links = tidy(mem.links * d + links);
+            mem.mentions = tidy(mem.mentions * d + f32::from(s.mentions));
+        }
         let lc = &cfg.links;
         if f64::from(mem.links) > lc.max_links {
             reason(
@@ -583,7 +586,12 @@ impl Watch {
             Action::Review => pc.review_points,
             Action::Block => pc.block_points,
         };
-        let p = f64::from(mem.pressure) * decay(dt, pc.half_life_secs as f64 * 1000.0) + points;
+        let p = if mem.pressure > 0.0 {
+            f64::from(mem.pressure) * decay(dt, pc.half_life_secs as f64 * 1000.0) + points
+        } else {
+            points
+        };
+        let p = if p < 0.01 { 0.0 } else { p };
         mem.pressure = p as f32;
         mem.last = mem.last.max(ts);
         let mut crossed = false;

@@ -76,9 +76,20 @@ struct Flagged {
     credited: Option<Box<Vec<u64>>>,
 }
 
+/// Sender and text in one allocation: there is one for each recent allowed message.
 struct Allowed {
-    sender_id: Box<str>,
-    text: Box<str>,
+    /// `sender_id` then the text.
+    both: Box<str>,
+    sender_len: u32,
+}
+
+impl Allowed {
+    fn sender_id(&self) -> &str {
+        &self.both[..self.sender_len as usize]
+    }
+    fn text(&self) -> &str {
+        &self.both[self.sender_len as usize..]
+    }
 }
 
 struct Reported {
@@ -143,11 +154,14 @@ impl Reports {
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
+            let mut both = String::with_capacity(v.sender_id.len() + end);
+            both.push_str(&v.sender_id);
+            both.push_str(&text[..end]);
             self.allowed.put(
                 k,
                 Allowed {
-                    sender_id: v.sender_id.as_str().into(),
-                    text: text[..end].into(),
+                    both: both.into_boxed_str(),
+                    sender_len: v.sender_id.len() as u32,
                 },
             );
         }
@@ -208,8 +222,8 @@ impl Reports {
             source: "report".into(),
             id: r.message_id.clone(),
             group_id: r.group_id.clone(),
-            sender_id: known.as_ref().map(|a| a.sender_id.to_string()),
-            text: known.as_ref().map(|a| a.text.to_string()),
+            sender_id: known.as_ref().map(|a| a.sender_id().to_string()),
+            text: known.as_ref().map(|a| a.text().to_string()),
             screened: if known.is_some() { "allow" } else { "unknown" }.into(),
             reporters: p.reporters.len(),
             weight: p.weight,

@@ -128,6 +128,11 @@ impl Alerts {
         self.open.len()
     }
 
+    /// [`Alerts::is_open`] with the key already hashed by [`key_of`].
+    pub fn is_open_hashed(&self, kind: &'static str, key: u64) -> bool {
+        !self.open.is_empty() && self.open.contains_key(&(kind, key))
+    }
+
     pub fn is_open(&self, kind: &'static str, key: &str) -> bool {
         !self.open.is_empty() && self.open.contains_key(&(kind, key_of(key)))
     }

@@ -76,6 +76,9 @@ pub struct Cluster {
     pub samples: VecDeque<String>,
     /// Group ids seen, up to a few dozen (for alerts and incident mode).
     pub groups: Vec<(u64, String)>,
+    /// Distinct groups in the window as last counted, and when.
+    groups_seen: usize,
+    groups_at: i64,
 }
 
 /// What one post found.
@@ -132,6 +135,7 @@ impl Floods {
         sender: u64,
         msg_id: &str,
         samples: usize,
+        min_groups: usize,
     ) -> Seen {
         let band_key = |i: u64| {
             key_of("band")
@@ -162,6 +166,8 @@ impl Floods {
             posts: VecDeque::new(),
             samples: VecDeque::new(),
             groups: Vec::new(),
+            groups_seen: 0,
+            groups_at: i64::MIN,
         });
         while c.posts.front().is_some_and(|p| p.ts + window_ms < ts) || c.posts.len() >= POSTS {
             c.posts.pop_front();
@@ -181,7 +187,17 @@ impl Floods {
         let live = || c.posts.iter().filter(|p| p.ts >= from);
         let sender_groups = distinct(live().filter(|p| p.sender == sender).map(|p| p.group));
         let group_senders = distinct(live().filter(|p| p.group == group).map(|p| p.sender));
-        let groups = distinct(live().map(|p| p.group));
+        // The city-wide count only matters for the alert: recount it at most once per second of
+        // event time (a big flood posts thousands of times a second).
+        let groups = if c.posts.len() < min_groups {
+            c.posts.len()
+        } else if c.groups_at / 1000 == ts / 1000 {
+            c.groups_seen
+        } else {
+            let n = distinct(live().map(|p| p.group));
+            (c.groups_at, c.groups_seen) = (ts, n);
+            n
+        };
         Seen {
             cluster: id,
             sender_groups,
@@ -268,11 +284,12 @@ mod tests {
                 7,
                 &format!("m{i}"),
                 5,
+                1,
             ));
         }
         let s = last.unwrap();
         assert_eq!((s.sender_groups, s.group_senders, s.groups), (3, 1, 3));
-        let s = f.post(sim, 3, 10 * minute, 30 * minute, 4, "g4", 7, "m9", 5);
+        let s = f.post(sim, 3, 10 * minute, 30 * minute, 4, "g4", 7, "m9", 5, 1);
         assert_eq!(
             (s.sender_groups, s.groups),
             (1, 1),

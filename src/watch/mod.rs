@@ -35,6 +35,11 @@ use state::{Bounded, decay, key_of, pair};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+#[doc(hidden)]
+pub fn simhash_for_bench(norm: &str) -> u64 {
+    flood::simhash(norm)
+}
+
 /// Reason codes on verdicts, the `reason` label of `qunguard_verdict_reasons_total`.
 pub const REASONS: &[&str] = &[
     "rate_limit",
@@ -95,20 +100,29 @@ pub struct Signature {
 pub struct Fingerprinter {
     min_chars: usize,
     common: Arc<HashSet<String>>,
+    /// The longest common reply, in characters: longer texts skip the lookup.
+    common_max_chars: usize,
+    scheme: Arc<memchr::memmem::Finder<'static>>,
+    www: Arc<memchr::memmem::Finder<'static>>,
 }
 
 impl Fingerprinter {
     /// The signature of `m`, whose normalised text is `norm`.
     pub fn sign(&self, m: &Message, norm: &str) -> Signature {
         let chars = norm.chars().count();
-        let sim = if chars < self.min_chars || self.common.contains(norm) || low_information(norm) {
+        let sim = if chars < self.min_chars
+            || (chars <= self.common_max_chars && self.common.contains(norm))
+            || low_information(norm)
+        {
             None
         } else {
             Some(flood::simhash(norm))
         };
         let t = m.text.as_bytes();
-        let links = memchr::memmem::find_iter(t, b"://").count()
-            + memchr::memmem::find_iter(t, b"www.")
+        let links = self.scheme.find_iter(t).count()
+            + self
+                .www
+                .find_iter(t)
                 .filter(|&i| i < 3 || &t[i - 3..i] != b"://")
                 .count();
         let mentions = memchr::memchr_iter(b'@', t).count() + m.text.matches('＠').count();
@@ -227,11 +241,15 @@ impl Watch {
             .common_replies
             .iter()
             .map(|r| crate::normalise(r).text)
-            .collect();
+            .collect::<HashSet<String>>();
+        let common_max_chars = common.iter().map(|c| c.chars().count()).max().unwrap_or(0);
         Watch {
             fp: Fingerprinter {
                 min_chars: cfg.flood.min_chars,
                 common: Arc::new(common),
+                common_max_chars,
+                scheme: Arc::new(memchr::memmem::Finder::new(b"://")),
+                www: Arc::new(memchr::memmem::Finder::new(b"www.")),
             },
             members: Bounded::new(l.members),
             senders: Bounded::new(l.senders),
@@ -524,6 +542,7 @@ impl Watch {
                 s.sender,
                 &m.id,
                 cfg.alerts.samples,
+                fc.alert_min_groups,
             );
             let action = if incident {
                 cfg.alerts.incident_action.max(fc.action)
@@ -658,7 +677,7 @@ impl Watch {
         let ts = m.ts;
         let window = self.cfg.spike.bucket_secs;
         let pm = self.spike_params(self.cfg.spike.min_messages);
-        let alerting = self.alerts.is_open("message_spike", &m.group_id);
+        let alerting = self.alerts.is_open_hashed("message_spike", s.group);
         let g = self.groups.peek_mut(s.group).expect("entry made above");
         let closed = g.rate.roll(ts, &pm, alerting);
         g.rate.count += 1;

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::model::{Action, Message, Verdict};
 use crate::scan::{Rejection, parse_message};
 use crate::screen::Engine;
-use crate::watch::{Output, Report, Watch};
+use crate::watch::{Fingerprinter, Output, Report, Signature, Watch};
 use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;
 use rdkafka::Message as _;
@@ -235,9 +235,30 @@ enum Parsed {
     Reject(Rejection),
 }
 
-/// Everything the screen stage needs.
+/// A batch parsed and screened, on its way to the watch.
+struct Screened {
+    inputs: Vec<Input>,
+    ack: Arc<BatchAck>,
+    msgs: Vec<Message>,
+    verdicts: Vec<Verdict>,
+    sigs: Vec<Signature>,
+    reports: Vec<Report>,
+    rejects: Vec<(usize, Rejection)>,
+    /// Per input: the index of its message in `msgs` (and so of its verdict).
+    msg_of: Vec<Option<usize>>,
+    took: Duration,
+}
+
+/// The screen stage: parse and screen (in parallel on rayon), fingerprint for the watch.
 struct Stage {
     engine: Arc<Engine>,
+    fingerprinter: Option<Fingerprinter>,
+    cfg: Config,
+}
+
+/// The watch stage: heuristics in stream order, then every output record of the batch. It
+/// runs on a thread of its own, so the watch of one batch overlaps screening of the next.
+struct Finish {
     watch: Option<Watch>,
     cfg: Config,
     metrics: Metrics,
@@ -277,15 +298,14 @@ impl Stage {
         }
     }
 
-    /// Parses, screens and runs the watch over one batch; returns its outputs in order.
-    fn process(&mut self, batch: Batch) -> Prepared {
+    /// Parses and screens one batch.
+    fn screen(&self, batch: Batch) -> Screened {
         let t0 = Instant::now();
         let Batch { inputs, ack } = batch;
         let parsed: Vec<Parsed> = inputs.par_iter().map(|i| self.parse(i)).collect();
         let mut msgs = Vec::with_capacity(parsed.len());
         let mut reports = Vec::new();
         let mut rejects: Vec<(usize, Rejection)> = Vec::new();
-        // Per input: the index of its message in `msgs` (and so of its verdict).
         let mut msg_of = Vec::with_capacity(parsed.len());
         for (i, p) in parsed.into_iter().enumerate() {
             match p {
@@ -303,23 +323,50 @@ impl Stage {
                 }
             }
         }
-        let mut outs: Vec<Output> = Vec::new();
-        let mut verdicts = match &mut self.watch {
-            Some(w) => {
-                let fp = w.fingerprinter();
-                let (mut verdicts, sigs): (Vec<Verdict>, Vec<_>) = self
-                    .engine
-                    .screen_batch_with(&msgs, &|m, norm| fp.sign(m, norm))
-                    .into_iter()
-                    .unzip();
-                w.observe(&msgs, &sigs, &mut verdicts, &mut outs);
-                for r in reports {
-                    w.report(r, &mut outs);
-                }
-                verdicts
-            }
-            None => self.engine.screen_batch(&msgs),
+        let (verdicts, sigs) = match &self.fingerprinter {
+            Some(fp) => self
+                .engine
+                .screen_batch_with(&msgs, &|m, norm| fp.sign(m, norm))
+                .into_iter()
+                .unzip(),
+            None => (self.engine.screen_batch(&msgs), Vec::new()),
         };
+        Screened {
+            inputs,
+            ack,
+            msgs,
+            verdicts,
+            sigs,
+            reports,
+            rejects,
+            msg_of,
+            took: t0.elapsed(),
+        }
+    }
+}
+
+impl Finish {
+    /// Runs the watch over a screened batch; returns its outputs in order.
+    fn finish(&mut self, sc: Screened) -> Prepared {
+        let t0 = Instant::now();
+        let Screened {
+            inputs,
+            ack,
+            msgs,
+            mut verdicts,
+            sigs,
+            reports,
+            rejects,
+            msg_of,
+            took,
+        } = sc;
+        let mut outs: Vec<Output> = Vec::new();
+        if let Some(w) = &mut self.watch {
+            w.observe(&msgs, &sigs, &mut verdicts, &mut outs);
+            for r in reports {
+                w.report(r, &mut outs);
+            }
+        }
         let max_hits = self.cfg.pipeline.max_hits;
         for v in &mut verdicts {
             if v.hits.len() > max_hits {
@@ -388,7 +435,7 @@ impl Stage {
         }
         self.metrics
             .batch_screen_seconds
-            .observe(t0.elapsed().as_secs_f64());
+            .observe((took + t0.elapsed()).as_secs_f64());
         Prepared { ack, records }
     }
 
@@ -538,11 +585,16 @@ pub fn run(
         metrics.verdicts.with_label_values(&["review"]),
         metrics.verdicts.with_label_values(&["block"]),
     ];
-    let mut stage = Stage {
+    let watch = cfg
+        .watch_enabled()
+        .then(|| Watch::new(cfg.watch.clone()).with_metrics(metrics.clone()));
+    let stage = Stage {
         engine,
-        watch: cfg
-            .watch_enabled()
-            .then(|| Watch::new(cfg.watch.clone()).with_metrics(metrics.clone())),
+        fingerprinter: watch.as_ref().map(Watch::fingerprinter),
+        cfg: cfg.clone(),
+    };
+    let mut finish = Finish {
+        watch,
         cfg: cfg.clone(),
         metrics: metrics.clone(),
         verdict_counters,
@@ -551,10 +603,18 @@ pub fn run(
         .num_threads(pc.threads)
         .thread_name(|i| format!("screen-{i}"))
         .build()?;
+    let pool = Arc::new(pool);
+    let (screened_tx, screened_rx) = crossbeam_channel::bounded::<Screened>(1);
     let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Prepared>(1);
-    let screen = std::thread::Builder::new()
-        .name("screen".into())
-        .spawn(move || screen_stage(&mut stage, rx, prepared_tx, &pool))?;
+    let screen = {
+        let pool = pool.clone();
+        std::thread::Builder::new()
+            .name("screen".into())
+            .spawn(move || screen_stage(&stage, rx, screened_tx, &pool))?
+    };
+    let watch = std::thread::Builder::new()
+        .name("watch".into())
+        .spawn(move || watch_stage(&mut finish, screened_rx, prepared_tx, &pool))?;
     let send = {
         let (sink, cfg, metrics) = (sink.clone(), cfg.clone(), metrics.clone());
         std::thread::Builder::new()
@@ -567,7 +627,7 @@ pub fn run(
     // Drain: screen what was polled, wait for its outputs, commit, then leave the group.
     shared.dispatch();
     *shared.tx.lock().expect("not poisoned") = None;
-    if screen.join().is_err() || send.join().is_err() {
+    if screen.join().is_err() || watch.join().is_err() || send.join().is_err() {
         anyhow::bail!("a pipeline stage panicked; uncommitted input will be re-read on restart");
     }
     if !shared.tracker.wait_all(shared.drain_timeout) {
@@ -668,14 +728,23 @@ fn poll_loop(
     }
 }
 
-fn screen_stage(
-    stage: &mut Stage,
-    rx: Receiver<Batch>,
+fn screen_stage(stage: &Stage, rx: Receiver<Batch>, tx: Sender<Screened>, pool: &rayon::ThreadPool) {
+    for batch in rx {
+        let screened = pool.install(|| stage.screen(batch));
+        if tx.send(screened).is_err() {
+            return;
+        }
+    }
+}
+
+fn watch_stage(
+    finish: &mut Finish,
+    rx: Receiver<Screened>,
     tx: Sender<Prepared>,
     pool: &rayon::ThreadPool,
 ) {
-    for batch in rx {
-        let prepared = pool.install(|| stage.process(batch));
+    for screened in rx {
+        let prepared = pool.install(|| finish.finish(screened));
         if tx.send(prepared).is_err() {
             return;
         }

@@ -728,7 +728,12 @@ fn poll_loop(
     }
 }
 
-fn screen_stage(stage: &Stage, rx: Receiver<Batch>, tx: Sender<Screened>, pool: &rayon::ThreadPool) {
+fn screen_stage(
+    stage: &Stage,
+    rx: Receiver<Batch>,
+    tx: Sender<Screened>,
+    pool: &rayon::ThreadPool,
+) {
     for batch in rx {
         let screened = pool.install(|| stage.screen(batch));
         if tx.send(screened).is_err() {

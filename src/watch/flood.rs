@@ -1,7 +1,7 @@
 //! Duplicate and near-duplicate flooding: text fingerprints (SimHash over character bigrams of
 //! the normalised text) grouped into clusters, with the recent posts of each cluster.
 
-use super::state::{Bounded, key_of};
+use super::state::Bounded;
 use std::collections::VecDeque;
 
 /// SimHash of the normalised text's character bigrams: texts that differ in a character or
@@ -137,10 +137,8 @@ impl Floods {
         samples: usize,
         min_groups: usize,
     ) -> Seen {
-        let band_key = |i: u64| {
-            key_of("band")
-                ^ (i << 16 | (sim >> (16 * i)) & 0xffff).wrapping_mul(0x2545_F491_4F6C_DD1D)
-        };
+        // Band i's 16 bits, tagged with i (the map's hasher mixes them).
+        let band_key = |i: u64| (i << 16 | (sim >> (16 * i)) & 0xffff) + 1;
         let mut found = None;
         for i in 0..4 {
             if let Some(&mut id) = self.bands.get_mut(band_key(i))

@@ -73,22 +73,94 @@ struct Flagged {
     action: Action,
     categories: Box<[Arc<str>]>,
     /// Reporters already credited for this message (allocated on the first report).
+    // Boxed: 8 bytes inline instead of a Vec's 24, in an entry there are 500k of.
+    #[allow(clippy::box_collection)]
     credited: Option<Box<Vec<u64>>>,
 }
 
-/// Sender and text in one allocation: there is one for each recent allowed message.
-struct Allowed {
-    /// `sender_id` then the text.
-    both: Box<str>,
-    sender_len: u32,
+/// The most recent allowed messages, kept for report-driven review: a ring of entries and a
+/// ring of bytes, written once per message with no allocation and no map update (most
+/// messages are allowed, and reports are rare, so a report pays for a linear search instead).
+struct Recent {
+    entries: Vec<RecentEntry>,
+    cap: usize,
+    next: usize,
+    bytes: Vec<u8>,
+    /// Total bytes ever written; an entry is valid while its bytes were not overwritten.
+    written: u64,
 }
 
-impl Allowed {
-    fn sender_id(&self) -> &str {
-        &self.both[..self.sender_len as usize]
+#[derive(Clone, Copy, Default)]
+struct RecentEntry {
+    id: u64,
+    /// Position in the byte stream (`written` when it was stored), sender and text lengths.
+    at: u64,
+    sender_len: u32,
+    text_len: u32,
+}
+
+impl Recent {
+    fn new(entries: usize) -> Recent {
+        Recent {
+            entries: Vec::with_capacity(entries.min(1 << 20)),
+            next: 0,
+            // Room for every entry's text at the typical ~100 bytes (the cap is 512).
+            bytes: vec![0; (entries * 160).clamp(4096, 1 << 30)],
+            written: 0,
+            cap: entries.max(1),
+        }
     }
-    fn text(&self) -> &str {
-        &self.both[self.sender_len as usize..]
+
+    fn put(&mut self, id: u64, sender: &str, text: &str) {
+        let at = self.written;
+        let e = RecentEntry {
+            id,
+            at,
+            sender_len: sender.len() as u32,
+            text_len: text.len() as u32,
+        };
+        for part in [sender.as_bytes(), text.as_bytes()] {
+            let n = self.bytes.len();
+            for chunk in part.chunks(n) {
+                let start = (self.written % n as u64) as usize;
+                let first = chunk.len().min(n - start);
+                self.bytes[start..start + first].copy_from_slice(&chunk[..first]);
+                self.bytes[..chunk.len() - first].copy_from_slice(&chunk[first..]);
+                self.written += chunk.len() as u64;
+            }
+        }
+        if self.entries.len() < self.cap {
+            self.entries.push(e);
+        } else {
+            self.entries[self.next] = e;
+        }
+        self.next = (self.next + 1) % self.cap;
+    }
+
+    fn read(&self, at: u64, len: usize) -> Vec<u8> {
+        let n = self.bytes.len();
+        (0..len)
+            .map(|k| self.bytes[((at + k as u64) % n as u64) as usize])
+            .collect()
+    }
+
+    /// Sender and text of the newest entry for `id`, if its bytes are still there.
+    fn get(&self, id: u64) -> Option<(String, String)> {
+        let e = self
+            .entries
+            .iter()
+            .filter(|e| e.id == id)
+            .max_by_key(|e| e.at)?;
+        let len = (e.sender_len + e.text_len) as u64;
+        if self.written - e.at > self.bytes.len() as u64 || len > self.bytes.len() as u64 {
+            return None;
+        }
+        let sender = self.read(e.at, e.sender_len as usize);
+        let text = self.read(e.at + u64::from(e.sender_len), e.text_len as usize);
+        Some((
+            String::from_utf8_lossy(&sender).into_owned(),
+            String::from_utf8_lossy(&text).into_owned(),
+        ))
     }
 }
 
@@ -102,7 +174,7 @@ struct Reported {
 pub struct Reports {
     cfg: ReportsConfig,
     flagged: Bounded<Flagged>,
-    allowed: Bounded<Allowed>,
+    allowed: Recent,
     reported: Bounded<Reported>,
     reputation: Bounded<f64>,
 }
@@ -118,7 +190,7 @@ impl Reports {
         Reports {
             cfg,
             flagged: Bounded::new(limits.flagged_messages),
-            allowed: Bounded::new(limits.allowed_messages),
+            allowed: Recent::new(limits.allowed_messages),
             reported: Bounded::new(limits.reporters),
             reputation: Bounded::new(limits.reporters),
         }
@@ -127,7 +199,14 @@ impl Reports {
     pub fn sizes(&self) -> [(&'static str, usize, u64); 4] {
         [
             ("flagged_messages", self.flagged.len(), self.flagged.evicted),
-            ("allowed_messages", self.allowed.len(), self.allowed.evicted),
+            (
+                "allowed_messages",
+                self.allowed.entries.len(),
+                self.allowed
+                    .written
+                    .saturating_sub(self.allowed.bytes.len() as u64)
+                    / 160,
+            ),
             (
                 "reported_messages",
                 self.reported.len(),
@@ -154,16 +233,7 @@ impl Reports {
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
-            let mut both = String::with_capacity(v.sender_id.len() + end);
-            both.push_str(&v.sender_id);
-            both.push_str(&text[..end]);
-            self.allowed.put(
-                k,
-                Allowed {
-                    both: both.into_boxed_str(),
-                    sender_len: v.sender_id.len() as u32,
-                },
-            );
+            self.allowed.put(k, &v.sender_id, &text[..end]);
         }
     }
 
@@ -217,13 +287,13 @@ impl Reports {
             return "pending";
         }
         p.sent = true;
-        let known = self.allowed.peek_mut(mk);
+        let known = self.allowed.get(mk);
         out.push(ReportOut::Review(ReviewRequest {
             source: "report".into(),
             id: r.message_id.clone(),
             group_id: r.group_id.clone(),
-            sender_id: known.as_ref().map(|a| a.sender_id().to_string()),
-            text: known.as_ref().map(|a| a.text().to_string()),
+            sender_id: known.as_ref().map(|a| a.0.clone()),
+            text: known.as_ref().map(|a| a.1.clone()),
             screened: if known.is_some() { "allow" } else { "unknown" }.into(),
             reporters: p.reporters.len(),
             weight: p.weight,
@@ -237,6 +307,29 @@ impl Reports {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_ring_keeps_the_newest_and_forgets_overwritten_bytes() {
+        let mut r = Recent::new(3);
+        let n = r.bytes.len();
+        r.put(1, "u1", "第一条");
+        r.put(2, "u2", "second");
+        assert_eq!(r.get(1), Some(("u1".into(), "第一条".into())));
+        r.put(1, "u9", "again"); // the same id again: the newest wins
+        assert_eq!(r.get(1), Some(("u9".into(), "again".into())));
+        r.put(3, "u3", "x"); // three entries: reuses the first entry's slot
+        assert_eq!(r.get(2), Some(("u2".into(), "second".into())));
+        // Bytes wrap around the ring; an entry whose bytes were overwritten is gone.
+        let long = "长".repeat(n / 6);
+        r.put(4, "u4", &long);
+        assert_eq!(r.get(2), None, "its entry slot was reused");
+        assert_eq!(r.get(4), Some(("u4".into(), long.clone())));
+        r.put(5, "u5", &long);
+        r.put(6, "u6", &long);
+        assert_eq!(r.get(4), None, "overwritten");
+        assert_eq!(r.get(6), Some(("u6".into(), long)));
+        assert_eq!(r.get(42), None);
+    }
     use crate::model::Verdict;
 
     fn verdict(id: &str, action: Action) -> Verdict {

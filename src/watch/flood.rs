@@ -78,7 +78,10 @@ pub struct Cluster {
     pub groups: Vec<(u64, String)>,
     /// Distinct groups in the window as last counted, and when.
     groups_seen: usize,
+    senders_seen: usize,
     groups_at: i64,
+    /// Some post carried a payload (a rule hit, a link, a contact id, mentions).
+    payload: bool,
 }
 
 /// What one post found.
@@ -89,8 +92,10 @@ pub struct Seen {
     pub sender_groups: usize,
     /// Distinct senders who posted the text into this group, in the window.
     pub group_senders: usize,
-    /// Distinct groups the text reached, in the window.
+    /// Distinct groups the text reached, in the window (0 while too few posts to matter).
     pub groups: usize,
+    /// Whether it looks coordinated (see [`Floods::post`]).
+    pub coordinated: bool,
 }
 
 /// Fingerprint clusters with a 4 × 16-bit band index: fingerprints at most 3 bits apart share
@@ -136,6 +141,7 @@ impl Floods {
         msg_id: &str,
         samples: usize,
         min_groups: usize,
+        payload: bool,
     ) -> Seen {
         // Band i's 16 bits, tagged with i (the map's hasher mixes them).
         let band_key = |i: u64| (i << 16 | (sim >> (16 * i)) & 0xffff) + 1;
@@ -165,7 +171,9 @@ impl Floods {
             samples: VecDeque::new(),
             groups: Vec::new(),
             groups_seen: 0,
+            senders_seen: 0,
             groups_at: i64::MIN,
+            payload: false,
         });
         while c.posts.front().is_some_and(|p| p.ts + window_ms < ts) || c.posts.len() >= POSTS {
             c.posts.pop_front();
@@ -187,20 +195,25 @@ impl Floods {
         let group_senders = distinct(live().filter(|p| p.group == group).map(|p| p.sender));
         // The city-wide count only matters for the alert: recount it at most once per second of
         // event time (a big flood posts thousands of times a second).
-        let groups = if c.posts.len() < min_groups {
-            c.posts.len()
+        c.payload |= payload;
+        let (groups, senders) = if c.posts.len() < min_groups {
+            (0, 0) // cannot reach the alert threshold yet
         } else if c.groups_at / 1000 == ts / 1000 {
-            c.groups_seen
+            (c.groups_seen, c.senders_seen)
         } else {
             let n = distinct(live().map(|p| p.group));
-            (c.groups_at, c.groups_seen) = (ts, n);
-            n
+            let m = distinct(live().map(|p| p.sender));
+            (c.groups_at, c.groups_seen, c.senders_seen) = (ts, n, m);
+            (n, m)
         };
         Seen {
             cluster: id,
             sender_groups,
             group_senders,
             groups,
+            // A few accounts working many groups, or a text selling something: a campaign.
+            // Many members each forwarding a notice to their own group is news spreading.
+            coordinated: c.payload || 2 * senders <= groups,
         }
     }
 }
@@ -283,11 +296,24 @@ mod tests {
                 &format!("m{i}"),
                 5,
                 1,
+                false,
             ));
         }
         let s = last.unwrap();
         assert_eq!((s.sender_groups, s.group_senders, s.groups), (3, 1, 3));
-        let s = f.post(sim, 3, 10 * minute, 30 * minute, 4, "g4", 7, "m9", 5, 1);
+        let s = f.post(
+            sim,
+            3,
+            10 * minute,
+            30 * minute,
+            4,
+            "g4",
+            7,
+            "m9",
+            5,
+            1,
+            false,
+        );
         assert_eq!(
             (s.sender_groups, s.groups),
             (1, 1),

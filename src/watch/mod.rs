@@ -545,6 +545,7 @@ impl Watch {
                 &m.id,
                 cfg.alerts.samples,
                 fc.alert_min_groups,
+                payload,
             );
             let action = if incident {
                 cfg.alerts.incident_action.max(fc.action)
@@ -571,7 +572,7 @@ impl Watch {
                 );
             }
             flood_cluster = Some(seen.cluster);
-            if seen.groups >= fc.alert_min_groups {
+            if seen.groups >= fc.alert_min_groups && seen.coordinated {
                 flood_alert = Some((seen.cluster, seen.groups));
             }
         }

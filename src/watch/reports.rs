@@ -88,6 +88,8 @@ struct Recent {
     bytes: Vec<u8>,
     /// Total bytes ever written; an entry is valid while its bytes were not overwritten.
     written: u64,
+    /// Entries ever stored.
+    stored: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -107,6 +109,7 @@ impl Recent {
             // Room for every entry's text at the typical ~100 bytes (the cap is 512).
             bytes: vec![0; (entries * 160).clamp(4096, 1 << 30)],
             written: 0,
+            stored: 0,
             cap: entries.max(1),
         }
     }
@@ -129,6 +132,7 @@ impl Recent {
                 self.written += chunk.len() as u64;
             }
         }
+        self.stored += 1;
         if self.entries.len() < self.cap {
             self.entries.push(e);
         } else {
@@ -202,10 +206,7 @@ impl Reports {
             (
                 "allowed_messages",
                 self.allowed.entries.len(),
-                self.allowed
-                    .written
-                    .saturating_sub(self.allowed.bytes.len() as u64)
-                    / 160,
+                self.allowed.stored - self.allowed.entries.len() as u64,
             ),
             (
                 "reported_messages",

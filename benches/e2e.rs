@@ -9,8 +9,9 @@
 //!
 //! In one run, on the same broker and the same preloaded data, it measures
 //! (a) a bare consume → produce passthrough with qunguard's client settings,
-//! (b) the full pipeline (`qunguard::pipeline::run`: parse, screen, heuristics, verdicts),
-//! and prints both rates and their ratio (target ≥ 0.8); then
+//! (b0) the pipeline with the heuristics off and (b) the full pipeline
+//! (`qunguard::pipeline::run`: parse, screen, heuristics, verdicts), and prints the rates and
+//! their ratios (target (b)/(a) ≥ 0.8; (b)/(b0) is what the heuristics cost); then
 //! (c) p50/p99 produce → verdict latency with the generator at half of (b)'s rate
 //! (target p99 ≤ 50 ms). Needs nothing from ../shared.
 
@@ -127,34 +128,23 @@ fn main() {
         "(a) passthrough consume→produce: {pass_rate:>10.0} msg/s   client CPU {pass_cpu:.2} µs/msg"
     );
 
-    // (b) full pipeline, from the beginning of the same topic with a fresh group.
     let engine = Arc::new(
         Engine::compile(&RuleSet::load_dir(&cfg.rules.dir).expect("rules")).expect("compile"),
     );
-    let metrics = Metrics::new(&[], &[], &[]);
-    let stop = Arc::new(AtomicBool::new(false));
-    cfg.kafka.group_id = support::unique("bench-pipeline");
-    let runner = {
-        let (cfg, engine, metrics, stop) =
-            (cfg.clone(), engine.clone(), metrics.clone(), stop.clone());
-        std::thread::spawn(move || qunguard::pipeline::run(&cfg, engine, metrics, stop))
-    };
-    let outputs = || {
-        metrics.produced.with_label_values(&["verdict"]).get()
-            + metrics.produced.with_label_values(&["dead_letter"]).get()
-    };
-    // Timed from the first consumed record, as the passthrough is.
-    while metrics.consumed.with_label_values(&["message"]).get() == 0 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let t0 = Instant::now();
-    let cpu0 = cpu_seconds();
-    while outputs() < n {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let wall = t0.elapsed().as_secs_f64();
-    let pipe_cpu = (cpu_seconds() - cpu0) / n as f64 * 1e6;
-    let pipe_rate = n as f64 / wall;
+    // (b0) the pipeline with the heuristics off ([watch] enabled = false): what they cost.
+    let mut off = cfg.clone();
+    off.watch.enabled = false;
+    let (stop, runner, metrics) = start_pipeline(&off, &engine);
+    let (rate_off, cpu_off, _) = measure(&metrics, n);
+    stop.store(true, Ordering::Relaxed);
+    runner.join().unwrap().expect("pipeline ran cleanly");
+    println!(
+        "(b0) pipeline, heuristics off:   {rate_off:>10.0} msg/s   client CPU {cpu_off:.2} µs/msg"
+    );
+
+    // (b) full pipeline, from the beginning of the same topic with a fresh group.
+    let (stop, runner, metrics) = start_pipeline(&cfg, &engine);
+    let (pipe_rate, pipe_cpu, wall) = measure(&metrics, n);
     println!(
         "(b) qunguard pipeline:            {pipe_rate:>10.0} msg/s   client CPU {pipe_cpu:.2} µs/msg"
     );
@@ -170,8 +160,10 @@ fn main() {
         metrics.batch_size.get_sample_sum() / metrics.batch_size.get_sample_count().max(1) as f64,
     );
     println!(
-        "    ratio (b)/(a): {:.2}  (target ≥ 0.80)",
-        pipe_rate / pass_rate
+        "    ratio (b)/(a): {:.2}  (target ≥ 0.80); heuristics on/off (b)/(b0): {:.2}; (b0)/(a): {:.2}",
+        pipe_rate / pass_rate,
+        pipe_rate / rate_off,
+        rate_off / pass_rate
     );
 
     // (c) latency at half of (b)'s rate, through the same running pipeline.
@@ -222,6 +214,42 @@ fn main() {
     );
     stop.store(true, Ordering::Relaxed);
     live.join().unwrap();
+}
+
+type Runner = std::thread::JoinHandle<anyhow::Result<()>>;
+
+/// Starts `qunguard::pipeline::run` with a fresh consumer group (so it reads the input from the
+/// beginning).
+fn start_pipeline(cfg: &Config, engine: &Arc<Engine>) -> (Arc<AtomicBool>, Runner, Metrics) {
+    let mut cfg = cfg.clone();
+    cfg.kafka.group_id = support::unique("bench-pipeline");
+    let metrics = Metrics::new(&[], &[], &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let runner = {
+        let (engine, metrics, stop) = (engine.clone(), metrics.clone(), stop.clone());
+        std::thread::spawn(move || qunguard::pipeline::run(&cfg, engine, metrics, stop))
+    };
+    (stop, runner, metrics)
+}
+
+/// Waits until `n` outputs are acknowledged; rate and client CPU per message, timed from the
+/// first consumed record as the passthrough is; and the wall time.
+fn measure(metrics: &Metrics, n: u64) -> (f64, f64, f64) {
+    let outputs = || {
+        metrics.produced.with_label_values(&["verdict"]).get()
+            + metrics.produced.with_label_values(&["dead_letter"]).get()
+    };
+    while metrics.consumed.with_label_values(&["message"]).get() == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let t0 = Instant::now();
+    let cpu0 = cpu_seconds();
+    while outputs() < n {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds() - cpu0) / n as f64 * 1e6;
+    (n as f64 / wall, cpu, wall)
 }
 
 /// Consume `input` from the start and produce every value to `output`; rate over `n` acks.

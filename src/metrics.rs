@@ -71,6 +71,8 @@ pub struct Metrics {
     pub watch_entries: prometheus::IntGaugeVec,
     /// Entries evicted from each watch map because its cap was reached, by map.
     pub watch_evictions: IntCounterVec,
+    /// Inputs whose `ts` was too far ahead of the clock (held at `watch.max_future_secs`).
+    pub future_timestamps: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -204,6 +206,14 @@ impl Metrics {
             "Entries evicted from each watch map because its cap was reached, by map.",
             "map",
         );
+        let future_timestamps = prometheus::IntCounter::new(
+            "qunguard_future_timestamps_total",
+            "Inputs whose ts was too far ahead of the clock (held at watch.max_future_secs).",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(future_timestamps.clone()))
+            .expect("unique name");
         for o in crate::watch::REPORT_OUTCOMES {
             reports.with_label_values(&[o]);
         }
@@ -256,6 +266,7 @@ impl Metrics {
             reports,
             watch_entries,
             watch_evictions,
+            future_timestamps,
         }
     }
 

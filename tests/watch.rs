@@ -684,3 +684,59 @@ fn scan_runs_the_watch_and_writes_its_records() {
     let (lib, _) = run(&msgs);
     assert_eq!(lib, verdicts);
 }
+
+#[test]
+fn a_broken_sender_clock_cannot_end_windows_or_close_the_day() {
+    // The clock says T0 + 2 min; one message claims to be from 30 days later.
+    let clock = || T0 + 2 * MIN;
+    let insults = [
+        "你就是个傻逼",
+        "脑残吧你",
+        "滚蛋，人渣",
+        "你才是智障",
+        "王八蛋闭嘴",
+    ];
+    let mut msgs: Vec<Message> = insults
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            msg(
+                format!("q{i}"),
+                "g1",
+                format!("u{}", i % 3),
+                T0 + i as i64 * 10 * SEC,
+                t,
+            )
+        })
+        .collect();
+    msgs.push(msg(
+        "bogus",
+        "g2",
+        "u9",
+        T0 + 30 * 86_400 * SEC,
+        "我的手机时间不对",
+    ));
+    msgs.push(msg("q5", "g1", "u1", T0 + 60 * SEC, "神经病"));
+    for guarded in [true, false] {
+        let mut cfg = WatchConfig::default();
+        if !guarded {
+            cfg.max_future_secs = 0;
+        }
+        let mut w = Watch::new(cfg).with_clock(clock);
+        let (verdicts, out) = run_with(&mut w, &msgs, 100);
+        let closed_day = out.iter().any(|o| matches!(o, Output::Scorecard(_)));
+        let resolved = alerts(&out, "quarrel")
+            .iter()
+            .any(|a| a.status == "resolved");
+        // Guarded: the quarrel stays open and q5 is still in incident mode; the day stays open.
+        assert_eq!(closed_day, !guarded, "guarded: {guarded}");
+        assert_eq!(resolved, !guarded, "guarded: {guarded}");
+        let q5 = verdicts.iter().find(|v| v.id == "q5").unwrap();
+        assert_eq!(has_reason(q5, "incident"), guarded, "{q5:?}");
+        assert_eq!(w.stats().future_timestamps, u64::from(guarded));
+        assert_eq!(
+            verdicts.iter().find(|v| v.id == "bogus").unwrap().ts,
+            T0 + 30 * 86_400 * SEC
+        );
+    }
+}

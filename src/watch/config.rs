@@ -34,6 +34,10 @@ pub struct WatchConfig {
     pub scorecard: ScorecardConfig,
     /// Bounds on the in-memory state.
     pub limits: LimitsConfig,
+    /// Event times more than this many seconds ahead of the wall clock are held at that limit
+    /// for windows and periods (a member's phone with a wrong clock must not end every window
+    /// and close the day's scorecards). Verdicts keep the message's own `ts`. 0 disables.
+    pub max_future_secs: u64,
 }
 
 impl Default for WatchConfig {
@@ -50,6 +54,7 @@ impl Default for WatchConfig {
             reports: ReportsConfig::default(),
             scorecard: ScorecardConfig::default(),
             limits: LimitsConfig::default(),
+            max_future_secs: 60,
         }
     }
 }

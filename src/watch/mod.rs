@@ -205,6 +205,8 @@ pub struct WatchStats {
     pub reports: HashMap<&'static str, u64>,
     /// Scorecards written.
     pub scorecards: u64,
+    /// Messages and reports whose `ts` was too far ahead of the clock (held at the limit).
+    pub future_timestamps: u64,
 }
 
 /// The watch's state. See the module docs.
@@ -228,6 +230,14 @@ pub struct Watch {
     period: Option<i64>,
     metrics: Option<Metrics>,
     stats: WatchStats,
+    /// Wall clock in ms since the epoch, for the future-timestamp guard only.
+    clock: fn() -> i64,
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 const MIN: f64 = 60_000.0;
@@ -269,6 +279,7 @@ impl Watch {
             period: None,
             metrics: None,
             stats: WatchStats::default(),
+            clock: wall_clock_ms,
             cfg,
         }
     }
@@ -343,15 +354,17 @@ impl Watch {
             return;
         }
         let mut alerts = Vec::new();
+        let limit = self.future_limit();
         for ((m, s), v) in msgs.iter().zip(sigs).zip(verdicts.iter_mut()) {
-            self.advance(m.ts, out);
+            let ts = self.event_time(m.ts, limit);
+            self.advance(ts, out);
             // Sweeping on event time, message by message, keeps the results independent of
             // where batches happen to be cut.
             if self.watermark >= self.next_sweep {
                 self.sweep(&mut alerts);
                 self.next_sweep = self.watermark + SWEEP_EVERY_MS;
             }
-            self.one(m, s, v, &mut alerts);
+            self.one(m, s, ts, v, &mut alerts);
             self.reports.remember(v, &m.text);
             out.extend(alerts.drain(..).map(Output::Alert));
         }
@@ -399,8 +412,40 @@ impl Watch {
         out.extend(cards.into_iter().map(Output::Scorecard));
     }
 
-    fn one(&mut self, m: &Message, s: &Signature, v: &mut Verdict, alerts: &mut Vec<Alert>) {
-        let ts = m.ts;
+    /// Event time more than `watch.max_future_secs` ahead of the clock is a broken sender
+    /// clock, not the future: held at the limit, it cannot end every window and period.
+    fn future_limit(&self) -> i64 {
+        match self.cfg.max_future_secs {
+            0 => i64::MAX,
+            s => (self.clock)().saturating_add(s as i64 * 1000),
+        }
+    }
+
+    fn event_time(&mut self, ts: i64, limit: i64) -> i64 {
+        if ts <= limit {
+            return ts;
+        }
+        self.stats.future_timestamps += 1;
+        if let Some(mx) = &self.metrics {
+            mx.future_timestamps.inc();
+        }
+        limit
+    }
+
+    /// Replaces the wall clock used by the future-timestamp guard (tests, replays).
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Watch {
+        self.clock = clock;
+        self
+    }
+
+    fn one(
+        &mut self,
+        m: &Message,
+        s: &Signature,
+        ts: i64,
+        v: &mut Verdict,
+        alerts: &mut Vec<Alert>,
+    ) {
         let mut reasons: Vec<Reason> = Vec::new();
         let mut reason = |code: &'static str, action: Action, detail: String| {
             reasons.push(Reason {
@@ -658,11 +703,11 @@ impl Watch {
         }
 
         // Spikes: this group's message rate, then violation rates per category.
-        self.spikes(m, s, &cats, alerts);
+        self.spikes(m, s, ts, &cats, alerts);
 
         // Quarrels: abuse from several members of one group in a short window.
         if abusive {
-            self.quarrel(m, s, alerts);
+            self.quarrel(m, s, ts, alerts);
         }
         if let Some((cluster, groups)) = flood_alert {
             self.flood(cluster, groups, ts, alerts);
@@ -676,8 +721,14 @@ impl Watch {
         }
     }
 
-    fn spikes(&mut self, m: &Message, s: &Signature, cats: &[u16], alerts: &mut Vec<Alert>) {
-        let ts = m.ts;
+    fn spikes(
+        &mut self,
+        m: &Message,
+        s: &Signature,
+        ts: i64,
+        cats: &[u16],
+        alerts: &mut Vec<Alert>,
+    ) {
         let window = self.cfg.spike.bucket_secs;
         let pm = self.spike_params(self.cfg.spike.min_messages);
         let alerting = self.alerts.is_open_hashed("message_spike", s.group);
@@ -768,8 +819,7 @@ impl Watch {
         }
     }
 
-    fn quarrel(&mut self, m: &Message, s: &Signature, alerts: &mut Vec<Alert>) {
-        let ts = m.ts;
+    fn quarrel(&mut self, m: &Message, s: &Signature, ts: i64, alerts: &mut Vec<Alert>) {
         let q = QuarrelLimits {
             window_secs: self.cfg.quarrel.window_secs,
             min_messages: self.cfg.quarrel.min_messages,
@@ -989,7 +1039,9 @@ impl Watch {
         if !self.cfg.enabled {
             return;
         }
-        self.advance(r.ts, out);
+        let limit = self.future_limit();
+        let ts = self.event_time(r.ts, limit);
+        self.advance(ts, out);
         let mut ro = Vec::new();
         let outcome = self.reports.report(&r, &mut ro);
         *self.stats.reports.entry(outcome).or_default() += 1;

@@ -2,7 +2,7 @@
 //! when it ends, and a cooldown before the same (kind, key) may open again.
 
 use super::config::AlertsConfig;
-use super::state::key_of;
+use super::state::{PreHashed, key_of};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -99,8 +99,8 @@ pub struct Alerts {
     cfg: AlertsConfig,
     cap: usize,
     /// Keyed by kind and a hash of the key (lookups happen for every message; no allocation).
-    open: HashMap<(&'static str, u64), Open>,
-    cooldown: HashMap<(&'static str, u64), i64>,
+    open: HashMap<(&'static str, u64), Open, PreHashed>,
+    cooldown: HashMap<(&'static str, u64), i64, PreHashed>,
 }
 
 fn severity(observed: f64, threshold: f64) -> &'static str {
@@ -119,8 +119,8 @@ impl Alerts {
         Alerts {
             cfg,
             cap,
-            open: HashMap::new(),
-            cooldown: HashMap::new(),
+            open: HashMap::with_hasher(PreHashed),
+            cooldown: HashMap::with_hasher(PreHashed),
         }
     }
 
@@ -139,7 +139,12 @@ impl Alerts {
 
     /// Marks activity on an open alert without a new observation (keeps it from resolving).
     pub fn touch(&mut self, kind: &'static str, key: &str, ts: i64) {
-        if let Some(o) = self.open.get_mut(&(kind, key_of(key))) {
+        self.touch_hashed(kind, key_of(key), ts);
+    }
+
+    /// [`Alerts::touch`] with the key already hashed by [`key_of`].
+    pub fn touch_hashed(&mut self, kind: &'static str, key: u64, ts: i64) {
+        if let Some(o) = self.open.get_mut(&(kind, key)) {
             o.last_activity = o.last_activity.max(ts);
         }
     }
@@ -155,7 +160,18 @@ impl Alerts {
         ts: i64,
         observed: f64,
     ) -> Option<Outcome> {
-        let k = (kind, key_of(key));
+        self.settle_hashed(kind, key_of(key), ts, observed)
+    }
+
+    /// [`Alerts::settle`] with the key already hashed by [`key_of`].
+    pub fn settle_hashed(
+        &mut self,
+        kind: &'static str,
+        key: u64,
+        ts: i64,
+        observed: f64,
+    ) -> Option<Outcome> {
+        let k = (kind, key);
         if let Some(o) = self.open.get_mut(&k) {
             let due = ts - o.last_emit >= self.cfg.update_secs as i64 * 1000;
             if due && observed > o.emitted_observed {

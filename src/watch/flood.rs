@@ -1,7 +1,7 @@
 //! Duplicate and near-duplicate flooding: text fingerprints (SimHash over character bigrams of
 //! the normalised text) grouped into clusters, with the recent posts of each cluster.
 
-use super::state::Bounded;
+use super::state::{Bounded, key_of};
 use std::collections::VecDeque;
 
 /// SimHash of the normalised text's character bigrams: texts that differ in a character or
@@ -82,6 +82,21 @@ pub struct Cluster {
     groups_at: i64,
     /// Some post carried a payload (a rule hit, a link, a contact id, mentions).
     payload: bool,
+    /// [`key_of`] of [`Cluster::alert_key`], once needed.
+    alert_hash: Option<u64>,
+}
+
+impl Cluster {
+    /// The key of this cluster's `flood` alert: its fingerprint in hex.
+    pub fn alert_key(&self) -> String {
+        format!("{:016x}", self.sim)
+    }
+
+    /// `key_of(alert_key())`, computed once.
+    pub fn alert_hash(&mut self) -> u64 {
+        let key = self.alert_key();
+        *self.alert_hash.get_or_insert_with(|| key_of(&key))
+    }
 }
 
 /// What one post found.
@@ -174,6 +189,7 @@ impl Floods {
             senders_seen: 0,
             groups_at: i64::MIN,
             payload: false,
+            alert_hash: None,
         });
         while c.posts.front().is_some_and(|p| p.ts + window_ms < ts) || c.posts.len() >= POSTS {
             c.posts.pop_front();

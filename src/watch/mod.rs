@@ -220,7 +220,7 @@ pub struct Watch {
     city: Vec<Baseline>,
     floods: Floods,
     /// Groups put in incident mode by each open flood alert.
-    flood_groups: HashMap<String, Vec<u64>>,
+    flood_groups: HashMap<u64, Vec<u64>>,
     alerts: Alerts,
     reports: Reports,
     categories: Vec<Arc<str>>,
@@ -454,10 +454,13 @@ impl Watch {
                 detail,
             })
         };
-        let mut cats: Vec<u16> = Vec::new();
-        for i in 0..v.categories.len() {
-            cats.push(self.category(&v.categories[i]));
+        // Categories as indices, on the stack (a verdict has a handful at most).
+        let mut cat_buf = [0u16; 16];
+        let n_cats = v.categories.len().min(cat_buf.len());
+        for (i, slot) in cat_buf.iter_mut().enumerate().take(n_cats) {
+            *slot = self.category(&v.categories[i]);
         }
+        let cats = &cat_buf[..n_cats];
         let abusive = cats.iter().any(|&c| self.quarrel_cats[c as usize]);
         let cfg = &self.cfg;
         let g = self.groups.entry(s.group, || Group {
@@ -697,13 +700,13 @@ impl Watch {
             g.card.violations += 1;
             g.card.reviews += u32::from(v.action == Action::Review);
             g.card.blocks += u32::from(v.action == Action::Block);
-            for &c in &cats {
+            for &c in cats {
                 g.card.count_category(c);
             }
         }
 
         // Spikes: this group's message rate, then violation rates per category.
-        self.spikes(m, s, ts, &cats, alerts);
+        self.spikes(m, s, ts, cats, alerts);
 
         // Quarrels: abuse from several members of one group in a short window.
         if abusive {
@@ -716,8 +719,8 @@ impl Watch {
             && let Some(c) = self.floods.cluster(cluster)
         {
             // A post to an open flood keeps it open even below the alert threshold.
-            let key = format!("{:016x}", c.sim);
-            self.alerts.touch("flood", &key, ts);
+            let hash = c.alert_hash();
+            self.alerts.touch_hashed("flood", hash, ts);
         }
     }
 
@@ -882,14 +885,18 @@ impl Watch {
         let Some(c) = self.floods.cluster(cluster) else {
             return;
         };
-        let key = format!("{:016x}", c.sim);
-        let outcome = match self.settled("flood", &key, ts, groups as f64) {
+        let hash = c.alert_hash();
+        let settled = self.alerts.settle_hashed("flood", hash, ts, groups as f64);
+        if settled == Some(Outcome::Suppressed) {
+            self.suppressed("flood");
+        }
+        let outcome = match settled {
             Some(o) => o,
             None => {
                 let c = self.floods.cluster(cluster).expect("looked up above");
                 let ob = Observation {
                     kind: "flood",
-                    key: key.clone(),
+                    key: c.alert_key(),
                     group_id: None,
                     category: None,
                     window_secs: fc.window_secs,
@@ -909,7 +916,7 @@ impl Watch {
         // Every group the flood reached is in incident mode until it resolves. Groups are
         // only ever appended to the cluster's list, so the new ones are its tail.
         let c = self.floods.cluster(cluster).expect("looked up above");
-        let marked = self.flood_groups.entry(key).or_default();
+        let marked = self.flood_groups.entry(hash).or_default();
         if marked.len() >= c.groups.len() {
             return;
         }
@@ -989,7 +996,7 @@ impl Watch {
             if kind == "quarrel" {
                 self.incident(key_of(&key), -1);
             } else {
-                for g in self.flood_groups.remove(&key).unwrap_or_default() {
+                for g in self.flood_groups.remove(&key_of(&key)).unwrap_or_default() {
                     self.incident(g, -1);
                 }
             }

@@ -210,10 +210,27 @@ fn print_final(m: &Metrics, categories: &[String], elapsed: Duration) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let by = |v: &prometheus::IntCounterVec, labels: &[&str]| {
+        labels
+            .iter()
+            .map(|l| (l, v.with_label_values(&[l]).get()))
+            .filter(|(_, n)| *n > 0)
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "alerts: {} | review copies: {}",
+        "alerts opened: {} ({}) | open now: {} | review copies: {}",
         Metrics::total(&m.alerts, crate::watch::ALERT_KINDS),
+        by(&m.alerts, crate::watch::ALERT_KINDS),
+        m.alerts_open.get(),
         m.produced.with_label_values(&["review"]).get()
+    );
+    println!(
+        "heuristic reasons: {} | removals recommended: {} | scorecards: {}",
+        by(&m.verdict_reasons, crate::watch::REASONS),
+        m.removals_recommended.get(),
+        m.produced.with_label_values(&["scorecard"]).get()
     );
     let ok = verdicts + dead == consumed;
     println!(

@@ -192,3 +192,31 @@ fn run_rejects_bad_config_and_rules_clearly() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// README's "run the main job" command: the demo runs the whole pipeline on the embedded mock
+/// cluster, stops by itself and reports that nothing was lost.
+#[test]
+fn demo_runs_the_pipeline_and_accounts_for_every_message() {
+    let out = qunguard()
+        .args(["demo", "--duration", "6", "--metrics", "", "--rate", "2000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("final report"), "{stdout}");
+    assert!(
+        stdout.contains("every consumed message has a verdict or a dead-letter: yes"),
+        "{stdout}"
+    );
+    let consumed: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("consumed "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a consumed count");
+    assert!(consumed > 1000, "{stdout}");
+}

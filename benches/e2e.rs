@@ -5,6 +5,7 @@
 //! QUNGUARD_BENCH_BROKERS=host:9092 cargo bench --bench e2e   # or use yours
 //! QUNGUARD_BENCH_E2E_N=1000000 …               # messages per phase (default 400000)
 //! QUNGUARD_BENCH_LAT_RATE=20000 …              # latency phase rate (default half of (b))
+//! QUNGUARD_BENCH_BATCH_WAIT_MS=5 …              # the pipeline's batch_max_wait_ms (default 20)
 //! ```
 //!
 //! In one run, on the same broker and the same preloaded data, it measures
@@ -66,6 +67,13 @@ fn main() {
     k.scorecards_topic = format!("{p}.scorecards");
     k.rewards_topic = format!("{p}.rewards");
     cfg.rules.dir = support::repo().join("config/rules");
+    // QUNGUARD_BENCH_BATCH_WAIT_MS: the pipeline's batch age cap (latency at low traffic).
+    if let Some(ms) = std::env::var("QUNGUARD_BENCH_BATCH_WAIT_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        cfg.pipeline.batch_max_wait_ms = ms;
+    }
     // Extra librdkafka consumer properties for every consumer here (the pipeline's, the
     // passthrough's, the latency reader's): QUNGUARD_BENCH_CONSUMER_PROPS="k=v,k=v".
     for kv in std::env::var("QUNGUARD_BENCH_CONSUMER_PROPS")

@@ -123,6 +123,11 @@ pub fn run(
             live_ts: true,
             id_prefix: "m".into(),
             progress: false,
+            // Members report about one message in 500, so the report join, rewards and
+            // report-driven review show up in the demo too.
+            reports_topic: (!cfg.kafka.reports_topic.is_empty())
+                .then(|| cfg.kafka.reports_topic.clone()),
+            report_every: 500,
         };
         let producer_cfg = crate::kafka::producer_config(&brokers, &Default::default());
         let generator = s.spawn(move || {
@@ -231,6 +236,12 @@ fn print_final(m: &Metrics, categories: &[String], elapsed: Duration) {
         by(&m.verdict_reasons, crate::watch::REASONS),
         m.removals_recommended.get(),
         m.produced.with_label_values(&["scorecard"]).get()
+    );
+    println!(
+        "member reports: {} ({}) | rewards: {}",
+        m.consumed.with_label_values(&["report"]).get(),
+        by(&m.reports, crate::watch::REPORT_OUTCOMES),
+        m.produced.with_label_values(&["reward"]).get()
     );
     let ok = verdicts + dead == consumed;
     println!(

@@ -30,6 +30,10 @@ pub struct LoadgenOptions {
     pub id_prefix: String,
     /// Draw a progress bar (or a line every few seconds when stderr is not a terminal).
     pub progress: bool,
+    /// Also produce member reports here (keyed by group, like the messages)...
+    pub reports_topic: Option<String>,
+    /// ...one for every this many messages, about a message 50k–100k messages back (0 = none).
+    pub report_every: u64,
 }
 
 impl Default for LoadgenOptions {
@@ -43,6 +47,8 @@ impl Default for LoadgenOptions {
             live_ts: true,
             id_prefix: "m".into(),
             progress: true,
+            reports_topic: None,
+            report_every: 0,
         }
     }
 }
@@ -111,6 +117,10 @@ pub fn run(
     let mut last_draw = Instant::now();
     let mut n = 0u64;
     let mut buf = Vec::with_capacity(512);
+    // Recent (id, group) pairs, for reports about messages that have had time to be screened.
+    let mut recent: std::collections::VecDeque<(String, String)> =
+        std::collections::VecDeque::with_capacity(RECENT);
+    let mut reports = 0u64;
     while (opts.count == 0 || n < opts.count) && !stop.load(Ordering::Relaxed) {
         if opts.rate > 0 {
             // Pace against the schedule, not the previous send, so the long-run rate is exact.
@@ -134,18 +144,34 @@ pub fn run(
         } else {
             serde_json::to_writer(&mut buf, &msg).expect("messages serialise");
         }
-        let mut record = BaseRecord::to(&opts.topic)
-            .key(msg.group_id.as_bytes())
-            .payload(&buf[..]);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => anyhow::bail!("cannot produce to {}: {e}", opts.topic),
+        send(&producer, &opts.topic, &msg.group_id, &buf)?;
+        // Remember one message in 200: the older half of the ring is then 50k–100k messages
+        // back, already screened even when the consumer lags (the demo allows 50k).
+        if !malformed && n % 200 == 0 {
+            if recent.len() == RECENT {
+                recent.pop_front();
             }
+            recent.push_back((msg.id.clone(), msg.group_id.clone()));
+        }
+        if let Some(topic) = &opts.reports_topic
+            && opts.report_every > 0
+            && n % opts.report_every == opts.report_every - 1
+            && recent.len() == RECENT
+        {
+            // About a message from the older half of the ring.
+            let pick = (n.wrapping_mul(0x9E37_79B9) >> 7) as usize % (RECENT / 2);
+            let (id, group) = &recent[pick];
+            let reason = ["广告", "辱骂", "谣言", "诈骗"][reports as usize % 4];
+            let report = serde_json::json!({
+                "report_id": format!("{}r{reports}", opts.id_prefix),
+                "reporter_id": format!("reporter{}", (n.wrapping_mul(0x2545_F491) >> 11) % 20_000),
+                "message_id": id,
+                "group_id": group,
+                "reason": reason,
+                "ts": now_ms(),
+            });
+            send(&producer, topic, group, report.to_string().as_bytes())?;
+            reports += 1;
         }
         n += 1;
         stats.sent.store(n, Ordering::Relaxed);
@@ -164,6 +190,29 @@ pub fn run(
         }
     }
     Ok(stats)
+}
+
+/// Recent messages remembered for reports.
+const RECENT: usize = 512;
+
+/// Sends one record, waiting while the producer queue is full.
+fn send(
+    producer: &ThreadedProducer<Ctx>,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) -> anyhow::Result<()> {
+    let mut record = BaseRecord::to(topic).key(key.as_bytes()).payload(payload);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => anyhow::bail!("cannot produce to {topic}: {e}"),
+        }
+    }
 }
 
 fn draw(stats: &LoadgenStats, count: u64, elapsed: Duration, tty: bool) {

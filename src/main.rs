@@ -121,6 +121,12 @@ enum Command {
         /// Prefix of message ids.
         #[arg(long, default_value = "m")]
         id_prefix: String,
+        /// Also produce member reports to this topic (e.g. chat.reports)...
+        #[arg(long)]
+        reports_topic: Option<String>,
+        /// ...one for every this many messages.
+        #[arg(long, default_value_t = 500)]
+        report_every: u64,
     },
     /// Create every topic a config names (inputs and outputs) if missing.
     Topics {
@@ -310,6 +316,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             malformed_every,
             id_prefix,
+            reports_topic,
+            report_every,
         } => {
             init_logging();
             let stop = stop_on_signals()?;
@@ -324,6 +332,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 malformed_every,
                 id_prefix,
+                reports_topic,
+                report_every,
                 ..Default::default()
             };
             let cfg = qunguard::kafka::producer_config(&brokers, &Default::default());

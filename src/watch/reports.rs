@@ -66,7 +66,13 @@ pub struct ReviewRequest {
 }
 
 /// What happened to a report, the `outcome` label of `qunguard_reports_total`.
-pub const REPORT_OUTCOMES: &[&str] = &["verified", "review_requested", "pending", "duplicate"];
+pub const REPORT_OUTCOMES: &[&str] = &[
+    "verified",
+    "review_requested",
+    "in_review",
+    "pending",
+    "duplicate",
+];
 
 /// Kept small: there may be hundreds of thousands.
 struct Flagged {
@@ -284,7 +290,10 @@ impl Reports {
         if p.reasons.len() < 8 && !r.reason.is_empty() && !p.reasons.contains(&r.reason) {
             p.reasons.push(r.reason.clone());
         }
-        if p.sent || p.weight + 1e-9 < cfg.review_weight {
+        if p.sent {
+            return "in_review"; // another reporter already sent it; their reasons are added
+        }
+        if p.weight + 1e-9 < cfg.review_weight {
             return "pending";
         }
         p.sent = true;
@@ -379,7 +388,7 @@ mod tests {
             ("alice", "bad", "verified"),
             ("alice", "bad", "duplicate"),
             ("bob", "ok", "review_requested"), // reputation 1.0 ≥ 0.8
-            ("carol", "ok", "pending"),        // already sent to review
+            ("carol", "ok", "in_review"),      // already sent to review
             ("bob", "x1", "pending"),          // bob is now 0.7 < 0.8 alone
             ("dave", "x1", "review_requested"), // 0.7 + 1.0
         ];

@@ -147,7 +147,7 @@ pub fn run(
         send(&producer, &opts.topic, &msg.group_id, &buf)?;
         // Remember one message in 200: the older half of the ring is then 50k–100k messages
         // back, already screened even when the consumer lags (the demo allows 50k).
-        if !malformed && n % 200 == 0 {
+        if !malformed && n.is_multiple_of(200) {
             if recent.len() == RECENT {
                 recent.pop_front();
             }

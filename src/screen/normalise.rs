@@ -52,9 +52,19 @@ pub fn normalise(text: &str) -> Normalised {
     let (s, e) = buf.bounds[0];
     Normalised {
         text: buf.text[s..e].to_string(),
-        src_start: buf.src_start[s..e].to_vec(),
-        src_end: buf.src_end[s..e].to_vec(),
+        src_start: buf.src[s..e].iter().map(|&x| start_of(x)).collect(),
+        src_end: buf.src[s..e].iter().map(|&x| end_of(x)).collect(),
     }
+}
+
+#[inline(always)]
+fn start_of(x: u64) -> u32 {
+    (x >> 32) as u32
+}
+
+#[inline(always)]
+fn end_of(x: u64) -> u32 {
+    x as u32
 }
 
 /// Many messages normalised into one buffer, separated by [`SEPARATOR`], so Hyperscan can scan a
@@ -62,8 +72,9 @@ pub fn normalise(text: &str) -> Normalised {
 #[derive(Debug, Default)]
 pub(crate) struct Buffer {
     pub text: String,
-    pub src_start: Vec<u32>,
-    pub src_end: Vec<u32>,
+    /// Per byte of `text`: the original byte range of the character behind it, packed as
+    /// `start << 32 | end` (one vector to grow per character instead of two).
+    pub src: Vec<u64>,
     /// Per message: `[start, end)` of its normalised bytes in `text`.
     pub bounds: Vec<(usize, usize)>,
 }
@@ -71,8 +82,7 @@ pub(crate) struct Buffer {
 impl Buffer {
     pub fn clear(&mut self) {
         self.text.clear();
-        self.src_start.clear();
-        self.src_end.clear();
+        self.src.clear();
         self.bounds.clear();
     }
 
@@ -84,7 +94,15 @@ impl Buffer {
 
     /// Maps `from..to` (buffer coordinates, non-empty) to the original message's byte range.
     pub fn original_range(&self, from: usize, to: usize) -> (usize, usize) {
-        (self.src_start[from] as usize, self.src_end[to - 1] as usize)
+        (
+            start_of(self.src[from]) as usize,
+            end_of(self.src[to - 1]) as usize,
+        )
+    }
+
+    /// The original range of the character behind byte `at`.
+    pub fn source(&self, at: usize) -> (u32, u32) {
+        (start_of(self.src[at]), end_of(self.src[at]))
     }
 
     #[inline(always)]
@@ -92,8 +110,8 @@ impl Buffer {
         // String::push encodes in place; extend_from_slice of 1-4 bytes would call memcpy.
         self.text.push(c);
         let n = c.len_utf8();
-        self.src_start.extend(std::iter::repeat_n(os, n));
-        self.src_end.extend(std::iter::repeat_n(oe, n));
+        self.src
+            .extend(std::iter::repeat_n(u64::from(os) << 32 | u64::from(oe), n));
     }
 
     /// Normalises `text` onto the end of the buffer, then writes a separator.
@@ -129,8 +147,7 @@ impl Buffer {
         self.end_run(&mut run);
         self.bounds.push((start, self.text.len()));
         self.text.push(SEPARATOR as char);
-        self.src_start.push(0);
-        self.src_end.push(0);
+        self.src.push(0);
     }
 
     #[inline(always)]
@@ -158,12 +175,12 @@ impl Buffer {
                 .char_indices()
                 .map(|(i, c)| {
                     let at = run.start + i;
-                    (c, self.src_start[at], self.src_end[at])
+                    let (os, oe) = self.source(at);
+                    (c, os, oe)
                 })
                 .collect::<Vec<_>>();
             self.text.truncate(run.start);
-            self.src_start.truncate(run.start);
-            self.src_end.truncate(run.start);
+            self.src.truncate(run.start);
             for (c, os, oe) in tail {
                 let d = numeral_value(c).expect("run holds numerals only");
                 self.push_char(char::from(b'0' + d), os, oe);
@@ -314,7 +331,7 @@ impl PinyinBuffer {
         let mut prev_han: Option<char> = None;
         for (off, c) in norm.text[s..e].char_indices() {
             let at = s + off;
-            let (os, oe) = (norm.src_start[at], norm.src_end[at]);
+            let (os, oe) = norm.source(at);
             if prev_han == Some(c) {
                 // Fold the repeat into the previous unit: its source range now covers both.
                 if let Some(u) = self.units.last_mut() {

@@ -32,11 +32,7 @@ fn stream() -> Vec<Message> {
 }
 
 fn with_watch(engine: &Engine, w: &mut Watch, batch: &[Message]) -> usize {
-    let fp = w.fingerprinter();
-    let (mut vs, sigs): (Vec<_>, Vec<_>) = engine
-        .screen_batch_with(batch, &|m, n| fp.sign(m, n))
-        .into_iter()
-        .unzip();
+    let (mut vs, sigs) = w.screen(engine, batch);
     let mut out = Vec::new();
     w.observe(batch, &sigs, &mut vs, &mut out);
     vs.len() + out.len()
@@ -46,11 +42,7 @@ fn with_watch(engine: &Engine, w: &mut Watch, batch: &[Message]) -> usize {
 fn check(engine: &Engine, msgs: &[Message]) -> (u64, u64) {
     let mut w = Watch::new(WatchConfig::default());
     for batch in msgs.chunks(BATCH) {
-        let fp = w.fingerprinter();
-        let (mut vs, sigs): (Vec<_>, Vec<_>) = engine
-            .screen_batch_with(batch, &|m, n| fp.sign(m, n))
-            .into_iter()
-            .unzip();
+        let (mut vs, sigs) = w.screen(engine, batch);
         let plain = engine.screen_batch(batch);
         w.observe(batch, &sigs, &mut vs, &mut Vec::new());
         for (a, b) in vs.iter().zip(&plain) {
@@ -119,6 +111,7 @@ fn bench(c: &mut Criterion) {
             let batches: Vec<Vec<Message>> = (0..iters).map(|_| pick()).collect();
             let t = std::time::Instant::now();
             let (tx, rx) = crossbeam_channel::bounded::<Work>(1);
+            let fp = w.fingerprinter();
             std::thread::scope(|sc| {
                 let w = &mut w;
                 sc.spawn(move || {
@@ -128,12 +121,8 @@ fn bench(c: &mut Criterion) {
                         black_box((vs, out));
                     }
                 });
-                let fp = w_fingerprinter();
                 for batch in batches {
-                    let (vs, sigs): (Vec<_>, Vec<_>) = engine
-                        .screen_batch_with(&batch, &|m, n| fp.sign(m, n))
-                        .into_iter()
-                        .unzip();
+                    let (vs, sigs) = fp.screen(&engine, &batch);
                     tx.send((batch, vs, sigs)).unwrap();
                 }
                 drop(tx);
@@ -142,11 +131,6 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-/// A fingerprinter with the default settings (the same as every watch here uses).
-fn w_fingerprinter() -> qunguard::watch::Fingerprinter {
-    Watch::new(WatchConfig::default()).fingerprinter()
 }
 
 criterion_group!(benches, bench);

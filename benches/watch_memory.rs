@@ -44,11 +44,7 @@ fn main() {
         m.group_id = format!("g{}", (i % senders) % 5000);
         batch.push(m);
         if batch.len() == 4096 || i + 1 == total {
-            let fp = w.fingerprinter();
-            let (mut vs, sigs): (Vec<_>, Vec<_>) = engine
-                .screen_batch_with(&batch, &|m, n| fp.sign(m, n))
-                .into_iter()
-                .unzip();
+            let (mut vs, sigs) = w.screen(&engine, &batch);
             w.observe(&batch, &sigs, &mut vs, &mut Vec::new());
             batch.clear();
         }

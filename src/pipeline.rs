@@ -324,11 +324,7 @@ impl Stage {
             }
         }
         let (verdicts, sigs) = match &self.fingerprinter {
-            Some(fp) => self
-                .engine
-                .screen_batch_with(&msgs, &|m, norm| fp.sign(m, norm))
-                .into_iter()
-                .unzip(),
+            Some(fp) => fp.screen(&self.engine, &msgs),
             None => (self.engine.screen_batch(&msgs), Vec::new()),
         };
         Screened {

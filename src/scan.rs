@@ -254,11 +254,7 @@ where
             let verdicts = match &mut watch {
                 None => engine.screen_batch(&msgs),
                 Some(w) => {
-                    let fp = w.watch.fingerprinter();
-                    let (mut verdicts, sigs): (Vec<_>, Vec<_>) = engine
-                        .screen_batch_with(&msgs, &|m, norm| fp.sign(m, norm))
-                        .into_iter()
-                        .unzip();
+                    let (mut verdicts, sigs) = w.watch.screen(engine, &msgs);
                     let mut records = Vec::new();
                     w.watch.observe(&msgs, &sigs, &mut verdicts, &mut records);
                     write_records(&mut *w.records, &records)?;

@@ -38,11 +38,7 @@ fn run_with(w: &mut Watch, msgs: &[Message], batch: usize) -> (Vec<Verdict>, Vec
     let mut verdicts = Vec::new();
     let mut out = Vec::new();
     for chunk in msgs.chunks(batch) {
-        let fp = w.fingerprinter();
-        let (mut vs, sigs): (Vec<_>, Vec<_>) = ENGINE
-            .screen_batch_with(chunk, &|m, n| fp.sign(m, n))
-            .into_iter()
-            .unzip();
+        let (mut vs, sigs) = w.screen(&ENGINE, chunk);
         w.observe(chunk, &sigs, &mut vs, &mut out);
         verdicts.extend(vs);
     }

@@ -25,6 +25,7 @@ pub use scorecard::Scorecard;
 
 use crate::metrics::Metrics;
 use crate::model::{Action, MatchKind, Message, Reason, Recommendation, Verdict};
+use crate::screen::Engine;
 use alerts::{Alerts, Observation, Outcome};
 use flood::Floods;
 use reports::{ReportOut, Reports};
@@ -34,11 +35,6 @@ use spike::{Baseline, Params};
 use state::{Bounded, decay, key_of, pair};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-
-#[doc(hidden)]
-pub fn simhash_for_bench(norm: &str) -> u64 {
-    flood::simhash(norm)
-}
 
 /// Reason codes on verdicts, the `reason` label of `qunguard_verdict_reasons_total`.
 pub const REASONS: &[&str] = &[
@@ -107,6 +103,15 @@ pub struct Fingerprinter {
 }
 
 impl Fingerprinter {
+    /// Screens `msgs` with `engine` and signs each while its normalised text is at hand: the
+    /// verdicts and signatures [`Watch::observe`] takes.
+    pub fn screen(&self, engine: &Engine, msgs: &[Message]) -> (Vec<Verdict>, Vec<Signature>) {
+        engine
+            .screen_batch_with(msgs, &|m, norm| self.sign(m, norm))
+            .into_iter()
+            .unzip()
+    }
+
     /// The signature of `m`, whose normalised text is `norm`.
     pub fn sign(&self, m: &Message, norm: &str) -> Signature {
         let chars = norm.chars().count();
@@ -293,6 +298,11 @@ impl Watch {
     /// The signature function to run inside screening (see [`crate::Engine::screen_batch_with`]).
     pub fn fingerprinter(&self) -> Fingerprinter {
         self.fp.clone()
+    }
+
+    /// [`Fingerprinter::screen`] with this watch's settings.
+    pub fn screen(&self, engine: &Engine, msgs: &[Message]) -> (Vec<Verdict>, Vec<Signature>) {
+        self.fp.screen(engine, msgs)
     }
 
     /// Counts so far.

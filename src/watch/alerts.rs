@@ -128,22 +128,14 @@ impl Alerts {
         self.open.len()
     }
 
-    /// [`Alerts::is_open`] with the key already hashed by [`key_of`].
-    pub fn is_open_hashed(&self, kind: &'static str, key: u64) -> bool {
+    /// Whether an alert is open; `key` is the alert key hashed by [`key_of`].
+    pub fn is_open(&self, kind: &'static str, key: u64) -> bool {
         !self.open.is_empty() && self.open.contains_key(&(kind, key))
     }
 
-    pub fn is_open(&self, kind: &'static str, key: &str) -> bool {
-        !self.open.is_empty() && self.open.contains_key(&(kind, key_of(key)))
-    }
-
     /// Marks activity on an open alert without a new observation (keeps it from resolving).
-    pub fn touch(&mut self, kind: &'static str, key: &str, ts: i64) {
-        self.touch_hashed(kind, key_of(key), ts);
-    }
-
-    /// [`Alerts::touch`] with the key already hashed by [`key_of`].
-    pub fn touch_hashed(&mut self, kind: &'static str, key: u64, ts: i64) {
+    /// `key` is the alert key hashed by [`key_of`].
+    pub fn touch(&mut self, kind: &'static str, key: u64, ts: i64) {
         if let Some(o) = self.open.get_mut(&(kind, key)) {
             o.last_activity = o.last_activity.max(ts);
         }
@@ -153,18 +145,8 @@ impl Alerts {
     /// lists): `Some(outcome)` settles it without one — an open alert that is not due for an
     /// update just notes the activity and level, a key in cooldown is suppressed. `None`: call
     /// [`Alerts::observe`].
+    /// `key` is the alert key hashed by [`key_of`].
     pub fn settle(
-        &mut self,
-        kind: &'static str,
-        key: &str,
-        ts: i64,
-        observed: f64,
-    ) -> Option<Outcome> {
-        self.settle_hashed(kind, key_of(key), ts, observed)
-    }
-
-    /// [`Alerts::settle`] with the key already hashed by [`key_of`].
-    pub fn settle_hashed(
         &mut self,
         kind: &'static str,
         key: u64,

@@ -31,7 +31,7 @@ use flood::Floods;
 use reports::{ReportOut, Reports};
 use scorecard::{Card, period_of};
 use serde::Serialize;
-use spike::{Baseline, Params};
+use spike::{Baseline, Closed, Params, Step};
 use state::{Bounded, decay, key_of, pair};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -730,7 +730,7 @@ impl Watch {
         {
             // A post to an open flood keeps it open even below the alert threshold.
             let hash = c.alert_hash();
-            self.alerts.touch_hashed("flood", hash, ts);
+            self.alerts.touch("flood", hash, ts);
         }
     }
 
@@ -742,46 +742,18 @@ impl Watch {
         cats: &[u16],
         alerts: &mut Vec<Alert>,
     ) {
-        let window = self.cfg.spike.bucket_secs;
         let pm = self.spike_params(self.cfg.spike.min_messages);
-        let alerting = self.alerts.is_open_hashed("message_spike", s.group);
+        let alerting = self.alerts.is_open("message_spike", s.group);
         let g = self.groups.peek_mut(s.group).expect("entry made above");
-        let closed = g.rate.roll(ts, &pm, alerting);
-        g.rate.count += 1;
-        let (count, warm, thr, mean) = (
-            g.rate.count,
-            g.rate.warm(&pm),
-            g.rate.threshold(&pm),
-            g.rate.mean(),
-        );
-        if let Some(c) = closed
-            && alerting
-            && f64::from(c.count) <= (c.mean + c.threshold) / 2.0
-        {
-            self.alerts
-                .resolve("message_spike", &m.group_id, ts, f64::from(c.count), alerts);
-        }
-        if warm
-            && f64::from(count) > thr
-            && self
-                .settled("message_spike", &m.group_id, ts, f64::from(count))
-                .is_none()
-        {
-            let ob = Observation {
-                kind: "message_spike",
-                key: m.group_id.clone(),
-                group_id: Some(m.group_id.clone()),
-                category: None,
-                window_secs: window,
-                observed: f64::from(count),
-                baseline: round2(mean),
-                threshold: round2(thr),
-                members: None,
-                samples: vec![m.id.clone()],
-                groups: vec![],
-            };
-            self.observe_alert(ts, ob, &[s.group], alerts);
-        }
+        let step = g.rate.count_one(ts, &pm, alerting);
+        let key = Spike {
+            kind: "message_spike",
+            key: &m.group_id,
+            hash: s.group,
+            group: Some(s.group),
+            category: None,
+        };
+        self.spike(key, m, ts, alerting, step, alerts);
         let pv = self.spike_params(self.cfg.spike.min_violations);
         for &c in cats {
             let cat = self.categories[c as usize].clone();
@@ -791,45 +763,62 @@ impl Watch {
                 } else {
                     ("violation_spike", format!("{}/{cat}", m.group_id))
                 };
-                let alerting = self.alerts.is_open(kind, &key);
+                let hash = key_of(&key);
+                let alerting = self.alerts.is_open(kind, hash);
                 let b = if city {
                     &mut self.city[c as usize]
                 } else {
                     self.group_cats
                         .entry(pair(s.group, u64::from(c) + 1), Baseline::default)
                 };
-                let closed = b.roll(ts, &pv, alerting);
-                b.count += 1;
-                let (count, warm, thr, mean) = (b.count, b.warm(&pv), b.threshold(&pv), b.mean());
-                if let Some(cl) = closed
-                    && alerting
-                    && f64::from(cl.count) <= (cl.mean + cl.threshold) / 2.0
-                {
-                    self.alerts
-                        .resolve(kind, &key, ts, f64::from(cl.count), alerts);
-                }
-                if warm
-                    && f64::from(count) > thr
-                    && self.settled(kind, &key, ts, f64::from(count)).is_none()
-                {
-                    let ob = Observation {
-                        kind,
-                        key,
-                        group_id: (!city).then(|| m.group_id.clone()),
-                        category: Some(cat.to_string()),
-                        window_secs: window,
-                        observed: f64::from(count),
-                        baseline: round2(mean),
-                        threshold: round2(thr),
-                        members: None,
-                        samples: vec![m.id.clone()],
-                        groups: vec![],
-                    };
-                    let groups: &[u64] = if city { &[] } else { &[s.group] };
-                    self.observe_alert(ts, ob, groups, alerts);
-                }
+                let step = b.count_one(ts, &pv, alerting);
+                let key = Spike {
+                    kind,
+                    key: &key,
+                    hash,
+                    group: (!city).then_some(s.group),
+                    category: Some(&cat),
+                };
+                self.spike(key, m, ts, alerting, step, alerts);
             }
         }
+    }
+
+    /// Acts on one spike baseline's step: resolves its alert when the bucket that closed is
+    /// back to normal, opens or updates it when the open bucket is over the threshold.
+    fn spike(
+        &mut self,
+        sp: Spike<'_>,
+        m: &Message,
+        ts: i64,
+        alerting: bool,
+        step: Step,
+        alerts: &mut Vec<Alert>,
+    ) {
+        if alerting && let Some(c) = step.closed.filter(Closed::back_to_normal) {
+            self.alerts
+                .resolve(sp.kind, sp.key, ts, f64::from(c.count), alerts);
+        }
+        let Some(over) = step.over else { return };
+        let observed = f64::from(over.count);
+        if self.settled(sp.kind, sp.hash, ts, observed).is_some() {
+            return;
+        }
+        let ob = Observation {
+            kind: sp.kind,
+            key: sp.key.to_string(),
+            group_id: sp.group.map(|_| m.group_id.clone()),
+            category: sp.category.map(|c| c.to_string()),
+            window_secs: self.cfg.spike.bucket_secs,
+            observed,
+            baseline: round2(over.mean),
+            threshold: round2(over.threshold),
+            members: None,
+            samples: vec![m.id.clone()],
+            groups: vec![],
+        };
+        let groups: Vec<u64> = sp.group.into_iter().collect();
+        self.observe_alert(ts, ob, &groups, alerts);
     }
 
     fn quarrel(&mut self, m: &Message, s: &Signature, ts: i64, alerts: &mut Vec<Alert>) {
@@ -854,7 +843,7 @@ impl Watch {
         let n = g.abuse.len();
         if n >= q.min_messages
             && members.len() >= q.min_members
-            && self.settled("quarrel", &m.group_id, ts, n as f64).is_none()
+            && self.settled("quarrel", s.group, ts, n as f64).is_none()
         {
             let g = self.groups.peek_mut(s.group).expect("entry made above");
             let samples = g
@@ -883,7 +872,7 @@ impl Watch {
             }
         } else {
             // Abuse keeps an open quarrel from resolving, even below the thresholds.
-            self.alerts.touch("quarrel", &m.group_id, ts);
+            self.alerts.touch("quarrel", s.group, ts);
         }
     }
 
@@ -896,11 +885,7 @@ impl Watch {
             return;
         };
         let hash = c.alert_hash();
-        let settled = self.alerts.settle_hashed("flood", hash, ts, groups as f64);
-        if settled == Some(Outcome::Suppressed) {
-            self.suppressed("flood");
-        }
-        let outcome = match settled {
+        let outcome = match self.settled("flood", hash, ts, groups as f64) {
             Some(o) => o,
             None => {
                 let c = self.floods.cluster(cluster).expect("looked up above");
@@ -941,13 +926,8 @@ impl Watch {
     }
 
     /// [`Alerts::settle`], counting suppressions: `None` means an observation is needed.
-    fn settled(
-        &mut self,
-        kind: &'static str,
-        key: &str,
-        ts: i64,
-        observed: f64,
-    ) -> Option<Outcome> {
+    /// `key` is the alert key hashed by [`key_of`] (a group's is its signature's `group`).
+    fn settled(&mut self, kind: &'static str, key: u64, ts: i64, observed: f64) -> Option<Outcome> {
         let o = self.alerts.settle(kind, key, ts, observed)?;
         if o == Outcome::Suppressed {
             self.suppressed(kind);
@@ -1039,9 +1019,7 @@ impl Watch {
                     continue;
                 };
                 // A key that fell silent never closes its bucket by itself: close it here.
-                if let Some(cl) = b.roll(now, &p, true)
-                    && f64::from(cl.count) <= (cl.mean + cl.threshold) / 2.0
-                {
+                if let Some(cl) = b.roll(now, &p, true).filter(Closed::back_to_normal) {
                     self.alerts
                         .resolve(kind, &key, now, f64::from(cl.count), alerts);
                 }
@@ -1074,6 +1052,17 @@ impl Watch {
             ReportOut::Review(v) => Output::Review(v),
         }));
     }
+}
+
+/// Which spike alert a baseline feeds.
+struct Spike<'a> {
+    kind: &'static str,
+    key: &'a str,
+    /// `key_of(key)`.
+    hash: u64,
+    /// The group, for per-group spikes (its scorecard counts the alert).
+    group: Option<u64>,
+    category: Option<&'a str>,
 }
 
 /// The scalars of [`QuarrelConfig`] (copied, so `self` stays free to borrow).

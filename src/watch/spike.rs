@@ -21,6 +21,28 @@ pub struct Closed {
     pub threshold: f64,
 }
 
+impl Closed {
+    /// Back at least halfway from the threshold to the baseline: a spike alert resolves.
+    pub fn back_to_normal(&self) -> bool {
+        f64::from(self.count) <= (self.mean + self.threshold) / 2.0
+    }
+}
+
+/// The open bucket over the threshold of a warm baseline.
+pub struct Over {
+    pub count: u32,
+    pub mean: f64,
+    pub threshold: f64,
+}
+
+/// What counting one event did.
+pub struct Step {
+    /// The bucket that closed before it, if any.
+    pub closed: Option<Closed>,
+    /// Set when the open bucket is now over the threshold.
+    pub over: Option<Over>,
+}
+
 /// Baseline parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
@@ -46,6 +68,19 @@ impl Baseline {
     /// Whether enough buckets have been seen for the baseline to mean anything.
     pub fn warm(&self, p: &Params) -> bool {
         u32::from(self.seen) >= p.min_buckets
+    }
+
+    /// Counts one event at `ts` (see [`Baseline::roll`] for `alerting`).
+    pub fn count_one(&mut self, ts: i64, p: &Params, alerting: bool) -> Step {
+        let closed = self.roll(ts, p, alerting);
+        self.count += 1;
+        let threshold = self.threshold(p);
+        let over = (self.warm(p) && f64::from(self.count) > threshold).then(|| Over {
+            count: self.count,
+            mean: self.mean(),
+            threshold,
+        });
+        Step { closed, over }
     }
 
     /// Moves to the bucket of `ts`, folding the closed bucket (and empty ones between) into the
@@ -111,9 +146,7 @@ mod tests {
         for (i, &n) in per_bucket.iter().enumerate() {
             for k in 0..n {
                 let ts = i as i64 * 60_000 + i64::from(k);
-                b.roll(ts, &P, false);
-                b.count += 1;
-                if b.warm(&P) && f64::from(b.count) > b.threshold(&P) && !out.contains(&i) {
+                if b.count_one(ts, &P, false).over.is_some() && !out.contains(&i) {
                     out.push(i);
                 }
             }

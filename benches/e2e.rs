@@ -120,22 +120,6 @@ fn main() {
         t0.elapsed().as_secs_f64()
     );
 
-    // Warm-up, untimed: a fresh broker spends its first minute JIT-compiling (C2 took ~25% of
-    // the CPU in a profiled run), which would otherwise fall on whichever phase runs first.
-    let t = Instant::now();
-    passthrough(
-        &brokers,
-        &input,
-        &pass_out,
-        n,
-        &cfg.kafka.consumer,
-        &AtomicBool::new(false),
-        false,
-    );
-    println!(
-        "warm-up: one passthrough of {n} messages in {:.1} s (untimed)",
-        t.elapsed().as_secs_f64()
-    );
     // (a) passthrough, measured before and after the pipeline phases (the broker keeps
     // warming up); the ratios use the mean of the two.
     let pass = || {
@@ -151,6 +135,14 @@ fn main() {
         );
         (rate, (cpu_seconds() - cpu0) / n as f64 * 1e6)
     };
+    // Warm-up, not counted: a fresh broker spends its first minute JIT-compiling (C2 took ~25%
+    // of the CPU in a profiled run), which would otherwise fall on whichever phase runs first.
+    let t = Instant::now();
+    pass();
+    println!(
+        "warm-up: one passthrough of {n} messages in {:.1} s (untimed)",
+        t.elapsed().as_secs_f64()
+    );
     let (pass_before, pass_cpu) = pass();
     println!(
         "(a) passthrough consume→produce: {pass_before:>10.0} msg/s   client CPU {pass_cpu:.2} µs/msg"

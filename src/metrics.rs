@@ -177,14 +177,15 @@ impl Metrics {
             "Alerts not opened because of a cooldown or the open-alert cap, by kind.",
             "kind",
         );
-        let removals_recommended = prometheus::IntCounter::new(
+        let counter = |name: &str, help: &str| {
+            let c = prometheus::IntCounter::new(name, help).expect("valid counter");
+            registry.register(Box::new(c.clone())).expect("unique name");
+            c
+        };
+        let removals_recommended = counter(
             "qunguard_removals_recommended_total",
             "Members who crossed the removal threshold (remove_member recommended).",
-        )
-        .expect("valid counter");
-        registry
-            .register(Box::new(removals_recommended.clone()))
-            .expect("unique name");
+        );
         let reports = counter_vec(
             "qunguard_reports_total",
             "Member reports, by outcome.",
@@ -206,14 +207,10 @@ impl Metrics {
             "Entries evicted from each watch map because its cap was reached, by map.",
             "map",
         );
-        let future_timestamps = prometheus::IntCounter::new(
+        let future_timestamps = counter(
             "qunguard_future_timestamps_total",
             "Inputs whose ts was too far ahead of the clock (held at watch.max_future_secs).",
-        )
-        .expect("valid counter");
-        registry
-            .register(Box::new(future_timestamps.clone()))
-            .expect("unique name");
+        );
         for o in crate::watch::REPORT_OUTCOMES {
             reports.with_label_values(&[o]);
         }

@@ -15,6 +15,18 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
 /// 2025-11-26 08:00 Beijing time.
 const T0: i64 = 1_764_115_200_000;
 const SEC: i64 = 1000;
+
+/// Abuse the shipped `insult` pack catches (each a review on its own).
+const INSULTS: [&str; 8] = [
+    "你就是个傻逼",
+    "脑残吧你",
+    "滚蛋，人渣",
+    "你才是智障",
+    "王八蛋闭嘴",
+    "神经病",
+    "废物一个",
+    "狗东西",
+];
 const MIN: i64 = 60 * SEC;
 
 fn msg(
@@ -94,16 +106,7 @@ fn chatter(prefix: &str, groups: usize, from: i64, span: i64, every: i64) -> Vec
 #[test]
 fn a_quarrel_gives_one_merged_alert_then_its_resolution_and_incident_mode_in_between() {
     let g = "g-quarrel";
-    let insults = [
-        "你就是个傻逼",
-        "脑残吧你",
-        "滚蛋，人渣",
-        "你才是智障",
-        "王八蛋闭嘴",
-        "神经病",
-        "废物一个",
-        "狗东西",
-    ];
+    let insults = INSULTS;
     let mut msgs = chatter("c", 3, T0, 30 * MIN, 20 * SEC);
     // Four members trade insults for two minutes, from minute 5.
     for (i, text) in insults.iter().enumerate() {
@@ -628,14 +631,7 @@ fn state_stays_within_its_caps() {
 fn scan_runs_the_watch_and_writes_its_records() {
     let dir = tempfile::tempdir().unwrap();
     let mut input = String::new();
-    let insults = [
-        "你就是个傻逼",
-        "脑残吧你",
-        "滚蛋，人渣",
-        "你才是智障",
-        "王八蛋闭嘴",
-        "神经病",
-    ];
+    let insults = &INSULTS[..6];
     for (i, t) in insults.iter().enumerate() {
         let m = msg(
             format!("q{i}"),
@@ -685,14 +681,7 @@ fn scan_runs_the_watch_and_writes_its_records() {
 fn a_broken_sender_clock_cannot_end_windows_or_close_the_day() {
     // The clock says T0 + 2 min; one message claims to be from 30 days later.
     let clock = || T0 + 2 * MIN;
-    let insults = [
-        "你就是个傻逼",
-        "脑残吧你",
-        "滚蛋，人渣",
-        "你才是智障",
-        "王八蛋闭嘴",
-    ];
-    let mut msgs: Vec<Message> = insults
+    let mut msgs: Vec<Message> = INSULTS[..5]
         .iter()
         .enumerate()
         .map(|(i, t)| {

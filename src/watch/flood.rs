@@ -94,8 +94,10 @@ impl Cluster {
 
     /// `key_of(alert_key())`, computed once.
     pub fn alert_hash(&mut self) -> u64 {
-        let key = self.alert_key();
-        *self.alert_hash.get_or_insert_with(|| key_of(&key))
+        match self.alert_hash {
+            Some(h) => h,
+            None => *self.alert_hash.insert(key_of(&self.alert_key())),
+        }
     }
 }
 

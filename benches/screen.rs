@@ -44,9 +44,9 @@ fn messages(terms: &[String], rng: &mut Rng) -> (Vec<Message>, usize) {
                 planted += 1;
             }
             Message {
-                id: i.to_string(),
-                group_id: format!("g{}", i % 500),
-                sender_id: format!("u{}", i % 5000),
+                id: i.to_string().into(),
+                group_id: format!("g{}", i % 500).into(),
+                sender_id: format!("u{}", i % 5000).into(),
                 ts: i as i64,
                 text,
             }

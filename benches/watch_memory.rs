@@ -40,8 +40,8 @@ fn main() {
     for i in 0..total {
         let mut m = synth.next().unwrap();
         // Every sender posts twice, far apart: all of them are live state at the end.
-        m.sender_id = format!("s{}", i % senders);
-        m.group_id = format!("g{}", (i % senders) % 5000);
+        m.sender_id = format!("s{}", i % senders).into();
+        m.group_id = format!("g{}", (i % senders) % 5000).into();
         batch.push(m);
         if batch.len() == 4096 || i + 1 == total {
             let (mut vs, sigs) = w.screen(&engine, &batch);

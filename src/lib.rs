@@ -34,7 +34,7 @@ pub mod screen;
 pub mod synth;
 pub mod watch;
 
-pub use model::{Action, Hit, MatchKind, Message, Reason, Recommendation, Verdict};
+pub use model::{Action, Hit, Id, MatchKind, Message, Reason, Recommendation, Verdict};
 pub use rules::{Pack, RuleError, RuleSet, Validator};
 pub use screen::normalise::{Normalised, normalise};
 pub use screen::{CompileError, Engine, PackSummary};

@@ -118,7 +118,7 @@ pub fn run(
     let mut n = 0u64;
     let mut buf = Vec::with_capacity(512);
     // Recent (id, group) pairs, for reports about messages that have had time to be screened.
-    let mut recent: std::collections::VecDeque<(String, String)> =
+    let mut recent: std::collections::VecDeque<(crate::model::Id, crate::model::Id)> =
         std::collections::VecDeque::with_capacity(RECENT);
     let mut reports = 0u64;
     while (opts.count == 0 || n < opts.count) && !stop.load(Ordering::Relaxed) {
@@ -132,7 +132,7 @@ pub fn run(
         }
         throttle(n);
         let mut msg = synth.next().expect("endless stream");
-        msg.id = format!("{}{n}", opts.id_prefix);
+        msg.id = format!("{}{n}", opts.id_prefix).into();
         if opts.live_ts {
             msg.ts = now_ms();
         }

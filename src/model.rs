@@ -5,6 +5,12 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// An identifier (message, group, sender). Ids are short (a platform's message ids, group ids
+/// such as `12345678@chatroom` and member ids fit in 24 bytes), so they are kept inline without
+/// a heap allocation: copying them onto every verdict, and parsing them, then costs no `malloc`.
+/// Longer ids work too; they are stored on the heap.
+pub type Id = compact_str::CompactString;
+
 /// One chat message as it arrives on the input topic (or a `scan` input line).
 ///
 /// Unknown fields are ignored on purpose: producers add fields (client version, message type)
@@ -12,11 +18,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Message id, unique per platform.
-    pub id: String,
+    pub id: Id,
     /// Chat group the message was posted in.
-    pub group_id: String,
+    pub group_id: Id,
     /// Member who posted it.
-    pub sender_id: String,
+    pub sender_id: Id,
     /// Event time, milliseconds since the Unix epoch.
     pub ts: i64,
     /// Message text as the member wrote it.
@@ -76,19 +82,20 @@ pub struct Hit {
     pub start: usize,
     /// Byte offset of the match in the original `text` (exclusive).
     pub end: usize,
-    /// `text[start..end]`: what the member actually wrote, noise characters included.
-    pub text: String,
+    /// `text[start..end]`: what the member actually wrote, noise characters included (short,
+    /// so kept inline like [`Id`]).
+    pub text: compact_str::CompactString,
 }
 
 /// The screening result for one message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// The message's id.
-    pub id: String,
+    pub id: Id,
     /// The message's group.
-    pub group_id: String,
+    pub group_id: Id,
     /// The message's sender.
-    pub sender_id: String,
+    pub sender_id: Id,
     /// The message's event time (ms since the epoch).
     pub ts: i64,
     /// The strongest action among the hits (`allow` when there are none).
@@ -107,7 +114,7 @@ pub struct Verdict {
     /// Set when the sender's pressure score in this group is past the removal threshold: the
     /// group owner is advised to remove the member (the decision stays with people).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recommend: Option<Recommendation>,
+    pub recommend: Option<Box<Recommendation>>,
     /// Version of the compiled rule set that produced this verdict.
     pub rules_version: Arc<str>,
 }

@@ -170,9 +170,9 @@ impl Iterator for Synth {
         self.n += 1;
         let text = self.text();
         Some(Message {
-            id: format!("m{n}"),
-            group_id: format!("g{}", self.rng.below(self.cfg.groups)),
-            sender_id: format!("u{}", self.rng.below(self.cfg.senders)),
+            id: format!("m{n}").into(),
+            group_id: format!("g{}", self.rng.below(self.cfg.groups)).into(),
+            sender_id: format!("u{}", self.rng.below(self.cfg.senders)).into(),
             ts: self.cfg.start_ts + n as i64 * self.cfg.gap_ms,
             text,
         })

@@ -245,7 +245,7 @@ fn batch_screening_matches_one_by_one_and_keeps_order() {
     let msgs: Vec<Message> = (0..5000)
         .map(|i| {
             let mut m = msg(texts[i % texts.len()]);
-            m.id = i.to_string();
+            m.id = i.to_string().into();
             m
         })
         .collect();

@@ -30,9 +30,9 @@ const INSULTS: [&str; 8] = [
 const MIN: i64 = 60 * SEC;
 
 fn msg(
-    id: impl Into<String>,
+    id: impl Into<qunguard::Id>,
     group: &str,
-    sender: impl Into<String>,
+    sender: impl Into<qunguard::Id>,
     ts: i64,
     text: &str,
 ) -> Message {

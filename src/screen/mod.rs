@@ -11,7 +11,7 @@ pub mod normalise;
 use crate::model::{Action, Hit, MatchKind, Message, Verdict};
 use crate::rules::{RuleSet, Validator, validate_match};
 use hyperscan::BlockDatabase;
-use normalise::{Buffer, PinyinBuffer, pinyin_key};
+use normalise::{Buffer, Mapped, PinyinBuffer, pinyin_key};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -225,18 +225,14 @@ impl Engine {
 
     /// Screens one message.
     pub fn screen(&self, msg: &Message) -> Verdict {
-        self.screen_chunk(std::slice::from_ref(msg), &|_, _| ())
+        self.screen_chunk(std::slice::from_ref(msg), &|v, _, _| v)
             .pop()
             .expect("one verdict per message")
-            .0
     }
 
     /// Screens a batch in parallel on the current rayon pool; verdicts come back in input order.
     pub fn screen_batch(&self, msgs: &[Message]) -> Vec<Verdict> {
-        self.screen_batch_with(msgs, &|_, _| ())
-            .into_iter()
-            .map(|(v, ())| v)
-            .collect()
+        self.screen_batch_map(msgs, &|v, _, _| v)
     }
 
     /// Like [`Engine::screen_batch`], and also calls `f(message, normalised_text)` for each
@@ -247,41 +243,54 @@ impl Engine {
         T: Send,
         F: Fn(&Message, &str) -> T + Sync,
     {
+        self.screen_batch_map(msgs, &|v, m, norm| (v, f(m, norm)))
+    }
+
+    /// Screens a batch; `out(verdict, message, normalised_text)` makes each output item, so the
+    /// verdict is moved once, into its place in the result.
+    fn screen_batch_map<T, F>(&self, msgs: &[Message], out: &F) -> Vec<T>
+    where
+        T: Send,
+        F: Fn(Verdict, &Message, &str) -> T + Sync,
+    {
         let threads = rayon::current_num_threads().max(1);
         // Enough chunks to keep every worker busy, big enough that one Hyperscan call per chunk
         // amortises its fixed cost.
         let chunk = (msgs.len() / (threads * 4)).clamp(64, 1024);
         if msgs.len() <= chunk {
-            return self.screen_chunk(msgs, f);
+            return self.screen_chunk(msgs, out);
         }
-        msgs.par_chunks(chunk)
-            .map(|c| self.screen_chunk(c, f))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .flatten()
-            .collect()
+        let parts: Vec<Vec<T>> = msgs
+            .par_chunks(chunk)
+            .map(|c| self.screen_chunk(c, out))
+            .collect();
+        let mut all = Vec::with_capacity(msgs.len());
+        for part in parts {
+            all.extend(part);
+        }
+        all
     }
 
-    fn screen_chunk<T, F: Fn(&Message, &str) -> T>(
+    fn screen_chunk<T, F: Fn(Verdict, &Message, &str) -> T>(
         &self,
         msgs: &[Message],
-        f: &F,
-    ) -> Vec<(Verdict, T)> {
+        out: &F,
+    ) -> Vec<T> {
         thread_local! {
             static WORK: RefCell<Workspace> = RefCell::new(Workspace::default());
         }
         WORK.with(|w| match w.try_borrow_mut() {
-            Ok(mut w) => self.screen_with(&mut w, msgs, f),
-            Err(_) => self.screen_with(&mut Workspace::default(), msgs, f),
+            Ok(mut w) => self.screen_with(&mut w, msgs, out),
+            Err(_) => self.screen_with(&mut Workspace::default(), msgs, out),
         })
     }
 
-    fn screen_with<T, F: Fn(&Message, &str) -> T>(
+    fn screen_with<T, F: Fn(Verdict, &Message, &str) -> T>(
         &self,
         w: &mut Workspace,
         msgs: &[Message],
-        f: &F,
-    ) -> Vec<(Verdict, T)> {
+        out: &F,
+    ) -> Vec<T> {
         w.norm.clear();
         for m in msgs {
             w.norm.push_message(&m.text);
@@ -347,35 +356,47 @@ impl Engine {
             }
         }
         let (mut r, mut p) = (0, 0);
+        let Workspace {
+            norm,
+            py,
+            raw,
+            py_raw,
+            map,
+        } = w;
         msgs.iter()
             .enumerate()
             .map(|(i, m)| {
-                let r_end = r + w.raw[r..]
+                let r_end = r + raw[r..].iter().take_while(|x| x.msg as usize == i).count();
+                let p_end = p + py_raw[p..]
                     .iter()
                     .take_while(|x| x.msg as usize == i)
                     .count();
-                let p_end = p + w.py_raw[p..]
-                    .iter()
-                    .take_while(|x| x.msg as usize == i)
-                    .count();
-                let v = self.verdict(w, i, m, &w.raw[r..r_end], &w.py_raw[p..p_end]);
+                let mut map = LazyMap {
+                    text: &m.text,
+                    norm: norm.message(i),
+                    map: &mut *map,
+                    ready: false,
+                };
+                let v = self.verdict(norm, py, &mut map, i, m, &raw[r..r_end], &py_raw[p..p_end]);
                 (r, p) = (r_end, p_end);
-                (v, f(m, w.norm.message(i)))
+                out(v, m, norm.message(i))
             })
             .collect()
     }
 
     /// Turns message `i`'s raw matches into hits and a verdict.
+    #[allow(clippy::too_many_arguments)]
     fn verdict(
         &self,
-        w: &Workspace,
+        norm: &Buffer,
+        py: &PinyinBuffer,
+        map: &mut LazyMap<'_>,
         i: usize,
         msg: &Message,
         raw: &[Raw],
         py_raw: &[Raw],
     ) -> Verdict {
-        let (base, _) = w.norm.bounds[i];
-        let norm_text = w.norm.message(i).as_bytes();
+        let norm_text = norm.message(i).as_bytes();
         let original = msg.text.as_bytes();
         let mut hits: Vec<(u32, Hit)> = Vec::new();
         let mut allowed: Vec<(u32, usize, usize)> = Vec::new();
@@ -385,11 +406,11 @@ impl Engine {
             let (from, to) = (from as usize, to as usize);
             match &self.main_rules[id as usize] {
                 MainRule::Allow { pack, .. } => {
-                    let (s, e) = w.norm.original_range(base + from, base + to);
+                    let (s, e) = map.original_range(from, to);
                     allowed.push((*pack, s, e));
                 }
                 MainRule::Term { pack, rule, .. } => {
-                    let (s, e) = w.norm.original_range(base + from, base + to);
+                    let (s, e) = map.original_range(from, to);
                     if stands_alone(original, s, e) {
                         hits.push((*pack, self.hit(*pack, rule, MatchKind::Term, msg, s, e)));
                     }
@@ -412,24 +433,25 @@ impl Engine {
             }
             last = Some((r, to));
             let info = &self.regexes[r as usize];
-            let (s, e) = w.norm.original_range(base + from, base + to);
+            let (s, e) = map.original_range(from, to);
             let mut hit = self.hit(info.pack, &info.id, MatchKind::Regex, msg, s, e);
             hit.action = info.action;
             hits.push((info.pack, hit));
         }
 
         if self.pinyin.is_some() {
-            let (pbase, pend) = w.py.bounds[i];
+            let (pbase, pend) = py.bounds[i];
             for &Raw { id, from, to, .. } in py_raw {
                 let rule = &self.pinyin_rules[id as usize];
                 let (f, t) = (pbase + from as usize, pbase + to as usize);
-                let on_units = w.py.on_unit_boundary(f) && (t == pend || w.py.on_unit_boundary(t));
-                let (first, last) = (w.py.unit_of[f] as usize, w.py.unit_of[t - 1] as usize);
-                let units = &w.py.units[first..=last];
+                let on_units = py.on_unit_boundary(f) && (t == pend || py.on_unit_boundary(t));
+                let (first, last) = (py.unit_of[f] as usize, py.unit_of[t - 1] as usize);
+                let units = &py.units[first..=last];
                 if !on_units || !sounds_deliberate(units.iter().map(|u| u.c), &rule.units) {
                     continue;
                 }
-                let (s, e) = (units[0].os as usize, units[units.len() - 1].oe as usize);
+                let (s, e) =
+                    map.original_range(units[0].ns as usize, units[units.len() - 1].ne as usize);
                 if stands_alone(original, s, e) {
                     hits.push((
                         rule.pack,
@@ -495,7 +517,7 @@ impl Engine {
             kind,
             start: s,
             end: e,
-            text: msg.text[s..e].to_string(),
+            text: msg.text[s..e].into(),
         }
     }
 }
@@ -554,6 +576,27 @@ struct Workspace {
     py: PinyinBuffer,
     raw: Vec<Raw>,
     py_raw: Vec<Raw>,
+    map: Mapped,
+}
+
+/// The offset map of one message, built on first use: only messages with matches need one.
+struct LazyMap<'a> {
+    text: &'a str,
+    norm: &'a str,
+    map: &'a mut Mapped,
+    ready: bool,
+}
+
+impl LazyMap<'_> {
+    /// Maps `from..to` of the message's normalised text to its original byte range.
+    fn original_range(&mut self, from: usize, to: usize) -> (usize, usize) {
+        if !self.ready {
+            self.map.set(self.text);
+            debug_assert_eq!(self.map.text, self.norm, "both normalisation paths agree");
+            self.ready = true;
+        }
+        self.map.original_range(from, to)
+    }
 }
 
 /// One Hyperscan match: message index in the chunk, pattern id, byte range within the message's

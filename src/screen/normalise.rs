@@ -47,13 +47,12 @@ impl Normalised {
 
 /// Normalises one text. Batches use [`Buffer`] to avoid per-message allocations.
 pub fn normalise(text: &str) -> Normalised {
-    let mut buf = Buffer::default();
-    buf.push_message(text);
-    let (s, e) = buf.bounds[0];
+    let mut map = Mapped::default();
+    map.set(text);
     Normalised {
-        text: buf.text[s..e].to_string(),
-        src_start: buf.src[s..e].iter().map(|&x| start_of(x)).collect(),
-        src_end: buf.src[s..e].iter().map(|&x| end_of(x)).collect(),
+        src_start: map.src.iter().map(|&x| start_of(x)).collect(),
+        src_end: map.src.iter().map(|&x| end_of(x)).collect(),
+        text: map.text,
     }
 }
 
@@ -67,14 +66,17 @@ fn end_of(x: u64) -> u32 {
     x as u32
 }
 
+#[inline(always)]
+fn pack(os: u32, oe: u32) -> u64 {
+    u64::from(os) << 32 | u64::from(oe)
+}
+
 /// Many messages normalised into one buffer, separated by [`SEPARATOR`], so Hyperscan can scan a
-/// whole batch in one call.
+/// whole batch in one call. Only the text is kept: most messages have no match, so the offset
+/// map back to the original is built per message, when a match needs it ([`Mapped`]).
 #[derive(Debug, Default)]
 pub(crate) struct Buffer {
     pub text: String,
-    /// Per byte of `text`: the original byte range of the character behind it, packed as
-    /// `start << 32 | end` (one vector to grow per character instead of two).
-    pub src: Vec<u64>,
     /// Per message: `[start, end)` of its normalised bytes in `text`.
     pub bounds: Vec<(usize, usize)>,
 }
@@ -82,7 +84,6 @@ pub(crate) struct Buffer {
 impl Buffer {
     pub fn clear(&mut self) {
         self.text.clear();
-        self.src.clear();
         self.bounds.clear();
     }
 
@@ -92,102 +93,182 @@ impl Buffer {
         &self.text[s..e]
     }
 
-    /// Maps `from..to` (buffer coordinates, non-empty) to the original message's byte range.
+    /// Normalises `text` onto the end of the buffer, then writes a separator.
+    pub fn push_message(&mut self, text: &str) {
+        let start = self.text.len();
+        normalise_into(text, &mut self.text, &mut NoOffsets);
+        self.bounds.push((start, self.text.len()));
+        self.text.push(SEPARATOR as char);
+    }
+}
+
+/// One message normalised with its offset map: per byte of `text`, the original byte range of
+/// the character behind it, packed as `start << 32 | end`. Reused between messages.
+#[derive(Debug, Default)]
+pub(crate) struct Mapped {
+    pub text: String,
+    src: Vec<u64>,
+}
+
+impl Mapped {
+    /// Normalises `text` (same result as [`Buffer::push_message`]) and records its offsets.
+    pub fn set(&mut self, text: &str) {
+        self.text.clear();
+        self.src.clear();
+        normalise_into(text, &mut self.text, &mut self.src);
+    }
+
+    /// Maps the normalised range `from..to` (non-empty) to the original byte range.
     pub fn original_range(&self, from: usize, to: usize) -> (usize, usize) {
         (
             start_of(self.src[from]) as usize,
             end_of(self.src[to - 1]) as usize,
         )
     }
+}
 
-    /// The original range of the character behind byte `at`.
-    pub fn source(&self, at: usize) -> (u32, u32) {
-        (start_of(self.src[at]), end_of(self.src[at]))
-    }
+/// Where normalisation records offsets: nowhere (the batch buffer) or per output byte.
+trait Offsets {
+    /// `n` output bytes were written for the original range `os..oe`.
+    fn push(&mut self, n: usize, os: u32, oe: u32);
+    /// `run` was copied unchanged from original offset `at`.
+    fn push_run(&mut self, run: &str, at: u32);
+    fn truncate(&mut self, len: usize);
+    fn get(&self, at: usize) -> (u32, u32);
+}
 
+struct NoOffsets;
+
+impl Offsets for NoOffsets {
     #[inline(always)]
-    fn push_char(&mut self, c: char, os: u32, oe: u32) {
-        // String::push encodes in place; extend_from_slice of 1-4 bytes would call memcpy.
-        self.text.push(c);
-        let n = c.len_utf8();
-        self.src
-            .extend(std::iter::repeat_n(u64::from(os) << 32 | u64::from(oe), n));
-    }
-
-    /// Normalises `text` onto the end of the buffer, then writes a separator.
-    pub fn push_message(&mut self, text: &str) {
-        let table = table();
-        let start = self.text.len();
-        let mut run = NumeralRun::default();
-        for (pos, c) in text.char_indices() {
-            let os = pos as u32;
-            let oe = (pos + c.len_utf8()) as u32;
-            let code = c as u32;
-            let entry = if code < 0x10000 {
-                table.bmp[code as usize]
-            } else {
-                ENTRY_SLOW
-            };
-            match entry {
-                ENTRY_DROP => {}
-                ENTRY_SLOW => {
-                    for m in map_char(c).chars() {
-                        self.push_mapped(m, os, oe, &mut run);
-                    }
-                }
-                e if e & ENTRY_MULTI != 0 => {
-                    for m in table.multi[(e & !ENTRY_MULTI) as usize].chars() {
-                        self.push_mapped(m, os, oe, &mut run);
-                    }
-                }
-                // Only valid scalar values are stored as single-character entries.
-                e => self.push_mapped(char::from_u32(e).unwrap_or(c), os, oe, &mut run),
-            }
-        }
-        self.end_run(&mut run);
-        self.bounds.push((start, self.text.len()));
-        self.text.push(SEPARATOR as char);
-        self.src.push(0);
-    }
-
+    fn push(&mut self, _: usize, _: u32, _: u32) {}
     #[inline(always)]
-    fn push_mapped(&mut self, c: char, os: u32, oe: u32, run: &mut NumeralRun) {
-        match numeral_value(c) {
-            Some(_) => {
-                if run.len == 0 {
-                    run.start = self.text.len();
-                    run.chinese = false;
-                }
-                run.len += 1;
-                run.chinese |= !c.is_ascii_digit();
-            }
-            None if run.len > 0 => self.end_run(run),
-            None => {}
-        }
-        self.push_char(c, os, oe);
+    fn push_run(&mut self, _: &str, _: u32) {}
+    #[inline(always)]
+    fn truncate(&mut self, _: usize) {}
+    fn get(&self, _: usize) -> (u32, u32) {
+        (0, 0)
     }
+}
 
-    /// A numeric run just ended at the end of the buffer: if it is long enough to be a number,
-    /// rewrite its Chinese numerals as ASCII digits in place.
-    fn end_run(&mut self, run: &mut NumeralRun) {
-        if run.len >= MIN_NUMERAL_RUN && run.chinese {
-            let tail = self.text[run.start..]
-                .char_indices()
-                .map(|(i, c)| {
-                    let at = run.start + i;
-                    let (os, oe) = self.source(at);
-                    (c, os, oe)
-                })
-                .collect::<Vec<_>>();
-            self.text.truncate(run.start);
-            self.src.truncate(run.start);
-            for (c, os, oe) in tail {
-                let d = numeral_value(c).expect("run holds numerals only");
-                self.push_char(char::from(b'0' + d), os, oe);
-            }
-        }
-        run.len = 0;
+impl Offsets for Vec<u64> {
+    #[inline(always)]
+    fn push(&mut self, n: usize, os: u32, oe: u32) {
+        self.extend(std::iter::repeat_n(pack(os, oe), n));
     }
+    fn push_run(&mut self, run: &str, at: u32) {
+        for (i, c) in run.char_indices() {
+            let os = at + i as u32;
+            Offsets::push(self, c.len_utf8(), os, os + c.len_utf8() as u32);
+        }
+    }
+    fn truncate(&mut self, len: usize) {
+        Vec::truncate(self, len);
+    }
+    fn get(&self, at: usize) -> (u32, u32) {
+        (start_of(self[at]), end_of(self[at]))
+    }
+}
+
+/// Appends the normalised form of `text` to `out`, recording offsets in `offsets`.
+///
+/// Most characters of chat text (simplified Han characters, lowercase letters) map to
+/// themselves: a bitset of 8 KiB says which, so the common case stays in L1 and a run of them is
+/// copied in one go. Everything else goes through the full per-character table.
+#[inline(always)]
+fn normalise_into<O: Offsets>(text: &str, out: &mut String, offsets: &mut O) {
+    let table = table();
+    let mut numerals = NumeralRun::default();
+    // Start (in `text`) of the pending run of characters that map to themselves.
+    let mut run: Option<usize> = None;
+    for (pos, c) in text.char_indices() {
+        let code = c as u32;
+        if code < 0x10000 && table.identity[(code >> 6) as usize] & (1 << (code & 63)) != 0 {
+            if run.is_none() {
+                if numerals.len > 0 {
+                    end_numerals(out, offsets, &mut numerals);
+                }
+                run = Some(pos);
+            }
+            continue;
+        }
+        if let Some(r) = run.take() {
+            out.push_str(&text[r..pos]);
+            offsets.push_run(&text[r..pos], r as u32);
+        }
+        let os = pos as u32;
+        let oe = (pos + c.len_utf8()) as u32;
+        let entry = if code < 0x10000 {
+            table.bmp[code as usize]
+        } else {
+            ENTRY_SLOW
+        };
+        let mut emit = |m: char| push_mapped(out, offsets, &mut numerals, m, os, oe);
+        match entry {
+            ENTRY_DROP => {}
+            ENTRY_SLOW => map_char(c).chars().for_each(&mut emit),
+            e if e & ENTRY_MULTI != 0 => table.multi[(e & !ENTRY_MULTI) as usize]
+                .chars()
+                .for_each(&mut emit),
+            // Only valid scalar values are stored as single-character entries.
+            e => emit(char::from_u32(e).unwrap_or(c)),
+        }
+    }
+    if let Some(r) = run {
+        out.push_str(&text[r..]);
+        offsets.push_run(&text[r..], r as u32);
+    } else if numerals.len > 0 {
+        end_numerals(out, offsets, &mut numerals);
+    }
+}
+
+#[inline(always)]
+fn push_mapped<O: Offsets>(
+    out: &mut String,
+    offsets: &mut O,
+    run: &mut NumeralRun,
+    c: char,
+    os: u32,
+    oe: u32,
+) {
+    match numeral_value(c) {
+        Some(_) => {
+            if run.len == 0 {
+                run.start = out.len();
+                run.chinese = false;
+            }
+            run.len += 1;
+            run.chinese |= !c.is_ascii_digit();
+        }
+        None if run.len > 0 => end_numerals(out, offsets, run),
+        None => {}
+    }
+    // String::push encodes in place; extend_from_slice of 1-4 bytes would call memcpy.
+    out.push(c);
+    offsets.push(c.len_utf8(), os, oe);
+}
+
+/// A numeric run just ended at the end of `out`: if it is long enough to be a number, rewrite
+/// its Chinese numerals as ASCII digits in place.
+#[cold]
+fn end_numerals<O: Offsets>(out: &mut String, offsets: &mut O, run: &mut NumeralRun) {
+    if run.len >= MIN_NUMERAL_RUN && run.chinese {
+        let tail = out[run.start..]
+            .char_indices()
+            .map(|(i, c)| {
+                let (os, oe) = offsets.get(run.start + i);
+                (c, os, oe)
+            })
+            .collect::<Vec<_>>();
+        out.truncate(run.start);
+        offsets.truncate(run.start);
+        for (c, os, oe) in tail {
+            let d = numeral_value(c).expect("run holds numerals only");
+            out.push(char::from(b'0' + d));
+            offsets.push(1, os, oe);
+        }
+    }
+    run.len = 0;
 }
 
 #[derive(Default)]
@@ -227,6 +308,9 @@ const ENTRY_SLOW: u32 = u32::MAX - 1;
 const ENTRY_MULTI: u32 = 0x8000_0000;
 
 struct Table {
+    /// One bit per BMP code point: set when the character maps to itself and is not a numeral
+    /// (numerals take part in number runs).
+    identity: Vec<u64>,
     /// Per BMP code point: a single output char, `ENTRY_DROP`, or `ENTRY_MULTI | index`.
     bmp: Vec<u32>,
     multi: Vec<Box<str>>,
@@ -236,6 +320,7 @@ fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut bmp = vec![ENTRY_DROP; 0x10000];
+        let mut identity = vec![0u64; 0x10000 / 64];
         let mut multi = Vec::new();
         for code in 0..0x10000u32 {
             let Some(c) = char::from_u32(code) else {
@@ -245,14 +330,23 @@ fn table() -> &'static Table {
             let mut chars = mapped.chars();
             bmp[code as usize] = match (chars.next(), chars.next()) {
                 (None, _) => ENTRY_DROP,
-                (Some(one), None) => one as u32,
+                (Some(one), None) => {
+                    if one == c && numeral_value(c).is_none() {
+                        identity[(code >> 6) as usize] |= 1 << (code & 63);
+                    }
+                    one as u32
+                }
                 _ => {
                     multi.push(mapped.into_boxed_str());
                     ENTRY_MULTI | (multi.len() - 1) as u32
                 }
             };
         }
-        Table { bmp, multi }
+        Table {
+            identity,
+            bmp,
+            multi,
+        }
     })
 }
 
@@ -306,9 +400,10 @@ pub(crate) struct Unit {
     pub c: char,
     /// First view byte of the unit.
     pub start: u32,
-    /// Original byte range covered (both characters of a folded repeat).
-    pub os: u32,
-    pub oe: u32,
+    /// Byte range covered in the message's normalised text (both characters of a folded
+    /// repeat); [`Mapped`] takes it back to the original.
+    pub ns: u32,
+    pub ne: u32,
 }
 
 impl PinyinBuffer {
@@ -330,12 +425,11 @@ impl PinyinBuffer {
         let start = self.text.len();
         let mut prev_han: Option<char> = None;
         for (off, c) in norm.text[s..e].char_indices() {
-            let at = s + off;
-            let (os, oe) = norm.source(at);
+            let (ns, ne) = (off as u32, (off + c.len_utf8()) as u32);
             if prev_han == Some(c) {
-                // Fold the repeat into the previous unit: its source range now covers both.
+                // Fold the repeat into the previous unit: its range now covers both.
                 if let Some(u) = self.units.last_mut() {
-                    u.oe = oe;
+                    u.ne = ne;
                 }
                 continue;
             }
@@ -343,8 +437,8 @@ impl PinyinBuffer {
             self.units.push(Unit {
                 c,
                 start: self.text.len() as u32,
-                os,
-                oe,
+                ns,
+                ne,
             });
             match han_pinyin(c) {
                 Some(py) => {
@@ -365,8 +459,8 @@ impl PinyinBuffer {
         self.units.push(Unit {
             c: SEPARATOR as char,
             start: self.text.len() as u32,
-            os: 0,
-            oe: 0,
+            ns: 0,
+            ne: 0,
         });
         self.text.push(SEPARATOR as char);
         self.unit_of.push(unit);
@@ -494,6 +588,40 @@ mod tests {
         }
     }
 
+    /// The batch buffer (no offsets) and the per-message map (offsets per byte, runs recorded
+    /// character by character) must agree on the text, and every normalised character must map
+    /// to whole original characters, in order: random texts over every kind of character the
+    /// table treats differently (copied runs, mapped, dropped, numerals, outside the BMP).
+    #[test]
+    fn both_normalisation_paths_agree() {
+        let pool: Vec<char> = "代开发票一二三四五六七八九零幺两壹叁〇十百開發們ABCxyz0123456789，。！ \u{3000}\u{200B}\n😀🔥①⑴㈠Ⓐ²ＡＢ１２㊙️ﬁ𝐀é"
+            .chars()
+            .collect();
+        let mut rng = crate::synth::Rng::new(3);
+        let mut buf = Buffer::default();
+        let mut map = Mapped::default();
+        for _ in 0..5_000 {
+            let len = rng.below(24);
+            let text: String = (0..len).map(|_| *rng.pick(&pool)).collect();
+            buf.clear();
+            buf.push_message(&text);
+            map.set(&text);
+            assert_eq!(buf.message(0), map.text, "{text:?}");
+            assert_eq!(map.src.len(), map.text.len());
+            let mut last_end = 0;
+            for (i, c) in map.text.char_indices() {
+                let (s, e) = map.original_range(i, i + c.len_utf8());
+                assert!(s < e && e <= text.len(), "{text:?}");
+                assert!(
+                    text.is_char_boundary(s) && text.is_char_boundary(e),
+                    "{text:?}"
+                );
+                assert!(e >= last_end, "offsets go forward in {text:?}");
+                last_end = e;
+            }
+        }
+    }
+
     #[test]
     fn pinyin_view_folds_repeats_and_maps_back() {
         let text = "代代开开发发票票";
@@ -507,7 +635,10 @@ mod tests {
             py.units[py.unit_of[s] as usize],
             py.units[py.unit_of[e - 1] as usize],
         );
-        assert_eq!(&text[first.os as usize..last.oe as usize], text);
+        let mut map = Mapped::default();
+        map.set(text);
+        let (os, oe) = map.original_range(first.ns as usize, last.ne as usize);
+        assert_eq!(&text[os..oe], text);
         assert!(py.on_unit_boundary(s + 3) && !py.on_unit_boundary(s + 2));
         assert_eq!(pinyin_key("代开发票").0, "daikaifapiao");
         assert_eq!(pinyin_key("加v").0, "jiav");

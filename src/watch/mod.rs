@@ -682,11 +682,11 @@ impl Watch {
             }
             evidence.push_back(m.id.as_str().into());
             if p >= pc.remove_threshold {
-                v.recommend = Some(Recommendation {
+                v.recommend = Some(Box::new(Recommendation {
                     action: "remove_member".into(),
                     pressure: (p * 100.0).round() / 100.0,
                     evidence: evidence.iter().map(|e| e.to_string()).collect(),
-                });
+                }));
                 self.stats.recommendations += 1;
                 crossed = !mem.over;
                 mem.over = true;
@@ -807,14 +807,14 @@ impl Watch {
         let ob = Observation {
             kind: sp.kind,
             key: sp.key.to_string(),
-            group_id: sp.group.map(|_| m.group_id.clone()),
+            group_id: sp.group.map(|_| m.group_id.to_string()),
             category: sp.category.map(|c| c.to_string()),
             window_secs: self.cfg.spike.bucket_secs,
             observed,
             baseline: round2(over.mean),
             threshold: round2(over.threshold),
             members: None,
-            samples: vec![m.id.clone()],
+            samples: vec![m.id.to_string()],
             groups: vec![],
         };
         let groups: Vec<u64> = sp.group.into_iter().collect();
@@ -856,8 +856,8 @@ impl Watch {
                 .collect();
             let ob = Observation {
                 kind: "quarrel",
-                key: m.group_id.clone(),
-                group_id: Some(m.group_id.clone()),
+                key: m.group_id.to_string(),
+                group_id: Some(m.group_id.to_string()),
                 category: None,
                 window_secs: q.window_secs,
                 observed: n as f64,

@@ -116,7 +116,7 @@ pub struct Verdict {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommend: Option<Box<Recommendation>>,
     /// Version of the compiled rule set that produced this verdict.
-    pub rules_version: Arc<str>,
+    pub rules_version: compact_str::CompactString,
 }
 
 /// A heuristic finding on a verdict (see README "Heuristics").

@@ -82,7 +82,8 @@ pub struct Engine {
     packs: Vec<PackInfo>,
     regexes: Vec<RegexInfo>,
     summary: Vec<PackSummary>,
-    version: Arc<str>,
+    /// 16 hex digits: kept inline, so copying it onto every verdict is not an atomic increment.
+    version: compact_str::CompactString,
 }
 
 impl std::fmt::Debug for Engine {
@@ -361,7 +362,7 @@ impl Engine {
             py,
             raw,
             py_raw,
-            map,
+            scratch,
         } = w;
         msgs.iter()
             .enumerate()
@@ -371,13 +372,7 @@ impl Engine {
                     .iter()
                     .take_while(|x| x.msg as usize == i)
                     .count();
-                let mut map = LazyMap {
-                    text: &m.text,
-                    norm: norm.message(i),
-                    map: &mut *map,
-                    ready: false,
-                };
-                let v = self.verdict(norm, py, &mut map, i, m, &raw[r..r_end], &py_raw[p..p_end]);
+                let v = self.verdict(norm, py, scratch, i, m, &raw[r..r_end], &py_raw[p..p_end]);
                 (r, p) = (r_end, p_end);
                 out(v, m, norm.message(i))
             })
@@ -390,17 +385,45 @@ impl Engine {
         &self,
         norm: &Buffer,
         py: &PinyinBuffer,
-        map: &mut LazyMap<'_>,
+        scratch: &mut Scratch,
         i: usize,
         msg: &Message,
         raw: &[Raw],
         py_raw: &[Raw],
     ) -> Verdict {
+        let mut verdict = Verdict {
+            id: msg.id.clone(),
+            group_id: msg.group_id.clone(),
+            sender_id: msg.sender_id.clone(),
+            ts: msg.ts,
+            action: Action::Allow,
+            categories: Vec::new(),
+            hits: Vec::new(),
+            hits_truncated: false,
+            reasons: Vec::new(),
+            recommend: None,
+            rules_version: self.version.clone(),
+        };
+        if raw.is_empty() && py_raw.is_empty() {
+            return verdict;
+        }
         let norm_text = norm.message(i).as_bytes();
         let original = msg.text.as_bytes();
-        let mut hits: Vec<(u32, Hit)> = Vec::new();
-        let mut allowed: Vec<(u32, usize, usize)> = Vec::new();
-        let mut regex_cands: Vec<(u32, usize, usize)> = Vec::new();
+        let Scratch {
+            map,
+            hits,
+            allowed,
+            regex: regex_cands,
+        } = scratch;
+        hits.clear();
+        allowed.clear();
+        regex_cands.clear();
+        let map = &mut LazyMap {
+            text: &msg.text,
+            norm: norm.message(i),
+            map,
+            ready: false,
+        };
 
         for &Raw { id, from, to, .. } in raw {
             let (from, to) = (from as usize, to as usize);
@@ -427,7 +450,7 @@ impl Engine {
         });
         regex_cands.sort_unstable_by_key(|&(r, from, to)| (r, from, std::cmp::Reverse(to)));
         let mut last: Option<(u32, usize)> = None;
-        for &(r, from, to) in &regex_cands {
+        for &(r, from, to) in regex_cands.iter() {
             if last.is_some_and(|(lr, lend)| lr == r && from < lend) {
                 continue;
             }
@@ -462,7 +485,7 @@ impl Engine {
         }
 
         let mut hits: Vec<Hit> = hits
-            .into_iter()
+            .drain(..)
             .filter(|(pack, h)| {
                 !allowed
                     .iter()
@@ -481,23 +504,13 @@ impl Engine {
         });
         hits.dedup_by(|b, a| a.start == b.start && a.end == b.end && a.rule == b.rule);
 
-        let action = hits.iter().map(|h| h.action).max().unwrap_or_default();
+        verdict.action = hits.iter().map(|h| h.action).max().unwrap_or_default();
         let mut categories: Vec<Arc<str>> = hits.iter().map(|h| h.category.clone()).collect();
         categories.sort();
         categories.dedup();
-        Verdict {
-            id: msg.id.clone(),
-            group_id: msg.group_id.clone(),
-            sender_id: msg.sender_id.clone(),
-            ts: msg.ts,
-            action,
-            categories,
-            hits,
-            hits_truncated: false,
-            reasons: Vec::new(),
-            recommend: None,
-            rules_version: self.version.clone(),
-        }
+        verdict.categories = categories;
+        verdict.hits = hits;
+        verdict
     }
 
     fn hit(
@@ -576,7 +589,19 @@ struct Workspace {
     py: PinyinBuffer,
     raw: Vec<Raw>,
     py_raw: Vec<Raw>,
+    scratch: Scratch,
+}
+
+/// Per-message working space of [`Engine::verdict`], reused between messages.
+#[derive(Default)]
+struct Scratch {
     map: Mapped,
+    /// Hits with the pack that produced them, before allow-lists and de-duplication.
+    hits: Vec<(u32, Hit)>,
+    /// Allowed spans (pack, original start, original end).
+    allowed: Vec<(u32, usize, usize)>,
+    /// Regex matches (regex, normalised from, to) before validation and overlap removal.
+    regex: Vec<(u32, usize, usize)>,
 }
 
 /// The offset map of one message, built on first use: only messages with matches need one.

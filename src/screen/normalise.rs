@@ -178,45 +178,73 @@ impl Offsets for Vec<u64> {
 #[inline(always)]
 fn normalise_into<O: Offsets>(text: &str, out: &mut String, offsets: &mut O) {
     let table = table();
+    // A local copy of the reference keeps the bitset's address in a register across the writes.
+    let identity: &[u64; 1024] = &table.identity;
+    let bytes = text.as_bytes();
     let mut numerals = NumeralRun::default();
-    // Start (in `text`) of the pending run of characters that map to themselves.
-    let mut run: Option<usize> = None;
-    for (pos, c) in text.char_indices() {
-        let code = c as u32;
-        if code < 0x10000 && table.identity[(code >> 6) as usize] & (1 << (code & 63)) != 0 {
-            if run.is_none() {
-                if numerals.len > 0 {
-                    end_numerals(out, offsets, &mut numerals);
-                }
-                run = Some(pos);
+    // The pending run of characters that map to themselves is `text[run..pos]`.
+    let mut run = 0;
+    let mut pos = 0;
+    while pos < bytes.len() {
+        // Decoded by hand: `text` is valid UTF-8, and the common case needs only the bitset
+        // index, not a `char`.
+        let b0 = bytes[pos];
+        let (code, len) = if b0 < 0x80 {
+            (u32::from(b0), 1)
+        } else if b0 < 0xE0 {
+            (
+                u32::from(b0 & 0x1F) << 6 | u32::from(bytes[pos + 1] & 0x3F),
+                2,
+            )
+        } else if b0 < 0xF0 {
+            let code = u32::from(b0 & 0x0F) << 12
+                | u32::from(bytes[pos + 1] & 0x3F) << 6
+                | u32::from(bytes[pos + 2] & 0x3F);
+            (code, 3)
+        } else {
+            let code = u32::from(b0 & 0x07) << 18
+                | u32::from(bytes[pos + 1] & 0x3F) << 12
+                | u32::from(bytes[pos + 2] & 0x3F) << 6
+                | u32::from(bytes[pos + 3] & 0x3F);
+            (code, 4)
+        };
+        if code < 0x10000 && identity[(code >> 6) as usize] & (1 << (code & 63)) != 0 {
+            if run == pos && numerals.len > 0 {
+                end_numerals(out, offsets, &mut numerals);
             }
+            pos += len;
             continue;
         }
-        if let Some(r) = run.take() {
-            out.push_str(&text[r..pos]);
-            offsets.push_run(&text[r..pos], r as u32);
+        if run < pos {
+            out.push_str(&text[run..pos]);
+            offsets.push_run(&text[run..pos], run as u32);
         }
         let os = pos as u32;
-        let oe = (pos + c.len_utf8()) as u32;
-        let entry = if code < 0x10000 {
-            table.bmp[code as usize]
-        } else {
-            ENTRY_SLOW
-        };
+        let oe = (pos + len) as u32;
         let mut emit = |m: char| push_mapped(out, offsets, &mut numerals, m, os, oe);
-        match entry {
+        match table
+            .entries
+            .get(code as usize)
+            .copied()
+            .unwrap_or(ENTRY_SLOW)
+        {
             ENTRY_DROP => {}
-            ENTRY_SLOW => map_char(c).chars().for_each(&mut emit),
+            ENTRY_SLOW => {
+                let c = text[pos..].chars().next().expect("a character starts here");
+                map_char(c).chars().for_each(&mut emit)
+            }
             e if e & ENTRY_MULTI != 0 => table.multi[(e & !ENTRY_MULTI) as usize]
                 .chars()
                 .for_each(&mut emit),
             // Only valid scalar values are stored as single-character entries.
-            e => emit(char::from_u32(e).unwrap_or(c)),
+            e => emit(char::from_u32(e).unwrap_or(char::REPLACEMENT_CHARACTER)),
         }
+        pos += len;
+        run = pos;
     }
-    if let Some(r) = run {
-        out.push_str(&text[r..]);
-        offsets.push_run(&text[r..], r as u32);
+    if run < pos {
+        out.push_str(&text[run..]);
+        offsets.push_run(&text[run..], run as u32);
     } else if numerals.len > 0 {
         end_numerals(out, offsets, &mut numerals);
     }
@@ -303,35 +331,36 @@ fn numeral_value(c: char) -> Option<u8> {
 }
 
 const ENTRY_DROP: u32 = u32::MAX;
-/// Characters outside the BMP are rare (emoji, math letters, rare ideographs): mapped on the fly.
+/// Characters past the first two planes (rare ideographs, tags, private use): mapped on the fly.
 const ENTRY_SLOW: u32 = u32::MAX - 1;
 const ENTRY_MULTI: u32 = 0x8000_0000;
 
 struct Table {
     /// One bit per BMP code point: set when the character maps to itself and is not a numeral
     /// (numerals take part in number runs).
-    identity: Vec<u64>,
-    /// Per BMP code point: a single output char, `ENTRY_DROP`, or `ENTRY_MULTI | index`.
-    bmp: Vec<u32>,
+    identity: Box<[u64; 1024]>,
+    /// Per code point of the BMP and plane 1 (emoji, math letters: common in chat, and slow to
+    /// map on the fly): a single output char, `ENTRY_DROP`, or `ENTRY_MULTI | index`.
+    entries: Vec<u32>,
     multi: Vec<Box<str>>,
 }
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut bmp = vec![ENTRY_DROP; 0x10000];
-        let mut identity = vec![0u64; 0x10000 / 64];
+        let mut entries = vec![ENTRY_DROP; 0x20000];
+        let mut identity = Box::new([0u64; 0x10000 / 64]);
         let mut multi = Vec::new();
-        for code in 0..0x10000u32 {
+        for code in 0..0x20000u32 {
             let Some(c) = char::from_u32(code) else {
                 continue; // surrogates never occur in a &str
             };
             let mapped = map_char(c);
             let mut chars = mapped.chars();
-            bmp[code as usize] = match (chars.next(), chars.next()) {
+            entries[code as usize] = match (chars.next(), chars.next()) {
                 (None, _) => ENTRY_DROP,
                 (Some(one), None) => {
-                    if one == c && numeral_value(c).is_none() {
+                    if code < 0x10000 && one == c && numeral_value(c).is_none() {
                         identity[(code >> 6) as usize] |= 1 << (code & 63);
                     }
                     one as u32
@@ -344,7 +373,7 @@ fn table() -> &'static Table {
         }
         Table {
             identity,
-            bmp,
+            entries,
             multi,
         }
     })

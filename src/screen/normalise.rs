@@ -47,12 +47,13 @@ impl Normalised {
 
 /// Normalises one text. Batches use [`Buffer`] to avoid per-message allocations.
 pub fn normalise(text: &str) -> Normalised {
-    let mut map = Mapped::default();
-    map.set(text);
+    let mut out = String::new();
+    let mut src: Vec<u64> = Vec::new();
+    normalise_into(text, &mut out, &mut src);
     Normalised {
-        src_start: map.src.iter().map(|&x| start_of(x)).collect(),
-        src_end: map.src.iter().map(|&x| end_of(x)).collect(),
-        text: map.text,
+        src_start: src.iter().map(|&x| start_of(x)).collect(),
+        src_end: src.iter().map(|&x| end_of(x)).collect(),
+        text: out,
     }
 }
 
@@ -102,28 +103,101 @@ impl Buffer {
     }
 }
 
-/// One message normalised with its offset map: per byte of `text`, the original byte range of
-/// the character behind it, packed as `start << 32 | end`. Reused between messages.
+/// One message normalised with its offset map, for messages that have matches. Reused between
+/// messages. The map is a list of segments, not an entry per byte: a run of characters copied
+/// unchanged is one segment (its bytes map one to one), every other output character one more.
 #[derive(Debug, Default)]
 pub(crate) struct Mapped {
     pub text: String,
-    src: Vec<u64>,
+    segments: Segments,
 }
 
 impl Mapped {
     /// Normalises `text` (same result as [`Buffer::push_message`]) and records its offsets.
     pub fn set(&mut self, text: &str) {
         self.text.clear();
-        self.src.clear();
-        normalise_into(text, &mut self.text, &mut self.src);
+        self.segments.list.clear();
+        self.segments.len = 0;
+        normalise_into(text, &mut self.text, &mut self.segments);
     }
 
-    /// Maps the normalised range `from..to` (non-empty) to the original byte range.
+    /// Maps the normalised range `from..to` (non-empty, on character boundaries) to the original
+    /// byte range.
     pub fn original_range(&self, from: usize, to: usize) -> (usize, usize) {
-        (
-            start_of(self.src[from]) as usize,
-            end_of(self.src[to - 1]) as usize,
-        )
+        let (from, to) = (from as u32, to as u32);
+        let first = self.segments.at(from);
+        let last = self.segments.at(to - 1);
+        let s = if first.run {
+            first.os + (from - first.norm)
+        } else {
+            first.os
+        };
+        let e = if last.run {
+            last.os + (to - last.norm)
+        } else {
+            last.oe
+        };
+        (s as usize, e as usize)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Segments {
+    list: Vec<Segment>,
+    /// Normalised bytes covered so far.
+    len: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    /// First normalised byte.
+    norm: u32,
+    /// Original range: the character behind one output character, or a copied run.
+    os: u32,
+    oe: u32,
+    /// A run copied unchanged: byte `norm + k` is original byte `os + k`.
+    run: bool,
+}
+
+impl Segments {
+    fn at(&self, b: u32) -> Segment {
+        self.list[self.list.partition_point(|s| s.norm <= b) - 1]
+    }
+}
+
+impl Offsets for Segments {
+    fn push(&mut self, n: usize, os: u32, oe: u32) {
+        self.list.push(Segment {
+            norm: self.len,
+            os,
+            oe,
+            run: false,
+        });
+        self.len += n as u32;
+    }
+    fn push_run(&mut self, run: &str, at: u32) {
+        self.list.push(Segment {
+            norm: self.len,
+            os: at,
+            oe: at + run.len() as u32,
+            run: true,
+        });
+        self.len += run.len() as u32;
+    }
+    fn truncate(&mut self, len: usize) {
+        // Only called on numeral runs, whose characters are never part of a copied run.
+        while self.list.last().is_some_and(|s| s.norm >= len as u32) {
+            self.list.pop();
+        }
+        self.len = len as u32;
+    }
+    fn get(&self, at: usize) -> (u32, u32) {
+        let s = self.at(at as u32);
+        debug_assert!(
+            !s.run,
+            "asked only for numerals, which are never copied runs"
+        );
+        (s.os, s.oe)
     }
 }
 
@@ -186,6 +260,22 @@ fn normalise_into<O: Offsets>(text: &str, out: &mut String, offsets: &mut O) {
     let mut run = 0;
     let mut pos = 0;
     while pos < bytes.len() {
+        // Fast lane: three-byte characters that map to themselves (nearly all Han text), tested
+        // straight from their bytes: lead and second byte pick the bitset word, the third the bit.
+        let lane = pos;
+        for c in bytes[lane..].chunks_exact(3) {
+            let word = usize::from(c[0] & 0x0F) << 6 | usize::from(c[1] & 0x3F);
+            if c[0] & 0xF0 != 0xE0 || identity[word] & (1 << (c[2] & 0x3F)) == 0 {
+                break;
+            }
+            pos += 3;
+        }
+        if pos > lane {
+            if run == lane && numerals.len > 0 {
+                end_numerals(out, offsets, &mut numerals);
+            }
+            continue;
+        }
         // Decoded by hand: `text` is valid UTF-8, and the common case needs only the bitset
         // index, not a `char`.
         let b0 = bytes[pos];
@@ -617,10 +707,10 @@ mod tests {
         }
     }
 
-    /// The batch buffer (no offsets) and the per-message map (offsets per byte, runs recorded
-    /// character by character) must agree on the text, and every normalised character must map
-    /// to whole original characters, in order: random texts over every kind of character the
-    /// table treats differently (copied runs, mapped, dropped, numerals, outside the BMP).
+    /// The batch buffer (no offsets), the per-message segment map and the public per-byte map
+    /// must agree on the text and on every range, and every normalised character must map to
+    /// whole original characters, in order: random texts over every kind of character the table
+    /// treats differently (copied runs, mapped, dropped, numerals, outside the BMP).
     #[test]
     fn both_normalisation_paths_agree() {
         let pool: Vec<char> = "代开发票一二三四五六七八九零幺两壹叁〇十百開發們ABCxyz0123456789，。！ \u{3000}\u{200B}\n😀🔥①⑴㈠Ⓐ²ＡＢ１２㊙️ﬁ𝐀é"
@@ -635,11 +725,17 @@ mod tests {
             buf.clear();
             buf.push_message(&text);
             map.set(&text);
+            let per_byte = normalise(&text);
             assert_eq!(buf.message(0), map.text, "{text:?}");
-            assert_eq!(map.src.len(), map.text.len());
+            assert_eq!(per_byte.text, map.text, "{text:?}");
             let mut last_end = 0;
             for (i, c) in map.text.char_indices() {
                 let (s, e) = map.original_range(i, i + c.len_utf8());
+                assert_eq!(
+                    (s, e),
+                    per_byte.original_range(i, i + c.len_utf8()),
+                    "segments and the per-byte map disagree on {c:?} in {text:?}"
+                );
                 assert!(s < e && e <= text.len(), "{text:?}");
                 assert!(
                     text.is_char_boundary(s) && text.is_char_boundary(e),
@@ -647,6 +743,17 @@ mod tests {
                 );
                 assert!(e >= last_end, "offsets go forward in {text:?}");
                 last_end = e;
+            }
+            // Ranges of several characters, as matches are.
+            let ends: Vec<usize> = map
+                .text
+                .char_indices()
+                .map(|(i, c)| i + c.len_utf8())
+                .collect();
+            for (k, (i, _)) in map.text.char_indices().enumerate() {
+                for &e in &ends[k..] {
+                    assert_eq!(map.original_range(i, e), per_byte.original_range(i, e));
+                }
             }
         }
     }

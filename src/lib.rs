@@ -36,5 +36,5 @@ pub mod watch;
 
 pub use model::{Action, Hit, Id, MatchKind, Message, Reason, Recommendation, Verdict};
 pub use rules::{Pack, RuleError, RuleSet, Validator};
-pub use screen::normalise::{Normalised, normalise};
+pub use screen::normalise::{Normalised, Normaliser, normalise};
 pub use screen::{CompileError, Engine, PackSummary};

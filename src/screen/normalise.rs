@@ -57,6 +57,22 @@ pub fn normalise(text: &str) -> Normalised {
     }
 }
 
+/// Normalises texts one after another into a reused buffer, without the offset map: the path
+/// the engine takes for every message (the map is built only for messages with matches).
+#[derive(Debug, Default)]
+pub struct Normaliser {
+    buf: Buffer,
+}
+
+impl Normaliser {
+    /// The normalised form of `text`, valid until the next call.
+    pub fn normalise(&mut self, text: &str) -> &str {
+        self.buf.clear();
+        self.buf.push_message(text);
+        self.buf.message(0)
+    }
+}
+
 #[inline(always)]
 fn start_of(x: u64) -> u32 {
     (x >> 32) as u32
@@ -717,16 +733,14 @@ mod tests {
             .chars()
             .collect();
         let mut rng = crate::synth::Rng::new(3);
-        let mut buf = Buffer::default();
+        let mut normaliser = Normaliser::default();
         let mut map = Mapped::default();
         for _ in 0..5_000 {
             let len = rng.below(24);
             let text: String = (0..len).map(|_| *rng.pick(&pool)).collect();
-            buf.clear();
-            buf.push_message(&text);
             map.set(&text);
             let per_byte = normalise(&text);
-            assert_eq!(buf.message(0), map.text, "{text:?}");
+            assert_eq!(normaliser.normalise(&text), map.text, "{text:?}");
             assert_eq!(per_byte.text, map.text, "{text:?}");
             let mut last_end = 0;
             for (i, c) in map.text.char_indices() {

@@ -1,12 +1,13 @@
 //! `qunguard scan`: JSONL messages in, one verdict JSON line per input line out, in order.
 //!
-//! Reading, screening and writing run on three threads joined by bounded channels, so a slow
-//! reader or writer never lets memory grow. A line that cannot be screened (bad JSON, missing
+//! Reading, screening (parse, normalise, match: parallel), the heuristics (one sequential pass),
+//! serialising and writing run on their own threads joined by bounded channels, so each stage
+//! overlaps the others and a slow reader or writer never lets memory grow. A line that cannot be screened (bad JSON, missing
 //! fields, invalid UTF-8, over a size limit) yields `{"line": N, "error": "..."}` in its place.
 
 use crate::model::Message;
 use crate::screen::Engine;
-use crate::watch::{Output, Watch};
+use crate::watch::{Output, Signature, Watch};
 use rayon::prelude::*;
 use std::io::{self, BufRead, Write};
 
@@ -172,7 +173,7 @@ pub struct ScanWatch<'a> {
 /// gives for the same messages in the same order (everything runs on the messages' `ts`).
 pub fn scan_with<R, W>(
     engine: &Engine,
-    mut watch: Option<ScanWatch<'_>>,
+    watch: Option<ScanWatch<'_>>,
     mut input: R,
     mut output: W,
     opts: &ScanOptions,
@@ -182,7 +183,10 @@ where
     W: Write + Send,
 {
     let (batch_tx, batch_rx) = crossbeam_channel::bounded::<Batch>(2);
+    let (screened_tx, screened_rx) = crossbeam_channel::bounded::<Screened>(2);
+    let (watched_tx, watched_rx) = crossbeam_channel::bounded::<Screened>(2);
     let (out_tx, out_rx) = crossbeam_channel::bounded::<Vec<u8>>(2);
+    let fingerprinter = watch.as_ref().map(|w| w.watch.fingerprinter());
     std::thread::scope(|s| {
         let reader = s.spawn(move || -> io::Result<()> {
             let mut next_line = 1u64;
@@ -215,6 +219,36 @@ where
                 next_line += batch.lines.len() as u64;
                 if batch_tx.send(batch).is_err() {
                     return Ok(()); // the screening side stopped (write error)
+                }
+            }
+        });
+        // The heuristics are one sequential pass in input order: on a thread of their own they
+        // run while the next batch is parsed and screened and the last one serialised.
+        let watcher = s.spawn(move || -> io::Result<()> {
+            let Some(w) = watch else {
+                for b in screened_rx {
+                    if watched_tx.send(b).is_err() {
+                        break;
+                    }
+                }
+                return Ok(());
+            };
+            let mut records = Vec::new();
+            for mut b in screened_rx {
+                records.clear();
+                w.watch
+                    .observe(&b.msgs, &b.sigs, &mut b.verdicts, &mut records);
+                write_records(&mut *w.records, &records)?;
+                if watched_tx.send(b).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let serialiser = s.spawn(move || {
+            for b in watched_rx {
+                if out_tx.send(serialise(&b)).is_err() {
+                    break; // the writer failed; its error is returned below
                 }
             }
         });
@@ -251,59 +285,78 @@ where
                     Err(e) => outcome.push(Some(e)),
                 }
             }
-            let verdicts = match &mut watch {
-                None => engine.screen_batch(&msgs),
-                Some(w) => {
-                    let (mut verdicts, sigs) = w.watch.screen(engine, &msgs);
-                    let mut records = Vec::new();
-                    w.watch.observe(&msgs, &sigs, &mut verdicts, &mut records);
-                    write_records(&mut *w.records, &records)?;
-                    verdicts
-                }
+            let (verdicts, sigs) = match &fingerprinter {
+                None => (engine.screen_batch(&msgs), Vec::new()),
+                Some(fp) => fp.screen(engine, &msgs),
             };
-            // Verdicts and error lines interleave back into input order.
-            let mut next_verdict = verdicts.iter();
-            let lines: Vec<OutLine<'_>> = outcome
-                .iter()
-                .enumerate()
-                .map(|(i, o)| match o {
-                    Some(error) => OutLine::Error(batch.first_line + i as u64, error),
-                    None => OutLine::Verdict(next_verdict.next().expect("one verdict per message")),
-                })
-                .collect();
-            let bytes = lines
-                .par_chunks(512)
-                .map(|chunk| {
-                    let mut buf = Vec::with_capacity(chunk.len() * 256);
-                    for l in chunk {
-                        match l {
-                            OutLine::Verdict(v) => serde_json::to_writer(&mut buf, v),
-                            OutLine::Error(line, error) => serde_json::to_writer(
-                                &mut buf,
-                                &serde_json::json!({ "line": line, "error": error }),
-                            ),
-                        }
-                        .expect("serialising to memory cannot fail");
-                        buf.push(b'\n');
-                    }
-                    buf
-                })
-                .collect::<Vec<_>>()
-                .concat();
             stats.lines += outcome.len() as u64;
             stats.verdicts += verdicts.len() as u64;
             stats.errors += (outcome.len() - verdicts.len()) as u64;
-            if out_tx.send(bytes).is_err() {
-                break; // the writer failed; its error is returned below
+            let screened = Screened {
+                first_line: batch.first_line,
+                outcome,
+                msgs,
+                sigs,
+                verdicts,
+            };
+            if screened_tx.send(screened).is_err() {
+                break; // a later stage failed; its error is returned below
             }
         }
-        drop(out_tx);
+        drop(screened_tx);
+        let watched = watcher.join().expect("watch thread panicked");
+        serialiser.join().expect("serialiser thread panicked");
         let wres = writer.join().expect("writer thread panicked");
         let rres = reader.join().expect("reader thread panicked");
+        watched?;
         wres?;
         rres?;
         Ok(stats)
     })
+}
+
+/// A batch between the stages of [`scan_with`].
+struct Screened {
+    first_line: u64,
+    /// Per input line: `None` for a message (its verdict is next in `verdicts`), or the error.
+    outcome: Vec<Option<String>>,
+    msgs: Vec<Message>,
+    /// Heuristic signatures, one per message (empty without the heuristics).
+    sigs: Vec<Signature>,
+    verdicts: Vec<crate::model::Verdict>,
+}
+
+/// The output lines of a batch: verdicts and error lines interleaved back into input order.
+fn serialise(b: &Screened) -> Vec<u8> {
+    let mut next_verdict = b.verdicts.iter();
+    let lines: Vec<OutLine<'_>> = b
+        .outcome
+        .iter()
+        .enumerate()
+        .map(|(i, o)| match o {
+            Some(error) => OutLine::Error(b.first_line + i as u64, error),
+            None => OutLine::Verdict(next_verdict.next().expect("one verdict per message")),
+        })
+        .collect();
+    lines
+        .par_chunks(512)
+        .map(|chunk| {
+            let mut buf = Vec::with_capacity(chunk.len() * 256);
+            for l in chunk {
+                match l {
+                    OutLine::Verdict(v) => serde_json::to_writer(&mut buf, v),
+                    OutLine::Error(line, error) => serde_json::to_writer(
+                        &mut buf,
+                        &serde_json::json!({ "line": line, "error": error }),
+                    ),
+                }
+                .expect("serialising to memory cannot fail");
+                buf.push(b'\n');
+            }
+            buf
+        })
+        .collect::<Vec<_>>()
+        .concat()
 }
 
 /// Writes watch records as `{"KIND": RECORD}` lines.

@@ -467,8 +467,9 @@ impl Engine {
             for &Raw { id, from, to, .. } in py_raw {
                 let rule = &self.pinyin_rules[id as usize];
                 let (f, t) = (pbase + from as usize, pbase + to as usize);
-                let on_units = py.on_unit_boundary(f) && (t == pend || py.on_unit_boundary(t));
-                let (first, last) = (py.unit_of[f] as usize, py.unit_of[t - 1] as usize);
+                let on_units =
+                    py.on_unit_boundary(i, f) && (t == pend || py.on_unit_boundary(i, t));
+                let (first, last) = (py.unit_at(i, f), py.unit_at(i, t - 1));
                 let units = &py.units[first..=last];
                 if !on_units || !sounds_deliberate(units.iter().map(|u| u.c), &rule.units) {
                     continue;

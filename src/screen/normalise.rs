@@ -523,10 +523,11 @@ fn extra_digit(c: char) -> Option<u32> {
 #[derive(Debug, Default)]
 pub(crate) struct PinyinBuffer {
     pub text: String,
-    /// Per byte: index of its unit in `units`.
-    pub unit_of: Vec<u32>,
+    /// Every unit of the buffer, in order (so sorted by `start`).
     pub units: Vec<Unit>,
     pub bounds: Vec<(usize, usize)>,
+    /// Per message: its units, `units[first..last]` (the separator's unit excluded).
+    pub unit_bounds: Vec<(u32, u32)>,
 }
 
 /// One normalised character in the pinyin view.
@@ -544,20 +545,30 @@ pub(crate) struct Unit {
 impl PinyinBuffer {
     pub fn clear(&mut self) {
         self.text.clear();
-        self.unit_of.clear();
         self.units.clear();
         self.bounds.clear();
+        self.unit_bounds.clear();
     }
 
-    /// True when view byte `b` starts a unit (or is the end of a message).
-    pub fn on_unit_boundary(&self, b: usize) -> bool {
-        self.units[self.unit_of[b] as usize].start as usize == b
+    /// Index of the unit that view byte `b` of message `i` belongs to (`b` may be the message's
+    /// end: the separator's unit). Searched, not stored per byte: only the few matches in the
+    /// view ask, while every message's view is built.
+    pub fn unit_at(&self, i: usize, b: usize) -> usize {
+        let (first, last) = self.unit_bounds[i];
+        let units = &self.units[first as usize..=last as usize];
+        first as usize + units.partition_point(|u| u.start as usize <= b) - 1
+    }
+
+    /// True when view byte `b` of message `i` starts a unit (or is the message's end).
+    pub fn on_unit_boundary(&self, i: usize, b: usize) -> bool {
+        self.units[self.unit_at(i, b)].start as usize == b
     }
 
     /// Appends the pinyin view of normalised message `i` of `norm`.
     pub fn push_message(&mut self, norm: &Buffer, i: usize) {
         let (s, e) = norm.bounds[i];
         let start = self.text.len();
+        let first_unit = self.units.len() as u32;
         let mut prev_han: Option<char> = None;
         for (off, c) in norm.text[s..e].char_indices() {
             let (ns, ne) = (off as u32, (off + c.len_utf8()) as u32);
@@ -568,7 +579,6 @@ impl PinyinBuffer {
                 }
                 continue;
             }
-            let unit = self.units.len() as u32;
             self.units.push(Unit {
                 c,
                 start: self.text.len() as u32,
@@ -578,19 +588,17 @@ impl PinyinBuffer {
             match han_pinyin(c) {
                 Some(py) => {
                     self.text.push_str(py);
-                    self.unit_of.extend(std::iter::repeat_n(unit, py.len()));
                     prev_han = Some(c);
                 }
                 None => {
                     self.text.push(c);
-                    self.unit_of.extend(std::iter::repeat_n(unit, c.len_utf8()));
                     prev_han = None;
                 }
             }
         }
         self.bounds.push((start, self.text.len()));
+        self.unit_bounds.push((first_unit, self.units.len() as u32));
         // The separator is a unit of its own, so a match ending right before it is on a boundary.
-        let unit = self.units.len() as u32;
         self.units.push(Unit {
             c: SEPARATOR as char,
             start: self.text.len() as u32,
@@ -598,7 +606,6 @@ impl PinyinBuffer {
             ne: 0,
         });
         self.text.push(SEPARATOR as char);
-        self.unit_of.push(unit);
     }
 }
 
@@ -781,15 +788,13 @@ mod tests {
         py.push_message(&norm, 0);
         let (s, e) = py.bounds[0];
         assert_eq!(&py.text[s..e], "daikaifapiao");
-        let (first, last) = (
-            py.units[py.unit_of[s] as usize],
-            py.units[py.unit_of[e - 1] as usize],
-        );
+        let (first, last) = (py.units[py.unit_at(0, s)], py.units[py.unit_at(0, e - 1)]);
         let mut map = Mapped::default();
         map.set(text);
         let (os, oe) = map.original_range(first.ns as usize, last.ne as usize);
         assert_eq!(&text[os..oe], text);
-        assert!(py.on_unit_boundary(s + 3) && !py.on_unit_boundary(s + 2));
+        assert!(py.on_unit_boundary(0, s + 3) && !py.on_unit_boundary(0, s + 2));
+        assert!(py.on_unit_boundary(0, e), "the message's end is a boundary");
         assert_eq!(pinyin_key("代开发票").0, "daikaifapiao");
         assert_eq!(pinyin_key("加v").0, "jiav");
     }

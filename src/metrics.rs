@@ -23,6 +23,17 @@ pub const OUTPUT_KINDS: &[&str] = &[
     "reward",
 ];
 
+/// Registers `metric` and hands it back. Names are fixed in this file, so a clash is a bug.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique name");
+    metric
+}
+
 /// Every metric qunguard exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -81,8 +92,7 @@ impl Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, label: &str| {
             let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique name");
-            c
+            registered(&registry, c)
         };
         let consumed = counter_vec(
             "qunguard_messages_consumed_total",
@@ -127,8 +137,7 @@ impl Metrics {
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
             let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
                 .expect("valid histogram");
-            registry.register(Box::new(h.clone())).expect("unique name");
-            h
+            registered(&registry, h)
         };
         let batch_size = histogram(
             "qunguard_batch_size_messages",
@@ -151,9 +160,7 @@ impl Metrics {
             prometheus::exponential_buckets(0.001, 2.0, 15).expect("valid buckets"),
         );
         let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid gauge");
-            registry.register(Box::new(g.clone())).expect("unique name");
-            g
+            registered(&registry, IntGauge::new(name, help).expect("valid gauge"))
         };
         let batches_in_flight = gauge(
             "qunguard_batches_in_flight",
@@ -163,14 +170,14 @@ impl Metrics {
             "qunguard_assigned_partitions",
             "Input partitions assigned to this instance.",
         );
-        let consumer_blocked_seconds = Counter::new(
-            "qunguard_consumer_blocked_seconds_total",
-            "Seconds the consumer waited on a full screening queue (backpressure).",
-        )
-        .expect("valid counter");
-        registry
-            .register(Box::new(consumer_blocked_seconds.clone()))
-            .expect("unique name");
+        let consumer_blocked_seconds = registered(
+            &registry,
+            Counter::new(
+                "qunguard_consumer_blocked_seconds_total",
+                "Seconds the consumer waited on a full screening queue (backpressure).",
+            )
+            .expect("valid counter"),
+        );
         let alerts_open = gauge("qunguard_alerts_open", "Alerts open now.");
         let alerts_suppressed = counter_vec(
             "qunguard_alerts_suppressed_total",
@@ -179,8 +186,7 @@ impl Metrics {
         );
         let counter = |name: &str, help: &str| {
             let c = prometheus::IntCounter::new(name, help).expect("valid counter");
-            registry.register(Box::new(c.clone())).expect("unique name");
-            c
+            registered(&registry, c)
         };
         let removals_recommended = counter(
             "qunguard_removals_recommended_total",
@@ -191,17 +197,17 @@ impl Metrics {
             "Member reports, by outcome.",
             "outcome",
         );
-        let watch_entries = prometheus::IntGaugeVec::new(
-            Opts::new(
-                "qunguard_watch_entries",
-                "Entries held in each bounded watch map, by map.",
-            ),
-            &["map"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(watch_entries.clone()))
-            .expect("unique name");
+        let watch_entries = registered(
+            &registry,
+            prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "qunguard_watch_entries",
+                    "Entries held in each bounded watch map, by map.",
+                ),
+                &["map"],
+            )
+            .expect("valid metric"),
+        );
         let watch_evictions = counter_vec(
             "qunguard_watch_evictions_total",
             "Entries evicted from each watch map because its cap was reached, by map.",

@@ -8,11 +8,14 @@
 //! Every set first checks that the engine reports exactly as many term hits as aho-corasick
 //! finds (overlapping) in the same normalised texts, after the engine's ASCII word-edge rule,
 //! and at least the number of terms planted.
-//! The engine runs with full normalisation; the baseline searches pre-normalised text.
+//! The engine runs with full normalisation; the baseline searches pre-normalised text. Two floor
+//! lines run Hyperscan alone on the pre-normalised texts: in UTF-8, and in the dense encoding the
+//! engine scans.
 
 use aho_corasick::AhoCorasick;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hyperscan::prelude::{BlockDatabase, Builder, Matching, Pattern, Patterns};
+use qunguard::screen::dense;
 use qunguard::synth::Rng;
 use qunguard::{Engine, Message, Normaliser, RuleSet, normalise};
 use std::hint::black_box;
@@ -101,30 +104,36 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
     norm_terms.dedup();
     let ac = AhoCorasick::new(&norm_terms).unwrap();
     // The matcher's floor: Hyperscan alone, the same literals, the normalised texts joined the way
-    // the engine joins a chunk (1,024 messages, '\n' between them), no normalisation or verdicts.
-    let hs: BlockDatabase = Patterns(
-        norm_terms
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let hex: String = t.bytes().map(|b| format!("\\x{b:02x}")).collect();
-                let mut p = Pattern::new(hex).unwrap();
-                p.id = Some(i);
-                p
-            })
-            .collect(),
-    )
-    .build()
-    .unwrap();
-    let hs_scratch = hs.alloc_scratch().unwrap();
-    let joined: Vec<Vec<u8>> = normalised
-        .chunks(1024)
-        .map(|c| c.join("\n").into_bytes())
-        .collect();
-    let hs_count = || -> usize {
+    // the engine joins a chunk (1,024 messages, '\n' between them), no normalisation or verdicts:
+    // in UTF-8, and in the dense encoding the engine really scans (`qunguard::screen::dense`).
+    let floor = |encode: &dyn Fn(&str) -> Vec<u8>| {
+        let db: BlockDatabase = Patterns(
+            norm_terms
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let hex: String = encode(t).iter().map(|b| format!("\\x{b:02x}")).collect();
+                    let mut p = Pattern::new(hex).unwrap();
+                    p.id = Some(i);
+                    p
+                })
+                .collect(),
+        )
+        .build()
+        .unwrap();
+        let joined: Vec<Vec<u8>> = normalised
+            .chunks(1024)
+            .map(|c| c.iter().map(|t| encode(t)).collect::<Vec<_>>().join(&b'\n'))
+            .collect();
+        (db, joined)
+    };
+    let (hs_utf8, joined_utf8) = floor(&|t: &str| t.as_bytes().to_vec());
+    let (hs_dense, joined_dense) = floor(&|t: &str| dense::encode(t));
+    let hs_count = |db: &BlockDatabase, joined: &[Vec<u8>]| -> usize {
+        let scratch = db.alloc_scratch().unwrap();
         let mut n = 0;
-        for buf in &joined {
-            hs.scan(buf, &hs_scratch, |_, _, _, _| {
+        for buf in joined {
+            db.scan(buf, &scratch, |_, _, _, _| {
                 n += 1;
                 Matching::Continue
             })
@@ -138,11 +147,16 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
             .map(|t| ac.find_overlapping_iter(t).count())
             .sum()
     };
-    assert_eq!(
-        hs_count(),
-        ac_count(&normalised),
-        "{name}: Hyperscan and aho-corasick disagree on the normalised texts"
-    );
+    for (encoding, db, joined) in [
+        ("UTF-8", &hs_utf8, &joined_utf8),
+        ("dense", &hs_dense, &joined_dense),
+    ] {
+        assert_eq!(
+            hs_count(db, joined),
+            ac_count(&normalised),
+            "{name}: Hyperscan ({encoding}) and aho-corasick disagree on the normalised texts"
+        );
+    }
     // The engine drops a hit whose ASCII edge continues an ASCII word in the original text
     // ("sb" in "is bad"); apply the same rule to aho-corasick's matches for the check.
     let expected: usize = msgs
@@ -200,7 +214,10 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
         })
     });
     g.bench_function("hyperscan_prenormalised_1_thread", |b| {
-        b.iter(|| black_box(hs_count()))
+        b.iter(|| black_box(hs_count(&hs_utf8, &joined_utf8)))
+    });
+    g.bench_function("hyperscan_dense_1_thread", |b| {
+        b.iter(|| black_box(hs_count(&hs_dense, &joined_dense)))
     });
     g.bench_function("aho_corasick_prenormalised_1_thread", |b| {
         b.iter(|| black_box(ac_count(&normalised)))

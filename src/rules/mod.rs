@@ -370,10 +370,10 @@ impl Pack {
                 return Err(err(
                     &format!("regex[{i}].pattern"),
                     Some(pattern_line),
-                    format!("Hyperscan rejects pattern {pattern:?} of `{id}`: {problem}"),
-                    "patterns are Hyperscan (PCRE subset) syntax without lookaround or \
-                     backreferences, matched on lowercased text with spaces and punctuation \
-                     removed; write digits as [0-9], not \\d",
+                    format!("pattern {pattern:?} of `{id}` cannot be used: {problem}"),
+                    "patterns use Rust regex syntax without lookaround, backreferences or word \
+                     boundaries, and match normalised text: lowercase, with spaces and \
+                     punctuation removed; write digits as [0-9], not \\d",
                 ));
             }
             regexes.push(RegexRule {
@@ -469,7 +469,13 @@ validate = "cn_mobile"
                 "category = \"ads\"\naction = \"review\"\n[[regex]]\nid = \"a.b\"\npattern = \"(ab\"\n",
                 "regex[0].pattern",
                 Some(5),
-                "Hyperscan rejects",
+                "cannot be used",
+            ),
+            (
+                "category = \"ads\"\naction = \"review\"\n[[regex]]\nid = \"a.url\"\npattern = 'www\\.[a-z]+'\n",
+                "regex[0].pattern",
+                Some(5),
+                "'.' never occurs in normalised text",
             ),
             (
                 "category = \"ads\"\naction = \"review\"\n[[regex]]\nid = \"a.b\"\npattern = \"ab\"\nvalidate = \"crc\"\n",

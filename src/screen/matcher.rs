@@ -1,7 +1,10 @@
 //! Hyperscan: compiling pattern databases and scanning buffers with a per-thread scratch.
 //!
-//! Literal terms are compiled without start-of-match tracking (start = end − length, and SOM
-//! costs ~60% throughput); regexes get `SOM_LEFTMOST` because verdicts need their positions.
+//! The main database scans the dense encoding of normalised text ([`super::dense`]), so it is
+//! compiled in byte mode. Literal terms are compiled without start-of-match tracking (start =
+//! end − length, and SOM costs ~60% throughput); regexes, already translated to the encoding,
+//! get `SOM_LEFTMOST` because verdicts need their positions, and `MULTILINE` so `^`/`$` hold at
+//! every message of a batch buffer.
 
 use hyperscan::{
     BlockDatabase, BlockMode, ExprExt, Matching, Pattern, PatternFlags, Patterns, Scratch,
@@ -11,21 +14,22 @@ use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::path::Path;
 
-/// Flags for pack regexes: UTF-8 aware, Unicode classes, leftmost start reported.
+/// Flags for translated pack regexes: leftmost start reported, `^`/`$` at line breaks.
 fn regex_flags() -> PatternFlags {
-    PatternFlags::UTF8 | PatternFlags::UCP | PatternFlags::SOM_LEFTMOST
+    PatternFlags::SOM_LEFTMOST | PatternFlags::MULTILINE
 }
 
-/// One pattern to compile: either a literal byte string or a regex.
+/// One pattern to compile: a literal byte string, or a Hyperscan expression (a pack regex
+/// translated by [`super::dense::translate_regex`]).
 pub(crate) enum Source<'a> {
-    Literal(&'a str),
+    Literal(&'a [u8]),
     Regex(&'a str),
 }
 
 /// Escapes a literal so Hyperscan matches exactly its bytes.
-fn escape_literal(s: &str) -> String {
+fn escape_literal(s: &[u8]) -> String {
     let mut out = String::with_capacity(s.len() * 4);
-    for b in s.bytes() {
+    for &b in s {
         if b.is_ascii_alphanumeric() {
             out.push(b as char);
         } else {
@@ -56,9 +60,11 @@ fn describe(e: hyperscan::Error) -> String {
     }
 }
 
-/// Compiles one regex alone, so a pack error can name the regex Hyperscan rejects.
+/// Translates and compiles one pack regex alone, so a pack error can name the regex that cannot
+/// be used and say why.
 pub(crate) fn check_regex(expr: &str) -> Result<(), String> {
-    Patterns(vec![pattern(&Source::Regex(expr), 0)])
+    let translated = super::dense::translate_regex(expr)?;
+    Patterns(vec![pattern(&Source::Regex(&translated), 0)])
         .build::<BlockMode>()
         .map(|_| ())
         .map_err(describe)
@@ -199,7 +205,14 @@ mod tests {
 
     #[test]
     fn literals_escape_every_metacharacter() {
-        let db = compile(&[Source::Literal("a.b*c"), Source::Literal("代开")], None).unwrap();
+        let db = compile(
+            &[
+                Source::Literal(b"a.b*c"),
+                Source::Literal("代开".as_bytes()),
+            ],
+            None,
+        )
+        .unwrap();
         let s = db.alloc_scratch().unwrap();
         let mut hits = vec![];
         scan(&db, &s, "axbbc a.b*c 代开".as_bytes(), |id, _, to| {
@@ -222,7 +235,10 @@ mod tests {
     #[test]
     fn cached_database_is_reused_and_a_corrupt_cache_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let srcs = [Source::Literal("代开"), Source::Regex("1[3-9][0-9]{9}")];
+        let srcs = [
+            Source::Literal("代开".as_bytes()),
+            Source::Regex("1[3-9][0-9]{9}"),
+        ];
         let scan_all = |db: &BlockDatabase| {
             let s = db.alloc_scratch().unwrap();
             let mut hits = vec![];
@@ -248,7 +264,7 @@ mod tests {
 
     #[test]
     fn bad_regex_is_described() {
-        assert!(check_regex("(ab").unwrap_err().contains("parenthes"));
+        assert!(check_regex("(ab").unwrap_err().contains("unclosed group"));
         assert!(check_regex("a*").unwrap_err().contains("empty"));
         assert!(check_regex("1[3-9][0-9]{9}").is_ok());
     }

@@ -5,6 +5,7 @@
 //! worker. [`Engine::screen_batch`] splits a batch into chunks screened in parallel on rayon;
 //! each chunk is normalised into one buffer and scanned with one Hyperscan call.
 
+pub mod dense;
 pub(crate) mod matcher;
 pub mod normalise;
 
@@ -121,6 +122,25 @@ impl Engine {
         let mut hasher = Sha256::new();
         hasher.update(ENGINE_SEMANTICS);
 
+        // The main database scans the dense encoding: terms are encoded like the text, regexes
+        // translated to it. Both are owned here, `sources` borrows them.
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut translated: Vec<String> = Vec::new();
+        for pack in &rules.packs {
+            for t in &pack.terms {
+                literals.push(dense::encode(&t.normalised));
+            }
+            for a in &pack.allow {
+                literals.push(dense::encode(&a.normalised));
+            }
+            for r in &pack.regexes {
+                translated.push(
+                    dense::translate_regex(&r.pattern)
+                        .map_err(|e| CompileError(format!("regex {}: {e}", r.id)))?,
+                );
+            }
+        }
+        let (mut next_literal, mut next_regex) = (literals.iter(), translated.iter());
         for (p, pack) in rules.packs.iter().enumerate() {
             let p = p as u32;
             let category: Arc<str> = pack.category.as_str().into();
@@ -132,11 +152,12 @@ impl Engine {
             for t in &pack.terms {
                 hasher.update(format!("\0t\0{}", t.normalised));
                 let rule: Arc<str> = format!("{}:{}", pack.name, t.written).into();
-                sources.push(matcher::Source::Literal(&t.normalised));
+                let encoded = next_literal.next().expect("one encoding per term");
+                sources.push(matcher::Source::Literal(encoded));
                 main_rules.push(MainRule::Term {
                     pack: p,
                     rule: rule.clone(),
-                    len: t.normalised.len() as u32,
+                    len: encoded.len() as u32,
                 });
                 if pack.pinyin {
                     let (key, units) = pinyin_key(&t.normalised);
@@ -153,10 +174,11 @@ impl Engine {
             }
             for a in &pack.allow {
                 hasher.update(format!("\0a\0{}", a.normalised));
-                sources.push(matcher::Source::Literal(&a.normalised));
+                let encoded = next_literal.next().expect("one encoding per allowed term");
+                sources.push(matcher::Source::Literal(encoded));
                 main_rules.push(MainRule::Allow {
                     pack: p,
-                    len: a.normalised.len() as u32,
+                    len: encoded.len() as u32,
                 });
             }
             for r in &pack.regexes {
@@ -164,7 +186,9 @@ impl Engine {
                     "\0r\0{}\0{}\0{:?}\0{:?}",
                     r.id, r.pattern, r.action, r.validate
                 ));
-                sources.push(matcher::Source::Regex(&r.pattern));
+                sources.push(matcher::Source::Regex(
+                    next_regex.next().expect("one translation per regex"),
+                ));
                 main_rules.push(MainRule::Regex {
                     regex: regexes.len() as u32,
                 });
@@ -195,7 +219,7 @@ impl Engine {
         } else {
             let src: Vec<_> = pinyin_keys
                 .iter()
-                .map(|k| matcher::Source::Literal(k))
+                .map(|k| matcher::Source::Literal(k.as_bytes()))
                 .collect();
             Some(matcher::compile(&src, cache).map_err(CompileError)?)
         };
@@ -300,42 +324,20 @@ impl Engine {
         w.py_raw.clear();
         let all = [&self.main, self.pinyin.as_ref().unwrap_or(&self.main)];
         let dbs = &all[..1 + usize::from(self.pinyin.is_some())];
-        let start_of = |rule: &MainRule, from: usize, to: usize| match rule {
-            MainRule::Term { len, .. } | MainRule::Allow { len, .. } => to - *len as usize,
-            MainRule::Regex { .. } => from,
-        };
         matcher::with_scratch(self.id, dbs, |scratch| {
-            let mut rescan = Vec::new();
-            let bounds = &w.norm.bounds;
+            let bounds = &w.norm.dense_bounds;
             let raw = &mut w.raw;
-            matcher::scan(
-                &self.main,
-                scratch,
-                w.norm.text.as_bytes(),
-                |id, from, to| {
-                    let from = start_of(&self.main_rules[id as usize], from, to);
-                    let (i, s, e) = message_at(bounds, to);
-                    if from < s || to > e {
-                        // Only a regex can span the separator; its leftmost start may have hidden
-                        // a match inside this message, so scan the message on its own.
-                        rescan.push(i as u32);
-                        return;
-                    }
-                    raw.push(Raw::new(i, id, from - s, to - s));
-                },
-            );
-            if !rescan.is_empty() {
-                rescan.sort_unstable();
-                rescan.dedup();
-                raw.retain(|r| rescan.binary_search(&r.msg).is_err());
-                for &i in &rescan {
-                    let text = w.norm.message(i as usize);
-                    matcher::scan(&self.main, scratch, text.as_bytes(), |id, from, to| {
-                        let from = start_of(&self.main_rules[id as usize], from, to);
-                        raw.push(Raw::new(i as usize, id, from, to));
-                    });
-                }
-            }
+            matcher::scan(&self.main, scratch, w.norm.dense_text(), |id, from, to| {
+                let from = match &self.main_rules[id as usize] {
+                    MainRule::Term { len, .. } | MainRule::Allow { len, .. } => to - *len as usize,
+                    MainRule::Regex { .. } => from,
+                };
+                let (i, s, e) = message_at(bounds, to);
+                // Never false: no term holds the separator and translated regexes never
+                // consume it (see `dense::translate_regex`).
+                debug_assert!(from >= s && to <= e, "a match ran across the separator");
+                raw.push(Raw::new(i, id, from - s, to - s));
+            });
             if let Some(py) = &self.pinyin {
                 w.py.clear();
                 for i in 0..msgs.len() {
@@ -372,7 +374,16 @@ impl Engine {
                     .iter()
                     .take_while(|x| x.msg as usize == i)
                     .count();
-                let v = self.verdict(norm, py, scratch, i, m, &raw[r..r_end], &py_raw[p..p_end]);
+                let v = self.verdict(
+                    norm,
+                    norm.dense_message(i),
+                    py,
+                    scratch,
+                    i,
+                    m,
+                    &raw[r..r_end],
+                    &py_raw[p..p_end],
+                );
                 (r, p) = (r_end, p_end);
                 out(v, m, norm.message(i))
             })
@@ -384,6 +395,7 @@ impl Engine {
     fn verdict(
         &self,
         norm: &Buffer,
+        dense_text: &[u8],
         py: &PinyinBuffer,
         scratch: &mut Scratch,
         i: usize,
@@ -426,7 +438,9 @@ impl Engine {
         };
 
         for &Raw { id, from, to, .. } in raw {
-            let (from, to) = (from as usize, to as usize);
+            // Offsets in the dense encoding, to offsets in the UTF-8 normalised text.
+            let from = dense::utf8_offset(dense_text, from as usize);
+            let to = dense::utf8_offset(dense_text, to as usize);
             match &self.main_rules[id as usize] {
                 MainRule::Allow { pack, .. } => {
                     let (s, e) = map.original_range(from, to);

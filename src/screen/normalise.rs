@@ -50,7 +50,7 @@ impl Normalised {
 pub fn normalise(text: &str) -> Normalised {
     let mut out = String::new();
     let mut src: Vec<u64> = Vec::new();
-    normalise_into(text, &mut out, &mut src);
+    normalise_into(text, &mut out, &mut src, &mut NoDense);
     Normalised {
         src_start: src.iter().map(|&x| start_of(x)).collect(),
         src_end: src.iter().map(|&x| end_of(x)).collect(),
@@ -97,12 +97,32 @@ pub(crate) struct Buffer {
     pub text: String,
     /// Per message: `[start, end)` of its normalised bytes in `text`.
     pub bounds: Vec<(usize, usize)>,
+    /// The same text in the matcher's dense encoding ([`super::dense`]), written in the same
+    /// pass: what the main database scans. Only `dense[..dense_len]` is written; the rest is
+    /// room for the next message.
+    dense: Vec<u8>,
+    dense_len: usize,
+    /// Per message: `[start, end)` of its encoded bytes in `dense`.
+    pub dense_bounds: Vec<(usize, usize)>,
 }
 
 impl Buffer {
     pub fn clear(&mut self) {
         self.text.clear();
         self.bounds.clear();
+        self.dense_len = 0;
+        self.dense_bounds.clear();
+    }
+
+    /// The encoded text of the whole buffer, messages separated by [`SEPARATOR`].
+    pub fn dense_text(&self) -> &[u8] {
+        &self.dense[..self.dense_len]
+    }
+
+    /// The encoded text of message `i`.
+    pub fn dense_message(&self, i: usize) -> &[u8] {
+        let (s, e) = self.dense_bounds[i];
+        &self.dense[s..e]
     }
 
     /// The normalised text of message `i`.
@@ -114,9 +134,14 @@ impl Buffer {
     /// Normalises `text` onto the end of the buffer, then writes a separator.
     pub fn push_message(&mut self, text: &str) {
         let start = self.text.len();
-        normalise_into(text, &mut self.text, &mut NoOffsets);
+        let dense_start = self.dense_len;
+        let mut dense = super::dense::Writer::new(&mut self.dense, dense_start);
+        normalise_into(text, &mut self.text, &mut NoOffsets, &mut dense);
         self.bounds.push((start, self.text.len()));
         self.text.push(SEPARATOR as char);
+        self.dense_bounds.push((dense_start, dense.pos()));
+        dense.byte(SEPARATOR);
+        self.dense_len = dense.pos();
     }
 }
 
@@ -135,7 +160,7 @@ impl Mapped {
         self.text.clear();
         self.segments.list.clear();
         self.segments.len = 0;
-        normalise_into(text, &mut self.text, &mut self.segments);
+        normalise_into(text, &mut self.text, &mut self.segments, &mut NoDense);
     }
 
     /// Maps the normalised range `from..to` (non-empty, on character boundaries) to the original
@@ -261,36 +286,79 @@ impl Offsets for Vec<u64> {
     }
 }
 
+/// Where normalisation also writes the dense encoding: nowhere, or a [`super::dense::Writer`].
+pub(crate) trait DenseSink {
+    /// The fast lane: from `bytes[pos]` on, takes the three-byte characters that map to
+    /// themselves (`fast[u] != 0`, nearly all Han text) and returns where it stopped.
+    fn lane(&mut self, fast: &[u16; 0x10000], bytes: &[u8], pos: usize) -> usize;
+    /// Any character of the normalised text.
+    fn char(&mut self, c: char);
+    fn len(&self) -> usize;
+    fn truncate(&mut self, len: usize);
+}
+
+pub(crate) struct NoDense;
+
+/// The code point of the three-byte UTF-8 character `c0 c1 c2`.
+#[inline(always)]
+pub(crate) fn bmp3(c0: u8, c1: u8, c2: u8) -> usize {
+    usize::from(c0 & 0x0F) << 12 | usize::from(c1 & 0x3F) << 6 | usize::from(c2 & 0x3F)
+}
+
+impl DenseSink for NoDense {
+    #[inline(always)]
+    fn lane(&mut self, fast: &[u16; 0x10000], bytes: &[u8], mut pos: usize) -> usize {
+        for c in bytes[pos..].chunks_exact(3) {
+            if c[0] & 0xF0 != 0xE0 || fast[bmp3(c[0], c[1], c[2])] == 0 {
+                break;
+            }
+            pos += 3;
+        }
+        pos
+    }
+    #[inline(always)]
+    fn char(&mut self, _: char) {}
+    #[inline(always)]
+    fn len(&self) -> usize {
+        0
+    }
+    #[inline(always)]
+    fn truncate(&mut self, _: usize) {}
+}
+
 /// Appends the normalised form of `text` to `out`, recording offsets in `offsets`.
 ///
 /// Most characters of chat text (simplified Han characters, lowercase letters) map to
-/// themselves: a bitset of 8 KiB says which, so the common case stays in L1 and a run of them is
-/// copied in one go. Everything else goes through the full per-character table.
+/// themselves: one table lookup says so (and gives the character's dense code), so a run of
+/// them is copied in one go. Everything else goes through the full per-character table.
 #[inline(always)]
-fn normalise_into<O: Offsets>(text: &str, out: &mut String, offsets: &mut O) {
+fn normalise_into<O: Offsets, D: DenseSink>(
+    text: &str,
+    out: &mut String,
+    offsets: &mut O,
+    dense: &mut D,
+) {
     let table = table();
-    // A local copy of the reference keeps the bitset's address in a register across the writes.
-    let identity: &[u64; 1024] = &table.identity;
+    // A local copy of the reference keeps the table's address in a register across the writes.
+    let fast: &[u16; 0x10000] = &table.fast;
     let bytes = text.as_bytes();
     let mut numerals = NumeralRun::default();
     // The pending run of characters that map to themselves is `text[run..pos]`.
     let mut run = 0;
     let mut pos = 0;
     while pos < bytes.len() {
-        // Fast lane: three-byte characters that map to themselves (nearly all Han text), tested
-        // straight from their bytes: lead and second byte pick the bitset word, the third the bit.
         let lane = pos;
-        for c in bytes[lane..].chunks_exact(3) {
-            let word = usize::from(c[0] & 0x0F) << 6 | usize::from(c[1] & 0x3F);
-            if c[0] & 0xF0 != 0xE0 || identity[word] & (1 << (c[2] & 0x3F)) == 0 {
-                break;
-            }
-            pos += 3;
+        if numerals.len > 0
+            && run == lane
+            && let [c0, c1, c2, ..] = bytes[lane..]
+            && c0 & 0xF0 == 0xE0
+            && fast[bmp3(c0, c1, c2)] != 0
+        {
+            // A numeral run ends at the first character that is not a numeral.
+            end_numerals(out, offsets, dense, &mut numerals);
         }
+        pos = dense.lane(fast, bytes, lane);
         if pos > lane {
-            if run == lane && numerals.len > 0 {
-                end_numerals(out, offsets, &mut numerals);
-            }
             continue;
         }
         // Decoded by hand: `text` is valid UTF-8, and the common case needs only the bitset
@@ -315,10 +383,11 @@ fn normalise_into<O: Offsets>(text: &str, out: &mut String, offsets: &mut O) {
                 | u32::from(bytes[pos + 3] & 0x3F);
             (code, 4)
         };
-        if code < 0x10000 && identity[(code >> 6) as usize] & (1 << (code & 63)) != 0 {
+        if code < 0x10000 && fast[code as usize] != 0 {
             if run == pos && numerals.len > 0 {
-                end_numerals(out, offsets, &mut numerals);
+                end_numerals(out, offsets, dense, &mut numerals);
             }
+            dense.char(char::from_u32(code).expect("decoded from UTF-8"));
             pos += len;
             continue;
         }
@@ -328,7 +397,7 @@ fn normalise_into<O: Offsets>(text: &str, out: &mut String, offsets: &mut O) {
         }
         let os = pos as u32;
         let oe = (pos + len) as u32;
-        let mut emit = |m: char| push_mapped(out, offsets, &mut numerals, m, os, oe);
+        let mut emit = |m: char| push_mapped(out, offsets, dense, &mut numerals, m, os, oe);
         match table
             .entries
             .get(code as usize)
@@ -353,14 +422,15 @@ fn normalise_into<O: Offsets>(text: &str, out: &mut String, offsets: &mut O) {
         out.push_str(&text[run..]);
         offsets.push_run(&text[run..], run as u32);
     } else if numerals.len > 0 {
-        end_numerals(out, offsets, &mut numerals);
+        end_numerals(out, offsets, dense, &mut numerals);
     }
 }
 
 #[inline(always)]
-fn push_mapped<O: Offsets>(
+fn push_mapped<O: Offsets, D: DenseSink>(
     out: &mut String,
     offsets: &mut O,
+    dense: &mut D,
     run: &mut NumeralRun,
     c: char,
     os: u32,
@@ -370,23 +440,30 @@ fn push_mapped<O: Offsets>(
         Some(_) => {
             if run.len == 0 {
                 run.start = out.len();
+                run.dense_start = dense.len();
                 run.chinese = false;
             }
             run.len += 1;
             run.chinese |= !c.is_ascii_digit();
         }
-        None if run.len > 0 => end_numerals(out, offsets, run),
+        None if run.len > 0 => end_numerals(out, offsets, dense, run),
         None => {}
     }
     // String::push encodes in place; extend_from_slice of 1-4 bytes would call memcpy.
     out.push(c);
     offsets.push(c.len_utf8(), os, oe);
+    dense.char(c);
 }
 
 /// A numeric run just ended at the end of `out`: if it is long enough to be a number, rewrite
 /// its Chinese numerals as ASCII digits in place.
 #[cold]
-fn end_numerals<O: Offsets>(out: &mut String, offsets: &mut O, run: &mut NumeralRun) {
+fn end_numerals<O: Offsets, D: DenseSink>(
+    out: &mut String,
+    offsets: &mut O,
+    dense: &mut D,
+    run: &mut NumeralRun,
+) {
     if run.len >= MIN_NUMERAL_RUN && run.chinese {
         let tail = out[run.start..]
             .char_indices()
@@ -397,10 +474,12 @@ fn end_numerals<O: Offsets>(out: &mut String, offsets: &mut O, run: &mut Numeral
             .collect::<Vec<_>>();
         out.truncate(run.start);
         offsets.truncate(run.start);
+        dense.truncate(run.dense_start);
         for (c, os, oe) in tail {
             let d = numeral_value(c).expect("run holds numerals only");
             out.push(char::from(b'0' + d));
             offsets.push(1, os, oe);
+            dense.char(char::from(b'0' + d));
         }
     }
     run.len = 0;
@@ -409,6 +488,8 @@ fn end_numerals<O: Offsets>(out: &mut String, offsets: &mut O, run: &mut Numeral
 #[derive(Default)]
 struct NumeralRun {
     start: usize,
+    /// Where the run starts in the dense encoding.
+    dense_start: usize,
     len: usize,
     chinese: bool,
 }
@@ -443,9 +524,9 @@ const ENTRY_SLOW: u32 = u32::MAX - 1;
 const ENTRY_MULTI: u32 = 0x8000_0000;
 
 struct Table {
-    /// One bit per BMP code point: set when the character maps to itself and is not a numeral
-    /// (numerals take part in number runs).
-    identity: Box<[u64; 1024]>,
+    /// Per BMP code point: 0, or (when the character maps to itself and is not a numeral, as
+    /// numerals take part in number runs) its dense code ([`super::dense::fast_code`]).
+    pub(crate) fast: Box<[u16; 0x10000]>,
     /// Per code point of the BMP and plane 1 (emoji, math letters: common in chat, and slow to
     /// map on the fly): a single output char, `ENTRY_DROP`, or `ENTRY_MULTI | index`.
     entries: Vec<u32>,
@@ -456,7 +537,7 @@ fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut entries = vec![ENTRY_DROP; 0x20000];
-        let mut identity = Box::new([0u64; 0x10000 / 64]);
+        let mut fast = Box::new([0u16; 0x10000]);
         let mut multi = Vec::new();
         for code in 0..0x20000u32 {
             let Some(c) = char::from_u32(code) else {
@@ -468,7 +549,7 @@ fn table() -> &'static Table {
                 (None, _) => ENTRY_DROP,
                 (Some(one), None) => {
                     if code < 0x10000 && one == c && numeral_value(c).is_none() {
-                        identity[(code >> 6) as usize] |= 1 << (code & 63);
+                        fast[code as usize] = super::dense::fast_code(c);
                     }
                     one as u32
                 }
@@ -479,7 +560,7 @@ fn table() -> &'static Table {
             };
         }
         Table {
-            identity,
+            fast,
             entries,
             multi,
         }
@@ -488,7 +569,7 @@ fn table() -> &'static Table {
 
 /// The full per-character mapping: compatibility decomposition, traditional → simplified,
 /// lowercase, then only letters and digits survive.
-fn map_char(c: char) -> String {
+pub(super) fn map_char(c: char) -> String {
     if let Some(d) = extra_digit(c) {
         return d.to_string();
     }
@@ -737,7 +818,7 @@ mod tests {
     /// treats differently (copied runs, mapped, dropped, numerals, outside the BMP).
     #[test]
     fn both_normalisation_paths_agree() {
-        let pool: Vec<char> = "代开发票一二三四五六七八九零幺两壹叁〇十百開發們ABCxyz0123456789，。！ \u{3000}\u{200B}\n😀🔥①⑴㈠Ⓐ²ＡＢ１２㊙️ﬁ𝐀é"
+        let pool: Vec<char> = "代开发票一二三四五六七八九零幺两壹叁〇十百開發們ABCxyz0123456789，。！ \u{3000}\u{200B}\n😀🔥①⑴㈠Ⓐ²ＡＢ１２㊙️ﬁ𝐀é的龘ω𠀀"
             .chars()
             .collect();
         let mut rng = crate::synth::Rng::new(3);
@@ -750,6 +831,12 @@ mod tests {
             let per_byte = normalise(&text);
             assert_eq!(normaliser.normalise(&text), map.text, "{text:?}");
             assert_eq!(per_byte.text, map.text, "{text:?}");
+            // The dense encoding written during the batch pass is the encoding of its text.
+            assert_eq!(
+                normaliser.buf.dense_message(0),
+                super::super::dense::encode(&map.text),
+                "{text:?}"
+            );
             let mut last_end = 0;
             for (i, c) in map.text.char_indices() {
                 let (s, e) = map.original_range(i, i + c.len_utf8());

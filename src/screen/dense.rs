@@ -1,0 +1,788 @@
+//! The matcher's encoding of normalised text: the same characters in fewer bytes.
+//!
+//! Hyperscan's cost on a large literal set grows with the bytes it scans, and UTF-8 spends three
+//! bytes on every Han character. Normalised text only ever holds `[0-9a-z]`, other letters and
+//! digits, and the batch separator `\n`, so the rest of the ASCII byte values are free. The
+//! dense encoding gives
+//! - the 90 most frequent Han characters one of those free ASCII bytes,
+//! - the next 3,584 a two-byte code (lead `0xC0..=0xF7`, trail `0x80..=0xBF`),
+//! - every other character a four-byte form of its code point (lead `0xF8..=0xFC`, three trails),
+//!
+//! while `[0-9a-z]` and `\n` stay themselves. Chat text shrinks to about 57% of its UTF-8 size
+//! and Hyperscan runs about twice as fast on it (README, "Performance"). Like UTF-8 the encoding
+//! is self-synchronising: a character starts with a byte that is never a trail byte, so an
+//! encoded term can only match at a character boundary.
+//!
+//! Terms are encoded like the text; regexes are parsed (`regex-syntax`, Unicode-aware) and
+//! rewritten into byte patterns over this encoding ([`translate_regex`]). Match offsets are
+//! converted back to the UTF-8 normalised text ([`utf8_offset`]) only for messages that have a
+//! match. The frequency ranking (`dense_chars.txt`) comes from jieba's word list; see
+//! `scripts/dense-chars.py`. The ranking only affects speed, never what matches.
+
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+/// Han characters by frequency in running text, most frequent first.
+const RANKED: &str = include_str!("dense_chars.txt");
+
+const LEAD2_FIRST: u8 = 0xC0;
+const LEAD2_LAST: u8 = 0xF7;
+/// Leads of the four-byte forms: they say how long the character is in UTF-8, so an offset
+/// converts back by summing a per-byte weight ([`utf8_offset`]).
+const LEAD4_UTF8_2: u8 = 0xF8;
+const LEAD4_UTF8_3: u8 = 0xF9;
+/// Planes 1-16: `0xFA + ((u - 0x10000) >> 18)`, so up to 0xFD.
+const LEAD4_SUPPLEMENTARY: u8 = 0xFA;
+/// A byte that never occurs in encoded text: what a pattern that cannot match compiles to.
+const NEVER: &str = "\\xff";
+
+/// Whether an ASCII byte stands for itself in normalised text (and so in the encoding).
+const fn ascii_kept(b: u8) -> bool {
+    b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'\n'
+}
+
+/// Per encoded byte: how many UTF-8 bytes the character it starts takes (0 for trail bytes).
+const UTF8_WEIGHT: [u8; 256] = {
+    let mut w = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        w[b] = match b as u8 {
+            x if x < 0x80 && ascii_kept(x) => 1,
+            x if x < 0x80 => 3,
+            0x80..=0xBF => 0,
+            LEAD2_FIRST..=LEAD2_LAST => 3,
+            LEAD4_UTF8_2 => 2,
+            LEAD4_UTF8_3 => 3,
+            _ => 4,
+        };
+        b += 1;
+    }
+    w
+};
+
+struct Table {
+    /// Per BMP code point: 0 (no short code), or the code's bytes little-endian: one byte (< 0x80,
+    /// the high byte 0) or lead and trail. A trail byte has its top bit set, so the length is
+    /// `1 + (code >> 15)`.
+    code: Box<[u16; 0x10000]>,
+    /// The characters that have a short code, in code order.
+    coded: Vec<(char, u16)>,
+}
+
+/// A code's length in bytes.
+#[inline(always)]
+fn code_len(k: u16) -> usize {
+    1 + usize::from(k >> 15)
+}
+
+/// The fast lane's entry for a character that maps to itself: its short code, or [`LONG`].
+pub(crate) fn fast_code(c: char) -> u16 {
+    match table().code.get(c as usize) {
+        Some(&k) if k != 0 => k,
+        _ if c.is_ascii() => c as u16,
+        _ => LONG,
+    }
+}
+
+/// Fast-lane entry of a character without a short code (no code is 0xFFFF: 0xFF is no lead).
+pub(crate) const LONG: u16 = 0xFFFF;
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let singles = (1..0x80u8).filter(|&b| !ascii_kept(b)).map(u16::from);
+        let doubles = (LEAD2_FIRST..=LEAD2_LAST)
+            .flat_map(|lead| (0x80..=0xBFu8).map(move |t| u16::from(t) << 8 | u16::from(lead)));
+        let mut codes = singles.chain(doubles);
+        let mut code = Box::new([0u16; 0x10000]);
+        let mut coded = Vec::new();
+        // Only characters normalisation leaves as they are can occur in normalised text. (The
+        // per-character function, not the normalisation table, which is built from this one.)
+        let candidates = RANKED
+            .chars()
+            .filter(|&c| c.len_utf8() == 3 && super::normalise::map_char(c) == c.to_string());
+        for c in candidates {
+            if code[c as usize] != 0 {
+                continue;
+            }
+            let Some(k) = codes.next() else { break };
+            code[c as usize] = k;
+            coded.push((c, k));
+        }
+        Table { code, coded }
+    })
+}
+
+/// The four-byte form of a character without a short code.
+fn long_form(u: u32) -> [u8; 4] {
+    let (lead, v) = match u {
+        0..0x800 => (LEAD4_UTF8_2, u),
+        0x800..0x10000 => (LEAD4_UTF8_3, u),
+        _ => (
+            LEAD4_SUPPLEMENTARY + ((u - 0x10000) >> 18) as u8,
+            (u - 0x10000) & 0x3FFFF,
+        ),
+    };
+    [
+        lead,
+        0x80 | (v >> 12 & 0x3F) as u8,
+        0x80 | (v >> 6 & 0x3F) as u8,
+        0x80 | (v & 0x3F) as u8,
+    ]
+}
+
+#[cfg(test)]
+fn decode_long(d: &[u8]) -> char {
+    let v = u32::from(d[1] & 0x3F) << 12 | u32::from(d[2] & 0x3F) << 6 | u32::from(d[3] & 0x3F);
+    let u = match d[0] {
+        LEAD4_UTF8_2 | LEAD4_UTF8_3 => v,
+        lead => 0x10000 + (u32::from(lead - LEAD4_SUPPLEMENTARY) << 18 | v),
+    };
+    char::from_u32(u).expect("encoded from a char")
+}
+
+/// Writes the dense encoding as normalisation produces characters
+/// ([`super::normalise::DenseSink`]) into a buffer whose bytes past `pos` are scratch space: a
+/// write is one check for room and one store, where `Vec::push` would check and update the
+/// length byte by byte.
+pub(crate) struct Writer<'a> {
+    buf: &'a mut Vec<u8>,
+    pos: usize,
+    code: &'static [u16; 0x10000],
+}
+
+impl<'a> Writer<'a> {
+    /// Writes from `buf[pos]` on (`pos <= buf.len()`).
+    pub fn new(buf: &'a mut Vec<u8>, pos: usize) -> Writer<'a> {
+        Writer {
+            buf,
+            pos,
+            code: &table().code,
+        }
+    }
+
+    /// Where the next byte goes: the end of what was written.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Room for one character (at most four bytes) at `pos`.
+    #[inline(always)]
+    fn room(&mut self) -> &mut [u8; 4] {
+        if self.buf.len() < self.pos + 4 {
+            self.grow();
+        }
+        (&mut self.buf[self.pos..self.pos + 4])
+            .try_into()
+            .expect("four bytes")
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let len = (self.buf.len() * 2).max(self.pos + 4).max(4096);
+        self.buf.resize(len, 0);
+    }
+
+    #[inline(always)]
+    pub fn byte(&mut self, b: u8) {
+        self.room()[0] = b;
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    fn long(&mut self, u: u32) {
+        *self.room() = long_form(u);
+        self.pos += 4;
+    }
+}
+
+impl Writer<'_> {
+    #[inline(always)]
+    fn bmp3(&mut self, u: u32) {
+        match self.code[u as usize] {
+            0 => self.long(u),
+            k => {
+                // Both bytes written, one or two kept: no branch on the code's length, which
+                // varies from character to character.
+                self.room()[..2].copy_from_slice(&k.to_le_bytes());
+                self.pos += code_len(k);
+            }
+        }
+    }
+}
+
+impl super::normalise::DenseSink for Writer<'_> {
+    #[inline(always)]
+    fn lane(&mut self, fast: &[u16; 0x10000], bytes: &[u8], mut pos: usize) -> usize {
+        // Room for the whole lane up front (a three-byte character takes at most four bytes),
+        // so the loop does not check for it.
+        let need = self.pos + 2 * (bytes.len() - pos) + 4;
+        if self.buf.len() < need {
+            self.buf.resize(need.max(2 * self.buf.len()), 0);
+        }
+        let buf = &mut self.buf[..];
+        let mut o = self.pos;
+        for c in bytes[pos..].chunks_exact(3) {
+            if c[0] & 0xF0 != 0xE0 {
+                break;
+            }
+            let u = super::normalise::bmp3(c[0], c[1], c[2]);
+            match fast[u] {
+                0 => break,
+                LONG => {
+                    buf[o..o + 4].copy_from_slice(&long_form(u as u32));
+                    o += 4;
+                }
+                k => {
+                    buf[o..o + 2].copy_from_slice(&k.to_le_bytes());
+                    o += code_len(k);
+                }
+            }
+            pos += 3;
+        }
+        self.pos = o;
+        pos
+    }
+
+    #[inline(always)]
+    fn char(&mut self, c: char) {
+        match c.len_utf8() {
+            1 => self.byte(c as u8),
+            3 => self.bmp3(c as u32),
+            _ => self.long(c as u32),
+        }
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.pos
+    }
+
+    #[inline(always)]
+    fn truncate(&mut self, len: usize) {
+        self.pos = len;
+    }
+}
+
+/// The dense encoding of normalised `text` (the output of [`crate::normalise`]), as the engine's
+/// main database scans it: for benchmarks and tools that build their own Hyperscan databases
+/// over the same bytes.
+pub fn encode(text: &str) -> Vec<u8> {
+    use super::normalise::DenseSink;
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out, 0);
+    for c in text.chars() {
+        w.char(c);
+    }
+    let len = w.pos();
+    out.truncate(len);
+    out
+}
+
+/// Converts offset `off` (on a character boundary) of one encoded message to the offset of the
+/// same position in its UTF-8 form.
+pub(crate) fn utf8_offset(dense: &[u8], off: usize) -> usize {
+    dense[..off]
+        .iter()
+        .map(|&b| usize::from(UTF8_WEIGHT[usize::from(b)]))
+        .sum()
+}
+
+/// Byte length of the encoded character starting at `dense[0]`.
+#[cfg(test)]
+fn dense_len(b: u8) -> usize {
+    match b {
+        0..0x80 => 1,
+        LEAD2_FIRST..=LEAD2_LAST => 2,
+        _ => 4,
+    }
+}
+
+/// Decodes encoded text back to UTF-8 (for tests and debugging).
+#[cfg(test)]
+pub(crate) fn decode(dense: &[u8]) -> String {
+    let t = table();
+    let by_code: std::collections::HashMap<u16, char> =
+        t.coded.iter().map(|&(c, k)| (k, c)).collect();
+    let mut out = String::new();
+    let mut d = 0;
+    while d < dense.len() {
+        let dl = dense_len(dense[d]);
+        out.push(match dl {
+            1 if ascii_kept(dense[d]) => dense[d] as char,
+            1 => by_code[&u16::from(dense[d])],
+            2 => by_code[&u16::from_le_bytes([dense[d], dense[d + 1]])],
+            _ => decode_long(&dense[d..]),
+        });
+        d += dl;
+    }
+    out
+}
+
+/// Rewrites a regex over normalised text (Rust `regex` syntax, Unicode-aware) into a Hyperscan
+/// byte pattern over the dense encoding, to be compiled without `UTF8`/`UCP` and with
+/// `MULTILINE` (so `^` and `$` hold at every message's start and end in a batch buffer).
+///
+/// Normalised text has no spaces, punctuation or upper case, and every character in it is a
+/// letter or digit, so:
+/// - a literal character that normalisation would change or drop is an error naming the form to
+///   write instead (`\.` in a URL pattern could never match);
+/// - a class only keeps what normalised text can hold, and never the separator `\n`, so no match
+///   runs from one message of a batch into the next;
+/// - word boundaries (`\b`, `\B`, …) are errors: all of normalised text is letters and digits,
+///   so a boundary could only fall at a message's start or end (`^`, `$`), and Hyperscan rejects
+///   `\b` in Unicode mode anyway.
+pub(crate) fn translate_regex(pattern: &str) -> Result<String, String> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    emit(&hir, &mut out)?;
+    Ok(out)
+}
+
+fn emit(h: &Hir, out: &mut String) -> Result<(), String> {
+    match h.kind() {
+        HirKind::Empty => {}
+        HirKind::Literal(lit) => {
+            let s = std::str::from_utf8(&lit.0)
+                .map_err(|_| "byte literals that are not UTF-8 cannot occur in text".to_string())?;
+            for c in s.chars() {
+                emit_char(c, out)?;
+            }
+        }
+        HirKind::Class(Class::Unicode(cls)) => {
+            let ranges: Vec<(u32, u32)> = cls
+                .ranges()
+                .iter()
+                .map(|r| (r.start() as u32, r.end() as u32))
+                .collect();
+            emit_class(&ranges, out);
+        }
+        HirKind::Class(Class::Bytes(cls)) => {
+            if cls.ranges().iter().any(|r| r.end() >= 0x80) {
+                return Err("byte classes beyond ASCII ((?-u)) are not supported: \
+                     write the characters instead"
+                    .into());
+            }
+            let ranges: Vec<(u32, u32)> = cls
+                .ranges()
+                .iter()
+                .map(|r| (u32::from(r.start()), u32::from(r.end())))
+                .collect();
+            emit_class(&ranges, out);
+        }
+        HirKind::Look(look) => out.push_str(match look {
+            Look::Start | Look::StartLF | Look::StartCRLF => "^",
+            Look::End | Look::EndLF | Look::EndCRLF => "$",
+            _ => {
+                return Err(format!(
+                    "word boundaries ({look:?}) are not supported: normalised text is all \
+                     letters and digits, so a boundary falls only at a message's start or end \
+                     (write ^ or $)"
+                ));
+            }
+        }),
+        HirKind::Repetition(r) => {
+            out.push_str("(?:");
+            emit(&r.sub, out)?;
+            out.push(')');
+            match (r.min, r.max) {
+                (0, None) => out.push('*'),
+                (1, None) => out.push('+'),
+                (0, Some(1)) => out.push('?'),
+                (m, None) => write!(out, "{{{m},}}").expect("write to String"),
+                (m, Some(n)) if m == n => write!(out, "{{{m}}}").expect("write to String"),
+                (m, Some(n)) => write!(out, "{{{m},{n}}}").expect("write to String"),
+            }
+        }
+        HirKind::Capture(c) => {
+            out.push_str("(?:");
+            emit(&c.sub, out)?;
+            out.push(')');
+        }
+        HirKind::Concat(subs) => {
+            for s in subs {
+                emit(s, out)?;
+            }
+        }
+        HirKind::Alternation(subs) => {
+            out.push_str("(?:");
+            for (i, s) in subs.iter().enumerate() {
+                if i > 0 {
+                    out.push('|');
+                }
+                emit(s, out)?;
+            }
+            out.push(')');
+        }
+    }
+    Ok(())
+}
+
+fn push_bytes(bytes: &[u8], out: &mut String) {
+    for b in bytes {
+        write!(out, "\\x{b:02x}").expect("write to String");
+    }
+}
+
+fn emit_char(c: char, out: &mut String) -> Result<(), String> {
+    let mut buf = [0; 4];
+    let written: &str = c.encode_utf8(&mut buf);
+    let normalised = super::normalise::normalise(written).text;
+    if normalised != written {
+        return Err(if normalised.is_empty() {
+            format!(
+                "{c:?} never occurs in normalised text (spaces, punctuation, symbols and line \
+                 breaks are removed): leave it out"
+            )
+        } else {
+            format!("{c:?} never occurs in normalised text: write {normalised:?} instead")
+        });
+    }
+    push_bytes(&encode(&normalised), out);
+    Ok(())
+}
+
+/// Byte ranges `[(lo, hi)]` as a Hyperscan class.
+fn push_byte_class(ranges: &[(u8, u8)], out: &mut String) {
+    if let [(lo, hi)] = ranges
+        && lo == hi
+    {
+        push_bytes(&[*lo], out);
+        return;
+    }
+    out.push('[');
+    for &(lo, hi) in ranges {
+        if lo == hi {
+            push_bytes(&[lo], out);
+        } else {
+            write!(out, "\\x{lo:02x}-\\x{hi:02x}").expect("write to String");
+        }
+    }
+    out.push(']');
+}
+
+/// Sorted bytes as ranges.
+fn byte_ranges(bytes: &[u8]) -> Vec<(u8, u8)> {
+    let mut ranges: Vec<(u8, u8)> = Vec::new();
+    for &b in bytes {
+        match ranges.last_mut() {
+            Some((_, hi)) if *hi + 1 == b => *hi = b,
+            _ => ranges.push((b, b)),
+        }
+    }
+    ranges
+}
+
+/// A class of code point ranges `[(lo, hi)]` (sorted, as `regex-syntax` gives them).
+fn emit_class(ranges: &[(u32, u32)], out: &mut String) {
+    let contains = |u: u32| {
+        let i = ranges.partition_point(|&(_, hi)| hi < u);
+        ranges.get(i).is_some_and(|&(lo, _)| lo <= u)
+    };
+    let mut singles: Vec<u8> = (0..0x80u8)
+        .filter(|&b| b != b'\n' && ascii_kept(b) && contains(u32::from(b)))
+        .collect();
+    let mut doubles: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
+    for &(c, k) in &table().coded {
+        if contains(c as u32) {
+            match k.to_le_bytes() {
+                [b, 0] => singles.push(b),
+                [lead, trail] => doubles.entry(lead).or_default().push(trail),
+            }
+        }
+    }
+    singles.sort_unstable();
+    let mut alternatives = Vec::new();
+    if !singles.is_empty() {
+        let mut s = String::new();
+        push_byte_class(&byte_ranges(&singles), &mut s);
+        alternatives.push(s);
+    }
+    for (lead, trails) in doubles {
+        let mut s = String::new();
+        push_bytes(&[lead], &mut s);
+        push_byte_class(&byte_ranges(&trails), &mut s);
+        alternatives.push(s);
+    }
+    // Every non-ASCII character also has a four-byte form. Coded characters never appear in
+    // it, so the ranges need not leave them out.
+    for &(lo, hi) in ranges {
+        for seq in long_ranges(lo.max(0x80), hi) {
+            let mut s = String::new();
+            for (a, b) in seq {
+                push_byte_class(&[(a, b)], &mut s);
+            }
+            alternatives.push(s);
+        }
+    }
+    match alternatives.len() {
+        0 => out.push_str(NEVER),
+        1 => out.push_str(&alternatives[0]),
+        _ => {
+            out.push_str("(?:");
+            out.push_str(&alternatives.join("|"));
+            out.push(')');
+        }
+    }
+}
+
+/// Byte-range sequences matching exactly the four-byte forms of the code points `lo..=hi`: the
+/// forms are ordered like the code points within each UTF-8 length, so each length is split
+/// on its own.
+fn long_ranges(lo: u32, hi: u32) -> Vec<Vec<(u8, u8)>> {
+    let mut out = Vec::new();
+    for (seg_lo, seg_hi) in [(0x80, 0x7FF), (0x800, 0xFFFF), (0x10000, 0x10FFFF)] {
+        let (a, b) = (lo.max(seg_lo), hi.min(seg_hi));
+        if a <= b {
+            long_sequences(long_form(a), long_form(b), &mut Vec::new(), &mut out);
+        }
+    }
+    out
+}
+
+/// Splits the four-byte forms from `lo` to `hi` (inclusive) into sequences of byte ranges, one
+/// range per position, that together match exactly the forms in between (the classic UTF-8
+/// range split, on this encoding's digits).
+fn long_sequences(
+    lo: [u8; 4],
+    hi: [u8; 4],
+    prefix: &mut Vec<(u8, u8)>,
+    out: &mut Vec<Vec<(u8, u8)>>,
+) {
+    fn rec(lo: &[u8], hi: &[u8], prefix: &mut Vec<(u8, u8)>, out: &mut Vec<Vec<(u8, u8)>>) {
+        if lo.is_empty() {
+            out.push(prefix.clone());
+            return;
+        }
+        if lo[0] == hi[0] {
+            prefix.push((lo[0], lo[0]));
+            rec(&lo[1..], &hi[1..], prefix, out);
+            prefix.pop();
+            return;
+        }
+        let n = lo.len() - 1;
+        let (min, max) = ([0x80u8; 3], [0xBFu8; 3]);
+        let (mut first, mut last) = (lo[0], hi[0]);
+        if lo[1..] != min[..n] {
+            prefix.push((lo[0], lo[0]));
+            rec(&lo[1..], &max[..n], prefix, out);
+            prefix.pop();
+            first += 1;
+        }
+        let hi_partial = hi[1..] != max[..n];
+        if hi_partial {
+            last -= 1;
+        }
+        if first <= last {
+            prefix.push((first, last));
+            prefix.extend(std::iter::repeat_n((0x80, 0xBF), n));
+            out.push(prefix.clone());
+            prefix.truncate(prefix.len() - 1 - n);
+        }
+        if hi_partial {
+            prefix.push((hi[0], hi[0]));
+            rec(&min[..n], &hi[1..], prefix, out);
+            prefix.pop();
+        }
+    }
+    rec(&lo, &hi, prefix, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::Rng;
+
+    #[test]
+    fn encoding_round_trips_and_offsets_convert() {
+        let texts = [
+            "",
+            "abc123",
+            "的是一了",
+            "代开发票加vx12345",
+            "龘𠀀é中ωq",
+            "\n的\n",
+        ];
+        for t in texts {
+            let d = encode(t);
+            assert_eq!(decode(&d), t);
+            // Every character boundary converts to the matching UTF-8 boundary.
+            let mut dpos = 0;
+            for (upos, c) in t.char_indices() {
+                assert_eq!(utf8_offset(&d, dpos), upos, "{t:?}");
+                dpos += encode(c.encode_utf8(&mut [0; 4])).len();
+            }
+            assert_eq!(utf8_offset(&d, d.len()), t.len());
+        }
+        assert!(encode("的").len() == 1 && encode("发票").len() < "发票".len());
+    }
+
+    #[test]
+    fn codes_never_collide_with_text_bytes() {
+        let t = table();
+        assert_eq!(
+            t.coded.len(),
+            90 + 56 * 64,
+            "the ranking fills every short code"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for &(c, k) in &t.coded {
+            assert!(seen.insert(k), "code {k:#x} given twice");
+            match k.to_le_bytes() {
+                [b, 0] => assert!(b != 0 && b < 0x80 && !ascii_kept(b), "{c}"),
+                [lead, trail] => {
+                    assert!((LEAD2_FIRST..=LEAD2_LAST).contains(&lead), "{c}");
+                    assert!((0x80..=0xBF).contains(&trail), "{c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_sequences_cover_exactly_their_range() {
+        let mut rng = Rng::new(3);
+        let matches = |seqs: &[Vec<(u8, u8)>], u: u32| {
+            let f = long_form(u);
+            seqs.iter()
+                .any(|s| s.iter().zip(f).all(|(&(a, b), x)| a <= x && x <= b))
+        };
+        for _ in 0..300 {
+            let a = rng.below(0x110000) as u32;
+            let b = if rng.chance(0.5) {
+                a + rng.below(5000) as u32
+            } else {
+                rng.below(0x110000) as u32
+            };
+            let (lo, hi) = (a.min(b).max(0x80), a.max(b).min(0x10FFFF));
+            if lo > hi {
+                continue;
+            }
+            let seqs = long_ranges(lo, hi);
+            for u in [
+                lo,
+                hi,
+                lo.saturating_sub(1),
+                hi + 1,
+                (lo + hi) / 2,
+                lo + 63,
+                hi.saturating_sub(64),
+            ] {
+                if (0x80..=0x10FFFF).contains(&u) {
+                    assert_eq!(
+                        matches(&seqs, u),
+                        (lo..=hi).contains(&u),
+                        "{lo:#x}..={hi:#x} at {u:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn regex_errors_explain_what_normalised_text_holds() {
+        let table = [
+            ("www\\.[a-z]+", "'.' never occurs"),
+            ("加V", "write \"v\" instead"),
+            ("\\Bab", "not supported"),
+            ("\\bab", "not supported"),
+            ("(?-u:\\b)ab", "not supported"),
+            ("(ab", "unclosed group"),
+        ];
+        for (pattern, expected) in table {
+            let e = translate_regex(pattern).unwrap_err();
+            assert!(e.contains(expected), "{pattern}: {e}");
+        }
+    }
+
+    /// The translated pattern on encoded text finds exactly what the original pattern finds on
+    /// UTF-8 text (Hyperscan in UTF-8 mode, the engine's former path), offsets converted back.
+    #[test]
+    fn translated_regexes_match_like_the_originals() {
+        use hyperscan::PatternFlags;
+        use hyperscan::prelude::*;
+        let compile = |expr: &str, flags: PatternFlags| -> BlockDatabase {
+            let mut p = Pattern::with_flags(expr, flags).unwrap();
+            p.id = Some(0);
+            Patterns(vec![p]).build().unwrap()
+        };
+        let spans = |db: &BlockDatabase, text: &[u8]| {
+            let s = db.alloc_scratch().unwrap();
+            let mut v = vec![];
+            db.scan(text, &s, |_, from, to, _| {
+                v.push((from as usize, to as usize));
+                Matching::Continue
+            })
+            .unwrap();
+            v.sort_unstable();
+            v
+        };
+        let patterns = [
+            "1[3-9][0-9]{9}",
+            "[1-9][0-9]{16}[0-9x]",
+            "(?:vx|wx|weixin|微信|威信|v信|加v|加微)号?[a-z0-9]{6,20}",
+            "(?:qq|扣扣|企鹅)群?号?[1-9][0-9]{4,11}",
+            "(?:https?|www)[a-z0-9]{4,}",
+            "加.{0,3}微",
+            "[\\x{4e00}-\\x{9fa5}]{2}票",
+            "[^0-9a-z]{3}",
+            "[^的]c",
+            "\\p{Han}+号",
+            "^代开",
+            "发票$",
+            "(?i)VX[0-9]+",
+            "[0-9]{2,}(?:的|龘)",
+            "龘|𠀀|é",
+            "(?:ab|的)+c",
+            "[a-zé-ω]{3}",
+            "\\p{Greek}\\p{Han}",
+        ];
+        let mut pool: Vec<String> = "abcxvqwh13809的是一代开发票加微信号龘𠀀éω企鹅群"
+            .chars()
+            .map(String::from)
+            .collect();
+        pool.extend(
+            [
+                "13812345678",
+                "11010519491231002x",
+                "wwwexample",
+                "https",
+                "vx",
+            ]
+            .map(String::from),
+        );
+        let mut rng = Rng::new(11);
+        let texts: Vec<String> = (0..600)
+            .map(|_| {
+                (0..rng.below(20))
+                    .map(|_| rng.pick(&pool).as_str())
+                    .collect()
+            })
+            .collect();
+        let flags = PatternFlags::SOM_LEFTMOST | PatternFlags::MULTILINE;
+        for p in patterns {
+            let utf8 = compile(p, flags | PatternFlags::UTF8 | PatternFlags::UCP);
+            let translated = translate_regex(p).unwrap();
+            let dense = compile(&translated, flags);
+            let mut found = 0;
+            for t in &texts {
+                let d = encode(t);
+                let want = spans(&utf8, t.as_bytes());
+                let got: Vec<_> = spans(&dense, &d)
+                    .into_iter()
+                    .map(|(f, e)| (utf8_offset(&d, f), utf8_offset(&d, e)))
+                    .collect();
+                assert_eq!(got, want, "{p} (as {translated}) on {t:?}");
+                found += want.len();
+            }
+            assert!(
+                found > 0,
+                "{p} matched nothing: the table needs a text it matches"
+            );
+        }
+    }
+}

@@ -69,6 +69,7 @@ struct Table {
     code: Box<[u16; 0x10000]>,
     /// The characters that have a short code, in code order.
     coded: Vec<(char, u16)>,
+    by_code: std::collections::HashMap<u16, char>,
 }
 
 /// A code's length in bytes.
@@ -88,6 +89,8 @@ pub(crate) fn fast_code(c: char) -> u16 {
 
 /// Fast-lane entry of a character without a short code (no code is 0xFFFF: 0xFF is no lead).
 pub(crate) const LONG: u16 = 0xFFFF;
+/// Fast-lane entry of a three-byte character normalisation drops (punctuation such as ，。).
+pub(crate) const DROP: u16 = 0xFFFE;
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
@@ -111,7 +114,12 @@ fn table() -> &'static Table {
             code[c as usize] = k;
             coded.push((c, k));
         }
-        Table { code, coded }
+        let by_code = coded.iter().map(|&(c, k)| (k, c)).collect();
+        Table {
+            code,
+            coded,
+            by_code,
+        }
     })
 }
 
@@ -133,7 +141,6 @@ fn long_form(u: u32) -> [u8; 4] {
     ]
 }
 
-#[cfg(test)]
 fn decode_long(d: &[u8]) -> char {
     let v = u32::from(d[1] & 0x3F) << 12 | u32::from(d[2] & 0x3F) << 6 | u32::from(d[3] & 0x3F);
     let u = match d[0] {
@@ -215,7 +222,13 @@ impl Writer<'_> {
 
 impl super::normalise::DenseSink for Writer<'_> {
     #[inline(always)]
-    fn lane(&mut self, fast: &[u16; 0x10000], bytes: &[u8], mut pos: usize) -> usize {
+    fn lane(
+        &mut self,
+        fast: &[u16; 0x10000],
+        bytes: &[u8],
+        mut pos: usize,
+        skip_noise: bool,
+    ) -> usize {
         // Room for the whole lane up front (a three-byte character takes at most four bytes),
         // so the loop does not check for it.
         let need = self.pos + 2 * (bytes.len() - pos) + 4;
@@ -231,6 +244,8 @@ impl super::normalise::DenseSink for Writer<'_> {
             let u = super::normalise::bmp3(c[0], c[1], c[2]);
             match fast[u] {
                 0 => break,
+                DROP if skip_noise => {}
+                DROP => break,
                 LONG => {
                     buf[o..o + 4].copy_from_slice(&long_form(u as u32));
                     o += 4;
@@ -253,6 +268,10 @@ impl super::normalise::DenseSink for Writer<'_> {
             3 => self.bmp3(c as u32),
             _ => self.long(c as u32),
         }
+    }
+
+    fn chars_since(&self, from: usize) -> Vec<char> {
+        decode_chars(&self.buf[from..self.pos])
     }
 
     #[inline(always)]
@@ -291,7 +310,6 @@ pub(crate) fn utf8_offset(dense: &[u8], off: usize) -> usize {
 }
 
 /// Byte length of the encoded character starting at `dense[0]`.
-#[cfg(test)]
 fn dense_len(b: u8) -> usize {
     match b {
         0..0x80 => 1,
@@ -300,13 +318,10 @@ fn dense_len(b: u8) -> usize {
     }
 }
 
-/// Decodes encoded text back to UTF-8 (for tests and debugging).
-#[cfg(test)]
-pub(crate) fn decode(dense: &[u8]) -> String {
-    let t = table();
-    let by_code: std::collections::HashMap<u16, char> =
-        t.coded.iter().map(|&(c, k)| (k, c)).collect();
-    let mut out = String::new();
+/// Decodes encoded text back to its characters.
+pub(crate) fn decode_chars(dense: &[u8]) -> Vec<char> {
+    let by_code = &table().by_code;
+    let mut out = Vec::new();
     let mut d = 0;
     while d < dense.len() {
         let dl = dense_len(dense[d]);
@@ -319,6 +334,12 @@ pub(crate) fn decode(dense: &[u8]) -> String {
         d += dl;
     }
     out
+}
+
+/// Decodes encoded text back to UTF-8 (for tests and debugging).
+#[cfg(test)]
+pub(crate) fn decode(dense: &[u8]) -> String {
+    decode_chars(dense).into_iter().collect()
 }
 
 /// Rewrites a regex over normalised text (Rust `regex` syntax, Unicode-aware) into a Hyperscan

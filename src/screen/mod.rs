@@ -251,14 +251,14 @@ impl Engine {
 
     /// Screens one message.
     pub fn screen(&self, msg: &Message) -> Verdict {
-        self.screen_batch_map(std::slice::from_ref(msg), &|v, _, _| v)
+        self.screen_batch_map(std::slice::from_ref(msg), false, &|v, _, _| v)
             .pop()
             .expect("one verdict per message")
     }
 
     /// Screens a batch in parallel on the current rayon pool; verdicts come back in input order.
     pub fn screen_batch(&self, msgs: &[Message]) -> Vec<Verdict> {
-        self.screen_batch_map(msgs, &|v, _, _| v)
+        self.screen_batch_map(msgs, false, &|v, _, _| v)
     }
 
     /// Like [`Engine::screen_batch`], and also calls `f(message, normalised_text)` for each
@@ -269,12 +269,14 @@ impl Engine {
         T: Send,
         F: Fn(&Message, &str) -> T + Sync,
     {
-        self.screen_batch_map(msgs, &|v, m, norm| (v, f(m, norm)))
+        self.screen_batch_map(msgs, true, &|v, m, norm| (v, f(m, norm)))
     }
 
     /// Screens a batch; `out(verdict, message, normalised_text)` makes each output item, so the
-    /// verdict is moved once, into its place in the result.
-    fn screen_batch_map<T, F>(&self, msgs: &[Message], out: &F) -> Vec<T>
+    /// verdict is moved once, into its place in the result. The normalised text is only written
+    /// (in UTF-8, besides the matcher's dense encoding) when `with_text` is set; otherwise `out`
+    /// gets an empty string.
+    fn screen_batch_map<T, F>(&self, msgs: &[Message], with_text: bool, out: &F) -> Vec<T>
     where
         T: Send,
         F: Fn(Verdict, &Message, &str) -> T + Sync,
@@ -288,11 +290,11 @@ impl Engine {
         let mut all: Vec<MaybeUninit<T>> = Vec::with_capacity(msgs.len());
         all.resize_with(msgs.len(), MaybeUninit::uninit);
         if msgs.len() <= chunk {
-            self.screen_chunk(msgs, out, &mut all);
+            self.screen_chunk(msgs, with_text, out, &mut all);
         } else {
             all.par_chunks_mut(chunk)
                 .zip(msgs.par_chunks(chunk))
-                .for_each(|(dst, c)| self.screen_chunk(c, out, dst));
+                .for_each(|(dst, c)| self.screen_chunk(c, with_text, out, dst));
         }
         let mut all = std::mem::ManuallyDrop::new(all);
         // SAFETY: `screen_with` wrote every element of the slice it was given (it fills one
@@ -305,6 +307,7 @@ impl Engine {
     fn screen_chunk<T, F: Fn(Verdict, &Message, &str) -> T>(
         &self,
         msgs: &[Message],
+        with_text: bool,
         out: &F,
         dst: &mut [MaybeUninit<T>],
     ) {
@@ -312,8 +315,8 @@ impl Engine {
             static WORK: RefCell<Workspace> = RefCell::new(Workspace::default());
         }
         WORK.with(|w| match w.try_borrow_mut() {
-            Ok(mut w) => self.screen_with(&mut w, msgs, out, dst),
-            Err(_) => self.screen_with(&mut Workspace::default(), msgs, out, dst),
+            Ok(mut w) => self.screen_with(&mut w, msgs, with_text, out, dst),
+            Err(_) => self.screen_with(&mut Workspace::default(), msgs, with_text, out, dst),
         })
     }
 
@@ -322,11 +325,14 @@ impl Engine {
         &self,
         w: &mut Workspace,
         msgs: &[Message],
+        with_text: bool,
         out: &F,
         dst: &mut [MaybeUninit<T>],
     ) {
         assert_eq!(dst.len(), msgs.len(), "one output slot per message");
         w.norm.clear();
+        // The pinyin view is built from the UTF-8 text.
+        w.norm.dense_only = !with_text && self.pinyin.is_none();
         for m in msgs {
             w.norm.push_message(&m.text);
         }
@@ -383,7 +389,6 @@ impl Engine {
                 .take_while(|x| x.msg as usize == i)
                 .count();
             let v = self.verdict(
-                norm,
                 norm.dense_message(i),
                 py,
                 scratch,
@@ -401,7 +406,6 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn verdict(
         &self,
-        norm: &Buffer,
         dense_text: &[u8],
         py: &PinyinBuffer,
         scratch: &mut Scratch,
@@ -426,7 +430,6 @@ impl Engine {
         if raw.is_empty() && py_raw.is_empty() {
             return verdict;
         }
-        let norm_text = norm.message(i).as_bytes();
         let original = msg.text.as_bytes();
         let Scratch {
             map,
@@ -439,15 +442,21 @@ impl Engine {
         regex_cands.clear();
         let map = &mut LazyMap {
             text: &msg.text,
-            norm: norm.message(i),
+            dense: dense_text,
             map,
             ready: false,
         };
 
+        // Offsets in the dense encoding, to offsets in the UTF-8 normalised text.
+        let utf8 = |from: usize, to: usize| {
+            (
+                dense::utf8_offset(dense_text, from),
+                dense::utf8_offset(dense_text, to),
+            )
+        };
         for &Raw { id, from, to, .. } in raw {
-            // Offsets in the dense encoding, to offsets in the UTF-8 normalised text.
-            let from = dense::utf8_offset(dense_text, from as usize);
-            let to = dense::utf8_offset(dense_text, to as usize);
+            let (dfrom, dto) = (from as usize, to as usize);
+            let (from, to) = utf8(dfrom, dto);
             match &self.main_rules[id as usize] {
                 MainRule::Allow { pack, .. } => {
                     let (s, e) = map.original_range(from, to);
@@ -459,7 +468,8 @@ impl Engine {
                         hits.push((*pack, self.hit(*pack, rule, MatchKind::Term, msg, s, e)));
                     }
                 }
-                MainRule::Regex { regex } => regex_cands.push((*regex, from, to)),
+                // Validated on the dense text: digits and 'x' are themselves there.
+                MainRule::Regex { regex } => regex_cands.push((*regex, dfrom, dto)),
             }
         }
 
@@ -467,7 +477,7 @@ impl Engine {
         regex_cands.retain(|&(r, from, to)| {
             self.regexes[r as usize]
                 .validate
-                .is_none_or(|v| validate_match(v, norm_text, from, to))
+                .is_none_or(|v| validate_match(v, dense_text, from, to))
         });
         regex_cands.sort_unstable_by_key(|&(r, from, to)| (r, from, std::cmp::Reverse(to)));
         let mut last: Option<(u32, usize)> = None;
@@ -477,6 +487,7 @@ impl Engine {
             }
             last = Some((r, to));
             let info = &self.regexes[r as usize];
+            let (from, to) = utf8(from, to);
             let (s, e) = map.original_range(from, to);
             let mut hit = self.hit(info.pack, &info.id, MatchKind::Regex, msg, s, e);
             hit.action = info.action;
@@ -629,7 +640,8 @@ struct Scratch {
 /// The offset map of one message, built on first use: only messages with matches need one.
 struct LazyMap<'a> {
     text: &'a str,
-    norm: &'a str,
+    /// The message's dense encoding, which the map's text must encode to.
+    dense: &'a [u8],
     map: &'a mut Mapped,
     ready: bool,
 }
@@ -639,7 +651,11 @@ impl LazyMap<'_> {
     fn original_range(&mut self, from: usize, to: usize) -> (usize, usize) {
         if !self.ready {
             self.map.set(self.text);
-            debug_assert_eq!(self.map.text, self.norm, "both normalisation paths agree");
+            debug_assert_eq!(
+                dense::encode(&self.map.text),
+                self.dense,
+                "both normalisation paths agree"
+            );
             self.ready = true;
         }
         self.map.original_range(from, to)

@@ -102,6 +102,8 @@ pub(crate) struct Buffer {
     /// room for the next message.
     dense: Vec<u8>,
     dense_len: usize,
+    /// Skip the UTF-8 text: only the dense encoding is written, and `text` stays empty.
+    pub dense_only: bool,
     /// Per message: `[start, end)` of its encoded bytes in `dense`.
     pub dense_bounds: Vec<(usize, usize)>,
 }
@@ -125,7 +127,7 @@ impl Buffer {
         &self.dense[s..e]
     }
 
-    /// The normalised text of message `i`.
+    /// The normalised text of message `i` (empty when the buffer is `dense_only`).
     pub fn message(&self, i: usize) -> &str {
         let (s, e) = self.bounds[i];
         &self.text[s..e]
@@ -136,7 +138,11 @@ impl Buffer {
         let start = self.text.len();
         let dense_start = self.dense_len;
         let mut dense = super::dense::Writer::new(&mut self.dense, dense_start);
-        normalise_into(text, &mut self.text, &mut NoOffsets, &mut dense);
+        if self.dense_only {
+            normalise_into(text, &mut NoText, &mut NoOffsets, &mut dense);
+        } else {
+            normalise_into(text, &mut self.text, &mut NoOffsets, &mut dense);
+        }
         self.bounds.push((start, self.text.len()));
         self.text.push(SEPARATOR as char);
         self.dense_bounds.push((dense_start, dense.pos()));
@@ -286,11 +292,68 @@ impl Offsets for Vec<u64> {
     }
 }
 
+/// Where normalisation writes the normalised text in UTF-8: a `String`, or nowhere when only the
+/// dense encoding is needed (the engine without pinyin packs or heuristics).
+pub(crate) trait TextSink {
+    const KEEPS_TEXT: bool;
+    fn push_str(&mut self, s: &str);
+    fn push(&mut self, c: char);
+    fn len(&self) -> usize;
+    fn truncate(&mut self, len: usize);
+    /// The text written from byte `from` on.
+    fn tail(&self, from: usize) -> &str;
+}
+
+impl TextSink for String {
+    const KEEPS_TEXT: bool = true;
+    #[inline(always)]
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s)
+    }
+    #[inline(always)]
+    fn push(&mut self, c: char) {
+        // String::push encodes in place; extend_from_slice of 1-4 bytes would call memcpy.
+        String::push(self, c)
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        String::len(self)
+    }
+    fn truncate(&mut self, len: usize) {
+        String::truncate(self, len)
+    }
+    fn tail(&self, from: usize) -> &str {
+        &self[from..]
+    }
+}
+
+pub(crate) struct NoText;
+
+impl TextSink for NoText {
+    const KEEPS_TEXT: bool = false;
+    #[inline(always)]
+    fn push_str(&mut self, _: &str) {}
+    #[inline(always)]
+    fn push(&mut self, _: char) {}
+    #[inline(always)]
+    fn len(&self) -> usize {
+        0
+    }
+    fn truncate(&mut self, _: usize) {}
+    fn tail(&self, _: usize) -> &str {
+        ""
+    }
+}
+
 /// Where normalisation also writes the dense encoding: nowhere, or a [`super::dense::Writer`].
 pub(crate) trait DenseSink {
     /// The fast lane: from `bytes[pos]` on, takes the three-byte characters that map to
-    /// themselves (`fast[u] != 0`, nearly all Han text) and returns where it stopped.
-    fn lane(&mut self, fast: &[u16; 0x10000], bytes: &[u8], pos: usize) -> usize;
+    /// themselves (nearly all Han text) and, with `skip_noise`, those normalisation drops
+    /// (`，。！？、`: only when no UTF-8 text is kept, whose pending run they would end); returns
+    /// where it stopped.
+    fn lane(&mut self, fast: &[u16; 0x10000], bytes: &[u8], pos: usize, skip_noise: bool) -> usize;
+    /// The characters written from byte `from` on (a numeral run being rewritten).
+    fn chars_since(&self, from: usize) -> Vec<char>;
     /// Any character of the normalised text.
     fn char(&mut self, c: char);
     fn len(&self) -> usize;
@@ -298,6 +361,12 @@ pub(crate) trait DenseSink {
 }
 
 pub(crate) struct NoDense;
+
+/// Whether a `fast` table entry is a character that maps to itself.
+#[inline(always)]
+pub(crate) fn maps_to_itself(k: u16) -> bool {
+    k != 0 && k != super::dense::DROP
+}
 
 /// The code point of the three-byte UTF-8 character `c0 c1 c2`.
 #[inline(always)]
@@ -307,14 +376,17 @@ pub(crate) fn bmp3(c0: u8, c1: u8, c2: u8) -> usize {
 
 impl DenseSink for NoDense {
     #[inline(always)]
-    fn lane(&mut self, fast: &[u16; 0x10000], bytes: &[u8], mut pos: usize) -> usize {
+    fn lane(&mut self, fast: &[u16; 0x10000], bytes: &[u8], mut pos: usize, _: bool) -> usize {
         for c in bytes[pos..].chunks_exact(3) {
-            if c[0] & 0xF0 != 0xE0 || fast[bmp3(c[0], c[1], c[2])] == 0 {
+            if c[0] & 0xF0 != 0xE0 || !maps_to_itself(fast[bmp3(c[0], c[1], c[2])]) {
                 break;
             }
             pos += 3;
         }
         pos
+    }
+    fn chars_since(&self, _: usize) -> Vec<char> {
+        unreachable!("text is kept whenever the dense encoding is not")
     }
     #[inline(always)]
     fn char(&mut self, _: char) {}
@@ -332,9 +404,9 @@ impl DenseSink for NoDense {
 /// themselves: one table lookup says so (and gives the character's dense code), so a run of
 /// them is copied in one go. Everything else goes through the full per-character table.
 #[inline(always)]
-fn normalise_into<O: Offsets, D: DenseSink>(
+fn normalise_into<T: TextSink, O: Offsets, D: DenseSink>(
     text: &str,
-    out: &mut String,
+    out: &mut T,
     offsets: &mut O,
     dense: &mut D,
 ) {
@@ -352,12 +424,14 @@ fn normalise_into<O: Offsets, D: DenseSink>(
             && run == lane
             && let [c0, c1, c2, ..] = bytes[lane..]
             && c0 & 0xF0 == 0xE0
-            && fast[bmp3(c0, c1, c2)] != 0
+            && maps_to_itself(fast[bmp3(c0, c1, c2)])
         {
             // A numeral run ends at the first character that is not a numeral.
             end_numerals(out, offsets, dense, &mut numerals);
         }
-        pos = dense.lane(fast, bytes, lane);
+        // Noise can be skipped inside the lane only when no UTF-8 run is pending (no text is
+        // kept) and no numeral run is open (the next character may have to end it first).
+        pos = dense.lane(fast, bytes, lane, !T::KEEPS_TEXT && numerals.len == 0);
         if pos > lane {
             continue;
         }
@@ -383,7 +457,7 @@ fn normalise_into<O: Offsets, D: DenseSink>(
                 | u32::from(bytes[pos + 3] & 0x3F);
             (code, 4)
         };
-        if code < 0x10000 && fast[code as usize] != 0 {
+        if code < 0x10000 && maps_to_itself(fast[code as usize]) {
             if run == pos && numerals.len > 0 {
                 end_numerals(out, offsets, dense, &mut numerals);
             }
@@ -427,8 +501,8 @@ fn normalise_into<O: Offsets, D: DenseSink>(
 }
 
 #[inline(always)]
-fn push_mapped<O: Offsets, D: DenseSink>(
-    out: &mut String,
+fn push_mapped<T: TextSink, O: Offsets, D: DenseSink>(
+    out: &mut T,
     offsets: &mut O,
     dense: &mut D,
     run: &mut NumeralRun,
@@ -449,7 +523,6 @@ fn push_mapped<O: Offsets, D: DenseSink>(
         None if run.len > 0 => end_numerals(out, offsets, dense, run),
         None => {}
     }
-    // String::push encodes in place; extend_from_slice of 1-4 bytes would call memcpy.
     out.push(c);
     offsets.push(c.len_utf8(), os, oe);
     dense.char(c);
@@ -458,20 +531,29 @@ fn push_mapped<O: Offsets, D: DenseSink>(
 /// A numeric run just ended at the end of `out`: if it is long enough to be a number, rewrite
 /// its Chinese numerals as ASCII digits in place.
 #[cold]
-fn end_numerals<O: Offsets, D: DenseSink>(
-    out: &mut String,
+fn end_numerals<T: TextSink, O: Offsets, D: DenseSink>(
+    out: &mut T,
     offsets: &mut O,
     dense: &mut D,
     run: &mut NumeralRun,
 ) {
     if run.len >= MIN_NUMERAL_RUN && run.chinese {
-        let tail = out[run.start..]
-            .char_indices()
-            .map(|(i, c)| {
-                let (os, oe) = offsets.get(run.start + i);
-                (c, os, oe)
-            })
-            .collect::<Vec<_>>();
+        // Offsets are only ever recorded together with the text.
+        let tail = if T::KEEPS_TEXT {
+            out.tail(run.start)
+                .char_indices()
+                .map(|(i, c)| {
+                    let (os, oe) = offsets.get(run.start + i);
+                    (c, os, oe)
+                })
+                .collect::<Vec<_>>()
+        } else {
+            dense
+                .chars_since(run.dense_start)
+                .into_iter()
+                .map(|c| (c, 0, 0))
+                .collect()
+        };
         out.truncate(run.start);
         offsets.truncate(run.start);
         dense.truncate(run.dense_start);
@@ -546,7 +628,12 @@ fn table() -> &'static Table {
             let mapped = map_char(c);
             let mut chars = mapped.chars();
             entries[code as usize] = match (chars.next(), chars.next()) {
-                (None, _) => ENTRY_DROP,
+                (None, _) => {
+                    if code < 0x10000 {
+                        fast[code as usize] = super::dense::DROP;
+                    }
+                    ENTRY_DROP
+                }
                 (Some(one), None) => {
                     if code < 0x10000 && one == c && numeral_value(c).is_none() {
                         fast[code as usize] = super::dense::fast_code(c);
@@ -824,6 +911,10 @@ mod tests {
         let mut rng = crate::synth::Rng::new(3);
         let mut normaliser = Normaliser::default();
         let mut map = Mapped::default();
+        let mut dense_only = Buffer {
+            dense_only: true,
+            ..Buffer::default()
+        };
         for _ in 0..5_000 {
             let len = rng.below(24);
             let text: String = (0..len).map(|_| *rng.pick(&pool)).collect();
@@ -831,12 +922,13 @@ mod tests {
             let per_byte = normalise(&text);
             assert_eq!(normaliser.normalise(&text), map.text, "{text:?}");
             assert_eq!(per_byte.text, map.text, "{text:?}");
-            // The dense encoding written during the batch pass is the encoding of its text.
-            assert_eq!(
-                normaliser.buf.dense_message(0),
-                super::super::dense::encode(&map.text),
-                "{text:?}"
-            );
+            // The dense encoding written during the batch pass is the encoding of its text,
+            // whether the pass also writes the UTF-8 text or not.
+            let encoded = super::super::dense::encode(&map.text);
+            assert_eq!(normaliser.buf.dense_message(0), encoded, "{text:?}");
+            dense_only.clear();
+            dense_only.push_message(&text);
+            assert_eq!(dense_only.dense_message(0), encoded, "dense only: {text:?}");
             let mut last_end = 0;
             for (i, c) in map.text.char_indices() {
                 let (s, e) = map.original_range(i, i + c.len_utf8());

@@ -3,6 +3,7 @@
 //! These types are the wire schema (JSON) documented in README.md; change them together.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// An identifier (message, group, sender). Ids are short (a platform's message ids, group ids
@@ -70,8 +71,9 @@ pub enum MatchKind {
 /// One rule that matched a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hit {
-    /// Rule id: `PACK:TERM` for terms, the pack's `id` for regexes.
-    pub rule: Arc<str>,
+    /// Rule id: `PACK:TERM` for terms, the pack's `id` for regexes. Borrowed from the engine's
+    /// interned ids when screening (see `Engine`), owned when deserialised.
+    pub rule: Cow<'static, str>,
     /// The pack's category, e.g. `ads`.
     pub category: Arc<str>,
     /// The action of this rule.

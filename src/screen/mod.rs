@@ -360,16 +360,18 @@ impl Engine {
         matcher::with_scratch(self.id, dbs, |scratch| {
             let bounds = &w.norm.dense_bounds;
             let raw = &mut w.raw;
+            // Hyperscan reports matches by increasing end offset, so the message a match ends
+            // in is found by moving a cursor forward (a search only if one ever went back). The
+            // rule table is not read here: with a large dictionary each read is a cache miss,
+            // and the verdict reads the entry anyway.
+            let mut cursor = 0;
             matcher::scan(&self.main, scratch, w.norm.dense_text(), |id, from, to| {
-                let from = match &self.main_rules[id as usize] {
-                    MainRule::Term { len, .. } | MainRule::Allow { len, .. } => to - *len as usize,
-                    MainRule::Regex { .. } => from,
-                };
-                let (i, s, e) = message_at(bounds, to);
-                // Never false: no term holds the separator and translated regexes never
-                // consume it (see `dense::translate_regex`).
-                debug_assert!(from >= s && to <= e, "a match ran across the separator");
-                raw.push(Raw::new(i, id, from - s, to - s));
+                let i = message_at(bounds, &mut cursor, to);
+                let (s, e) = bounds[i];
+                debug_assert!(to <= e, "a match ran across the separator");
+                // `from` is only meaningful (and then within the message: no translated regex
+                // consumes the separator) for regexes, which carry start-of-match.
+                raw.push(Raw::new(i, id, from.saturating_sub(s), to - s));
             });
             if let Some(py) = &self.pinyin {
                 w.py.clear();
@@ -378,9 +380,11 @@ impl Engine {
                 }
                 let bounds = &w.py.bounds;
                 let raw = &mut w.py_raw;
+                let mut cursor = 0;
                 matcher::scan(py, scratch, w.py.text.as_bytes(), |id, _, to| {
                     let from = to - self.pinyin_rules[id as usize].len as usize;
-                    let (i, s, _) = message_at(bounds, to);
+                    let i = message_at(bounds, &mut cursor, to);
+                    let s = bounds[i].0;
                     raw.push(Raw::new(i, id, from - s, to - s));
                 });
             }
@@ -472,9 +476,14 @@ impl Engine {
             )
         };
         for &Raw { id, from, to, .. } in raw {
-            let (dfrom, dto) = (from as usize, to as usize);
+            let rule = &self.main_rules[id as usize];
+            let dto = to as usize;
+            let dfrom = match rule {
+                MainRule::Term { len, .. } | MainRule::Allow { len, .. } => dto - *len as usize,
+                MainRule::Regex { .. } => from as usize,
+            };
             let (from, to) = utf8(dfrom, dto);
-            match &self.main_rules[id as usize] {
+            match rule {
                 MainRule::Allow { pack, .. } => {
                     let (s, e) = map.original_range(from, to);
                     allowed.push((*pack, s, e));
@@ -622,11 +631,18 @@ fn prefetch(bytes: &[u8]) {
     let _ = bytes;
 }
 
-/// The message of a batch buffer that a match ending at `to` (> 0) ends in: its index and its
-/// `[start, end)` in the buffer.
-fn message_at(bounds: &[(usize, usize)], to: usize) -> (usize, usize, usize) {
-    let i = bounds.partition_point(|&(s, _)| s < to) - 1;
-    (i, bounds[i].0, bounds[i].1)
+/// The message of a batch buffer that a match ending at `to` (> 0) ends in, given `bounds`
+/// (each message's `[start, end)`, in order): the last message starting before `to`. `cursor`
+/// is the answer for the previous match; it only moves forward while matches do.
+fn message_at(bounds: &[(usize, usize)], cursor: &mut usize, to: usize) -> usize {
+    if bounds[*cursor].0 >= to {
+        *cursor = bounds.partition_point(|&(s, _)| s < to) - 1;
+        return *cursor;
+    }
+    while bounds.get(*cursor + 1).is_some_and(|&(s, _)| s < to) {
+        *cursor += 1;
+    }
+    *cursor
 }
 
 fn kind_rank(k: MatchKind) -> u8 {
@@ -733,6 +749,28 @@ impl Raw {
             id,
             from: from as u32,
             to: to as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_at_follows_matches_forward_and_searches_when_one_goes_back() {
+        // Messages "abc", "" and "defg" joined with separators: starts 0, 4, 5.
+        let bounds = [(0, 3), (4, 4), (5, 9)];
+        let mut cursor = 0;
+        // (match end, message it ends in), in the order a scan might report them.
+        let table = [(1, 0), (3, 0), (7, 2), (9, 2), (2, 0), (6, 2)];
+        for (to, want) in table {
+            assert_eq!(
+                message_at(&bounds, &mut cursor, to),
+                want,
+                "match ending at {to}"
+            );
+            assert_eq!(cursor, want);
         }
     }
 }

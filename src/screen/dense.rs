@@ -14,8 +14,8 @@
 //! encoded term can only match at a character boundary.
 //!
 //! Terms are encoded like the text; regexes are parsed (`regex-syntax`, Unicode-aware) and
-//! rewritten into byte patterns over this encoding ([`translate_regex`]). Match offsets are
-//! converted back to the UTF-8 normalised text ([`utf8_offset`]) only for messages that have a
+//! rewritten into byte patterns over this encoding (`translate_regex`). Match offsets are
+//! converted back to the UTF-8 normalised text (`utf8_offset`) only for messages that have a
 //! match. The frequency ranking (`dense_chars.txt`) comes from jieba's word list; see
 //! `scripts/dense-chars.py`. The ranking only affects speed, never what matches.
 

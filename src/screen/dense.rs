@@ -69,7 +69,10 @@ struct Table {
     code: Box<[u16; 0x10000]>,
     /// The characters that have a short code, in code order.
     coded: Vec<(char, u16)>,
-    by_code: std::collections::HashMap<u16, char>,
+    /// Decoding: the character of each one-byte value (ASCII kept as itself) and of each
+    /// two-byte code, indexed by `(lead - 0xC0) * 64 + (trail - 0x80)`.
+    single: [char; 0x80],
+    double: Vec<char>,
 }
 
 /// A code's length in bytes.
@@ -114,11 +117,26 @@ fn table() -> &'static Table {
             code[c as usize] = k;
             coded.push((c, k));
         }
-        let by_code = coded.iter().map(|&(c, k)| (k, c)).collect();
+        let by_code: std::collections::HashMap<u16, char> =
+            coded.iter().map(|&(c, k)| (k, c)).collect();
+        let mut single = ['\0'; 0x80];
+        for (b, slot) in single.iter_mut().enumerate() {
+            *slot = match by_code.get(&(b as u16)) {
+                Some(&c) => c,
+                None => b as u8 as char,
+            };
+        }
+        let mut double = vec!['\0'; usize::from(LEAD2_LAST - LEAD2_FIRST + 1) * 64];
+        for &(c, k) in &coded {
+            if let [lead @ LEAD2_FIRST..=LEAD2_LAST, trail] = k.to_le_bytes() {
+                double[usize::from(lead - LEAD2_FIRST) * 64 + usize::from(trail & 0x3F)] = c;
+            }
+        }
         Table {
             code,
             coded,
-            by_code,
+            single,
+            double,
         }
     })
 }
@@ -316,31 +334,28 @@ pub(crate) fn utf8_offset(dense: &[u8], off: usize) -> usize {
         .sum()
 }
 
-/// Byte length of the encoded character starting at `dense[0]`.
-fn dense_len(b: u8) -> usize {
-    match b {
-        0..0x80 => 1,
-        LEAD2_FIRST..=LEAD2_LAST => 2,
-        _ => 4,
-    }
+/// The characters of encoded text, each with its `[start, end)` in `dense`.
+pub(crate) fn chars(dense: &[u8]) -> impl Iterator<Item = (usize, usize, char)> + '_ {
+    let t = table();
+    let mut d = 0;
+    std::iter::from_fn(move || {
+        let b = *dense.get(d)?;
+        let (len, c) = match b {
+            0..0x80 => (1, t.single[usize::from(b)]),
+            LEAD2_FIRST..=LEAD2_LAST => (
+                2,
+                t.double[usize::from(b - LEAD2_FIRST) * 64 + usize::from(dense[d + 1] & 0x3F)],
+            ),
+            _ => (4, decode_long(&dense[d..])),
+        };
+        d += len;
+        Some((d - len, d, c))
+    })
 }
 
 /// Decodes encoded text back to its characters.
 pub(crate) fn decode_chars(dense: &[u8]) -> Vec<char> {
-    let by_code = &table().by_code;
-    let mut out = Vec::new();
-    let mut d = 0;
-    while d < dense.len() {
-        let dl = dense_len(dense[d]);
-        out.push(match dl {
-            1 if ascii_kept(dense[d]) => dense[d] as char,
-            1 => by_code[&u16::from(dense[d])],
-            2 => by_code[&u16::from_le_bytes([dense[d], dense[d + 1]])],
-            _ => decode_long(&dense[d..]),
-        });
-        d += dl;
-    }
-    out
+    chars(dense).map(|(_, _, c)| c).collect()
 }
 
 /// Decodes encoded text back to UTF-8 (for tests and debugging).

@@ -343,8 +343,7 @@ impl Engine {
     ) {
         assert_eq!(dst.len(), msgs.len(), "one output slot per message");
         w.norm.clear();
-        // The pinyin view is built from the UTF-8 text.
-        w.norm.dense_only = !with_text && self.pinyin.is_none();
+        w.norm.dense_only = !with_text;
         for (i, m) in msgs.iter().enumerate() {
             // Each text is its own allocation, so the hardware cannot guess the next one: ask
             // for a text a few messages ahead while this one is normalised.
@@ -376,7 +375,7 @@ impl Engine {
             if let Some(py) = &self.pinyin {
                 w.py.clear();
                 for i in 0..msgs.len() {
-                    w.py.push_message(&w.norm, i);
+                    w.py.push_message(w.norm.dense_message(i));
                 }
                 let bounds = &w.py.bounds;
                 let raw = &mut w.py_raw;
@@ -532,8 +531,8 @@ impl Engine {
                 if !on_units || !sounds_deliberate(units.iter().map(|u| u.c), &rule.units) {
                     continue;
                 }
-                let (s, e) =
-                    map.original_range(units[0].ns as usize, units[units.len() - 1].ne as usize);
+                let (ns, ne) = utf8(units[0].ns as usize, units[units.len() - 1].ne as usize);
+                let (s, e) = map.original_range(ns, ne);
                 if stands_alone(original, s, e) {
                     hits.push((
                         rule.pack,

@@ -705,8 +705,8 @@ pub(crate) struct Unit {
     pub c: char,
     /// First view byte of the unit.
     pub start: u32,
-    /// Byte range covered in the message's normalised text (both characters of a folded
-    /// repeat); [`Mapped`] takes it back to the original.
+    /// Byte range covered in the message's dense encoding (both characters of a folded
+    /// repeat); converted to UTF-8 offsets, [`Mapped`] takes it back to the original.
     pub ns: u32,
     pub ne: u32,
 }
@@ -733,14 +733,14 @@ impl PinyinBuffer {
         self.units[self.unit_at(i, b)].start as usize == b
     }
 
-    /// Appends the pinyin view of normalised message `i` of `norm`.
-    pub fn push_message(&mut self, norm: &Buffer, i: usize) {
-        let (s, e) = norm.bounds[i];
+    /// Appends the pinyin view of one normalised message, given in the dense encoding (so the
+    /// batch pass need not write the UTF-8 text for it).
+    pub fn push_message(&mut self, dense: &[u8]) {
         let start = self.text.len();
         let first_unit = self.units.len() as u32;
         let mut prev_han: Option<char> = None;
-        for (off, c) in norm.text[s..e].char_indices() {
-            let (ns, ne) = (off as u32, (off + c.len_utf8()) as u32);
+        for (ds, de, c) in super::dense::chars(dense) {
+            let (ns, ne) = (ds as u32, de as u32);
             if prev_han == Some(c) {
                 // Fold the repeat into the previous unit: its range now covers both.
                 if let Some(u) = self.units.last_mut() {
@@ -965,13 +965,17 @@ mod tests {
         let mut norm = Buffer::default();
         norm.push_message(text);
         let mut py = PinyinBuffer::default();
-        py.push_message(&norm, 0);
+        py.push_message(norm.dense_message(0));
         let (s, e) = py.bounds[0];
         assert_eq!(&py.text[s..e], "daikaifapiao");
         let (first, last) = (py.units[py.unit_at(0, s)], py.units[py.unit_at(0, e - 1)]);
         let mut map = Mapped::default();
         map.set(text);
-        let (os, oe) = map.original_range(first.ns as usize, last.ne as usize);
+        let dense = norm.dense_message(0);
+        let (os, oe) = map.original_range(
+            super::super::dense::utf8_offset(dense, first.ns as usize),
+            super::super::dense::utf8_offset(dense, last.ne as usize),
+        );
         assert_eq!(&text[os..oe], text);
         assert!(py.on_unit_boundary(0, s + 3) && !py.on_unit_boundary(0, s + 2));
         assert!(py.on_unit_boundary(0, e), "the message's end is a boundary");

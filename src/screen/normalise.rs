@@ -293,7 +293,7 @@ impl Offsets for Vec<u64> {
 }
 
 /// Where normalisation writes the normalised text in UTF-8: a `String`, or nowhere when only the
-/// dense encoding is needed (the engine without pinyin packs or heuristics).
+/// dense encoding is needed (the engine without the heuristics, which fingerprint the text).
 pub(crate) trait TextSink {
     const KEEPS_TEXT: bool;
     fn push_str(&mut self, s: &str);

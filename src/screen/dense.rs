@@ -35,8 +35,6 @@ const LEAD4_UTF8_2: u8 = 0xF8;
 const LEAD4_UTF8_3: u8 = 0xF9;
 /// Planes 1-16: `0xFA + ((u - 0x10000) >> 18)`, so up to 0xFD.
 const LEAD4_SUPPLEMENTARY: u8 = 0xFA;
-/// A byte that never occurs in encoded text: what a pattern that cannot match compiles to.
-const NEVER: &str = "\\xff";
 
 /// Whether an ASCII byte stands for itself in normalised text (and so in the encoding).
 const fn ascii_kept(b: u8) -> bool {
@@ -372,8 +370,9 @@ pub(crate) fn decode(dense: &[u8]) -> String {
 /// letter or digit, so:
 /// - a literal character that normalisation would change or drop is an error naming the form to
 ///   write instead (`\.` in a URL pattern could never match);
-/// - a class only keeps what normalised text can hold, and never the separator `\n`, so no match
-///   runs from one message of a batch into the next;
+/// - a class never matches the separator `\n`, so no match runs from one message of a batch
+///   into the next, and a class that holds nothing normalised text can contain (`\s`, `[:：]`)
+///   is an error too;
 /// - word boundaries (`\b`, `\B`, …) are errors: all of normalised text is letters and digits,
 ///   so a boundary could only fall at a message's start or end (`^`, `$`), and Hyperscan rejects
 ///   `\b` in Unicode mode anyway.
@@ -403,7 +402,7 @@ fn emit(h: &Hir, out: &mut String) -> Result<(), String> {
                 .iter()
                 .map(|r| (r.start() as u32, r.end() as u32))
                 .collect();
-            emit_class(&ranges, out);
+            emit_class(&ranges, out)?;
         }
         HirKind::Class(Class::Bytes(cls)) => {
             if cls.ranges().iter().any(|r| r.end() >= 0x80) {
@@ -416,7 +415,7 @@ fn emit(h: &Hir, out: &mut String) -> Result<(), String> {
                 .iter()
                 .map(|r| (u32::from(r.start()), u32::from(r.end())))
                 .collect();
-            emit_class(&ranges, out);
+            emit_class(&ranges, out)?;
         }
         HirKind::Look(look) => out.push_str(match look {
             Look::Start | Look::StartLF | Look::StartCRLF => "^",
@@ -522,7 +521,30 @@ fn byte_ranges(bytes: &[u8]) -> Vec<(u8, u8)> {
 }
 
 /// A class of code point ranges `[(lo, hi)]` (sorted, as `regex-syntax` gives them).
-fn emit_class(ranges: &[(u32, u32)], out: &mut String) {
+fn emit_class(ranges: &[(u32, u32)], out: &mut String) -> Result<(), String> {
+    // A class that holds no character normalised text can contain never matches, which in a
+    // required position silently disables the whole pattern (`加\s+微信`): say so instead.
+    // Stops at the first character that can occur, so large classes are cheap.
+    let can_occur = |c: char| {
+        let mut buf = [0; 4];
+        let written: &str = c.encode_utf8(&mut buf);
+        c != '\n' && super::normalise::normalise(written).text == written
+    };
+    if !ranges
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).filter_map(char::from_u32).any(can_occur))
+    {
+        let shown: String = ranges
+            .iter()
+            .flat_map(|&(lo, hi)| [lo, hi])
+            .filter_map(char::from_u32)
+            .take(6)
+            .collect();
+        return Err(format!(
+            "a class (with {shown:?}) holds nothing that normalised text contains (spaces, \
+             punctuation, symbols and upper case are removed): leave it out"
+        ));
+    }
     let contains = |u: u32| {
         let i = ranges.partition_point(|&(_, hi)| hi < u);
         ranges.get(i).is_some_and(|&(lo, _)| lo <= u)
@@ -564,7 +586,7 @@ fn emit_class(ranges: &[(u32, u32)], out: &mut String) {
         }
     }
     match alternatives.len() {
-        0 => out.push_str(NEVER),
+        0 => unreachable!("a class that can occur has an alternative"),
         1 => out.push_str(&alternatives[0]),
         _ => {
             out.push_str("(?:");
@@ -572,6 +594,7 @@ fn emit_class(ranges: &[(u32, u32)], out: &mut String) {
             out.push(')');
         }
     }
+    Ok(())
 }
 
 /// Byte-range sequences matching exactly the four-byte forms of the code points `lo..=hi`: the
@@ -735,6 +758,11 @@ mod tests {
             ("\\bab", "not supported"),
             ("(?-u:\\b)ab", "not supported"),
             ("(ab", "unclosed group"),
+            ("加\\s+微信", "holds nothing that normalised text contains"),
+            (
+                "(?:微信|wx)[:：_-]?[a-z0-9]{5}",
+                "holds nothing that normalised text contains",
+            ),
         ];
         for (pattern, expected) in table {
             let e = translate_regex(pattern).unwrap_err();

@@ -536,12 +536,11 @@ fn emit_class(ranges: &[(u32, u32)], out: &mut String) -> Result<(), String> {
     {
         let shown: String = ranges
             .iter()
-            .flat_map(|&(lo, hi)| [lo, hi])
-            .filter_map(char::from_u32)
-            .take(6)
+            .flat_map(|&(lo, hi)| (lo..=hi).filter_map(char::from_u32))
+            .take(5)
             .collect();
         return Err(format!(
-            "a class (with {shown:?}) holds nothing that normalised text contains (spaces, \
+            "a class (starting {shown:?}) holds nothing that normalised text contains (spaces, \
              punctuation, symbols and upper case are removed): leave it out"
         ));
     }

@@ -16,59 +16,11 @@ use aho_corasick::AhoCorasick;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hyperscan::prelude::{BlockDatabase, Builder, Matching, Pattern, Patterns};
 use qunguard::screen::dense;
-use qunguard::synth::Rng;
+use qunguard::synth::{Rng, workload};
 use qunguard::{Engine, Message, Normaliser, RuleSet, normalise};
 use std::hint::black_box;
 
 const MESSAGES: usize = 20_000;
-
-/// Characters of ordinary chat, so texts look like chat to the matcher's prefilters.
-const POOL: &str = "大家好明天上午九点小区开业主会请准时参加今天菜市场的青菜特别新鲜价格也便宜推荐去看请问谁\
-知道附近哪家医院儿科得比较好孩子有点发烧周末一起公园骑车吧天气预报说是晴物业通知本四下午两到五停水检修提前储们作\
-记得晚拍照群里老师统一查楼递柜坏了取件邻居可以先门卫那拿感谢上次帮忙找走丢小狗真太社区组织义诊活动人免费量血压测\
-糖有没拼机场早六出发还个位置议纪已经整理放文么这面馆新味道不错均二十块钱左右各长注意冬季息时间调电梯维修完成正常使\
-用耐心广场舞改八始音响换";
-
-fn messages(terms: &[String], rng: &mut Rng) -> (Vec<Message>, usize) {
-    let pool: Vec<char> = POOL.chars().collect();
-    let noise = ['，', '。', '！', '？', '😀', '、'];
-    let mut planted = 0;
-    let msgs = (0..MESSAGES)
-        .map(|i| {
-            let mut text = String::with_capacity(128);
-            while text.len() < 96 {
-                if rng.chance(0.1) {
-                    text.push(*rng.pick(&noise));
-                } else {
-                    text.push(*rng.pick(&pool));
-                }
-            }
-            if rng.chance(0.1) {
-                text.push_str(rng.pick(terms).as_str());
-                planted += 1;
-            }
-            Message {
-                id: i.to_string().into(),
-                group_id: format!("g{}", i % 500).into(),
-                sender_id: format!("u{}", i % 5000).into(),
-                ts: i as i64,
-                text,
-            }
-        })
-        .collect();
-    (msgs, planted)
-}
-
-fn generated_terms(rng: &mut Rng) -> Vec<String> {
-    (0..10_000)
-        .map(|_| {
-            let len = 2 + rng.below(3);
-            (0..len)
-                .map(|_| char::from_u32(0x4E00 + rng.below(0x51A5) as u32).unwrap())
-                .collect()
-        })
-        .collect()
-}
 
 fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
     // Terms the engine would reject (nothing left after normalisation) are left out up front.
@@ -93,7 +45,7 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
     );
 
     let mut rng = Rng::new(7);
-    let (msgs, planted) = messages(&terms, &mut rng);
+    let (msgs, planted) = workload::messages(&terms, MESSAGES, &mut rng);
     let normalised: Vec<String> = msgs.iter().map(|m| normalise(&m.text).text).collect();
     let mut norm_terms: Vec<String> = rules.packs[0]
         .terms
@@ -227,7 +179,7 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
 
 fn screening(c: &mut Criterion) {
     let mut rng = Rng::new(1);
-    bench_set(c, "generated_10k", generated_terms(&mut rng));
+    bench_set(c, "generated_10k", workload::generated_terms(&mut rng));
     match std::env::var("QUNGUARD_BENCH_DICT") {
         Ok(path) => {
             let text = std::fs::read_to_string(&path)

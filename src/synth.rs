@@ -195,3 +195,61 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0].ts < w[1].ts));
     }
 }
+
+/// The screen bench's workload (`benches/screen.rs`, `examples/screen_loop.rs`): ~100-byte
+/// messages drawn from the characters of ordinary chat, a tenth of the characters noise
+/// (punctuation, an emoji), and a term of `terms` appended to a tenth of the messages.
+pub mod workload {
+    use super::Rng;
+    use crate::model::Message;
+
+    /// Characters of ordinary chat, so texts look like chat to the matcher's prefilters.
+    const POOL: &str = "大家好明天上午九点小区开业主会请准时参加今天菜市场的青菜特别新鲜价格也便宜推荐去看请问谁\
+知道附近哪家医院儿科得比较好孩子有点发烧周末一起公园骑车吧天气预报说是晴物业通知本四下午两到五停水检修提前储们作\
+记得晚拍照群里老师统一查楼递柜坏了取件邻居可以先门卫那拿感谢上次帮忙找走丢小狗真太社区组织义诊活动人免费量血压测\
+糖有没拼机场早六出发还个位置议纪已经整理放文么这面馆新味道不错均二十块钱左右各长注意冬季息时间调电梯维修完成正常使\
+用耐心广场舞改八始音响换";
+
+    /// `n` messages, and how many of them had a term planted.
+    pub fn messages(terms: &[String], n: usize, rng: &mut Rng) -> (Vec<Message>, usize) {
+        let pool: Vec<char> = POOL.chars().collect();
+        let noise = ['，', '。', '！', '？', '😀', '、'];
+        let mut planted = 0;
+        let msgs = (0..n)
+            .map(|i| {
+                let mut text = String::with_capacity(128);
+                while text.len() < 96 {
+                    if rng.chance(0.1) {
+                        text.push(*rng.pick(&noise));
+                    } else {
+                        text.push(*rng.pick(&pool));
+                    }
+                }
+                if rng.chance(0.1) {
+                    text.push_str(rng.pick(terms).as_str());
+                    planted += 1;
+                }
+                Message {
+                    id: i.to_string().into(),
+                    group_id: format!("g{}", i % 500).into(),
+                    sender_id: format!("u{}", i % 5000).into(),
+                    ts: i as i64,
+                    text,
+                }
+            })
+            .collect();
+        (msgs, planted)
+    }
+
+    /// 10,000 random terms of 2–4 Han characters.
+    pub fn generated_terms(rng: &mut Rng) -> Vec<String> {
+        (0..10_000)
+            .map(|_| {
+                let len = 2 + rng.below(3);
+                (0..len)
+                    .map(|_| char::from_u32(0x4E00 + rng.below(0x51A5) as u32).unwrap_or('中'))
+                    .collect()
+            })
+            .collect()
+    }
+}

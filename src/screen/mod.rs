@@ -380,7 +380,7 @@ impl Engine {
                 let bounds = &w.py.bounds;
                 let raw = &mut w.py_raw;
                 let mut cursor = 0;
-                matcher::scan(py, scratch, w.py.text.as_bytes(), |id, _, to| {
+                matcher::scan(py, scratch, &w.py.text, |id, _, to| {
                     let from = to - self.pinyin_rules[id as usize].len as usize;
                     let i = message_at(bounds, &mut cursor, to);
                     let s = bounds[i].0;

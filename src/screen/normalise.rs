@@ -691,7 +691,8 @@ fn extra_digit(c: char) -> Option<u32> {
 /// begin and end on whole units and mapped back to the original.
 #[derive(Debug, Default)]
 pub(crate) struct PinyinBuffer {
-    pub text: String,
+    /// The view: ASCII pinyin and the other characters' UTF-8.
+    pub text: Vec<u8>,
     /// Every unit of the buffer, in order (so sorted by `start`).
     pub units: Vec<Unit>,
     pub bounds: Vec<(usize, usize)>,
@@ -754,13 +755,20 @@ impl PinyinBuffer {
                 ns,
                 ne,
             });
-            match han_pinyin(c) {
+            // Fixed-size appends then a cut: a copy of a few bytes whose length is only known at
+            // run time would be a `memcpy` call per character.
+            let at = self.text.len();
+            match han_syllable(c) {
                 Some(py) => {
-                    self.text.push_str(py);
+                    self.text.extend_from_slice(&py);
+                    self.text.truncate(at + usize::from(py[SYLLABLE_LEN]));
                     prev_han = Some(c);
                 }
                 None => {
-                    self.text.push(c);
+                    let mut utf8 = [0; 4];
+                    let len = c.encode_utf8(&mut utf8).len();
+                    self.text.extend_from_slice(&utf8);
+                    self.text.truncate(at + len);
                     prev_han = None;
                 }
             }
@@ -774,8 +782,40 @@ impl PinyinBuffer {
             ns: 0,
             ne: 0,
         });
-        self.text.push(SEPARATOR as char);
+        self.text.push(SEPARATOR);
     }
+}
+
+/// Where [`han_syllable`] keeps the syllable's length.
+const SYLLABLE_LEN: usize = 7;
+
+/// [`han_pinyin`] packed into 8 bytes: the syllable (at most 7 bytes: `zhuang`, `lüe`), padded,
+/// and its length in the last byte.
+fn han_syllable(c: char) -> Option<[u8; 8]> {
+    const FIRST: u32 = 0x3400;
+    const LAST: u32 = 0x9FFF;
+    static TABLE: OnceLock<Vec<[u8; 8]>> = OnceLock::new();
+    let code = c as u32;
+    if !(FIRST..=LAST).contains(&code) {
+        return None;
+    }
+    let table = TABLE.get_or_init(|| {
+        (FIRST..=LAST)
+            .map(|u| {
+                let mut packed = [0u8; 8];
+                if let Some(py) = char::from_u32(u).and_then(han_pinyin) {
+                    assert!(
+                        py.len() <= SYLLABLE_LEN,
+                        "pinyin {py:?} longer than 7 bytes"
+                    );
+                    packed[..py.len()].copy_from_slice(py.as_bytes());
+                    packed[SYLLABLE_LEN] = py.len() as u8;
+                }
+                packed
+            })
+            .collect()
+    });
+    Some(table[(code - FIRST) as usize]).filter(|p| p[SYLLABLE_LEN] != 0)
 }
 
 /// Toneless pinyin of a Han character (its most common reading).
@@ -967,7 +1007,7 @@ mod tests {
         let mut py = PinyinBuffer::default();
         py.push_message(norm.dense_message(0));
         let (s, e) = py.bounds[0];
-        assert_eq!(&py.text[s..e], "daikaifapiao");
+        assert_eq!(&py.text[s..e], b"daikaifapiao");
         let (first, last) = (py.units[py.unit_at(0, s)], py.units[py.unit_at(0, e - 1)]);
         let mut map = Mapped::default();
         map.set(text);

@@ -760,7 +760,7 @@ impl PinyinBuffer {
             let at = self.text.len();
             match han_syllable(c) {
                 Some(py) => {
-                    self.text.extend_from_slice(&py);
+                    self.text.extend_from_slice(py);
                     self.text.truncate(at + usize::from(py[SYLLABLE_LEN]));
                     prev_han = Some(c);
                 }
@@ -789,21 +789,18 @@ impl PinyinBuffer {
 /// Where [`han_syllable`] keeps the syllable's length.
 const SYLLABLE_LEN: usize = 7;
 
-/// [`han_pinyin`] packed into 8 bytes: the syllable (at most 7 bytes: `zhuang`, `lüe`), padded,
-/// and its length in the last byte.
-fn han_syllable(c: char) -> Option<[u8; 8]> {
-    const FIRST: u32 = 0x3400;
-    const LAST: u32 = 0x9FFF;
+/// Toneless pinyin (most common reading) of the Han characters U+3400..=U+9FFF, each packed into
+/// 8 bytes: the syllable (at most 7 bytes: `zhuang`, `lüe`), padded, and its length in the last
+/// byte (0: no reading).
+fn syllables() -> &'static [[u8; 8]] {
     static TABLE: OnceLock<Vec<[u8; 8]>> = OnceLock::new();
-    let code = c as u32;
-    if !(FIRST..=LAST).contains(&code) {
-        return None;
-    }
-    let table = TABLE.get_or_init(|| {
-        (FIRST..=LAST)
+    TABLE.get_or_init(|| {
+        use pinyin::ToPinyin;
+        (SYLLABLE_FIRST..=SYLLABLE_LAST)
             .map(|u| {
                 let mut packed = [0u8; 8];
-                if let Some(py) = char::from_u32(u).and_then(han_pinyin) {
+                if let Some(py) = char::from_u32(u).and_then(|c| c.to_pinyin()) {
+                    let py = py.plain();
                     assert!(
                         py.len() <= SYLLABLE_LEN,
                         "pinyin {py:?} longer than 7 bytes"
@@ -814,30 +811,26 @@ fn han_syllable(c: char) -> Option<[u8; 8]> {
                 packed
             })
             .collect()
-    });
-    Some(table[(code - FIRST) as usize]).filter(|p| p[SYLLABLE_LEN] != 0)
+    })
+}
+
+const SYLLABLE_FIRST: u32 = 0x3400; // CJK Extension A .. CJK Unified Ideographs
+const SYLLABLE_LAST: u32 = 0x9FFF;
+
+/// [`han_pinyin`] as its packed 8 bytes, for the pinyin view's fixed-size writes.
+fn han_syllable(c: char) -> Option<&'static [u8; 8]> {
+    let code = c as u32;
+    if !(SYLLABLE_FIRST..=SYLLABLE_LAST).contains(&code) {
+        return None;
+    }
+    Some(&syllables()[(code - SYLLABLE_FIRST) as usize]).filter(|p| p[SYLLABLE_LEN] != 0)
 }
 
 /// Toneless pinyin of a Han character (its most common reading).
 pub(crate) fn han_pinyin(c: char) -> Option<&'static str> {
-    const FIRST: u32 = 0x3400; // CJK Extension A .. CJK Unified Ideographs
-    const LAST: u32 = 0x9FFF;
-    static TABLE: OnceLock<Vec<&'static str>> = OnceLock::new();
-    let code = c as u32;
-    if !(FIRST..=LAST).contains(&code) {
-        return None;
-    }
-    let table = TABLE.get_or_init(|| {
-        use pinyin::ToPinyin;
-        (FIRST..=LAST)
-            .map(|u| {
-                char::from_u32(u)
-                    .and_then(|c| c.to_pinyin())
-                    .map_or("", |p| p.plain())
-            })
-            .collect()
-    });
-    Some(table[(code - FIRST) as usize]).filter(|p| !p.is_empty())
+    han_syllable(c).map(|p| {
+        std::str::from_utf8(&p[..usize::from(p[SYLLABLE_LEN])]).expect("packed from a str")
+    })
 }
 
 /// The pinyin key of a normalised term, built the way [`PinyinBuffer`] builds the text's view,

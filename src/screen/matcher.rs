@@ -21,9 +21,9 @@ fn regex_flags() -> PatternFlags {
 
 /// One pattern to compile: a literal byte string, or a Hyperscan expression (a pack regex
 /// translated by [`super::dense::translate_regex`]).
-pub(crate) enum Source<'a> {
-    Literal(&'a [u8]),
-    Regex(&'a str),
+pub(crate) enum Source {
+    Literal(Vec<u8>),
+    Regex(String),
 }
 
 /// Escapes a literal so Hyperscan matches exactly its bytes.
@@ -39,10 +39,10 @@ fn escape_literal(s: &[u8]) -> String {
     out
 }
 
-fn pattern(src: &Source<'_>, id: usize) -> Pattern {
+fn pattern(src: &Source, id: usize) -> Pattern {
     let (expression, flags) = match src {
         Source::Literal(s) => (escape_literal(s), PatternFlags::empty()),
-        Source::Regex(r) => (r.to_string(), regex_flags()),
+        Source::Regex(r) => (r.clone(), regex_flags()),
     };
     Pattern {
         expression,
@@ -64,7 +64,7 @@ fn describe(e: hyperscan::Error) -> String {
 /// be used and say why.
 pub(crate) fn check_regex(expr: &str) -> Result<(), String> {
     let translated = super::dense::translate_regex(expr)?;
-    Patterns(vec![pattern(&Source::Regex(&translated), 0)])
+    Patterns(vec![pattern(&Source::Regex(translated), 0)])
         .build::<BlockMode>()
         .map(|_| ())
         .map_err(describe)
@@ -75,10 +75,7 @@ pub(crate) fn check_regex(expr: &str) -> Result<(), String> {
 /// With `cache` set, a database compiled before for the same patterns, Hyperscan version and CPU
 /// is loaded from there instead (compiling a 64k-term dictionary takes seconds, loading it
 /// milliseconds). A cache file that fails to load or validate is ignored and rewritten.
-pub(crate) fn compile(
-    sources: &[Source<'_>],
-    cache: Option<&Path>,
-) -> Result<BlockDatabase, String> {
+pub(crate) fn compile(sources: &[Source], cache: Option<&Path>) -> Result<BlockDatabase, String> {
     let patterns = Patterns(
         sources
             .iter()
@@ -207,8 +204,8 @@ mod tests {
     fn literals_escape_every_metacharacter() {
         let db = compile(
             &[
-                Source::Literal(b"a.b*c"),
-                Source::Literal("代开".as_bytes()),
+                Source::Literal(b"a.b*c".to_vec()),
+                Source::Literal("代开".into()),
             ],
             None,
         )
@@ -223,7 +220,7 @@ mod tests {
 
     #[test]
     fn regex_reports_leftmost_start() {
-        let db = compile(&[Source::Regex("1[3-9][0-9]{9}")], None).unwrap();
+        let db = compile(&[Source::Regex("1[3-9][0-9]{9}".into())], None).unwrap();
         let s = db.alloc_scratch().unwrap();
         let mut hits = vec![];
         scan(&db, &s, b"tel13812345678", |id, from, to| {
@@ -236,8 +233,8 @@ mod tests {
     fn cached_database_is_reused_and_a_corrupt_cache_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let srcs = [
-            Source::Literal("代开".as_bytes()),
-            Source::Regex("1[3-9][0-9]{9}"),
+            Source::Literal("代开".into()),
+            Source::Regex("1[3-9][0-9]{9}".into()),
         ];
         let scan_all = |db: &BlockDatabase| {
             let s = db.alloc_scratch().unwrap();

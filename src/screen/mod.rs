@@ -135,25 +135,6 @@ impl Engine {
         let mut hasher = Sha256::new();
         hasher.update(ENGINE_SEMANTICS);
 
-        // The main database scans the dense encoding: terms are encoded like the text, regexes
-        // translated to it. Both are owned here, `sources` borrows them.
-        let mut literals: Vec<Vec<u8>> = Vec::new();
-        let mut translated: Vec<String> = Vec::new();
-        for pack in &rules.packs {
-            for t in &pack.terms {
-                literals.push(dense::encode(&t.normalised));
-            }
-            for a in &pack.allow {
-                literals.push(dense::encode(&a.normalised));
-            }
-            for r in &pack.regexes {
-                translated.push(
-                    dense::translate_regex(&r.pattern)
-                        .map_err(|e| CompileError(format!("regex {}: {e}", r.id)))?,
-                );
-            }
-        }
-        let (mut next_literal, mut next_regex) = (literals.iter(), translated.iter());
         for (p, pack) in rules.packs.iter().enumerate() {
             let p = p as u32;
             let category: Arc<str> = pack.category.as_str().into();
@@ -165,13 +146,14 @@ impl Engine {
             for t in &pack.terms {
                 hasher.update(format!("\0t\0{}", t.normalised));
                 let rule = intern(&format!("{}:{}", pack.name, t.written));
-                let encoded = next_literal.next().expect("one encoding per term");
-                sources.push(matcher::Source::Literal(encoded));
+                // The main database scans the dense encoding: terms are encoded like the text.
+                let encoded = dense::encode(&t.normalised);
                 main_rules.push(MainRule::Term {
                     pack: p,
                     rule,
                     len: encoded.len() as u32,
                 });
+                sources.push(matcher::Source::Literal(encoded));
                 if pack.pinyin {
                     let (key, units) = pinyin_key(&t.normalised);
                     if seen_keys.insert(key.clone()) {
@@ -187,20 +169,22 @@ impl Engine {
             }
             for a in &pack.allow {
                 hasher.update(format!("\0a\0{}", a.normalised));
-                let encoded = next_literal.next().expect("one encoding per allowed term");
-                sources.push(matcher::Source::Literal(encoded));
+                let encoded = dense::encode(&a.normalised);
                 main_rules.push(MainRule::Allow {
                     pack: p,
                     len: encoded.len() as u32,
                 });
+                sources.push(matcher::Source::Literal(encoded));
             }
             for r in &pack.regexes {
                 hasher.update(format!(
                     "\0r\0{}\0{}\0{:?}\0{:?}",
                     r.id, r.pattern, r.action, r.validate
                 ));
+                // Regexes are translated to the encoding.
                 sources.push(matcher::Source::Regex(
-                    next_regex.next().expect("one translation per regex"),
+                    dense::translate_regex(&r.pattern)
+                        .map_err(|e| CompileError(format!("regex {}: {e}", r.id)))?,
                 ));
                 main_rules.push(MainRule::Regex {
                     regex: regexes.len() as u32,
@@ -231,8 +215,8 @@ impl Engine {
             None
         } else {
             let src: Vec<_> = pinyin_keys
-                .iter()
-                .map(|k| matcher::Source::Literal(k.as_bytes()))
+                .into_iter()
+                .map(|k| matcher::Source::Literal(k.into_bytes()))
                 .collect();
             Some(matcher::compile(&src, cache).map_err(CompileError)?)
         };

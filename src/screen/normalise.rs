@@ -144,7 +144,9 @@ impl Buffer {
             normalise_into(text, &mut self.text, &mut NoOffsets, &mut dense);
         }
         self.bounds.push((start, self.text.len()));
-        self.text.push(SEPARATOR as char);
+        if !self.dense_only {
+            self.text.push(SEPARATOR as char);
+        }
         self.dense_bounds.push((dense_start, dense.pos()));
         dense.byte(SEPARATOR);
         self.dense_len = dense.pos();
@@ -435,7 +437,7 @@ fn normalise_into<T: TextSink, O: Offsets, D: DenseSink>(
         if pos > lane {
             continue;
         }
-        // Decoded by hand: `text` is valid UTF-8, and the common case needs only the bitset
+        // Decoded by hand: `text` is valid UTF-8, and the common case needs only the table
         // index, not a `char`.
         let b0 = bytes[pos];
         let (code, len) = if b0 < 0x80 {

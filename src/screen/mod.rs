@@ -453,9 +453,10 @@ impl Engine {
 
         // Offsets in the dense encoding, to offsets in the UTF-8 normalised text.
         let utf8 = |from: usize, to: usize| {
+            let from8 = dense::utf8_offset(dense_text, from);
             (
-                dense::utf8_offset(dense_text, from),
-                dense::utf8_offset(dense_text, to),
+                from8,
+                from8 + dense::utf8_offset(&dense_text[from..], to - from),
             )
         };
         for &Raw { id, from, to, .. } in raw {

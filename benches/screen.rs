@@ -17,26 +17,15 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hyperscan::prelude::{BlockDatabase, Builder, Matching, Pattern, Patterns};
 use qunguard::screen::dense;
 use qunguard::synth::{Rng, workload};
-use qunguard::{Engine, Message, Normaliser, RuleSet, normalise};
+use qunguard::{Engine, Message, Normaliser, normalise};
 use std::hint::black_box;
 
 const MESSAGES: usize = 20_000;
 
 fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
-    // Terms the engine would reject (nothing left after normalisation) are left out up front.
-    let terms: Vec<String> = terms
-        .into_iter()
-        .filter(|t| !normalise(t).text.is_empty() && !t.contains('\n'))
-        .collect();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("terms.txt"), terms.join("\n")).unwrap();
-    std::fs::write(
-        dir.path().join("bench.toml"),
-        "category = \"bench\"\naction = \"review\"\nwords_file = \"terms.txt\"\n",
-    )
-    .unwrap();
     let t0 = std::time::Instant::now();
-    let rules = RuleSet::load_dir(dir.path()).unwrap();
+    let (terms, rules) = workload::rule_set(terms, dir.path()).unwrap();
     let engine = Engine::compile(&rules).unwrap();
     eprintln!(
         "{name}: {} terms loaded and compiled in {:?}",
@@ -182,14 +171,8 @@ fn screening(c: &mut Criterion) {
     bench_set(c, "generated_10k", workload::generated_terms(&mut rng));
     match std::env::var("QUNGUARD_BENCH_DICT") {
         Ok(path) => {
-            let text = std::fs::read_to_string(&path)
+            let terms = workload::read_terms(path.as_ref())
                 .unwrap_or_else(|e| panic!("QUNGUARD_BENCH_DICT={path}: {e}"));
-            let terms = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from)
-                .collect();
             bench_set(c, "dict", terms);
         }
         Err(_) => eprintln!(

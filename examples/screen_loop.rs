@@ -4,8 +4,8 @@
 //!
 //! `QUNGUARD_BENCH_DICT=../shared/data/sensitive-word/dict.txt cargo run --release --example
 //! screen_loop -- 60` (without the variable: the bench's 10k generated terms).
+use qunguard::Engine;
 use qunguard::synth::{Rng, workload};
-use qunguard::{Engine, RuleSet, normalise};
 
 const MESSAGES: usize = 20_000;
 
@@ -14,29 +14,14 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let terms: Vec<String> = match std::env::var("QUNGUARD_BENCH_DICT") {
-        Ok(path) => std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("QUNGUARD_BENCH_DICT={path}: {e}"))
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(String::from)
-            .collect(),
+    let terms = match std::env::var("QUNGUARD_BENCH_DICT") {
+        Ok(path) => workload::read_terms(path.as_ref())
+            .unwrap_or_else(|e| panic!("QUNGUARD_BENCH_DICT={path}: {e}")),
         Err(_) => workload::generated_terms(&mut Rng::new(1)),
     };
-    // As the bench: terms with nothing left after normalisation are left out.
-    let terms: Vec<String> = terms
-        .into_iter()
-        .filter(|t| !normalise(t).text.is_empty() && !t.contains('\n'))
-        .collect();
+    // As the bench does.
     let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(dir.path().join("terms.txt"), terms.join("\n")).expect("write terms");
-    std::fs::write(
-        dir.path().join("bench.toml"),
-        "category = \"bench\"\naction = \"review\"\nwords_file = \"terms.txt\"\n",
-    )
-    .expect("write pack");
-    let rules = RuleSet::load_dir(dir.path()).expect("rule pack");
+    let (terms, rules) = workload::rule_set(terms, dir.path()).expect("rule pack");
     let engine = Engine::compile(&rules).expect("compile");
     let (msgs, _) = workload::messages(&terms, MESSAGES, &mut Rng::new(7));
     let one = rayon::ThreadPoolBuilder::new()

@@ -202,6 +202,8 @@ mod tests {
 pub mod workload {
     use super::Rng;
     use crate::model::Message;
+    use crate::{RuleSet, normalise};
+    use std::path::Path;
 
     /// Characters of ordinary chat, so texts look like chat to the matcher's prefilters.
     const POOL: &str = "大家好明天上午九点小区开业主会请准时参加今天菜市场的青菜特别新鲜价格也便宜推荐去看请问谁\
@@ -239,6 +241,34 @@ pub mod workload {
             })
             .collect();
         (msgs, planted)
+    }
+
+    /// The terms of a term list (one a line, blank lines and `#` comments skipped), such as the
+    /// dictionary `QUNGUARD_BENCH_DICT` names.
+    pub fn read_terms(path: &Path) -> std::io::Result<Vec<String>> {
+        Ok(std::fs::read_to_string(path)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect())
+    }
+
+    /// Writes `terms` into `dir` as one pack (category `bench`, action review) and loads it.
+    /// Terms a pack would reject (nothing left after normalisation) are left out; the terms kept
+    /// come back with the rule set.
+    pub fn rule_set(terms: Vec<String>, dir: &Path) -> anyhow::Result<(Vec<String>, RuleSet)> {
+        let terms: Vec<String> = terms
+            .into_iter()
+            .filter(|t| !normalise(t).text.is_empty() && !t.contains('\n'))
+            .collect();
+        std::fs::write(dir.join("terms.txt"), terms.join("\n"))?;
+        std::fs::write(
+            dir.join("bench.toml"),
+            "category = \"bench\"\naction = \"review\"\nwords_file = \"terms.txt\"\n",
+        )?;
+        let rules = RuleSet::load_dir(dir)?;
+        Ok((terms, rules))
     }
 
     /// 10,000 random terms of 2–4 Han characters.

@@ -465,11 +465,19 @@ fn push_bytes(bytes: &[u8], out: &mut String) {
     }
 }
 
+/// What normalisation makes of `c` on its own.
+fn normalised(c: char) -> String {
+    super::normalise::normalise(c.encode_utf8(&mut [0; 4])).text
+}
+
+/// Whether `c` can occur in normalised text (the batch separator aside).
+fn can_occur(c: char) -> bool {
+    c != '\n' && normalised(c).chars().eq([c])
+}
+
 fn emit_char(c: char, out: &mut String) -> Result<(), String> {
-    let mut buf = [0; 4];
-    let written: &str = c.encode_utf8(&mut buf);
-    let normalised = super::normalise::normalise(written).text;
-    if normalised != written {
+    let normalised = normalised(c);
+    if !normalised.chars().eq([c]) {
         return Err(if normalised.is_empty() {
             format!(
                 "{c:?} never occurs in normalised text (spaces, punctuation, symbols and line \
@@ -519,11 +527,6 @@ fn emit_class(ranges: &[(u32, u32)], out: &mut String) -> Result<(), String> {
     // A class that holds no character normalised text can contain never matches, which in a
     // required position silently disables the whole pattern (`加\s+微信`): say so instead.
     // Stops at the first character that can occur, so large classes are cheap.
-    let can_occur = |c: char| {
-        let mut buf = [0; 4];
-        let written: &str = c.encode_utf8(&mut buf);
-        c != '\n' && super::normalise::normalise(written).text == written
-    };
     if !ranges
         .iter()
         .any(|&(lo, hi)| (lo..=hi).filter_map(char::from_u32).any(can_occur))

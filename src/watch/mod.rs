@@ -365,7 +365,8 @@ impl Watch {
         }
         let mut alerts = Vec::new();
         let limit = self.future_limit();
-        for ((m, s), v) in msgs.iter().zip(sigs).zip(verdicts.iter_mut()) {
+        for (i, ((m, s), v)) in msgs.iter().zip(sigs).zip(verdicts.iter_mut()).enumerate() {
+            self.prefetch(sigs, i);
             let ts = self.event_time(m.ts, limit);
             self.advance(ts, out);
             // Sweeping on event time, message by message, keeps the results independent of
@@ -386,6 +387,26 @@ impl Watch {
                 let c = mx.watch_evictions.with_label_values(&[map]);
                 c.inc_by(evicted.saturating_sub(c.get()));
             }
+        }
+    }
+
+    /// Most of the watch's time is the first touch of a message's group, member and sender
+    /// entries (cache misses in maps of up to a million entries). The batch's keys are known
+    /// up front, so fetch the index words some messages ahead and the entries they point to
+    /// a few messages later, while the messages in between are observed.
+    #[inline]
+    fn prefetch(&self, sigs: &[Signature], i: usize) {
+        const INDEX_AHEAD: usize = 16;
+        const ENTRY_AHEAD: usize = 8;
+        if let Some(a) = sigs.get(i + INDEX_AHEAD) {
+            self.groups.prefetch(a.group);
+            self.members.prefetch(pair(a.sender, a.group));
+            self.senders.prefetch(a.sender);
+        }
+        if let Some(a) = sigs.get(i + ENTRY_AHEAD) {
+            self.groups.prefetch_entry(a.group);
+            self.members.prefetch_entry(pair(a.sender, a.group));
+            self.senders.prefetch_entry(a.sender);
         }
     }
 

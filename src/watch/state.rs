@@ -1,6 +1,5 @@
 //! Bounded state: LRU maps keyed by 64-bit hashes, and event-time decay.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
 /// A stable 64-bit hash of an id: the same on every run and instance, so replays are
@@ -65,12 +64,19 @@ impl Hasher for PreHasher {
 /// A map with a hard cap that counts its evictions; past the cap it evicts an entry not used
 /// recently (CLOCK, the page-cache approximation of LRU).
 ///
-/// Entries live in one slab (a `Vec`) with a `u64 → slot` index beside it: no allocation per
-/// entry and no per-entry pointers, which matters at a million members. CLOCK rather than an
-/// exact LRU list because a lookup then writes only its own slot: an LRU list also rewrites
-/// both neighbours, two more cache misses per lookup in a map of a million entries.
+/// Entries live in one slab (a `Vec`) with an open-addressed `key → slot` index beside it: no
+/// allocation per entry and no per-entry pointers, which matters at a million members. CLOCK
+/// rather than an exact LRU list because a lookup then writes only its own slot: an LRU list
+/// also rewrites both neighbours, two more cache misses per lookup in a map of a million
+/// entries.
+///
+/// The index is ours rather than a `HashMap` so that a caller who knows its next keys can
+/// [`prefetch`](Bounded::prefetch) them: at a million entries every first touch of a member is
+/// a cache miss, and the watch knows a whole batch of keys in advance. Each index word holds
+/// the slot and 32 bits of the key's hash, so a probe rarely touches a slot that is not the
+/// one sought, and a missing key (the common case for new members) touches no slot at all.
 pub struct Bounded<V> {
-    index: HashMap<u64, u32, PreHashed>,
+    index: Index,
     slots: Vec<Slot<V>>,
     cap: usize,
     hand: usize,
@@ -84,19 +90,118 @@ struct Slot<V> {
     val: V,
 }
 
+/// Linear probing over words `tag << 32 | (slot + 1)` (0 = empty), where `tag` is the high
+/// half of the mixed key and the home position its low bits: growing needs no slot reads.
+/// At most half full; deletion shifts later entries back (no tombstones), so probe sequences
+/// stay short however many evictions there are.
+struct Index {
+    words: Vec<u64>,
+    mask: usize,
+    len: usize,
+}
+
+#[inline]
+fn tag_of(k: u64) -> u32 {
+    (mix(k ^ 0x5851_F42D_4C95_7F2D) >> 32) as u32
+}
+
+impl Index {
+    fn new() -> Index {
+        Index {
+            words: vec![0; 16],
+            mask: 15,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn home(&self, tag: u32) -> usize {
+        tag as usize & self.mask
+    }
+
+    /// The position of `k`'s word, or of the empty word where it would go.
+    #[inline]
+    fn probe<V>(&self, k: u64, slots: &[Slot<V>]) -> (usize, Option<u32>) {
+        let tag = tag_of(k);
+        let mut pos = self.home(tag);
+        loop {
+            let w = self.words[pos];
+            if w == 0 {
+                return (pos, None);
+            }
+            if (w >> 32) as u32 == tag {
+                let slot = (w as u32) - 1;
+                if slots[slot as usize].key == k {
+                    return (pos, Some(slot));
+                }
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// Puts `k → slot` at `pos`, an empty word from [`Index::probe`]; grows past half full.
+    fn insert_at(&mut self, pos: usize, k: u64, slot: u32) {
+        self.words[pos] = u64::from(tag_of(k)) << 32 | u64::from(slot + 1);
+        self.len += 1;
+        if self.len * 2 > self.words.len() {
+            self.grow();
+        }
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::replace(&mut self.words, vec![0; (self.mask + 1) * 2]);
+        self.mask = self.words.len() - 1;
+        for w in old.into_iter().filter(|&w| w != 0) {
+            let mut pos = self.home((w >> 32) as u32);
+            while self.words[pos] != 0 {
+                pos = (pos + 1) & self.mask;
+            }
+            self.words[pos] = w;
+        }
+    }
+
+    /// Empties the word at `pos`, moving later words of the probe run back into the gap
+    /// (Knuth's algorithm R) so every remaining key stays reachable from its home.
+    fn remove_at(&mut self, mut pos: usize) {
+        self.words[pos] = 0;
+        self.len -= 1;
+        let mut j = pos;
+        loop {
+            j = (j + 1) & self.mask;
+            let w = self.words[j];
+            if w == 0 {
+                return;
+            }
+            let home = self.home((w >> 32) as u32);
+            // The word may stay when its home lies cyclically in (pos, j].
+            let stays = if pos <= j {
+                pos < home && home <= j
+            } else {
+                pos < home || home <= j
+            };
+            if !stays {
+                self.words[pos] = w;
+                self.words[j] = 0;
+                pos = j;
+            }
+        }
+    }
+}
+
 impl<V> Bounded<V> {
     pub fn new(cap: usize) -> Self {
         Bounded {
-            index: HashMap::with_hasher(PreHashed),
+            index: Index::new(),
             slots: Vec::new(),
-            cap: cap.clamp(1, u32::MAX as usize),
+            cap: cap.clamp(1, u32::MAX as usize - 1),
             hand: 0,
             evicted: 0,
         }
     }
 
-    /// Stores `val` under `k`, evicting if full; returns its slot.
-    fn insert(&mut self, k: u64, val: V) -> u32 {
+    /// Stores `val` under `k`, whose empty index word is at `pos`, evicting if full; returns
+    /// its slot.
+    fn insert(&mut self, mut pos: usize, k: u64, val: V) -> u32 {
         let i = if self.slots.len() < self.cap {
             self.slots.push(Slot {
                 key: k,
@@ -112,23 +217,28 @@ impl<V> Bounded<V> {
             }
             let i = self.hand;
             self.hand = (self.hand + 1) % self.slots.len();
+            let old = self.slots[i].key;
+            let (old_pos, found) = self.index.probe(old, &self.slots);
+            debug_assert!(found == Some(i as u32));
+            self.index.remove_at(old_pos);
             let s = &mut self.slots[i];
-            self.index.remove(&s.key);
             s.key = k;
             s.used = true;
             s.val = val;
             self.evicted += 1;
+            // The removal may have moved words: find the free word for `k` again.
+            pos = self.index.probe(k, &self.slots).0;
             i
         };
-        self.index.insert(k, i as u32);
+        self.index.insert_at(pos, k, i as u32);
         i as u32
     }
 
     /// The entry for `k`, created with `init` (evicting one if full).
     pub fn entry(&mut self, k: u64, init: impl FnOnce() -> V) -> &mut V {
-        let i = match self.index.get(&k) {
-            Some(&i) => i,
-            None => self.insert(k, init()),
+        let i = match self.index.probe(k, &self.slots) {
+            (_, Some(i)) => i,
+            (pos, None) => self.insert(pos, k, init()),
         };
         let s = &mut self.slots[i as usize];
         s.used = true;
@@ -136,7 +246,7 @@ impl<V> Bounded<V> {
     }
 
     pub fn get_mut(&mut self, k: u64) -> Option<&mut V> {
-        let i = *self.index.get(&k)?;
+        let i = self.index.probe(k, &self.slots).1?;
         let s = &mut self.slots[i as usize];
         s.used = true;
         Some(&mut s.val)
@@ -144,20 +254,46 @@ impl<V> Bounded<V> {
 
     /// Looks without marking the entry used.
     pub fn peek_mut(&mut self, k: u64) -> Option<&mut V> {
-        let i = *self.index.get(&k)?;
+        let i = self.index.probe(k, &self.slots).1?;
         Some(&mut self.slots[i as usize].val)
     }
 
     pub fn put(&mut self, k: u64, v: V) {
-        match self.index.get(&k) {
-            Some(&i) => {
+        match self.index.probe(k, &self.slots) {
+            (_, Some(i)) => {
                 let s = &mut self.slots[i as usize];
                 s.val = v;
                 s.used = true;
             }
-            None => {
-                self.insert(k, v);
+            (pos, None) => {
+                self.insert(pos, k, v);
             }
+        }
+    }
+
+    /// Hints the CPU to fetch `k`'s index word: call it a few keys ahead of the lookup.
+    #[inline]
+    pub fn prefetch(&self, k: u64) {
+        prefetch(&self.index.words[self.index.home(tag_of(k))]);
+    }
+
+    /// Hints the CPU to fetch `k`'s entry, if it has one (reads its index word, so call
+    /// [`Bounded::prefetch`] for `k` some keys earlier).
+    #[inline]
+    pub fn prefetch_entry(&self, k: u64) {
+        let tag = tag_of(k);
+        let mut pos = self.index.home(tag);
+        // Only the first few words: a longer run is rare, and this is only a hint.
+        for _ in 0..4 {
+            let w = self.index.words[pos];
+            if w == 0 {
+                return;
+            }
+            if (w >> 32) as u32 == tag {
+                prefetch(&self.slots[(w as u32 - 1) as usize]);
+                return;
+            }
+            pos = (pos + 1) & self.index.mask;
         }
     }
 
@@ -169,6 +305,20 @@ impl<V> Bounded<V> {
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&u64, &mut V)> {
         self.slots.iter_mut().map(|s| (&s.key, &mut s.val))
     }
+}
+
+/// Hints the CPU to fetch the cache line holding `x`.
+#[inline(always)]
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch of a live reference's
+        // address never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
 }
 
 /// The factor by which a quantity with half-life `half_life_ms` shrinks over `dt_ms`.
@@ -219,6 +369,96 @@ mod tests {
         // Every insertion either still holds a slot or was counted as an eviction.
         assert_eq!(inserted, m.evicted + m.len() as u64);
         assert!(m.evicted > 0);
+    }
+
+    /// The CLOCK map as it was with a `HashMap` index: the new index must keep every
+    /// observable behaviour (what is found, what is evicted, in which order).
+    struct Model {
+        index: std::collections::HashMap<u64, usize>,
+        slots: Vec<(u64, bool, u64)>,
+        cap: usize,
+        hand: usize,
+        evicted: u64,
+    }
+
+    impl Model {
+        fn entry(&mut self, k: u64, v: u64) -> &mut u64 {
+            let i = match self.index.get(&k) {
+                Some(&i) => i,
+                None if self.slots.len() < self.cap => {
+                    self.slots.push((k, true, v));
+                    self.index.insert(k, self.slots.len() - 1);
+                    self.slots.len() - 1
+                }
+                None => {
+                    while self.slots[self.hand].1 {
+                        self.slots[self.hand].1 = false;
+                        self.hand = (self.hand + 1) % self.slots.len();
+                    }
+                    let i = self.hand;
+                    self.hand = (self.hand + 1) % self.slots.len();
+                    self.index.remove(&self.slots[i].0);
+                    self.slots[i] = (k, true, v);
+                    self.index.insert(k, i);
+                    self.evicted += 1;
+                    i
+                }
+            };
+            self.slots[i].1 = true;
+            &mut self.slots[i].2
+        }
+    }
+
+    #[test]
+    fn bounded_map_behaves_like_a_hash_map_with_clock_eviction() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for cap in [1usize, 2, 7, 64, 1000] {
+            let mut m = Bounded::new(cap);
+            let mut model = Model {
+                index: Default::default(),
+                slots: Vec::new(),
+                cap,
+                hand: 0,
+                evicted: 0,
+            };
+            for step in 0..50_000u64 {
+                // Keys from a range a few times the cap, so there are hits, misses and
+                // evictions; some keys share their low bits to lengthen probe runs.
+                let k = next(cap as u64 * 3 + 5) << (next(2) * 40);
+                match next(4) {
+                    0 => {
+                        let got = m.peek_mut(k).copied();
+                        let want = model.index.get(&k).map(|&i| model.slots[i].2);
+                        assert_eq!(got, want, "peek {k} at step {step}, cap {cap}");
+                    }
+                    1 => {
+                        let got = m.get_mut(k).copied();
+                        let want = model.index.get(&k).map(|&i| {
+                            model.slots[i].1 = true;
+                            model.slots[i].2
+                        });
+                        assert_eq!(got, want, "get {k} at step {step}, cap {cap}");
+                    }
+                    _ => {
+                        *m.entry(k, || step) += 1;
+                        *model.entry(k, step) += 1;
+                    }
+                }
+                assert_eq!((m.len(), m.evicted), (model.slots.len(), model.evicted));
+            }
+            let mut got: Vec<(u64, u64)> = m.iter_mut().map(|(k, v)| (*k, *v)).collect();
+            let mut want: Vec<(u64, u64)> = model.slots.iter().map(|s| (s.0, s.2)).collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "cap {cap}");
+            assert!(m.index.len == m.len() && m.index.len * 2 <= m.index.words.len());
+        }
     }
 
     #[test]

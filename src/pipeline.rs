@@ -420,7 +420,10 @@ impl Finish {
                 Output::Review(_) => OutputKind::Review,
             };
             if let Some(alert_kind) = o.alert_kind() {
-                self.metrics.alerts.with_label_values(&[alert_kind]).inc();
+                self.metrics
+                    .alerts
+                    .with_label_values(&[alert_kind.name()])
+                    .inc();
             }
             records.push(OutRecord {
                 kind,

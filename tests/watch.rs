@@ -126,7 +126,7 @@ fn a_quarrel_gives_one_merged_alert_then_its_resolution_and_incident_mode_in_bet
     let q = alerts(&out, "quarrel");
     let ids: BTreeSet<_> = q.iter().map(|a| a.alert_id.as_str()).collect();
     assert_eq!(ids.len(), 1, "one merged quarrel alert: {q:#?}");
-    let statuses: Vec<_> = q.iter().map(|a| a.status.as_str()).collect();
+    let statuses: Vec<_> = q.iter().map(|a| a.status.name()).collect();
     assert_eq!(statuses.first(), Some(&"open"));
     assert_eq!(statuses.last(), Some(&"resolved"));
     assert_eq!(statuses.iter().filter(|s| **s == "open").count(), 1);

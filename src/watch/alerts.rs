@@ -3,27 +3,106 @@
 
 use super::config::AlertsConfig;
 use super::state::{PreHashed, key_of};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// Alert kinds, the `kind` label of `qunguard_alerts_total`.
-pub const ALERT_KINDS: &[&str] = &[
-    "message_spike",
-    "violation_spike",
-    "city_violation_spike",
-    "quarrel",
-    "flood",
-];
+/// What an alert is about. Declared in the alphabetical order of the names: sorting by kind
+/// orders the records an event-time sweep emits, and must order them as the names do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A city-wide category's violation rate over its baseline (`city/CATEGORY`).
+    CityViolationSpike,
+    /// One text (near-duplicates) posted into many groups.
+    Flood,
+    /// A group's message rate over its baseline.
+    MessageSpike,
+    /// Abuse among several members of one group in a short window.
+    Quarrel,
+    /// A group's violation rate in one category over its baseline (`GROUP/CATEGORY`).
+    ViolationSpike,
+}
+
+impl AlertKind {
+    /// Every kind.
+    pub const ALL: [AlertKind; 5] = [
+        AlertKind::CityViolationSpike,
+        AlertKind::Flood,
+        AlertKind::MessageSpike,
+        AlertKind::Quarrel,
+        AlertKind::ViolationSpike,
+    ];
+}
+
+/// The names of [`AlertKind::ALL`], the `kind` label of `qunguard_alerts_total`.
+pub const ALERT_KINDS: &[&str] = &{
+    let mut names = [""; AlertKind::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = AlertKind::ALL[i].name();
+        i += 1;
+    }
+    names
+};
+
+/// Where an alert is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// It just opened.
+    Open,
+    /// It grew (rate-capped by `alerts.update_secs`).
+    Update,
+    /// Its condition ended; the key is in cooldown.
+    Resolved,
+}
+
+/// How far over its threshold an alert got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Below 1.5× the threshold.
+    Warning,
+    /// At least 1.5× the threshold.
+    High,
+    /// At least 3× the threshold.
+    Critical,
+}
+
+macro_rules! names {
+    ($t:ty: $($v:ident => $s:literal),+) => {
+        impl $t {
+            /// The name in records.
+            pub const fn name(self) -> &'static str {
+                match self { $(<$t>::$v => $s),+ }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.name() == *other
+            }
+        }
+    };
+}
+names!(AlertKind: CityViolationSpike => "city_violation_spike", Flood => "flood",
+    MessageSpike => "message_spike", Quarrel => "quarrel", ViolationSpike => "violation_spike");
+names!(AlertStatus: Open => "open", Update => "update", Resolved => "resolved");
+names!(Severity: Warning => "warning", High => "high", Critical => "critical");
 
 /// An alert record on the alerts topic (see README "Alerts").
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Alert {
     /// Stable for the alert's whole life: `KIND:KEY:STARTED_TS`.
     pub alert_id: String,
-    /// One of [`ALERT_KINDS`].
-    pub kind: String,
+    /// What it is about.
+    pub kind: AlertKind,
     /// `open`, `update` (it grew) or `resolved`.
-    pub status: String,
+    pub status: AlertStatus,
     /// What the alert is about: a group id, `GROUP/CATEGORY`, `city/CATEGORY`, or a flood's
     /// fingerprint.
     pub key: String,
@@ -42,7 +121,7 @@ pub struct Alert {
     /// The level `observed` had to reach.
     pub threshold: f64,
     /// `warning`, `high` or `critical` (observed ≥ 1.5× / 3× the threshold).
-    pub severity: String,
+    pub severity: Severity,
     /// The largest `observed` so far.
     pub peak: f64,
     /// Distinct members involved (quarrels) or groups reached (floods), when known.
@@ -63,7 +142,7 @@ pub struct Alert {
 
 /// What a detector saw; the manager decides whether it opens, updates or is suppressed.
 pub struct Observation {
-    pub kind: &'static str,
+    pub kind: AlertKind,
     pub key: String,
     pub group_id: Option<String>,
     pub category: Option<String>,
@@ -99,18 +178,18 @@ pub struct Alerts {
     cfg: AlertsConfig,
     cap: usize,
     /// Keyed by kind and a hash of the key (lookups happen for every message; no allocation).
-    open: HashMap<(&'static str, u64), Open, PreHashed>,
-    cooldown: HashMap<(&'static str, u64), i64, PreHashed>,
+    open: HashMap<(AlertKind, u64), Open, PreHashed>,
+    cooldown: HashMap<(AlertKind, u64), i64, PreHashed>,
 }
 
-fn severity(observed: f64, threshold: f64) -> &'static str {
+fn severity(observed: f64, threshold: f64) -> Severity {
     let r = observed / threshold.max(1e-9);
     if r >= 3.0 {
-        "critical"
+        Severity::Critical
     } else if r >= 1.5 {
-        "high"
+        Severity::High
     } else {
-        "warning"
+        Severity::Warning
     }
 }
 
@@ -129,13 +208,13 @@ impl Alerts {
     }
 
     /// Whether an alert is open; `key` is the alert key hashed by [`key_of`].
-    pub fn is_open(&self, kind: &'static str, key: u64) -> bool {
+    pub fn is_open(&self, kind: AlertKind, key: u64) -> bool {
         !self.open.is_empty() && self.open.contains_key(&(kind, key))
     }
 
     /// Marks activity on an open alert without a new observation (keeps it from resolving).
     /// `key` is the alert key hashed by [`key_of`].
-    pub fn touch(&mut self, kind: &'static str, key: u64, ts: i64) {
+    pub fn touch(&mut self, kind: AlertKind, key: u64, ts: i64) {
         if let Some(o) = self.open.get_mut(&(kind, key)) {
             o.last_activity = o.last_activity.max(ts);
         }
@@ -146,13 +225,7 @@ impl Alerts {
     /// update just notes the activity and level, a key in cooldown is suppressed. `None`: call
     /// [`Alerts::observe`].
     /// `key` is the alert key hashed by [`key_of`].
-    pub fn settle(
-        &mut self,
-        kind: &'static str,
-        key: u64,
-        ts: i64,
-        observed: f64,
-    ) -> Option<Outcome> {
+    pub fn settle(&mut self, kind: AlertKind, key: u64, ts: i64, observed: f64) -> Option<Outcome> {
         let k = (kind, key);
         if let Some(o) = self.open.get_mut(&k) {
             let due = ts - o.last_emit >= self.cfg.update_secs as i64 * 1000;
@@ -198,8 +271,8 @@ impl Alerts {
             let due = ts - o.last_emit >= self.cfg.update_secs as i64 * 1000;
             if due && ob.observed > o.emitted_observed {
                 a.updates += 1;
-                a.status = "update".into();
-                a.severity = severity(a.peak, a.threshold).into();
+                a.status = AlertStatus::Update;
+                a.severity = severity(a.peak, a.threshold);
                 a.ts = ts;
                 o.last_emit = ts;
                 o.emitted_observed = ob.observed;
@@ -215,8 +288,8 @@ impl Alerts {
         samples.truncate(samples_cap);
         let alert = Alert {
             alert_id: format!("{}:{}:{ts}", ob.kind, ob.key),
-            kind: ob.kind.into(),
-            status: "open".into(),
+            kind: ob.kind,
+            status: AlertStatus::Open,
             key: ob.key,
             group_id: ob.group_id,
             category: ob.category,
@@ -224,7 +297,7 @@ impl Alerts {
             observed: ob.observed,
             baseline: ob.baseline,
             threshold: ob.threshold,
-            severity: severity(ob.observed, ob.threshold).into(),
+            severity: severity(ob.observed, ob.threshold),
             peak: ob.observed,
             members: ob.members,
             samples,
@@ -249,7 +322,7 @@ impl Alerts {
     /// Closes an open alert with a `resolved` record; returns it (None if none was open).
     pub fn resolve(
         &mut self,
-        kind: &'static str,
+        kind: AlertKind,
         key: &str,
         ts: i64,
         observed: f64,
@@ -258,7 +331,7 @@ impl Alerts {
         let k = (kind, key_of(key));
         let o = self.open.remove(&k)?;
         let mut a = o.alert;
-        a.status = "resolved".into();
+        a.status = AlertStatus::Resolved;
         a.observed = observed;
         a.ts = ts.max(a.started_ts);
         out.push(a.clone());
@@ -269,7 +342,7 @@ impl Alerts {
 
     /// Open alerts of `kinds` with no activity since `before` (quarrels and floods that went
     /// quiet).
-    pub fn quiet(&self, kinds: &[&str], before: i64) -> Vec<(&'static str, String)> {
+    pub fn quiet(&self, kinds: &[AlertKind], before: i64) -> Vec<(AlertKind, String)> {
         let mut v: Vec<_> = self
             .open
             .iter()
@@ -281,7 +354,7 @@ impl Alerts {
     }
 
     /// Open alerts of `kind`, sorted.
-    pub fn open_of(&self, kind: &str) -> Vec<String> {
+    pub fn open_of(&self, kind: AlertKind) -> Vec<String> {
         let mut v: Vec<String> = self
             .open
             .iter()
@@ -304,7 +377,7 @@ mod tests {
 
     fn ob(observed: f64) -> Observation {
         Observation {
-            kind: "quarrel",
+            kind: AlertKind::Quarrel,
             key: "g1".into(),
             group_id: Some("g1".into()),
             category: None,
@@ -336,7 +409,10 @@ mod tests {
         }
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].severity, "high");
-        assert!(a.resolve("quarrel", "g1", 400 * s, 0.0, &mut out).is_some());
+        assert!(
+            a.resolve(AlertKind::Quarrel, "g1", 400 * s, 0.0, &mut out)
+                .is_some()
+        );
         assert_eq!(out.last().unwrap().status, "resolved");
         assert_eq!(out.last().unwrap().peak, 20.0);
         let ids: std::collections::HashSet<_> = out.iter().map(|a| a.alert_id.clone()).collect();

@@ -18,7 +18,7 @@ mod scorecard;
 mod spike;
 mod state;
 
-pub use alerts::{ALERT_KINDS, Alert};
+pub use alerts::{ALERT_KINDS, Alert, AlertKind, AlertStatus, Severity};
 pub use config::*;
 pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
 pub use scorecard::Scorecard;
@@ -72,9 +72,9 @@ impl Output {
     }
 
     /// The alert kind, for alerts that just opened (the `qunguard_alerts_total` count).
-    pub fn alert_kind(&self) -> Option<&str> {
+    pub fn alert_kind(&self) -> Option<AlertKind> {
         match self {
-            Output::Alert(a) if a.status == "open" => Some(&a.kind),
+            Output::Alert(a) if a.status == AlertStatus::Open => Some(a.kind),
             _ => None,
         }
     }
@@ -751,7 +751,7 @@ impl Watch {
         {
             // A post to an open flood keeps it open even below the alert threshold.
             let hash = c.alert_hash();
-            self.alerts.touch("flood", hash, ts);
+            self.alerts.touch(AlertKind::Flood, hash, ts);
         }
     }
 
@@ -764,11 +764,11 @@ impl Watch {
         alerts: &mut Vec<Alert>,
     ) {
         let pm = self.spike_params(self.cfg.spike.min_messages);
-        let alerting = self.alerts.is_open("message_spike", s.group);
+        let alerting = self.alerts.is_open(AlertKind::MessageSpike, s.group);
         let g = self.groups.peek_mut(s.group).expect("entry made above");
         let step = g.rate.count_one(ts, &pm, alerting);
         let key = Spike {
-            kind: "message_spike",
+            kind: AlertKind::MessageSpike,
             key: &m.group_id,
             hash: s.group,
             group: Some(s.group),
@@ -780,9 +780,9 @@ impl Watch {
             let cat = self.categories[c as usize].clone();
             for city in [false, true] {
                 let (kind, key) = if city {
-                    ("city_violation_spike", format!("city/{cat}"))
+                    (AlertKind::CityViolationSpike, format!("city/{cat}"))
                 } else {
-                    ("violation_spike", format!("{}/{cat}", m.group_id))
+                    (AlertKind::ViolationSpike, format!("{}/{cat}", m.group_id))
                 };
                 let hash = key_of(&key);
                 let alerting = self.alerts.is_open(kind, hash);
@@ -864,7 +864,9 @@ impl Watch {
         let n = g.abuse.len();
         if n >= q.min_messages
             && members.len() >= q.min_members
-            && self.settled("quarrel", s.group, ts, n as f64).is_none()
+            && self
+                .settled(AlertKind::Quarrel, s.group, ts, n as f64)
+                .is_none()
         {
             let g = self.groups.peek_mut(s.group).expect("entry made above");
             let samples = g
@@ -876,7 +878,7 @@ impl Watch {
                 .map(|a| a.id.to_string())
                 .collect();
             let ob = Observation {
-                kind: "quarrel",
+                kind: AlertKind::Quarrel,
                 key: m.group_id.to_string(),
                 group_id: Some(m.group_id.to_string()),
                 category: None,
@@ -893,7 +895,7 @@ impl Watch {
             }
         } else {
             // Abuse keeps an open quarrel from resolving, even below the thresholds.
-            self.alerts.touch("quarrel", s.group, ts);
+            self.alerts.touch(AlertKind::Quarrel, s.group, ts);
         }
     }
 
@@ -906,12 +908,12 @@ impl Watch {
             return;
         };
         let hash = c.alert_hash();
-        let outcome = match self.settled("flood", hash, ts, groups as f64) {
+        let outcome = match self.settled(AlertKind::Flood, hash, ts, groups as f64) {
             Some(o) => o,
             None => {
                 let c = self.floods.cluster(cluster).expect("looked up above");
                 let ob = Observation {
-                    kind: "flood",
+                    kind: AlertKind::Flood,
                     key: c.alert_key(),
                     group_id: None,
                     category: None,
@@ -948,7 +950,7 @@ impl Watch {
 
     /// [`Alerts::settle`], counting suppressions: `None` means an observation is needed.
     /// `key` is the alert key hashed by [`key_of`] (a group's is its signature's `group`).
-    fn settled(&mut self, kind: &'static str, key: u64, ts: i64, observed: f64) -> Option<Outcome> {
+    fn settled(&mut self, kind: AlertKind, key: u64, ts: i64, observed: f64) -> Option<Outcome> {
         let o = self.alerts.settle(kind, key, ts, observed)?;
         if o == Outcome::Suppressed {
             self.suppressed(kind);
@@ -956,10 +958,10 @@ impl Watch {
         Some(o)
     }
 
-    fn suppressed(&mut self, kind: &'static str) {
+    fn suppressed(&mut self, kind: AlertKind) {
         self.stats.alerts_suppressed += 1;
         if let Some(mx) = &self.metrics {
-            mx.alerts_suppressed.with_label_values(&[kind]).inc();
+            mx.alerts_suppressed.with_label_values(&[kind.name()]).inc();
         }
     }
 
@@ -1002,9 +1004,12 @@ impl Watch {
     fn sweep(&mut self, alerts: &mut Vec<Alert>) {
         let now = self.watermark;
         let quiet = now - self.cfg.alerts.quiet_secs as i64 * 1000;
-        for (kind, key) in self.alerts.quiet(&["quarrel", "flood"], quiet) {
+        for (kind, key) in self
+            .alerts
+            .quiet(&[AlertKind::Quarrel, AlertKind::Flood], quiet)
+        {
             self.alerts.resolve(kind, &key, now, 0.0, alerts);
-            if kind == "quarrel" {
+            if kind == AlertKind::Quarrel {
                 self.incident(key_of(&key), -1);
             } else {
                 for g in self.flood_groups.remove(&key_of(&key)).unwrap_or_default() {
@@ -1012,8 +1017,12 @@ impl Watch {
                 }
             }
         }
-        for kind in ["message_spike", "violation_spike", "city_violation_spike"] {
-            let min = if kind == "message_spike" {
+        for kind in [
+            AlertKind::MessageSpike,
+            AlertKind::ViolationSpike,
+            AlertKind::CityViolationSpike,
+        ] {
+            let min = if kind == AlertKind::MessageSpike {
                 self.cfg.spike.min_messages
             } else {
                 self.cfg.spike.min_violations
@@ -1021,13 +1030,15 @@ impl Watch {
             let p = self.spike_params(min);
             for key in self.alerts.open_of(kind) {
                 let b = match kind {
-                    "message_spike" => self.groups.peek_mut(key_of(&key)).map(|g| &mut g.rate),
+                    AlertKind::MessageSpike => {
+                        self.groups.peek_mut(key_of(&key)).map(|g| &mut g.rate)
+                    }
                     _ => {
                         let (scope, cat) = key.rsplit_once('/').expect("KEY/CATEGORY");
                         let Some(c) = self.categories.iter().position(|k| **k == *cat) else {
                             continue;
                         };
-                        if kind == "city_violation_spike" {
+                        if kind == AlertKind::CityViolationSpike {
                             self.city.get_mut(c)
                         } else {
                             self.group_cats.peek_mut(pair(key_of(scope), c as u64 + 1))
@@ -1077,7 +1088,7 @@ impl Watch {
 
 /// Which spike alert a baseline feeds.
 struct Spike<'a> {
-    kind: &'static str,
+    kind: AlertKind,
     key: &'a str,
     /// `key_of(key)`.
     hash: u64,

@@ -378,10 +378,98 @@ fn serve_one(stream: std::net::TcpStream, metrics: &Metrics) -> std::io::Result<
     stream.flush()
 }
 
+/// Publishes what a [`crate::watch::Watch`] counted. The watch only keeps cumulative
+/// [`WatchStats`](crate::watch::WatchStats) (so it runs the same in `scan`, tests and the
+/// pipeline, none of which need a registry); after each batch the pipeline hands it here and
+/// the growth since the last call becomes counter increments.
+#[derive(Default)]
+pub struct WatchPublisher {
+    last: crate::watch::WatchStats,
+}
+
+impl WatchPublisher {
+    /// Counts the growth of `w`'s stats since the last call and sets its gauges.
+    pub fn publish(&mut self, m: &Metrics, w: &crate::watch::Watch) {
+        let now = w.stats();
+        let grown = |new: u64, old: Option<&u64>| new.saturating_sub(old.copied().unwrap_or(0));
+        for (code, &n) in &now.reasons {
+            let d = grown(n, self.last.reasons.get(code));
+            if d > 0 {
+                m.verdict_reasons.with_label_values(&[code]).inc_by(d);
+            }
+        }
+        for (kind, &n) in &now.suppressed_by_kind {
+            let d = grown(n, self.last.suppressed_by_kind.get(kind));
+            if d > 0 {
+                m.alerts_suppressed
+                    .with_label_values(&[kind.name()])
+                    .inc_by(d);
+            }
+        }
+        for (outcome, &n) in &now.reports {
+            let d = grown(n, self.last.reports.get(outcome));
+            if d > 0 {
+                m.reports.with_label_values(&[outcome]).inc_by(d);
+            }
+        }
+        m.removals_recommended
+            .inc_by(now.removals.saturating_sub(self.last.removals));
+        m.future_timestamps.inc_by(
+            now.future_timestamps
+                .saturating_sub(self.last.future_timestamps),
+        );
+        m.alerts_open.set(w.open_alerts() as i64);
+        for (map, n, evicted) in w.sizes() {
+            m.watch_entries.with_label_values(&[map]).set(n as i64);
+            let c = m.watch_evictions.with_label_values(&[map]);
+            c.inc_by(evicted.saturating_sub(c.get()));
+        }
+        self.last = now.clone();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn watch_counts_are_published_as_their_growth() {
+        use crate::model::Message;
+        use crate::watch::{Watch, WatchConfig};
+        let m = Metrics::new(&["ads"], crate::watch::ALERT_KINDS, crate::watch::REASONS);
+        let mut w = Watch::new(WatchConfig::default()).with_clock(|| i64::MAX / 4);
+        let mut p = WatchPublisher::default();
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules");
+        let engine = crate::Engine::compile(&crate::RuleSet::load_dir(&rules).unwrap()).unwrap();
+        // One member posting far over the per-member rate: rate_limit reasons.
+        let msgs: Vec<Message> = (0..100)
+            .map(|i| Message {
+                id: format!("m{i}").into(),
+                group_id: "g1".into(),
+                sender_id: "u1".into(),
+                ts: 1_000 + i,
+                text: format!("第{i}条消息，内容各不相同"),
+            })
+            .collect();
+        let reasons = |m: &Metrics| m.verdict_reasons.with_label_values(&["rate_limit"]).get();
+        let mut seen = Vec::new();
+        for batch in msgs.chunks(50) {
+            let (mut vs, sigs) = w.screen(&engine, batch);
+            w.observe(batch, &sigs, &mut vs, &mut Vec::new());
+            p.publish(&m, &w);
+            p.publish(&m, &w); // nothing grew since: nothing counted twice
+            seen.push(reasons(&m));
+        }
+        let want = w.stats().reasons["rate_limit"];
+        assert!(seen[0] > 0 && seen[0] < want, "{seen:?}");
+        assert_eq!(seen[1], want);
+        assert_eq!(
+            m.watch_entries.with_label_values(&["members"]).get(),
+            1,
+            "one member"
+        );
+    }
 
     #[test]
     fn endpoint_serves_prometheus_text() {

@@ -260,6 +260,7 @@ struct Stage {
 /// runs on a thread of its own, so the watch of one batch overlaps screening of the next.
 struct Finish {
     watch: Option<Watch>,
+    publisher: crate::metrics::WatchPublisher,
     cfg: Config,
     metrics: Metrics,
     verdict_counters: [prometheus::IntCounter; 3],
@@ -362,6 +363,7 @@ impl Finish {
             for r in reports {
                 w.report(r, &mut outs);
             }
+            self.publisher.publish(&self.metrics, w);
         }
         let max_hits = self.cfg.pipeline.max_hits;
         for v in &mut verdicts {
@@ -584,9 +586,7 @@ pub fn run(
         metrics.verdicts.with_label_values(&["review"]),
         metrics.verdicts.with_label_values(&["block"]),
     ];
-    let watch = cfg
-        .watch_enabled()
-        .then(|| Watch::new(cfg.watch.clone()).with_metrics(metrics.clone()));
+    let watch = cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone()));
     let stage = Stage {
         engine,
         fingerprinter: watch.as_ref().map(Watch::fingerprinter),
@@ -594,6 +594,7 @@ pub fn run(
     };
     let mut finish = Finish {
         watch,
+        publisher: Default::default(),
         cfg: cfg.clone(),
         metrics: metrics.clone(),
         verdict_counters,

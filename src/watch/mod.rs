@@ -23,7 +23,6 @@ pub use config::*;
 pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
 pub use scorecard::Scorecard;
 
-use crate::metrics::Metrics;
 use crate::model::{Action, MatchKind, Message, Reason, Recommendation, Verdict};
 use crate::screen::Engine;
 use alerts::{Alerts, Observation, Outcome};
@@ -203,6 +202,8 @@ pub struct WatchStats {
     pub alerts_opened: HashMap<String, u64>,
     /// Alerts suppressed (cooldown or cap).
     pub alerts_suppressed: u64,
+    /// The same, by kind.
+    pub suppressed_by_kind: HashMap<AlertKind, u64>,
     /// Verdicts carrying a removal recommendation, and members who crossed the threshold.
     pub recommendations: u64,
     pub removals: u64,
@@ -233,7 +234,6 @@ pub struct Watch {
     watermark: i64,
     next_sweep: i64,
     period: Option<i64>,
-    metrics: Option<Metrics>,
     stats: WatchStats,
     /// Wall clock in ms since the epoch, for the future-timestamp guard only.
     clock: fn() -> i64,
@@ -282,17 +282,10 @@ impl Watch {
             watermark: i64::MIN,
             next_sweep: i64::MIN,
             period: None,
-            metrics: None,
             stats: WatchStats::default(),
             clock: wall_clock_ms,
             cfg,
         }
-    }
-
-    /// Also count into these metrics.
-    pub fn with_metrics(mut self, m: Metrics) -> Watch {
-        self.metrics = Some(m);
-        self
     }
 
     /// The signature function to run inside screening (see [`crate::Engine::screen_batch_with`]).
@@ -305,7 +298,12 @@ impl Watch {
         self.fp.screen(engine, msgs)
     }
 
-    /// Counts so far.
+    /// Alerts open now.
+    pub fn open_alerts(&self) -> usize {
+        self.alerts.open_count()
+    }
+
+    /// Counts so far (cumulative: a metrics exporter publishes their growth).
     pub fn stats(&self) -> &WatchStats {
         &self.stats
     }
@@ -380,14 +378,6 @@ impl Watch {
             out.extend(alerts.drain(..).map(Output::Alert));
         }
         out.extend(alerts.drain(..).map(Output::Alert));
-        if let Some(mx) = &self.metrics {
-            mx.alerts_open.set(self.alerts.open_count() as i64);
-            for (map, n, evicted) in self.sizes() {
-                mx.watch_entries.with_label_values(&[map]).set(n as i64);
-                let c = mx.watch_evictions.with_label_values(&[map]);
-                c.inc_by(evicted.saturating_sub(c.get()));
-            }
-        }
     }
 
     /// Most of the watch's time is the first touch of a message's group, member and sender
@@ -457,9 +447,6 @@ impl Watch {
             return ts;
         }
         self.stats.future_timestamps += 1;
-        if let Some(mx) = &self.metrics {
-            mx.future_timestamps.inc();
-        }
         limit
     }
 
@@ -660,11 +647,6 @@ impl Watch {
         for rs in &reasons {
             v.action = v.action.max(rs.action);
         }
-        if let Some(mx) = &self.metrics {
-            for rs in &reasons {
-                mx.verdict_reasons.with_label_values(&[&rs.reason]).inc();
-            }
-        }
         for rs in &reasons {
             let code = REASONS
                 .iter()
@@ -718,9 +700,6 @@ impl Watch {
         }
         if crossed {
             self.stats.removals += 1;
-            if let Some(mx) = &self.metrics {
-                mx.removals_recommended.inc();
-            }
         }
 
         // Scorecard counts.
@@ -960,9 +939,7 @@ impl Watch {
 
     fn suppressed(&mut self, kind: AlertKind) {
         self.stats.alerts_suppressed += 1;
-        if let Some(mx) = &self.metrics {
-            mx.alerts_suppressed.with_label_values(&[kind.name()]).inc();
-        }
+        *self.stats.suppressed_by_kind.entry(kind).or_default() += 1;
     }
 
     fn incident(&mut self, group: u64, delta: i8) {
@@ -1072,9 +1049,6 @@ impl Watch {
         let mut ro = Vec::new();
         let outcome = self.reports.report(&r, &mut ro);
         *self.stats.reports.entry(outcome).or_default() += 1;
-        if let Some(mx) = &self.metrics {
-            mx.reports.with_label_values(&[outcome]).inc();
-        }
         if let Some(g) = self.groups.peek_mut(key_of(&r.group_id)) {
             g.card.reports += 1;
             g.card.verified_reports += u32::from(outcome == "verified");

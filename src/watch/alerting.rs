@@ -1,0 +1,343 @@
+//! Alert policies: spikes over adaptive baselines, quarrels, floods and the incident mode they
+//! put groups in, and the event-time sweep that resolves alerts whose condition ended quietly.
+//! Each turns what the per-message pass observed into [`Observation`]s; [`Alerts`] decides
+//! whether they open, update or are suppressed.
+
+use super::alerts::{Alert, AlertKind, Observation, Outcome};
+use super::spike::{Baseline, Closed, Step};
+use super::state::{key_of, pair};
+use super::{Abuse, Signature, Watch};
+use crate::model::Message;
+
+impl Watch {
+    pub(super) fn spikes(
+        &mut self,
+        m: &Message,
+        s: &Signature,
+        ts: i64,
+        cats: &[u16],
+        alerts: &mut Vec<Alert>,
+    ) {
+        let pm = self.spike_params(self.cfg.spike.min_messages);
+        let alerting = self.alerts.is_open(AlertKind::MessageSpike, s.group);
+        let g = self.groups.peek_mut(s.group).expect("entry made above");
+        let step = g.rate.count_one(ts, &pm, alerting);
+        let key = Spike {
+            kind: AlertKind::MessageSpike,
+            key: &m.group_id,
+            hash: s.group,
+            group: Some(s.group),
+            category: None,
+        };
+        self.spike(key, m, ts, alerting, step, alerts);
+        let pv = self.spike_params(self.cfg.spike.min_violations);
+        for &c in cats {
+            let cat = self.categories[c as usize].clone();
+            for city in [false, true] {
+                let (kind, key) = if city {
+                    (AlertKind::CityViolationSpike, format!("city/{cat}"))
+                } else {
+                    (AlertKind::ViolationSpike, format!("{}/{cat}", m.group_id))
+                };
+                let hash = key_of(&key);
+                let alerting = self.alerts.is_open(kind, hash);
+                let b = if city {
+                    &mut self.city[c as usize]
+                } else {
+                    self.group_cats
+                        .entry(pair(s.group, u64::from(c) + 1), Baseline::default)
+                };
+                let step = b.count_one(ts, &pv, alerting);
+                let key = Spike {
+                    kind,
+                    key: &key,
+                    hash,
+                    group: (!city).then_some(s.group),
+                    category: Some(&cat),
+                };
+                self.spike(key, m, ts, alerting, step, alerts);
+            }
+        }
+    }
+
+    /// Acts on one spike baseline's step: resolves its alert when the bucket that closed is
+    /// back to normal, opens or updates it when the open bucket is over the threshold.
+    fn spike(
+        &mut self,
+        sp: Spike<'_>,
+        m: &Message,
+        ts: i64,
+        alerting: bool,
+        step: Step,
+        alerts: &mut Vec<Alert>,
+    ) {
+        if alerting && let Some(c) = step.closed.filter(Closed::back_to_normal) {
+            self.alerts
+                .resolve(sp.kind, sp.key, ts, f64::from(c.count), alerts);
+        }
+        let Some(over) = step.over else { return };
+        let observed = f64::from(over.count);
+        if self.settled(sp.kind, sp.hash, ts, observed).is_some() {
+            return;
+        }
+        let ob = Observation {
+            kind: sp.kind,
+            key: sp.key.to_string(),
+            group_id: sp.group.map(|_| m.group_id.to_string()),
+            category: sp.category.map(|c| c.to_string()),
+            window_secs: self.cfg.spike.bucket_secs,
+            observed,
+            baseline: round2(over.mean),
+            threshold: round2(over.threshold),
+            members: None,
+            samples: vec![m.id.to_string()],
+            groups: vec![],
+        };
+        let groups: Vec<u64> = sp.group.into_iter().collect();
+        self.observe_alert(ts, ob, &groups, alerts);
+    }
+
+    pub(super) fn quarrel(&mut self, m: &Message, s: &Signature, ts: i64, alerts: &mut Vec<Alert>) {
+        let q = QuarrelLimits {
+            window_secs: self.cfg.quarrel.window_secs,
+            min_messages: self.cfg.quarrel.min_messages,
+            min_members: self.cfg.quarrel.min_members,
+        };
+        let window = q.window_secs as i64 * 1000;
+        let g = self.groups.peek_mut(s.group).expect("entry made above");
+        while g.abuse.front().is_some_and(|a| a.ts + window < ts) || g.abuse.len() >= 32 {
+            g.abuse.pop_front();
+        }
+        g.abuse.push_back(Abuse {
+            ts,
+            sender: s.sender,
+            id: m.id.as_str().into(),
+        });
+        let mut members: Vec<u64> = g.abuse.iter().map(|a| a.sender).collect();
+        members.sort_unstable();
+        members.dedup();
+        let n = g.abuse.len();
+        if n >= q.min_messages
+            && members.len() >= q.min_members
+            && self
+                .settled(AlertKind::Quarrel, s.group, ts, n as f64)
+                .is_none()
+        {
+            let g = self.groups.peek_mut(s.group).expect("entry made above");
+            let samples = g
+                .abuse
+                .iter()
+                .rev()
+                .take(self.cfg.alerts.samples)
+                .rev()
+                .map(|a| a.id.to_string())
+                .collect();
+            let ob = Observation {
+                kind: AlertKind::Quarrel,
+                key: m.group_id.to_string(),
+                group_id: Some(m.group_id.to_string()),
+                category: None,
+                window_secs: q.window_secs,
+                observed: n as f64,
+                baseline: q.min_messages as f64,
+                threshold: q.min_messages as f64,
+                members: Some(members.len()),
+                samples,
+                groups: vec![],
+            };
+            if self.observe_alert(ts, ob, &[s.group], alerts) == Outcome::Opened {
+                self.incident(s.group, 1);
+            }
+        } else {
+            // Abuse keeps an open quarrel from resolving, even below the thresholds.
+            self.alerts.touch(AlertKind::Quarrel, s.group, ts);
+        }
+    }
+
+    pub(super) fn flood(&mut self, cluster: u64, groups: usize, ts: i64, alerts: &mut Vec<Alert>) {
+        let fc = FloodLimits {
+            window_secs: self.cfg.flood.window_secs,
+            alert_min_groups: self.cfg.flood.alert_min_groups,
+        };
+        let Some(c) = self.floods.cluster(cluster) else {
+            return;
+        };
+        let hash = c.alert_hash();
+        let outcome = match self.settled(AlertKind::Flood, hash, ts, groups as f64) {
+            Some(o) => o,
+            None => {
+                let c = self.floods.cluster(cluster).expect("looked up above");
+                let ob = Observation {
+                    kind: AlertKind::Flood,
+                    key: c.alert_key(),
+                    group_id: None,
+                    category: None,
+                    window_secs: fc.window_secs,
+                    observed: groups as f64,
+                    baseline: fc.alert_min_groups as f64,
+                    threshold: fc.alert_min_groups as f64,
+                    members: None,
+                    samples: c.samples.iter().cloned().collect(),
+                    groups: c.groups.iter().map(|(_, id)| id.clone()).collect(),
+                };
+                self.observe_alert(ts, ob, &[], alerts)
+            }
+        };
+        if outcome == Outcome::Suppressed {
+            return;
+        }
+        // Every group the flood reached is in incident mode until it resolves. Groups are
+        // only ever appended to the cluster's list, so the new ones are its tail.
+        let c = self.floods.cluster(cluster).expect("looked up above");
+        let marked = self.flood_groups.entry(hash).or_default();
+        if marked.len() >= c.groups.len() {
+            return;
+        }
+        let new: Vec<u64> = c.groups[marked.len()..].iter().map(|(k, _)| *k).collect();
+        marked.extend(&new);
+        for g in new {
+            self.incident(g, 1);
+            if let Some(gr) = self.groups.peek_mut(g) {
+                gr.card.alerts += 1;
+            }
+        }
+    }
+
+    /// [`Alerts::settle`], counting suppressions: `None` means an observation is needed.
+    /// `key` is the alert key hashed by [`key_of`] (a group's is its signature's `group`).
+    fn settled(&mut self, kind: AlertKind, key: u64, ts: i64, observed: f64) -> Option<Outcome> {
+        let o = self.alerts.settle(kind, key, ts, observed)?;
+        if o == Outcome::Suppressed {
+            self.suppressed(kind);
+        }
+        Some(o)
+    }
+
+    fn suppressed(&mut self, kind: AlertKind) {
+        self.stats.alerts_suppressed += 1;
+        *self.stats.suppressed_by_kind.entry(kind).or_default() += 1;
+    }
+
+    fn incident(&mut self, group: u64, delta: i8) {
+        if let Some(g) = self.groups.peek_mut(group) {
+            g.incidents = g.incidents.saturating_add_signed(delta);
+        }
+    }
+
+    fn observe_alert(
+        &mut self,
+        ts: i64,
+        ob: Observation,
+        groups: &[u64],
+        alerts: &mut Vec<Alert>,
+    ) -> Outcome {
+        let kind = ob.kind;
+        let o = self.alerts.observe(ts, ob, alerts);
+        match o {
+            Outcome::Opened => {
+                *self
+                    .stats
+                    .alerts_opened
+                    .entry(kind.to_string())
+                    .or_default() += 1;
+                for &g in groups {
+                    if let Some(gr) = self.groups.peek_mut(g) {
+                        gr.card.alerts += 1;
+                    }
+                }
+            }
+            Outcome::Suppressed => self.suppressed(kind),
+            _ => {}
+        }
+        o
+    }
+
+    /// Resolves alerts whose condition ended without a message to notice it: quarrels and
+    /// floods gone quiet, spikes whose bucket closed while their key fell silent.
+    pub(super) fn sweep(&mut self, alerts: &mut Vec<Alert>) {
+        let now = self.watermark;
+        let quiet = now - self.cfg.alerts.quiet_secs as i64 * 1000;
+        for (kind, key) in self
+            .alerts
+            .quiet(&[AlertKind::Quarrel, AlertKind::Flood], quiet)
+        {
+            self.alerts.resolve(kind, &key, now, 0.0, alerts);
+            if kind == AlertKind::Quarrel {
+                self.incident(key_of(&key), -1);
+            } else {
+                for g in self.flood_groups.remove(&key_of(&key)).unwrap_or_default() {
+                    self.incident(g, -1);
+                }
+            }
+        }
+        for kind in [
+            AlertKind::MessageSpike,
+            AlertKind::ViolationSpike,
+            AlertKind::CityViolationSpike,
+        ] {
+            let min = if kind == AlertKind::MessageSpike {
+                self.cfg.spike.min_messages
+            } else {
+                self.cfg.spike.min_violations
+            };
+            let p = self.spike_params(min);
+            for key in self.alerts.open_of(kind) {
+                let b = match kind {
+                    AlertKind::MessageSpike => {
+                        self.groups.peek_mut(key_of(&key)).map(|g| &mut g.rate)
+                    }
+                    _ => {
+                        let (scope, cat) = key.rsplit_once('/').expect("KEY/CATEGORY");
+                        let Some(c) = self.categories.iter().position(|k| **k == *cat) else {
+                            continue;
+                        };
+                        if kind == AlertKind::CityViolationSpike {
+                            self.city.get_mut(c)
+                        } else {
+                            self.group_cats.peek_mut(pair(key_of(scope), c as u64 + 1))
+                        }
+                    }
+                };
+                let Some(b) = b else {
+                    // State evicted: nothing left to judge it by.
+                    self.alerts.resolve(kind, &key, now, 0.0, alerts);
+                    continue;
+                };
+                // A key that fell silent never closes its bucket by itself: close it here.
+                if let Some(cl) = b.roll(now, &p, true).filter(Closed::back_to_normal) {
+                    self.alerts
+                        .resolve(kind, &key, now, f64::from(cl.count), alerts);
+                }
+            }
+        }
+        self.alerts.expire_cooldowns(now);
+    }
+}
+
+/// Which spike alert a baseline feeds.
+struct Spike<'a> {
+    kind: AlertKind,
+    key: &'a str,
+    /// `key_of(key)`.
+    hash: u64,
+    /// The group, for per-group spikes (its scorecard counts the alert).
+    group: Option<u64>,
+    category: Option<&'a str>,
+}
+
+/// The scalars of [`QuarrelConfig`] (copied, so `self` stays free to borrow).
+struct QuarrelLimits {
+    window_secs: u64,
+    min_messages: usize,
+    min_members: usize,
+}
+
+/// The scalars of [`FloodConfig`] an alert needs.
+struct FloodLimits {
+    window_secs: u64,
+    alert_min_groups: usize,
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -21,6 +21,7 @@
 //! println!("{}", serde_json::to_string(&verdict).unwrap());
 //! ```
 
+pub mod batch;
 pub mod config;
 pub mod demo;
 pub mod kafka;

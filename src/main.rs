@@ -346,24 +346,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging();
             let cfg = Config::load(&config)?;
             let k = &cfg.kafka;
-            let mut topics: Vec<(&str, i32)> = k
-                .input_topics
-                .iter()
-                .map(|t| (t.as_str(), partitions))
+            let topics: Vec<(&str, i32)> = k
+                .all_topics()
+                .into_iter()
+                .map(|t| (t, partitions))
                 .collect();
-            for t in [
-                &k.reports_topic,
-                &k.verdicts_topic,
-                &k.review_topic,
-                &k.dead_letter_topic,
-                &k.alerts_topic,
-                &k.scorecards_topic,
-                &k.rewards_topic,
-            ] {
-                if !t.is_empty() {
-                    topics.push((t.as_str(), partitions));
-                }
-            }
             qunguard::kafka::admin::create_topics(&k.brokers, &topics)?;
             println!("ok: {} topics present on {}", topics.len(), k.brokers);
             Ok(())

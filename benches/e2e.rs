@@ -20,8 +20,8 @@
 mod support;
 
 use qunguard::config::{Config, OutputTopic};
-use qunguard::kafka::{self, admin};
-use qunguard::loadgen::{self, LoadgenOptions};
+use qunguard::internal::kafka::{self, admin};
+use qunguard::internal::loadgen::{self, LoadgenOptions};
 use qunguard::metrics::Metrics;
 use qunguard::{Engine, RuleSet};
 use rdkafka::Message as _;

@@ -222,11 +222,13 @@ impl Tracker {
     }
 
     /// Batches registered and not yet taken.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner.queue.lock().expect("not poisoned").len()
     }
 
     /// Whether no batch is outstanding.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

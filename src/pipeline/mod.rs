@@ -1,14 +1,15 @@
 //! `qunguard run`: the batch core ([`crate::batch`]) with Kafka around it.
 //!
 //! Threads, joined by bounded queues:
-//! - the caller's thread runs the **poll loop** ([`source`]): polls Kafka, cuts batches by size
-//!   or age, stores and commits offsets of completed batches ([`offsets`]) and handles
-//!   rebalances. It never screens, so heartbeats and rebalances are never starved.
-//! - `screen` ([`screen_stage`]): parses and screens each batch;
-//! - `watch` ([`watch_stage`]): runs the heuristics in stream order and serialises every output
-//!   record of the batch;
-//! - `send` ([`sink`]): hands the records to the producer in order; librdkafka's own threads
-//!   deliver them and report back through [`crate::kafka::SinkContext`].
+//! - the caller's thread runs the **poll loop** (`source.rs`): polls Kafka, cuts batches by
+//!   size or age, stores and commits offsets of completed batches and drains and commits on
+//!   rebalance (`offsets.rs`). It never screens, so heartbeats and rebalances are never
+//!   starved.
+//! - `screen` (`screen_stage.rs`): parses and screens each batch;
+//! - `watch` (`watch_stage.rs`): runs the heuristics in stream order and serialises every
+//!   output record of the batch;
+//! - `send` (`sink.rs`): hands the records to the producer in order; librdkafka's own threads
+//!   deliver them and report back, acknowledging each batch's outputs.
 //!
 //! `screen` and `watch` do their parallel work on one rayon pool of `pipeline.threads` threads
 //! (`screen-N`). A full queue blocks the poll loop and a full producer queue blocks `send`, so

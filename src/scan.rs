@@ -1,9 +1,12 @@
-//! `qunguard scan`: JSONL messages in, one verdict JSON line per input line out, in order.
+//! `qunguard scan`: the batch core ([`crate::batch`]) with files around it. JSONL messages
+//! in, one verdict JSON line per input line out, in input order.
 //!
-//! Reading, screening (parse, normalise, match: parallel), the heuristics (one sequential pass),
-//! serialising and writing run on their own threads joined by bounded channels, so each stage
-//! overlaps the others and a slow reader or writer never lets memory grow. A line that cannot be screened (bad JSON, missing
-//! fields, invalid UTF-8, over a size limit) yields `{"line": N, "error": "..."}` in its place.
+//! Threads joined by bounded channels, so each overlaps the others and a slow reader or writer
+//! never lets memory grow: a reader cuts lines into batches; the caller's thread parses and
+//! screens them (in parallel on the global rayon pool); a watcher runs the heuristics (one
+//! sequential pass) and writes their records; a serialiser (parallel) and a writer produce the
+//! output. A line that cannot be screened (bad JSON, missing fields, invalid UTF-8, over a size
+//! limit) yields `{"line": N, "error": "..."}` in its place.
 
 use crate::batch::{Input, Outcome, Rejection, Screened, Screener, Watched};
 use crate::config::OutputTopic;

@@ -19,9 +19,9 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use qunguard::config::Config;
-use qunguard::kafka::{self, admin};
-use qunguard::loadgen::{self, LoadgenOptions};
+use qunguard::config::{Config, OutputTopic};
+use qunguard::internal::kafka::{self, admin};
+use qunguard::internal::loadgen::{self, LoadgenOptions};
 use qunguard::metrics::Metrics;
 use qunguard::{Engine, RuleSet};
 use rdkafka::Message as _;
@@ -60,12 +60,9 @@ fn main() {
     cfg.kafka.input_topics = vec![input.clone()];
     let k = &mut cfg.kafka;
     k.reports_topic = format!("{p}.reports");
-    k.verdicts_topic = format!("{p}.verdicts");
-    k.review_topic = format!("{p}.review");
-    k.dead_letter_topic = format!("{p}.dead");
-    k.alerts_topic = format!("{p}.alerts");
-    k.scorecards_topic = format!("{p}.scorecards");
-    k.rewards_topic = format!("{p}.rewards");
+    for t in OutputTopic::ALL {
+        *t.name_mut(k) = format!("{p}.{}", t.record_kind());
+    }
     cfg.rules.dir = support::repo().join("config/rules");
     // QUNGUARD_BENCH_BATCH_WAIT_MS: the pipeline's batch age cap (latency at low traffic).
     if let Some(ms) = std::env::var("QUNGUARD_BENCH_BATCH_WAIT_MS")
@@ -85,18 +82,8 @@ fn main() {
         k.consumer.insert(key.into(), value.into());
     }
     let parts = 8;
-    let mut topics = vec![(input.as_str(), parts), (pass_out.as_str(), parts)];
-    for t in [
-        &k.reports_topic,
-        &k.verdicts_topic,
-        &k.review_topic,
-        &k.dead_letter_topic,
-        &k.alerts_topic,
-        &k.scorecards_topic,
-        &k.rewards_topic,
-    ] {
-        topics.push((t.as_str(), parts));
-    }
+    let mut topics = vec![(pass_out.as_str(), parts)];
+    topics.extend(k.all_topics().into_iter().map(|t| (t, parts)));
     admin::create_topics(&brokers, &topics).expect("create topics");
 
     // Preload the data both phases read.

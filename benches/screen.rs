@@ -15,8 +15,8 @@
 use aho_corasick::AhoCorasick;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hyperscan::prelude::{BlockDatabase, Builder, Matching, Pattern, Patterns};
+use qunguard::internal::synth::{Rng, workload};
 use qunguard::screen::dense;
-use qunguard::synth::{Rng, workload};
 use qunguard::{Engine, Message, Normaliser, normalise};
 use std::hint::black_box;
 

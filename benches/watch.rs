@@ -8,7 +8,7 @@
 //! reasons to some verdicts, and give the same results on a second run.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use qunguard::synth::{Synth, SynthConfig};
+use qunguard::internal::synth::{Synth, SynthConfig};
 use qunguard::watch::{Signature, Watch, WatchConfig};
 use qunguard::{Engine, Message, RuleSet, Verdict};
 use std::cell::RefCell;

@@ -5,7 +5,7 @@
 //! of N senders in 5,000 groups, in pipeline-sized batches, with the default limits, and prints
 //! the peak RSS of the whole process (engine included) and the entries held.
 
-use qunguard::synth::{Synth, SynthConfig};
+use qunguard::internal::synth::{Synth, SynthConfig};
 use qunguard::watch::{Watch, WatchConfig};
 use qunguard::{Engine, Message, RuleSet};
 

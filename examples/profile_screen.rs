@@ -6,7 +6,7 @@
 //! instruction counts do not:
 //! `valgrind --tool=callgrind --toggle-collect='qunguard::screen::Engine::screen_batch'
 //! target/release/examples/profile_screen 30000`, then `callgrind_annotate --inclusive=yes`.
-use qunguard::synth::{Synth, SynthConfig};
+use qunguard::internal::synth::{Synth, SynthConfig};
 use qunguard::{Engine, RuleSet};
 
 fn main() {

@@ -5,7 +5,7 @@
 //! `QUNGUARD_BENCH_DICT=../shared/data/sensitive-word/dict.txt cargo run --release --example
 //! screen_loop -- 60` (without the variable: the bench's 10k generated terms).
 use qunguard::Engine;
-use qunguard::synth::{Rng, workload};
+use qunguard::internal::synth::{Rng, workload};
 
 const MESSAGES: usize = 20_000;
 

@@ -6,7 +6,7 @@
 //!
 //! `cargo run --release --example watch_loop -- [MESSAGES] [ROUNDS] [THREADS]`
 //! (defaults 400000, 7, one per core).
-use qunguard::synth::{Synth, SynthConfig};
+use qunguard::internal::synth::{Synth, SynthConfig};
 use qunguard::watch::{Watch, WatchConfig};
 use qunguard::{Engine, Message, RuleSet};
 

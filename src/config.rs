@@ -118,6 +118,120 @@ impl Default for KafkaConfig {
     }
 }
 
+/// One output topic of the pipeline: the single list of them, so creating, checking, naming
+/// and counting topics cannot miss one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputTopic {
+    /// `kafka.verdicts_topic`.
+    Verdicts,
+    /// `kafka.review_topic`.
+    Review,
+    /// `kafka.dead_letter_topic`.
+    DeadLetter,
+    /// `kafka.alerts_topic`.
+    Alerts,
+    /// `kafka.scorecards_topic`.
+    Scorecards,
+    /// `kafka.rewards_topic`.
+    Rewards,
+}
+
+impl OutputTopic {
+    /// Every output topic; a topic's position here is its [`OutputTopic::index`].
+    pub const ALL: [OutputTopic; 6] = [
+        OutputTopic::Verdicts,
+        OutputTopic::Review,
+        OutputTopic::DeadLetter,
+        OutputTopic::Alerts,
+        OutputTopic::Scorecards,
+        OutputTopic::Rewards,
+    ];
+
+    /// Position in [`OutputTopic::ALL`], for per-topic tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The topic's name in `k`.
+    pub fn name(self, k: &KafkaConfig) -> &str {
+        match self {
+            OutputTopic::Verdicts => &k.verdicts_topic,
+            OutputTopic::Review => &k.review_topic,
+            OutputTopic::DeadLetter => &k.dead_letter_topic,
+            OutputTopic::Alerts => &k.alerts_topic,
+            OutputTopic::Scorecards => &k.scorecards_topic,
+            OutputTopic::Rewards => &k.rewards_topic,
+        }
+    }
+
+    /// The topic's name in `k`, to set it.
+    pub fn name_mut(self, k: &mut KafkaConfig) -> &mut String {
+        match self {
+            OutputTopic::Verdicts => &mut k.verdicts_topic,
+            OutputTopic::Review => &mut k.review_topic,
+            OutputTopic::DeadLetter => &mut k.dead_letter_topic,
+            OutputTopic::Alerts => &mut k.alerts_topic,
+            OutputTopic::Scorecards => &mut k.scorecards_topic,
+            OutputTopic::Rewards => &mut k.rewards_topic,
+        }
+    }
+
+    /// The config key that names it, as error messages spell it.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            OutputTopic::Verdicts => "kafka.verdicts_topic",
+            OutputTopic::Review => "kafka.review_topic",
+            OutputTopic::DeadLetter => "kafka.dead_letter_topic",
+            OutputTopic::Alerts => "kafka.alerts_topic",
+            OutputTopic::Scorecards => "kafka.scorecards_topic",
+            OutputTopic::Rewards => "kafka.rewards_topic",
+        }
+    }
+
+    /// What one of its records is: the `kind` label of the produced-records metrics and the
+    /// key of a `scan --records` line.
+    pub fn record_kind(self) -> &'static str {
+        match self {
+            OutputTopic::Verdicts => "verdict",
+            OutputTopic::Review => "review",
+            OutputTopic::DeadLetter => "dead_letter",
+            OutputTopic::Alerts => "alert",
+            OutputTopic::Scorecards => "scorecard",
+            OutputTopic::Rewards => "reward",
+        }
+    }
+
+    /// Where a heuristics record goes.
+    pub fn of_watch_output(o: &crate::watch::Output) -> OutputTopic {
+        use crate::watch::Output;
+        match o {
+            Output::Alert(_) => OutputTopic::Alerts,
+            Output::Scorecard(_) => OutputTopic::Scorecards,
+            Output::Reward(_) => OutputTopic::Rewards,
+            Output::Review(_) => OutputTopic::Review,
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// The topics consumed: the input topics, then the reports topic when one is set.
+    pub fn source_topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self.input_topics.iter().map(String::as_str).collect();
+        if !self.reports_topic.is_empty() {
+            topics.push(&self.reports_topic);
+        }
+        topics
+    }
+
+    /// Every topic the pipeline reads or writes: [`KafkaConfig::source_topics`], then the
+    /// output topics in [`OutputTopic::ALL`] order.
+    pub fn all_topics(&self) -> Vec<&str> {
+        let mut topics = self.source_topics();
+        topics.extend(OutputTopic::ALL.map(|t| t.name(self)));
+        topics
+    }
+}
+
 /// `[pipeline]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -284,19 +398,12 @@ impl Config {
                 "list the chat message topics, e.g. [\"chat.messages\"]",
             ));
         }
-        let outputs = [
-            ("kafka.verdicts_topic", &k.verdicts_topic),
-            ("kafka.review_topic", &k.review_topic),
-            ("kafka.dead_letter_topic", &k.dead_letter_topic),
-            ("kafka.alerts_topic", &k.alerts_topic),
-            ("kafka.scorecards_topic", &k.scorecards_topic),
-            ("kafka.rewards_topic", &k.rewards_topic),
-        ];
-        for (key, topic) in outputs {
+        for out in OutputTopic::ALL {
+            let (key, topic) = (out.config_key(), out.name(k));
             if topic.trim().is_empty() {
                 return Err(err(key, "is empty".into(), "name an output topic"));
             }
-            if k.input_topics.contains(topic) || &k.reports_topic == topic {
+            if k.input_topics.iter().any(|t| t == topic) || k.reports_topic == topic {
                 return Err(err(
                     key,
                     format!("`{topic}` is also an input topic"),

@@ -5,7 +5,7 @@
 //! partition and drops older data silently, so the generator is throttled to stay within a
 //! bounded lag of the pipeline instead of running ahead.
 
-use crate::config::Config;
+use crate::config::{Config, OutputTopic};
 use crate::loadgen::{self, LoadgenOptions};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::screen::Engine;
@@ -77,15 +77,7 @@ pub fn run(
     k.brokers = brokers.clone();
     k.group_id = "qunguard-demo".into();
     mock.create_topic(&k.input_topics[0], opts.partitions, 1)?;
-    for t in [
-        &k.reports_topic,
-        &k.verdicts_topic,
-        &k.review_topic,
-        &k.dead_letter_topic,
-        &k.alerts_topic,
-        &k.scorecards_topic,
-        &k.rewards_topic,
-    ] {
+    for t in std::iter::once(k.reports_topic.as_str()).chain(OutputTopic::ALL.map(|t| t.name(k))) {
         mock.create_topic(t, 4, 1)?;
     }
     cfg.metrics.listen = opts.metrics_listen.clone();
@@ -169,7 +161,7 @@ fn print_live(metrics: &Metrics, stop: &AtomicBool, duration: Option<Duration>, 
             start.elapsed().as_secs(),
             rate,
             actions(metrics),
-            Metrics::total(&metrics.dead_letters, crate::scan::REJECTION_CODES),
+            Metrics::total(&metrics.dead_letters, crate::batch::REJECTION_CODES),
             Metrics::total(&metrics.alerts, crate::watch::ALERT_KINDS),
         );
     }

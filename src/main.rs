@@ -261,13 +261,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
         } => {
             use std::io::Write;
-            let cfg = qunguard::synth::SynthConfig {
+            let cfg = qunguard::internal::synth::SynthConfig {
                 groups,
                 seed,
                 ..Default::default()
             };
             let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout());
-            for m in qunguard::synth::Synth::new(cfg).take(count) {
+            for m in qunguard::internal::synth::Synth::new(cfg).take(count) {
                 serde_json::to_writer(&mut out, &m)?;
                 out.write_all(b"\n")?;
             }
@@ -295,17 +295,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = Config::load(&config)?;
             let engine = Arc::new(load_engine(&cfg.rules.dir)?);
             let stop = stop_on_signals()?;
-            let opts = qunguard::demo::DemoOptions {
+            let opts = qunguard::internal::demo::DemoOptions {
                 duration: duration.map(std::time::Duration::from_secs),
                 rate,
                 metrics_listen: metrics,
-                synth: qunguard::synth::SynthConfig {
+                synth: qunguard::internal::synth::SynthConfig {
                     groups,
                     ..Default::default()
                 },
                 ..Default::default()
             };
-            qunguard::demo::run(cfg, engine, &opts, stop)
+            qunguard::internal::demo::run(cfg, engine, &opts, stop)
         }
         Command::Loadgen {
             brokers,
@@ -321,11 +321,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             init_logging();
             let stop = stop_on_signals()?;
-            let opts = qunguard::loadgen::LoadgenOptions {
+            let opts = qunguard::internal::loadgen::LoadgenOptions {
                 topic,
                 rate,
                 count,
-                synth: qunguard::synth::SynthConfig {
+                synth: qunguard::internal::synth::SynthConfig {
                     groups,
                     seed,
                     ..Default::default()
@@ -336,8 +336,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report_every,
                 ..Default::default()
             };
-            let cfg = qunguard::kafka::producer_config(&brokers, &Default::default());
-            let stats = qunguard::loadgen::run(&cfg, &opts, &stop, |_| {})?;
+            let cfg = qunguard::internal::kafka::producer_config(&brokers, &Default::default());
+            let stats = qunguard::internal::loadgen::run(&cfg, &opts, &stop, |_| {})?;
             let failed = stats.failed.load(std::sync::atomic::Ordering::Relaxed);
             anyhow::ensure!(failed == 0, "{failed} records failed delivery");
             Ok(())
@@ -346,25 +346,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging();
             let cfg = Config::load(&config)?;
             let k = &cfg.kafka;
-            let mut topics: Vec<(&str, i32)> = k
-                .input_topics
-                .iter()
-                .map(|t| (t.as_str(), partitions))
+            let topics: Vec<(&str, i32)> = k
+                .all_topics()
+                .into_iter()
+                .map(|t| (t, partitions))
                 .collect();
-            for t in [
-                &k.reports_topic,
-                &k.verdicts_topic,
-                &k.review_topic,
-                &k.dead_letter_topic,
-                &k.alerts_topic,
-                &k.scorecards_topic,
-                &k.rewards_topic,
-            ] {
-                if !t.is_empty() {
-                    topics.push((t.as_str(), partitions));
-                }
-            }
-            qunguard::kafka::admin::create_topics(&k.brokers, &topics)?;
+            qunguard::internal::kafka::admin::create_topics(&k.brokers, &topics)?;
             println!("ok: {} topics present on {}", topics.len(), k.brokers);
             Ok(())
         }

@@ -1,9 +1,10 @@
 //! Prometheus metrics and the `/metrics` endpoint.
 //!
 //! Names follow `qunguard_<noun>_<unit>[_total]`. Label sets are bounded: actions (3),
-//! categories (one per rule pack), rejection codes (4), output kinds (7), alert kinds (a few).
+//! categories (one per rule pack), rejection codes (5), output kinds (one per output topic), alert kinds (a few).
 //! Every label value is created up front so dashboards see zeros rather than missing series.
 
+use crate::config::OutputTopic;
 use prometheus::{
     Counter, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -12,16 +13,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// Output record kinds, the `kind` label of `qunguard_records_produced_total`.
-pub const OUTPUT_KINDS: &[&str] = &[
-    "verdict",
-    "review",
-    "dead_letter",
-    "alert",
-    "scorecard",
-    "reward",
-];
 
 /// Registers `metric` and hands it back. Names are fixed in this file, so a clash is a bug.
 fn registered<M: prometheus::core::Collector + Clone + 'static>(
@@ -232,13 +223,13 @@ impl Metrics {
         for r in reasons {
             verdict_reasons.with_label_values(&[r]);
         }
-        for code in crate::scan::REJECTION_CODES
+        for code in crate::batch::REJECTION_CODES
             .iter()
             .chain(&["report_invalid"])
         {
             dead_letters.with_label_values(&[code]);
         }
-        for k in OUTPUT_KINDS {
+        for k in OutputTopic::ALL.map(OutputTopic::record_kind) {
             produced.with_label_values(&[k]);
             produce_errors.with_label_values(&[k]);
         }

@@ -1,13 +1,17 @@
-//! `qunguard scan`: JSONL messages in, one verdict JSON line per input line out, in order.
+//! `qunguard scan`: the batch core ([`crate::batch`]) with files around it. JSONL messages
+//! in, one verdict JSON line per input line out, in input order.
 //!
-//! Reading, screening (parse, normalise, match: parallel), the heuristics (one sequential pass),
-//! serialising and writing run on their own threads joined by bounded channels, so each stage
-//! overlaps the others and a slow reader or writer never lets memory grow. A line that cannot be screened (bad JSON, missing
-//! fields, invalid UTF-8, over a size limit) yields `{"line": N, "error": "..."}` in its place.
+//! Threads joined by bounded channels, so each overlaps the others and a slow reader or writer
+//! never lets memory grow: a reader cuts lines into batches; the caller's thread parses and
+//! screens them (in parallel on the global rayon pool); a watcher runs the heuristics (one
+//! sequential pass) and writes their records; a serialiser (parallel) and a writer produce the
+//! output. A line that cannot be screened (bad JSON, missing fields, invalid UTF-8, over a size
+//! limit) yields `{"line": N, "error": "..."}` in its place.
 
-use crate::model::Message;
+use crate::batch::{Input, Outcome, Rejection, Screened, Screener, Watched};
+use crate::config::OutputTopic;
 use crate::screen::Engine;
-use crate::watch::{Output, Signature, Watch};
+use crate::watch::{Output, Watch};
 use rayon::prelude::*;
 use std::io::{self, BufRead, Write};
 
@@ -44,69 +48,11 @@ pub struct ScanStats {
     pub errors: u64,
 }
 
-/// Why an input could not be screened: a stable code (a metric label and dead-letter header)
-/// and a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// `invalid_utf8`, `empty`, `invalid_json` or `too_large`.
-    pub code: &'static str,
-    /// What exactly is wrong with this input.
-    pub detail: String,
-}
-
-impl std::fmt::Display for Rejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.detail)
-    }
-}
-
-/// Every [`Rejection::code`], for pre-registering metric labels.
-pub const REJECTION_CODES: &[&str] = &["invalid_utf8", "empty", "invalid_json", "too_large"];
-
-/// Parses one input record; the error says why it cannot be screened (also used for
-/// dead-letter records).
-pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, Rejection> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(Rejection {
-            code: "invalid_utf8",
-            detail: format!(
-                "invalid UTF-8 at byte {}: the input must be UTF-8 JSON",
-                e.valid_up_to()
-            ),
-        });
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Rejection {
-            code: "empty",
-            detail: "empty line: expected a JSON message object".into(),
-        });
-    }
-    let msg: Message = serde_json::from_slice(bytes).map_err(|e| Rejection {
-        code: "invalid_json",
-        detail: format!("not a valid message: {e}"),
-    })?;
-    if msg.text.len() > max_text_bytes {
-        return Err(Rejection {
-            code: "too_large",
-            detail: format!(
-                "text is {} bytes, over the limit of {max_text_bytes} bytes",
-                msg.text.len()
-            ),
-        });
-    }
-    Ok(msg)
-}
-
 enum Line {
     /// Byte range of the line in the batch buffer.
     Data(usize, usize),
     /// The line was longer than the limit; its full length.
     TooLong(usize),
-}
-
-enum OutLine<'a> {
-    Verdict(&'a crate::model::Verdict),
-    Error(u64, &'a str),
 }
 
 struct Batch {
@@ -183,10 +129,14 @@ where
     W: Write + Send,
 {
     let (batch_tx, batch_rx) = crossbeam_channel::bounded::<Batch>(2);
-    let (screened_tx, screened_rx) = crossbeam_channel::bounded::<Screened>(2);
-    let (watched_tx, watched_rx) = crossbeam_channel::bounded::<Screened>(2);
+    let (screened_tx, screened_rx) = crossbeam_channel::bounded::<(u64, Screened)>(2);
+    let (watched_tx, watched_rx) = crossbeam_channel::bounded::<(u64, Watched)>(2);
     let (out_tx, out_rx) = crossbeam_channel::bounded::<Vec<u8>>(2);
-    let fingerprinter = watch.as_ref().map(|w| w.watch.fingerprinter());
+    let screener = Screener::new(
+        engine,
+        watch.as_ref().map(|w| w.watch.fingerprinter()),
+        opts.max_text_bytes,
+    );
     std::thread::scope(|s| {
         let reader = s.spawn(move || -> io::Result<()> {
             let mut next_line = 1u64;
@@ -225,29 +175,21 @@ where
         // The heuristics are one sequential pass in input order: on a thread of their own they
         // run while the next batch is parsed and screened and the last one serialised.
         let watcher = s.spawn(move || -> io::Result<()> {
-            let Some(w) = watch else {
-                for b in screened_rx {
-                    if watched_tx.send(b).is_err() {
-                        break;
-                    }
+            let mut watch = watch;
+            for (first_line, b) in screened_rx {
+                let watched = b.watch(watch.as_mut().map(|w| &mut *w.watch), usize::MAX);
+                if let Some(w) = &mut watch {
+                    write_records(&mut *w.records, watched.records())?;
                 }
-                return Ok(());
-            };
-            let mut records = Vec::new();
-            for mut b in screened_rx {
-                records.clear();
-                w.watch
-                    .observe(&b.msgs, &b.sigs, &mut b.verdicts, &mut records);
-                write_records(&mut *w.records, &records)?;
-                if watched_tx.send(b).is_err() {
+                if watched_tx.send((first_line, watched)).is_err() {
                     break;
                 }
             }
             Ok(())
         });
         let serialiser = s.spawn(move || {
-            for b in watched_rx {
-                if out_tx.send(serialise(&b)).is_err() {
+            for (first_line, b) in watched_rx {
+                if out_tx.send(serialise(first_line, &b)).is_err() {
                     break; // the writer failed; its error is returned below
                 }
             }
@@ -261,45 +203,20 @@ where
 
         let mut stats = ScanStats::default();
         for batch in batch_rx {
-            let parsed: Vec<Result<Message, String>> = batch
-                .lines
-                .par_iter()
-                .map(|l| match *l {
-                    Line::Data(s, e) => {
-                        parse_message(&batch.data[s..e], opts.max_text_bytes).map_err(|r| r.detail)
-                    }
-                    Line::TooLong(len) => Err(format!(
+            let screened = screener.screen(&batch.lines, |l| match *l {
+                Line::Data(s, e) => Input::Message(&batch.data[s..e]),
+                Line::TooLong(len) => Input::Rejected(Rejection {
+                    code: "too_large",
+                    detail: format!(
                         "line is {len} bytes, over the limit of {} bytes",
                         opts.max_line_bytes
-                    )),
-                })
-                .collect();
-            let mut msgs = Vec::with_capacity(parsed.len());
-            let mut outcome = Vec::with_capacity(parsed.len());
-            for p in parsed {
-                match p {
-                    Ok(m) => {
-                        msgs.push(m);
-                        outcome.push(None);
-                    }
-                    Err(e) => outcome.push(Some(e)),
-                }
-            }
-            let (verdicts, sigs) = match &fingerprinter {
-                None => (engine.screen_batch(&msgs), Vec::new()),
-                Some(fp) => fp.screen(engine, &msgs),
-            };
-            stats.lines += outcome.len() as u64;
-            stats.verdicts += verdicts.len() as u64;
-            stats.errors += (outcome.len() - verdicts.len()) as u64;
-            let screened = Screened {
-                first_line: batch.first_line,
-                outcome,
-                msgs,
-                sigs,
-                verdicts,
-            };
-            if screened_tx.send(screened).is_err() {
+                    ),
+                }),
+            });
+            stats.lines += batch.lines.len() as u64;
+            stats.errors += screened.rejected() as u64;
+            stats.verdicts += screened.verdicts().len() as u64;
+            if screened_tx.send((batch.first_line, screened)).is_err() {
                 break; // a later stage failed; its error is returned below
             }
         }
@@ -315,40 +232,26 @@ where
     })
 }
 
-/// A batch between the stages of [`scan_with`].
-struct Screened {
-    first_line: u64,
-    /// Per input line: `None` for a message (its verdict is next in `verdicts`), or the error.
-    outcome: Vec<Option<String>>,
-    msgs: Vec<Message>,
-    /// Heuristic signatures, one per message (empty without the heuristics).
-    sigs: Vec<Signature>,
-    verdicts: Vec<crate::model::Verdict>,
-}
-
-/// The output lines of a batch: verdicts and error lines interleaved back into input order.
-fn serialise(b: &Screened) -> Vec<u8> {
-    let mut next_verdict = b.verdicts.iter();
-    let lines: Vec<OutLine<'_>> = b
-        .outcome
-        .iter()
-        .enumerate()
-        .map(|(i, o)| match o {
-            Some(error) => OutLine::Error(b.first_line + i as u64, error),
-            None => OutLine::Verdict(next_verdict.next().expect("one verdict per message")),
-        })
-        .collect();
-    lines
+/// The output lines of a batch whose first line is `first_line`: verdicts and error lines in
+/// input order.
+fn serialise(first_line: u64, b: &Watched) -> Vec<u8> {
+    let outcomes: Vec<Outcome<'_>> = b.outcomes().collect();
+    outcomes
         .par_chunks(512)
-        .map(|chunk| {
+        .enumerate()
+        .map(|(c, chunk)| {
             let mut buf = Vec::with_capacity(chunk.len() * 256);
-            for l in chunk {
-                match l {
-                    OutLine::Verdict(v) => serde_json::to_writer(&mut buf, v),
-                    OutLine::Error(line, error) => serde_json::to_writer(
-                        &mut buf,
-                        &serde_json::json!({ "line": line, "error": error }),
-                    ),
+            for (i, o) in chunk.iter().enumerate() {
+                match o {
+                    Outcome::Verdict { verdict, .. } => serde_json::to_writer(&mut buf, verdict),
+                    Outcome::Rejected(r) => {
+                        let line = first_line + (c * 512 + i) as u64;
+                        serde_json::to_writer(
+                            &mut buf,
+                            &serde_json::json!({ "line": line, "error": r.detail }),
+                        )
+                    }
+                    Outcome::Report => unreachable!("scan reads no reports"),
                 }
                 .expect("serialising to memory cannot fail");
                 buf.push(b'\n');
@@ -362,12 +265,7 @@ fn serialise(b: &Screened) -> Vec<u8> {
 /// Writes watch records as `{"KIND": RECORD}` lines.
 pub fn write_records(w: &mut dyn Write, records: &[Output]) -> io::Result<()> {
     for r in records {
-        let kind = match r {
-            Output::Alert(_) => "alert",
-            Output::Scorecard(_) => "scorecard",
-            Output::Reward(_) => "reward",
-            Output::Review(_) => "review",
-        };
+        let kind = OutputTopic::of_watch_output(r).record_kind();
         serde_json::to_writer(&mut *w, &serde_json::json!({ kind: r }))?;
         w.write_all(b"\n")?;
     }

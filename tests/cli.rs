@@ -220,3 +220,64 @@ fn demo_runs_the_pipeline_and_accounts_for_every_message() {
         .expect("a consumed count");
     assert!(consumed > 1000, "{stdout}");
 }
+
+/// The screening pool's size must not change a byte of the output: parsing and screening run in
+/// parallel but their results are put back in input order, and the heuristics are one pass in
+/// that order. Three batches (8,192 lines each) of the synthetic stream, with malformed lines,
+/// so batch cuts, error lines and the heuristics' records all take part.
+#[test]
+fn scan_output_does_not_depend_on_the_number_of_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let synthetic = qunguard()
+        .args(["gen", "--count", "20000", "--groups", "300"])
+        .output()
+        .unwrap();
+    assert!(synthetic.status.success());
+    let mut input = Vec::new();
+    for (i, line) in synthetic.stdout.split(|&b| b == b'\n').enumerate() {
+        if i % 997 == 500 {
+            input.extend_from_slice(b"{not json\n");
+        }
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, &input).unwrap();
+    let run = |threads: &str| {
+        let records = dir.path().join(format!("records-{threads}.jsonl"));
+        let out = qunguard()
+            .args([
+                "scan",
+                "--rules",
+                "config/rules",
+                "--threads",
+                threads,
+                "--records",
+            ])
+            .arg(&records)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.stdout, std::fs::read(&records).unwrap())
+    };
+    let (one, one_records) = run("1");
+    let text = String::from_utf8_lossy(&one);
+    assert!(
+        text.contains(r#""reason":"incident""#) && text.contains(r#""error":"#),
+        "the stream exercises the heuristics and error lines"
+    );
+    assert!(!one_records.is_empty(), "the stream raises alerts");
+    for threads in ["2", "3"] {
+        let (out, records) = run(threads);
+        assert!(out == one, "verdicts differ with --threads {threads}");
+        assert!(
+            records == one_records,
+            "records differ with --threads {threads}"
+        );
+    }
+}

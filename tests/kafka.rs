@@ -3,7 +3,7 @@
 
 mod support;
 
-use qunguard::synth::{Synth, SynthConfig};
+use qunguard::internal::synth::{Synth, SynthConfig};
 use qunguard::{Engine, Message, RuleSet};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -8,7 +8,8 @@
 
 pub mod admin;
 
-use crate::metrics::{Metrics, OUTPUT_KINDS};
+use crate::config::{KafkaConfig, OutputTopic};
+use crate::metrics::Metrics;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -221,31 +222,22 @@ impl Tracker {
     }
 
     /// Batches registered and not yet taken.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner.queue.lock().expect("not poisoned").len()
     }
 
     /// Whether no batch is outstanding.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
-/// Which output an in-flight record is, for per-kind metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputKind {
-    Verdict = 0,
-    Review = 1,
-    DeadLetter = 2,
-    Alert = 3,
-    Scorecard = 4,
-    Reward = 5,
-}
-
-/// Delivery opaque: the batch the record belongs to and its kind.
+/// Delivery opaque: the batch the record belongs to and the topic it goes to.
 pub struct Delivery {
     ack: Arc<BatchAck>,
-    kind: OutputKind,
+    topic: OutputTopic,
 }
 
 /// Producer context: turns delivery reports into batch acknowledgements and metrics.
@@ -258,13 +250,13 @@ impl SinkContext {
     /// Resolves the per-kind counters once, so a delivery report costs no label lookups.
     pub fn new(metrics: &Metrics) -> SinkContext {
         SinkContext {
-            produced: OUTPUT_KINDS
+            produced: OutputTopic::ALL
                 .iter()
-                .map(|k| metrics.produced.with_label_values(&[k]))
+                .map(|t| metrics.produced.with_label_values(&[t.record_kind()]))
                 .collect(),
-            errors: OUTPUT_KINDS
+            errors: OutputTopic::ALL
                 .iter()
-                .map(|k| metrics.produce_errors.with_label_values(&[k]))
+                .map(|t| metrics.produce_errors.with_label_values(&[t.record_kind()]))
                 .collect(),
         }
     }
@@ -278,16 +270,15 @@ impl ProducerContext for SinkContext {
     fn delivery(&self, result: &DeliveryResult<'_>, d: Self::DeliveryOpaque) {
         match result {
             Ok(_) => {
-                self.produced[d.kind as usize].inc();
+                self.produced[d.topic.index()].inc();
                 d.ack.done_one(Ok(()));
             }
             Err((e, _)) => {
-                self.errors[d.kind as usize].inc();
-                log::error!("delivery of a {:?} record failed: {e}", d.kind);
-                d.ack.done_one(Err(format!(
-                    "delivery of a {:?} record failed: {e}",
-                    d.kind
-                )));
+                self.errors[d.topic.index()].inc();
+                let kind = d.topic.record_kind();
+                log::error!("delivery of a {kind} record failed: {e}");
+                d.ack
+                    .done_one(Err(format!("delivery of a {kind} record failed: {e}")));
             }
         }
     }
@@ -305,24 +296,26 @@ impl Sink {
         Ok(Sink { producer })
     }
 
-    /// Sends one record counted against `ack`. Waits while librdkafka's queue is full (the
-    /// backpressure that ultimately pauses consumption). A record librdkafka refuses outright
-    /// (e.g. over `message.max.bytes`) counts as a failed delivery of its batch.
+    /// Sends one record to `topic` (named by `topics`), counted against `ack`. Waits while
+    /// librdkafka's queue is full (the backpressure that ultimately pauses consumption). A
+    /// record librdkafka refuses outright (e.g. over `message.max.bytes`) counts as a failed
+    /// delivery of its batch.
     pub fn send(
         &self,
         ack: &Arc<BatchAck>,
-        kind: OutputKind,
-        topic: &str,
+        topics: &KafkaConfig,
+        topic: OutputTopic,
         key: Option<&[u8]>,
         payload: &[u8],
         headers: Option<OwnedHeaders>,
     ) {
         ack.add();
+        let name = topic.name(topics);
         let mut record = BaseRecord::with_opaque_to(
-            topic,
+            name,
             Box::new(Delivery {
                 ack: ack.clone(),
-                kind,
+                topic,
             }),
         )
         .payload(payload);
@@ -341,10 +334,10 @@ impl Sink {
                 }
                 Err((e, r)) => {
                     let d = r.delivery_opaque;
-                    log::error!("cannot send a {kind:?} record to {topic}: {e}");
-                    d.ack.done_one(Err(format!(
-                        "cannot send a {kind:?} record to {topic}: {e}"
-                    )));
+                    let kind = topic.record_kind();
+                    log::error!("cannot send a {kind} record to {name}: {e}");
+                    d.ack
+                        .done_one(Err(format!("cannot send a {kind} record to {name}: {e}")));
                     return;
                 }
             }

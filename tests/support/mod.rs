@@ -106,7 +106,7 @@ impl Topics {
         ] {
             list.push((o, 2));
         }
-        qunguard::kafka::admin::create_topics(brokers, &list).expect("create topics");
+        qunguard::internal::kafka::admin::create_topics(brokers, &list).expect("create topics");
         t
     }
 

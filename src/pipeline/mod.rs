@@ -1,0 +1,132 @@
+//! `qunguard run`: the batch core ([`crate::batch`]) with Kafka around it.
+//!
+//! Threads, joined by bounded queues:
+//! - the caller's thread runs the **poll loop** (`source.rs`): polls Kafka, cuts batches by
+//!   size or age, stores and commits offsets of completed batches and drains and commits on
+//!   rebalance (`offsets.rs`). It never screens, so heartbeats and rebalances are never
+//!   starved.
+//! - `screen` (`screen_stage.rs`): parses and screens each batch;
+//! - `watch` (`watch_stage.rs`): runs the heuristics in stream order and serialises every
+//!   output record of the batch;
+//! - `send` (`sink.rs`): hands the records to the producer in order; librdkafka's own threads
+//!   deliver them and report back, acknowledging each batch's outputs.
+//!
+//! `screen` and `watch` do their parallel work on one rayon pool of `pipeline.threads` threads
+//! (`screen-N`). A full queue blocks the poll loop and a full producer queue blocks `send`, so
+//! a slow broker slows consumption instead of growing memory.
+
+mod offsets;
+mod screen_stage;
+mod sink;
+mod source;
+mod watch_stage;
+
+use crate::batch::Screener;
+use crate::config::Config;
+use crate::kafka::{self, Sink};
+use crate::metrics::Metrics;
+use crate::screen::Engine;
+use crate::watch::Watch;
+use offsets::{Offsets, RebalanceContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use source::Source;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use watch_stage::WatchStage;
+
+/// Runs the pipeline until `stop` is set (then drains and commits) or a delivery fails.
+pub fn run(
+    cfg: &Config,
+    engine: Arc<Engine>,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let k = &cfg.kafka;
+    let pc = &cfg.pipeline;
+    let sink = Arc::new(Sink::new(
+        &kafka::producer_config(&k.brokers, &k.producer),
+        &metrics,
+    )?);
+    let (batch_tx, batch_rx) = crossbeam_channel::bounded(pc.queue_batches);
+    let source = Arc::new(Source::new(
+        batch_tx,
+        Offsets::new(metrics.clone(), Duration::from_millis(pc.drain_timeout_ms)),
+        metrics.clone(),
+    ));
+    let consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
+    let missing =
+        kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), Duration::from_secs(30))
+            .map_err(|e| anyhow::anyhow!("cannot read cluster metadata from {}: {e}", k.brokers))?;
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "topics missing on {}: {}; create them (README: \"Running against your Kafka\") or fix [kafka] in the config",
+            k.brokers,
+            missing.join(", ")
+        );
+    }
+    let consumer: BaseConsumer<RebalanceContext> =
+        consumer_cfg.create_with_context(RebalanceContext {
+            source: source.clone(),
+        })?;
+    let topics = k.source_topics();
+    consumer.subscribe(&topics)?;
+    log::info!(
+        "consuming {} as group {} from {}",
+        topics.join(","),
+        k.group_id,
+        k.brokers
+    );
+
+    let watch = cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone()));
+    let fingerprinter = watch.as_ref().map(Watch::fingerprinter);
+    let mut watch_stage = WatchStage::new(watch, pc, metrics.clone());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(pc.threads)
+        .thread_name(|i| format!("screen-{i}"))
+        .build()?;
+    let pool = Arc::new(pool);
+    let (screened_tx, screened_rx) = crossbeam_channel::bounded(1);
+    let (outgoing_tx, outgoing_rx) = crossbeam_channel::bounded(1);
+    let screen = {
+        let (pool, max_bytes, max_text) = (pool.clone(), pc.max_message_bytes, pc.max_text_bytes);
+        std::thread::Builder::new()
+            .name("screen".into())
+            .spawn(move || {
+                let screener = Screener::new(&engine, fingerprinter, max_text);
+                screen_stage::run(&screener, max_bytes, batch_rx, screened_tx, &pool)
+            })?
+    };
+    let watch = std::thread::Builder::new()
+        .name("watch".into())
+        .spawn(move || watch_stage::run(&mut watch_stage, screened_rx, outgoing_tx, &pool))?;
+    let send = {
+        let (sink, topics, metrics) = (sink.clone(), k.clone(), metrics.clone());
+        std::thread::Builder::new()
+            .name("send".into())
+            .spawn(move || sink::run(&sink, &topics, &metrics, outgoing_rx))?
+    };
+
+    source::poll_loop(&consumer, &source, cfg, &stop);
+
+    // Drain: screen what was polled, wait for its outputs, commit, then leave the group.
+    source.close();
+    if screen.join().is_err() || watch.join().is_err() || send.join().is_err() {
+        anyhow::bail!("a pipeline stage panicked; uncommitted input will be re-read on restart");
+    }
+    let offsets = &source.offsets;
+    if !offsets.drain() {
+        log::warn!(
+            "shutdown: outputs still unacknowledged after {:?}",
+            offsets.drain_timeout()
+        );
+    }
+    offsets.store(&consumer, CommitMode::Sync);
+    drop(consumer);
+    sink.flush(Duration::from_secs(10))?;
+    if let Some(f) = offsets.take_failure() {
+        anyhow::bail!("{f}");
+    }
+    log::info!("stopped cleanly; offsets committed");
+    Ok(())
+}

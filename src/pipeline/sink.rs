@@ -1,0 +1,32 @@
+//! The send stage, on the `send` thread: hands each batch's records to the producer in order,
+//! so screening the next batch overlaps with sending this one. librdkafka's own threads deliver
+//! them and report back through [`crate::kafka::SinkContext`]; a full producer queue blocks
+//! this thread, which in turn blocks the stages before it.
+
+use super::watch_stage::Outgoing;
+use crate::config::KafkaConfig;
+use crate::kafka::Sink;
+use crate::metrics::Metrics;
+use crossbeam_channel::Receiver;
+use std::time::Instant;
+
+/// Sends every batch from `rx` until it closes.
+pub(super) fn run(sink: &Sink, topics: &KafkaConfig, metrics: &Metrics, rx: Receiver<Outgoing>) {
+    for batch in rx {
+        let t0 = Instant::now();
+        for r in batch.records {
+            sink.send(
+                &batch.ack,
+                topics,
+                r.topic,
+                r.key.as_deref(),
+                &r.payload,
+                r.headers,
+            );
+        }
+        batch.ack.sent();
+        metrics
+            .batch_send_seconds
+            .observe(t0.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,191 @@
+//! The source: the poll loop, on the caller's thread, and the batcher that cuts what it polls
+//! into batches (by size or age) for the screen stage. The loop never screens, so heartbeats
+//! and rebalances are never starved; it also stores and commits offsets of completed batches.
+
+use super::offsets::{Offsets, RebalanceContext};
+use crate::config::Config;
+use crate::kafka::BatchAck;
+use crate::metrics::Metrics;
+use crossbeam_channel::{Sender, TrySendError};
+use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, CommitMode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One polled record, owned (librdkafka reuses the consumer's buffer).
+pub(super) struct Polled {
+    pub(super) topic: Arc<str>,
+    pub(super) partition: i32,
+    pub(super) offset: i64,
+    pub(super) key: Option<Vec<u8>>,
+    pub(super) payload: Option<Vec<u8>>,
+    /// Read from the reports topic.
+    pub(super) report: bool,
+}
+
+/// A batch on its way to the screen stage.
+pub(super) struct Batch {
+    pub(super) records: Vec<Polled>,
+    /// Tracks the delivery of every output of the batch.
+    pub(super) ack: Arc<BatchAck>,
+}
+
+/// The batch being filled.
+#[derive(Default)]
+struct Pending {
+    records: Vec<Polled>,
+    /// Next offset per partition.
+    offsets: Vec<(Arc<str>, i32, i64)>,
+    since: Option<Instant>,
+}
+
+/// State shared by the poll loop and the rebalance callbacks (which run inside `poll`, on the
+/// same thread; the locks are uncontended and exist because the context must be `Sync`).
+pub(super) struct Source {
+    pending: Mutex<Pending>,
+    /// To the screen stage; `None` once closed.
+    tx: Mutex<Option<Sender<Batch>>>,
+    pub(super) offsets: Offsets,
+    metrics: Metrics,
+}
+
+impl Source {
+    pub(super) fn new(tx: Sender<Batch>, offsets: Offsets, metrics: Metrics) -> Source {
+        Source {
+            pending: Mutex::new(Pending::default()),
+            tx: Mutex::new(Some(tx)),
+            offsets,
+            metrics,
+        }
+    }
+
+    /// Hands the partial batch to the screen stage. Returns false if the stage is gone.
+    pub(super) fn dispatch(&self) -> bool {
+        let p = std::mem::take(&mut *self.pending.lock().expect("not poisoned"));
+        if p.records.is_empty() {
+            return true;
+        }
+        let ack = self
+            .offsets
+            .register(p.offsets, p.since.unwrap_or_else(Instant::now));
+        self.metrics.batch_size.observe(p.records.len() as f64);
+        let tx = self.tx.lock().expect("not poisoned");
+        let Some(tx) = tx.as_ref() else {
+            return false;
+        };
+        let batch = Batch {
+            records: p.records,
+            ack,
+        };
+        let batch = match tx.try_send(batch) {
+            Ok(()) => return true,
+            Err(TrySendError::Full(b)) => b,
+            Err(TrySendError::Disconnected(_)) => return false,
+        };
+        // The queue is full: screening is the bottleneck right now. Waiting here is the
+        // backpressure; librdkafka keeps heartbeating meanwhile.
+        let t = Instant::now();
+        let ok = tx.send(batch).is_ok();
+        self.metrics
+            .consumer_blocked_seconds
+            .inc_by(t.elapsed().as_secs_f64());
+        ok
+    }
+
+    /// Dispatches what is pending and closes the queue, so the stages finish and exit.
+    pub(super) fn close(&self) {
+        self.dispatch();
+        *self.tx.lock().expect("not poisoned") = None;
+    }
+
+    /// Adds a polled record; returns whether the batch is now full.
+    fn push(&self, record: Polled, max_batch: usize) -> bool {
+        let mut p = self.pending.lock().expect("not poisoned");
+        p.since.get_or_insert_with(Instant::now);
+        let next = record.offset + 1;
+        match p
+            .offsets
+            .iter_mut()
+            .find(|(t, part, _)| *t == record.topic && *part == record.partition)
+        {
+            Some(slot) => slot.2 = next,
+            None => p
+                .offsets
+                .push((record.topic.clone(), record.partition, next)),
+        }
+        p.records.push(record);
+        p.records.len() >= max_batch
+    }
+
+    /// When the oldest pending record was polled.
+    fn pending_since(&self) -> Option<Instant> {
+        self.pending.lock().expect("not poisoned").since
+    }
+}
+
+/// Polls until `stop` is set, a delivery fails or the screen stage is gone.
+pub(super) fn poll_loop(
+    consumer: &BaseConsumer<RebalanceContext>,
+    source: &Source,
+    cfg: &Config,
+    stop: &AtomicBool,
+) {
+    let max_batch = cfg.pipeline.batch_max_messages;
+    let max_wait = Duration::from_millis(cfg.pipeline.batch_max_wait_ms);
+    let reports_topic = cfg.kafka.reports_topic.as_str();
+    let consumed_msgs = source.metrics.consumed.with_label_values(&["message"]);
+    let consumed_reports = source.metrics.consumed.with_label_values(&["report"]);
+    // Interned topic names, so a polled record costs no allocation for its topic.
+    let mut topic_names: Vec<Arc<str>> = Vec::new();
+    let mut since_store = 0u32;
+    while !stop.load(Ordering::Relaxed) && !source.offsets.failed() {
+        let timeout = match source.pending_since() {
+            Some(t) => max_wait.saturating_sub(t.elapsed()),
+            None => Duration::from_millis(100),
+        };
+        let mut idle = false;
+        match consumer.poll(timeout) {
+            Some(Ok(m)) => {
+                let topic = match topic_names.iter().find(|t| &***t == m.topic()) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t: Arc<str> = m.topic().into();
+                        topic_names.push(t.clone());
+                        t
+                    }
+                };
+                let report = !reports_topic.is_empty() && m.topic() == reports_topic;
+                if report {
+                    consumed_reports.inc();
+                } else {
+                    consumed_msgs.inc();
+                }
+                let record = Polled {
+                    topic,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                    report,
+                };
+                if source.push(record, max_batch) && !source.dispatch() {
+                    break;
+                }
+            }
+            Some(Err(e)) => log::warn!("consumer: {e}"),
+            None => idle = true,
+        }
+        let age_out = source
+            .pending_since()
+            .is_some_and(|t| t.elapsed() >= max_wait);
+        if age_out && !source.dispatch() {
+            break;
+        }
+        since_store += 1;
+        if since_store >= 256 || age_out || idle {
+            since_store = 0;
+            source.offsets.store(consumer, CommitMode::Async);
+        }
+    }
+}

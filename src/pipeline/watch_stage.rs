@@ -1,0 +1,213 @@
+//! The watch stage, on the `watch` thread: the batch core's heuristics step in stream order,
+//! then every output record of the batch, serialised (verdicts in parallel on the pipeline's
+//! rayon pool). On a thread of its own, the watch of one batch overlaps screening of the next.
+
+use super::screen_stage::ScreenedBatch;
+use super::source::Polled;
+use crate::batch::{Outcome, Rejection};
+use crate::config::{OutputTopic, PipelineConfig};
+use crate::kafka::BatchAck;
+use crate::metrics::Metrics;
+use crate::model::{Action, Verdict};
+use crate::watch::Watch;
+use crossbeam_channel::{Receiver, Sender};
+use rayon::prelude::*;
+use rdkafka::message::{Header, OwnedHeaders};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One output record, ready to send.
+pub(super) struct OutRecord {
+    pub(super) topic: OutputTopic,
+    pub(super) key: Option<Vec<u8>>,
+    pub(super) payload: Vec<u8>,
+    pub(super) headers: Option<OwnedHeaders>,
+}
+
+/// A batch's output records, in send order.
+pub(super) struct Outgoing {
+    pub(super) ack: Arc<BatchAck>,
+    pub(super) records: Vec<OutRecord>,
+}
+
+/// A review-topic copy of a verdict: the verdict plus the text reviewers need to judge it.
+#[derive(Serialize)]
+struct ReviewRecord<'a> {
+    /// Why it is up for review: `screen` (the rules said review).
+    source: &'static str,
+    #[serde(flatten)]
+    verdict: &'a Verdict,
+    text: &'a str,
+}
+
+/// The heuristics and everything that turns a watched batch into output records.
+pub(super) struct WatchStage {
+    watch: Option<Watch>,
+    /// Turns the watch's cumulative counts into metric increments after each batch.
+    publisher: crate::metrics::WatchPublisher,
+    max_hits: usize,
+    dead_letter_max_bytes: usize,
+    metrics: Metrics,
+    /// Per [`Action`], resolved once so counting a verdict costs no label lookup.
+    verdict_counters: [prometheus::IntCounter; 3],
+}
+
+impl WatchStage {
+    pub(super) fn new(watch: Option<Watch>, cfg: &PipelineConfig, metrics: Metrics) -> Self {
+        let verdict_counters = [Action::Allow, Action::Review, Action::Block]
+            .map(|a| metrics.verdicts.with_label_values(&[a.as_str()]));
+        WatchStage {
+            watch,
+            publisher: Default::default(),
+            max_hits: cfg.max_hits,
+            dead_letter_max_bytes: cfg.dead_letter_max_bytes,
+            metrics,
+            verdict_counters,
+        }
+    }
+
+    /// Runs the watch over a screened batch; returns its outputs in order: per input its
+    /// verdict (and review copy) or dead letter, then the watch's records.
+    fn prepare(&mut self, b: ScreenedBatch) -> Outgoing {
+        let t0 = Instant::now();
+        let ScreenedBatch {
+            records: inputs,
+            ack,
+            screened,
+            took,
+        } = b;
+        let watched = screened.watch(self.watch.as_mut(), self.max_hits);
+        if let Some(w) = &self.watch {
+            self.publisher.publish(&self.metrics, w);
+        }
+        let payloads: Vec<Vec<u8>> = watched
+            .verdicts()
+            .par_iter()
+            .map(|v| serde_json::to_vec(v).expect("verdicts serialise"))
+            .collect();
+
+        let mut records = Vec::with_capacity(inputs.len() + watched.records().len());
+        let mut payloads = payloads.into_iter();
+        for (input, outcome) in inputs.iter().zip(watched.outcomes()) {
+            match outcome {
+                Outcome::Verdict {
+                    verdict: v,
+                    message,
+                } => {
+                    records.push(OutRecord {
+                        topic: OutputTopic::Verdicts,
+                        key: Some(v.group_id.as_bytes().to_vec()),
+                        payload: payloads.next().expect("one payload per verdict"),
+                        headers: None,
+                    });
+                    self.verdict_counters[v.action as usize].inc();
+                    for c in &v.categories {
+                        self.metrics
+                            .verdict_categories
+                            .with_label_values(&[c])
+                            .inc();
+                    }
+                    if v.action == Action::Review {
+                        let rec = ReviewRecord {
+                            source: "screen",
+                            verdict: v,
+                            text: &message.text,
+                        };
+                        records.push(OutRecord {
+                            topic: OutputTopic::Review,
+                            key: Some(v.group_id.as_bytes().to_vec()),
+                            payload: serde_json::to_vec(&rec).expect("review records serialise"),
+                            headers: None,
+                        });
+                    }
+                }
+                Outcome::Report => {}
+                Outcome::Rejected(r) => records.push(self.dead_letter(input, r)),
+            }
+        }
+        for o in watched.records() {
+            if let Some(alert_kind) = o.alert_kind() {
+                self.metrics
+                    .alerts
+                    .with_label_values(&[alert_kind.name()])
+                    .inc();
+            }
+            records.push(OutRecord {
+                topic: OutputTopic::of_watch_output(o),
+                key: Some(o.key().as_bytes().to_vec()),
+                payload: serde_json::to_vec(o).expect("watch records serialise"),
+                headers: None,
+            });
+        }
+        self.metrics
+            .batch_screen_seconds
+            .observe((took + t0.elapsed()).as_secs_f64());
+        Outgoing { ack, records }
+    }
+
+    /// The dead-letter copy of `input`: its key and (capped) bytes, with where it came from
+    /// and why in headers.
+    fn dead_letter(&self, input: &Polled, r: &Rejection) -> OutRecord {
+        self.metrics.dead_letters.with_label_values(&[r.code]).inc();
+        log::debug!(
+            "dead-letter {}[{}]@{}: {}",
+            input.topic,
+            input.partition,
+            input.offset,
+            r.detail
+        );
+        let payload = input.payload.as_deref().unwrap_or_default();
+        let kept = &payload[..payload.len().min(self.dead_letter_max_bytes)];
+        let partition = input.partition.to_string();
+        let offset = input.offset.to_string();
+        let mut h = OwnedHeaders::new()
+            .insert(Header {
+                key: "qunguard.reason",
+                value: Some(r.code),
+            })
+            .insert(Header {
+                key: "qunguard.error",
+                value: Some(&r.detail),
+            })
+            .insert(Header {
+                key: "qunguard.topic",
+                value: Some(&*input.topic),
+            })
+            .insert(Header {
+                key: "qunguard.partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "qunguard.offset",
+                value: Some(&offset),
+            });
+        if kept.len() < payload.len() {
+            h = h.insert(Header {
+                key: "qunguard.truncated",
+                value: Some(&payload.len().to_string()),
+            });
+        }
+        OutRecord {
+            topic: OutputTopic::DeadLetter,
+            key: input.key.clone(),
+            payload: kept.to_vec(),
+            headers: Some(h),
+        }
+    }
+}
+
+/// Watches every batch from `rx` until it closes or the send stage is gone.
+pub(super) fn run(
+    stage: &mut WatchStage,
+    rx: Receiver<ScreenedBatch>,
+    tx: Sender<Outgoing>,
+    pool: &rayon::ThreadPool,
+) {
+    for batch in rx {
+        let outgoing = pool.install(|| stage.prepare(batch));
+        if tx.send(outgoing).is_err() {
+            return;
+        }
+    }
+}

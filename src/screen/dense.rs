@@ -306,15 +306,24 @@ impl super::normalise::DenseSink for Writer<'_> {
 /// main database scans it: for benchmarks and tools that build their own Hyperscan databases
 /// over the same bytes.
 pub fn encode(text: &str) -> Vec<u8> {
-    use super::normalise::DenseSink;
     let mut out = Vec::new();
-    let mut w = Writer::new(&mut out, 0);
+    encode_into(text, &mut out);
+    out
+}
+
+/// Appends the dense encoding of normalised `text` to `out`.
+pub(crate) fn encode_into(text: &str, out: &mut Vec<u8>) {
+    use super::normalise::DenseSink;
+    let start = out.len();
+    // Room for the longest encoding up front (a two-byte UTF-8 character takes four bytes): left
+    // to itself the writer grows a buffer to the batch size, 4 KiB for every term compiled.
+    out.resize(start + 2 * text.len() + 4, 0);
+    let mut w = Writer::new(out, start);
     for c in text.chars() {
         w.char(c);
     }
     let len = w.pos();
     out.truncate(len);
-    out
 }
 
 /// Converts offset `off` (on a character boundary) of one encoded message to the offset of the

@@ -5,6 +5,7 @@
 //! worker. [`Engine::screen_batch`] splits a batch into chunks screened in parallel on rayon;
 //! each chunk is normalised into one buffer and scanned with one Hyperscan call.
 
+mod chars;
 pub mod dense;
 pub(crate) mod matcher;
 pub mod normalise;

@@ -39,7 +39,7 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
     let mut norm_terms: Vec<String> = rules.packs[0]
         .terms
         .iter()
-        .map(|t| t.normalised.clone())
+        .map(|t| t.normalised.to_string())
         .collect();
     norm_terms.sort();
     norm_terms.dedup();

@@ -7,7 +7,7 @@
 use crate::model::Action;
 use crate::screen::normalise::normalise;
 use serde::Deserialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -99,12 +99,126 @@ struct RegexFile {
 }
 
 /// One term of a pack, after normalisation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Term {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Term<'a> {
     /// The term as written in the pack (used in the rule id).
-    pub written: String,
+    pub written: &'a str,
     /// The term normalised with the same function as message text.
-    pub normalised: String,
+    pub normalised: &'a str,
+}
+
+/// A list of terms in one buffer. A `String` per spelling cost more in allocation headers,
+/// capacity slack and pointers than the terms' own bytes (a 64k-word dictionary is ~1 MB of
+/// text), and a large pack is held in full while its engine compiles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Terms {
+    /// Each term's written form followed by its normalised form.
+    text: String,
+    /// Per term: where its written form ends and where its normalised form ends in `text`.
+    ends: Vec<(u32, u32)>,
+}
+
+impl Terms {
+    /// The number of terms.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there are no terms.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Term `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<Term<'_>> {
+        let &(written_end, end) = self.ends.get(i)?;
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p].1);
+        Some(Term {
+            written: &self.text[start as usize..written_end as usize],
+            normalised: &self.text[written_end as usize..end as usize],
+        })
+    }
+
+    /// The terms in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Term<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i).expect("index in range"))
+    }
+
+    fn push(&mut self, written: &str, normalised: &str) {
+        self.text.push_str(written);
+        let written_end = self.text.len();
+        self.text.push_str(normalised);
+        let end = self.text.len();
+        // Offsets are u32 to halve the index; a pack's terms never reach 4 GiB of text.
+        let offset = |n: usize| u32::try_from(n).expect("a pack's terms fit in 4 GiB");
+        self.ends.push((offset(written_end), offset(end)));
+    }
+
+    /// Keeps the first term of each normalised form. Sorting indices finds the duplicates
+    /// without a second copy of every normalised term in a set.
+    fn dedup_normalised(&mut self) {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        // Stable: among equal forms the first written stays first.
+        order.sort_by(|&a, &b| {
+            let n = |i: u32| self.get(i as usize).expect("index in range").normalised;
+            n(a).cmp(n(b))
+        });
+        let mut keep = vec![true; self.len()];
+        for pair in order.windows(2) {
+            let n = |i: u32| self.get(i as usize).expect("index in range").normalised;
+            if n(pair[0]) == n(pair[1]) {
+                keep[pair[1] as usize] = false;
+            }
+        }
+        if keep.iter().all(|&k| k) {
+            return;
+        }
+        let mut kept = Terms::default();
+        for (t, keep) in self.iter().zip(keep) {
+            if keep {
+                kept.push(t.written, t.normalised);
+            }
+        }
+        kept.text.shrink_to_fit();
+        kept.ends.shrink_to_fit();
+        *self = kept;
+    }
+}
+
+/// Lines of a pack's source, for the positions in errors. Moves from the last position asked
+/// for, so numbering every word of an inline list in order reads the source once: counting
+/// from the start for each word made a 100k-word list take 17 s to load.
+struct Lines<'a> {
+    src: &'a [u8],
+    pos: usize,
+    line: usize,
+    /// Source bytes read so far, so a test can check the cost stays linear.
+    read: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(src: &'a str) -> Lines<'a> {
+        Lines {
+            src: src.as_bytes(),
+            pos: 0,
+            line: 1,
+            read: 0,
+        }
+    }
+
+    /// The 1-based line of byte `byte`.
+    fn line_of(&mut self, byte: usize) -> usize {
+        let byte = byte.min(self.src.len());
+        let newlines = |b: &[u8]| memchr::memchr_iter(b'\n', b).count();
+        if byte >= self.pos {
+            self.line += newlines(&self.src[self.pos..byte]);
+        } else {
+            self.line -= newlines(&self.src[byte..self.pos]);
+        }
+        self.read += byte.abs_diff(self.pos);
+        self.pos = byte;
+        self.line
+    }
 }
 
 /// One regex rule of a pack.
@@ -134,9 +248,9 @@ pub struct Pack {
     /// Free text for operators.
     pub description: Option<String>,
     /// Terms, normalised, without duplicates (first spelling kept).
-    pub terms: Vec<Term>,
+    pub terms: Terms,
     /// Allowed terms, normalised: a hit lying wholly inside one is dropped.
-    pub allow: Vec<Term>,
+    pub allow: Terms,
     /// Also match the terms' pinyin spellings, homophones and repeated characters.
     pub pinyin: bool,
     /// Regex rules.
@@ -232,17 +346,13 @@ impl RuleSet {
     }
 }
 
-fn line_of(src: &str, byte: usize) -> usize {
-    src[..byte.min(src.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
-}
-
 impl Pack {
     /// Parses and validates one pack. `path` names the file in errors and locates `words_file`.
     pub fn parse(path: &Path, src: &str) -> Result<Pack, RuleError> {
+        Pack::parse_with(path, src, &mut Lines::new(src))
+    }
+
+    fn parse_with(path: &Path, src: &str, lines: &mut Lines<'_>) -> Result<Pack, RuleError> {
         let err = |key: &str, line: Option<usize>, problem: String, fix: &str| RuleError {
             file: path.to_path_buf(),
             key: key.to_string(),
@@ -251,7 +361,7 @@ impl Pack {
             fix: fix.to_string(),
         };
         let file: PackFile = toml::from_str(src).map_err(|e| {
-            let line = e.span().map(|s| line_of(src, s.start));
+            let line = e.span().map(|s| lines.line_of(s.start));
             err(
                 "",
                 line,
@@ -277,11 +387,12 @@ impl Pack {
             ));
         }
 
-        let mut seen = BTreeSet::new();
-        let mut terms = Vec::new();
-        let mut add_term = |written: &str, key: String, line: usize| -> Result<(), RuleError> {
+        let mut terms = Terms::default();
+        // `word`: the index in `words`, named in an error (none for a words file's lines).
+        let mut add_term = |written: &str, word: Option<usize>, line: usize| {
             let normalised = normalise(written).text;
             if normalised.is_empty() {
+                let key = word.map(|i| format!("words[{i}]")).unwrap_or_default();
                 return Err(err(
                     &key,
                     Some(line),
@@ -291,20 +402,11 @@ impl Pack {
                     "remove it, or write the letters/digits it should match",
                 ));
             }
-            if seen.insert(normalised.clone()) {
-                terms.push(Term {
-                    written: written.trim().to_string(),
-                    normalised,
-                });
-            }
+            terms.push(written.trim(), &normalised);
             Ok(())
         };
         for (i, w) in file.words.iter().enumerate() {
-            add_term(
-                w.get_ref(),
-                format!("words[{i}]"),
-                line_of(src, w.span().start),
-            )?;
+            add_term(w.get_ref(), Some(i), lines.line_of(w.span().start))?;
         }
         if let Some(wf) = &file.words_file {
             let words_path = path
@@ -314,7 +416,7 @@ impl Pack {
             let text = std::fs::read_to_string(&words_path).map_err(|e| {
                 err(
                     "words_file",
-                    Some(line_of(src, wf.span().start)),
+                    Some(lines.line_of(wf.span().start)),
                     format!("cannot read words file {}: {e}", words_path.display()),
                     "the path is relative to the pack's directory; create the file or fix the path",
                 )
@@ -324,20 +426,22 @@ impl Pack {
                 if term.is_empty() || term.starts_with('#') {
                     continue;
                 }
-                add_term(term, String::new(), n + 1).map_err(|mut e| {
+                add_term(term, None, n + 1).map_err(|mut e| {
                     e.file = words_path.clone();
                     e
                 })?;
             }
         }
 
-        let mut allow = Vec::new();
+        terms.dedup_normalised();
+
+        let mut allow = Terms::default();
         for (i, a) in file.allow.iter().enumerate() {
             let normalised = normalise(a.get_ref()).text;
             if normalised.is_empty() {
                 return Err(err(
                     &format!("allow[{i}]"),
-                    Some(line_of(src, a.span().start)),
+                    Some(lines.line_of(a.span().start)),
                     format!(
                         "allowed term {:?} is empty after normalisation",
                         a.get_ref()
@@ -345,27 +449,24 @@ impl Pack {
                     "remove it",
                 ));
             }
-            allow.push(Term {
-                written: a.get_ref().clone(),
-                normalised,
-            });
+            allow.push(a.get_ref(), &normalised);
         }
 
         let mut regexes = Vec::new();
         for (i, r) in file.regex.iter().enumerate() {
-            let line = line_of(src, r.span().start);
+            let line = lines.line_of(r.span().start);
             let rf = r.get_ref();
             let id = rf.id.get_ref().trim().to_string();
             if id.is_empty() || id.chars().any(|c| c.is_whitespace()) {
                 return Err(err(
                     &format!("regex[{i}].id"),
-                    Some(line_of(src, rf.id.span().start)),
+                    Some(lines.line_of(rf.id.span().start)),
                     format!("regex id {:?} is empty or has spaces", rf.id.get_ref()),
                     "use a dotted name such as `privacy.phone`",
                 ));
             }
             let pattern = rf.pattern.get_ref().clone();
-            let pattern_line = line_of(src, rf.pattern.span().start);
+            let pattern_line = lines.line_of(rf.pattern.span().start);
             if let Err(problem) = crate::screen::matcher::check_regex(&pattern) {
                 return Err(err(
                     &format!("regex[{i}].pattern"),
@@ -436,7 +537,7 @@ validate = "cn_mobile"
         assert_eq!(p.name, "test");
         assert_eq!(p.action, Action::Review);
         // 代開發票 and 代开发票 normalise alike: the duplicate is folded into the first.
-        let norm: Vec<_> = p.terms.iter().map(|t| t.normalised.as_str()).collect();
+        let norm: Vec<_> = p.terms.iter().map(|t| t.normalised).collect();
         assert_eq!(norm, ["代开发票", "加vx"]);
         assert_eq!(p.regexes[0].action, Action::Block);
         assert_eq!(p.regexes[0].validate, Some(Validator::CnMobile));
@@ -518,6 +619,44 @@ validate = "cn_mobile"
         }
     }
 
+    /// Loading must stay linear in the pack's size: every word's line is found by reading the
+    /// source once, however long the inline list. Counted, not timed.
+    #[test]
+    fn inline_word_lines_read_the_source_once() {
+        let words = 5_000;
+        let mut src = String::from("category = \"ads\"\naction = \"review\"\nwords = [\n");
+        for i in 0..words {
+            src.push_str(&format!("  \"词{i}\",\n"));
+        }
+        src.push_str("]\nallow = [\"词1号\"]\n[[regex]]\nid = \"a.b\"\npattern = \"ab\"\n");
+        let mut lines = Lines::new(&src);
+        let pack = Pack::parse_with(Path::new("rules/test.toml"), &src, &mut lines).unwrap();
+        assert_eq!(pack.terms.len(), words);
+        assert!(
+            lines.read <= src.len(),
+            "read {} bytes of a {}-byte pack to number its lines",
+            lines.read,
+            src.len()
+        );
+
+        // Asking again, or for earlier positions, reads only the distance moved.
+        let mut lines = Lines::new("a\nb\nc\n");
+        assert_eq!([4, 4, 0, 2, 6].map(|b| lines.line_of(b)), [3, 3, 1, 2, 4]);
+        assert_eq!(lines.read, 4 + 4 + 2 + 4);
+    }
+
+    #[test]
+    fn duplicate_terms_keep_the_first_spelling_in_order() {
+        let p = parse(
+            "category = \"ads\"\naction = \"review\"\nwords = [\"b\", \"代開\", \"Ａ\", \"B\", \"代开\", \"a\", \"c\"]\n",
+        )
+        .unwrap();
+        let got: Vec<_> = p.terms.iter().map(|t| (t.written, t.normalised)).collect();
+        assert_eq!(got, [("b", "b"), ("代開", "代开"), ("Ａ", "a"), ("c", "c")]);
+        assert_eq!(p.terms.get(3).map(|t| t.written), Some("c"));
+        assert_eq!(p.terms.get(4), None);
+    }
+
     #[test]
     fn duplicate_regex_ids_across_packs_are_rejected() {
         let a =
@@ -540,11 +679,7 @@ validate = "cn_mobile"
         )
         .unwrap();
         let set = RuleSet::load_dir(dir.path()).unwrap();
-        let terms: Vec<_> = set.packs[0]
-            .terms
-            .iter()
-            .map(|t| t.written.as_str())
-            .collect();
+        let terms: Vec<_> = set.packs[0].terms.iter().map(|t| t.written).collect();
         assert_eq!(terms, ["代开发票", "刷单"]);
 
         std::fs::write(dir.path().join("w.txt"), "ok\n😀😀\n").unwrap();

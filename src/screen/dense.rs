@@ -20,27 +20,17 @@
 //! match. The frequency ranking (`dense_chars.txt`) comes from jieba's word list; see
 //! `scripts/dense-chars.py`. The ranking only affects speed, never what matches.
 
+use super::chars::{DROP, LEAD2_FIRST, LEAD2_LAST, LONG, ascii_kept, bmp3, code_len, codes};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::OnceLock;
 
-/// Han characters by frequency in running text, most frequent first.
-const RANKED: &str = include_str!("dense_chars.txt");
-
-const LEAD2_FIRST: u8 = 0xC0;
-const LEAD2_LAST: u8 = 0xF7;
 /// Leads of the four-byte forms: they say how long the character is in UTF-8, so an offset
 /// converts back by summing a per-byte weight ([`utf8_offset`]).
 const LEAD4_UTF8_2: u8 = 0xF8;
 const LEAD4_UTF8_3: u8 = 0xF9;
 /// Planes 1-16: `0xFA + ((u - 0x10000) >> 18)`, so up to 0xFD.
 const LEAD4_SUPPLEMENTARY: u8 = 0xFA;
-
-/// Whether an ASCII byte stands for itself in normalised text (and so in the encoding).
-const fn ascii_kept(b: u8) -> bool {
-    b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'\n'
-}
 
 /// Per encoded byte: how many UTF-8 bytes the character it starts takes (0 for trail bytes).
 const UTF8_WEIGHT: [u8; 256] = {
@@ -60,80 +50,6 @@ const UTF8_WEIGHT: [u8; 256] = {
     }
     w
 };
-
-struct Table {
-    /// Per BMP code point: 0 (no short code), or the code's bytes little-endian: one byte (< 0x80,
-    /// the high byte 0) or lead and trail. A trail byte has its top bit set, so the length is
-    /// `1 + (code >> 15)`.
-    code: Box<[u16; 0x10000]>,
-    /// The characters that have a short code, in code order.
-    coded: Vec<(char, u16)>,
-    /// Decoding: the character of each one-byte value (ASCII kept as itself) and of each
-    /// two-byte code, indexed by `(lead - 0xC0) * 64 + (trail - 0x80)`.
-    single: [char; 0x80],
-    double: Vec<char>,
-}
-
-/// A code's length in bytes.
-#[inline(always)]
-fn code_len(k: u16) -> usize {
-    1 + usize::from(k >> 15)
-}
-
-/// The fast lane's entry for a character that maps to itself: its short code, or [`LONG`].
-pub(crate) fn fast_code(c: char) -> u16 {
-    match table().code.get(c as usize) {
-        Some(&k) if k != 0 => k,
-        _ if c.is_ascii() => c as u16,
-        _ => LONG,
-    }
-}
-
-/// Fast-lane entry of a character without a short code (no code is 0xFFFF: 0xFF is no lead).
-pub(crate) const LONG: u16 = 0xFFFF;
-/// Fast-lane entry of a three-byte character normalisation drops (punctuation such as ，。).
-pub(crate) const DROP: u16 = 0xFFFE;
-
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let singles = (1..0x80u8).filter(|&b| !ascii_kept(b)).map(u16::from);
-        let doubles = (LEAD2_FIRST..=LEAD2_LAST)
-            .flat_map(|lead| (0x80..=0xBFu8).map(move |t| u16::from(t) << 8 | u16::from(lead)));
-        let mut codes = singles.chain(doubles);
-        let mut code = Box::new([0u16; 0x10000]);
-        let mut coded = Vec::new();
-        // Only characters normalisation leaves as they are can occur in normalised text. (The
-        // per-character function, not the normalisation table, which is built from this one.)
-        let candidates = RANKED
-            .chars()
-            .filter(|&c| c.len_utf8() == 3 && super::normalise::map_char(c) == c.to_string());
-        for c in candidates {
-            if code[c as usize] != 0 {
-                continue;
-            }
-            let Some(k) = codes.next() else { break };
-            code[c as usize] = k;
-            coded.push((c, k));
-        }
-        let mut single: [char; 0x80] = std::array::from_fn(|b| b as u8 as char);
-        let mut double = vec!['\0'; usize::from(LEAD2_LAST - LEAD2_FIRST + 1) * 64];
-        for &(c, k) in &coded {
-            match k.to_le_bytes() {
-                [b, 0] => single[usize::from(b)] = c,
-                [lead, trail] => {
-                    double[usize::from(lead - LEAD2_FIRST) * 64 + usize::from(trail & 0x3F)] = c
-                }
-            }
-        }
-        Table {
-            code,
-            coded,
-            single,
-            double,
-        }
-    })
-}
 
 /// The four-byte form of a character without a short code.
 fn long_form(u: u32) -> [u8; 4] {
@@ -178,7 +94,7 @@ impl<'a> Writer<'a> {
         Writer {
             buf,
             pos,
-            code: &table().code,
+            code: &codes().code,
         }
     }
 
@@ -251,7 +167,7 @@ impl super::normalise::DenseSink for Writer<'_> {
             if c[0] & 0xF0 != 0xE0 {
                 break;
             }
-            let u = super::normalise::bmp3(c[0], c[1], c[2]);
+            let u = bmp3(c[0], c[1], c[2]);
             let k = fast[u];
             // 0 and LONG are rare: one test for both keeps the common path to one branch.
             if k.wrapping_sub(1) >= LONG - 1 {
@@ -306,15 +222,24 @@ impl super::normalise::DenseSink for Writer<'_> {
 /// main database scans it: for benchmarks and tools that build their own Hyperscan databases
 /// over the same bytes.
 pub fn encode(text: &str) -> Vec<u8> {
-    use super::normalise::DenseSink;
     let mut out = Vec::new();
-    let mut w = Writer::new(&mut out, 0);
+    encode_into(text, &mut out);
+    out
+}
+
+/// Appends the dense encoding of normalised `text` to `out`.
+pub(crate) fn encode_into(text: &str, out: &mut Vec<u8>) {
+    use super::normalise::DenseSink;
+    let start = out.len();
+    // Room for the longest encoding up front (a two-byte UTF-8 character takes four bytes): left
+    // to itself the writer grows a buffer to the batch size, 4 KiB for every term compiled.
+    out.resize(start + 2 * text.len() + 4, 0);
+    let mut w = Writer::new(out, start);
     for c in text.chars() {
         w.char(c);
     }
     let len = w.pos();
     out.truncate(len);
-    out
 }
 
 /// Converts offset `off` (on a character boundary) of one encoded message to the offset of the
@@ -328,7 +253,7 @@ pub(crate) fn utf8_offset(dense: &[u8], off: usize) -> usize {
 
 /// The characters of encoded text, each with its `[start, end)` in `dense`.
 pub(crate) fn chars(dense: &[u8]) -> impl Iterator<Item = (usize, usize, char)> + '_ {
-    let t = table();
+    let t = codes();
     let mut d = 0;
     std::iter::from_fn(move || {
         let b = *dense.get(d)?;
@@ -549,7 +474,7 @@ fn emit_class(ranges: &[(u32, u32)], out: &mut String) -> Result<(), String> {
         .filter(|&b| b != b'\n' && ascii_kept(b) && contains(u32::from(b)))
         .collect();
     let mut doubles: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
-    for &(c, k) in &table().coded {
+    for &(c, k) in &codes().coded {
         if contains(c as u32) {
             match k.to_le_bytes() {
                 [b, 0] => singles.push(b),
@@ -686,7 +611,7 @@ mod tests {
 
     #[test]
     fn codes_never_collide_with_text_bytes() {
-        let t = table();
+        let t = codes();
         assert_eq!(
             t.coded.len(),
             90 + 56 * 64,

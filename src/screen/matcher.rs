@@ -19,31 +19,80 @@ fn regex_flags() -> PatternFlags {
     PatternFlags::SOM_LEFTMOST | PatternFlags::MULTILINE
 }
 
-/// One pattern to compile: a literal byte string, or a Hyperscan expression (a pack regex
-/// translated by [`super::dense::translate_regex`]).
-pub(crate) enum Source {
-    Literal(Vec<u8>),
-    Regex(String),
+/// The patterns to compile, in one buffer: each a literal byte string (a dense-encoded term) or a
+/// Hyperscan expression (a pack regex translated by [`super::dense::translate_regex`]). A vector
+/// per pattern spent more on its header and growth slack than on a dictionary term's bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    bytes: Vec<u8>,
+    /// Per pattern: where it ends in `bytes`, and whether it is a regex.
+    ends: Vec<(u32, bool)>,
+}
+
+impl Sources {
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Appends a literal that `write` appends to the buffer it is given; returns its length.
+    pub fn push_literal_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> usize {
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        self.end(false);
+        self.bytes.len() - start
+    }
+
+    pub fn push_literal(&mut self, literal: &[u8]) {
+        self.push_literal_with(|b| b.extend_from_slice(literal));
+    }
+
+    pub fn push_regex(&mut self, expression: &str) {
+        self.bytes.extend_from_slice(expression.as_bytes());
+        self.end(true);
+    }
+
+    fn end(&mut self, regex: bool) {
+        let end = u32::try_from(self.bytes.len()).expect("patterns fit in 4 GiB");
+        self.ends.push((end, regex));
+    }
+
+    /// Each pattern's bytes and whether it is a regex, in order.
+    fn iter(&self) -> impl Iterator<Item = (&[u8], bool)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(end, regex)| {
+            let s = &self.bytes[start..end as usize];
+            start = end as usize;
+            (s, regex)
+        })
+    }
+}
+
+/// Writes the Hyperscan expression of a pattern into `out` (cleared first), and returns its
+/// flags.
+fn expression(bytes: &[u8], regex: bool, out: &mut String) -> PatternFlags {
+    out.clear();
+    if regex {
+        out.push_str(std::str::from_utf8(bytes).expect("pushed as a str"));
+        regex_flags()
+    } else {
+        escape_literal(bytes, out);
+        PatternFlags::empty()
+    }
 }
 
 /// Escapes a literal so Hyperscan matches exactly its bytes.
-fn escape_literal(s: &[u8]) -> String {
-    let mut out = String::with_capacity(s.len() * 4);
+fn escape_literal(s: &[u8], out: &mut String) {
+    use std::fmt::Write;
     for &b in s {
         if b.is_ascii_alphanumeric() {
             out.push(b as char);
         } else {
-            out.push_str(&format!("\\x{b:02x}"));
+            write!(out, "\\x{b:02x}").expect("write to String");
         }
     }
-    out
 }
 
-fn pattern(src: &Source, id: usize) -> Pattern {
-    let (expression, flags) = match src {
-        Source::Literal(s) => (escape_literal(s), PatternFlags::empty()),
-        Source::Regex(r) => (r.clone(), regex_flags()),
-    };
+fn pattern(expression: String, flags: PatternFlags, id: usize) -> Pattern {
     Pattern {
         expression,
         flags,
@@ -64,7 +113,7 @@ fn describe(e: hyperscan::Error) -> String {
 /// be used and say why.
 pub(crate) fn check_regex(expr: &str) -> Result<(), String> {
     let translated = super::dense::translate_regex(expr)?;
-    Patterns(vec![pattern(&Source::Regex(translated), 0)])
+    Patterns(vec![pattern(translated, regex_flags(), 0)])
         .build::<BlockMode>()
         .map(|_| ())
         .map_err(describe)
@@ -75,24 +124,36 @@ pub(crate) fn check_regex(expr: &str) -> Result<(), String> {
 /// With `cache` set, a database compiled before for the same patterns, Hyperscan version and CPU
 /// is loaded from there instead (compiling a 64k-term dictionary takes seconds, loading it
 /// milliseconds). A cache file that fails to load or validate is ignored and rewritten.
-pub(crate) fn compile(sources: &[Source], cache: Option<&Path>) -> Result<BlockDatabase, String> {
-    let patterns = Patterns(
-        sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| pattern(s, i))
-            .collect(),
-    );
+pub(crate) fn compile(sources: &Sources, cache: Option<&Path>) -> Result<BlockDatabase, String> {
+    // The patterns as the Hyperscan crate takes them (a `String` and ~100 bytes of options
+    // each) are made only when the database must really be compiled, not for a cache hit.
+    let build = || {
+        let mut buf = String::new();
+        Patterns(
+            sources
+                .iter()
+                .enumerate()
+                .map(|(i, (bytes, regex))| {
+                    let flags = expression(bytes, regex, &mut buf);
+                    pattern(buf.clone(), flags, i)
+                })
+                .collect(),
+        )
+        .build::<BlockMode>()
+        .map_err(describe)
+    };
     let Some(dir) = cache else {
-        return patterns.build::<BlockMode>().map_err(describe);
+        return build();
     };
     let mut h = Sha256::new();
     h.update(hyperscan::version_str().to_bytes());
     h.update(cpu_signature());
-    for p in patterns.iter() {
-        h.update(p.flags.bits().to_le_bytes());
-        h.update((p.expression.len() as u64).to_le_bytes());
-        h.update(p.expression.as_bytes());
+    let mut buf = String::new();
+    for (bytes, regex) in sources.iter() {
+        let flags = expression(bytes, regex, &mut buf);
+        h.update(flags.bits().to_le_bytes());
+        h.update((buf.len() as u64).to_le_bytes());
+        h.update(buf.as_bytes());
     }
     let key: String = h.finalize()[..16]
         .iter()
@@ -105,7 +166,7 @@ pub(crate) fn compile(sources: &[Source], cache: Option<&Path>) -> Result<BlockD
     {
         return Ok(db);
     }
-    let db = patterns.build::<BlockMode>().map_err(describe)?;
+    let db = build()?;
     // Caching is an optimisation: failing to write it must not fail the compile.
     if let Ok(bytes) = db.serialize() {
         let tmp = dir.join(format!("hs-{key}.{}.tmp", std::process::id()));
@@ -202,14 +263,10 @@ mod tests {
 
     #[test]
     fn literals_escape_every_metacharacter() {
-        let db = compile(
-            &[
-                Source::Literal(b"a.b*c".to_vec()),
-                Source::Literal("代开".into()),
-            ],
-            None,
-        )
-        .unwrap();
+        let mut srcs = Sources::default();
+        srcs.push_literal(b"a.b*c");
+        srcs.push_literal("代开".as_bytes());
+        let db = compile(&srcs, None).unwrap();
         let s = db.alloc_scratch().unwrap();
         let mut hits = vec![];
         scan(&db, &s, "axbbc a.b*c 代开".as_bytes(), |id, _, to| {
@@ -220,7 +277,9 @@ mod tests {
 
     #[test]
     fn regex_reports_leftmost_start() {
-        let db = compile(&[Source::Regex("1[3-9][0-9]{9}".into())], None).unwrap();
+        let mut srcs = Sources::default();
+        srcs.push_regex("1[3-9][0-9]{9}");
+        let db = compile(&srcs, None).unwrap();
         let s = db.alloc_scratch().unwrap();
         let mut hits = vec![];
         scan(&db, &s, b"tel13812345678", |id, from, to| {
@@ -232,10 +291,9 @@ mod tests {
     #[test]
     fn cached_database_is_reused_and_a_corrupt_cache_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let srcs = [
-            Source::Literal("代开".into()),
-            Source::Regex("1[3-9][0-9]{9}".into()),
-        ];
+        let mut srcs = Sources::default();
+        srcs.push_literal("代开".as_bytes());
+        srcs.push_regex("1[3-9][0-9]{9}");
         let scan_all = |db: &BlockDatabase| {
             let s = db.alloc_scratch().unwrap();
             let mut hits = vec![];

@@ -5,6 +5,7 @@
 //! worker. [`Engine::screen_batch`] splits a batch into chunks screened in parallel on rayon;
 //! each chunk is normalised into one buffer and scanned with one Hyperscan call.
 
+mod chars;
 pub mod dense;
 pub(crate) mod matcher;
 pub mod normalise;
@@ -49,8 +50,9 @@ struct PinyinRule {
     pack: u32,
     rule: &'static str,
     len: u32,
-    /// The term's characters after folding repeats, for the homophone check.
-    units: Vec<char>,
+    /// The term's characters after folding repeats, for the homophone check: a range of
+    /// [`Engine::pinyin_units`].
+    units: (u32, u32),
 }
 
 #[derive(Debug)]
@@ -93,6 +95,8 @@ pub struct Engine {
     main_rules: Vec<MainRule>,
     pinyin: Option<BlockDatabase>,
     pinyin_rules: Vec<PinyinRule>,
+    /// The pinyin terms' characters after folding repeats, [`PinyinRule::units`] slices.
+    pinyin_units: Vec<char>,
     packs: Vec<PackInfo>,
     regexes: Vec<RegexInfo>,
     summary: Vec<PackSummary>,
@@ -125,15 +129,17 @@ impl Engine {
     /// directory, created if missing). Large rule sets load in milliseconds instead of seconds.
     pub fn compile_cached(rules: &RuleSet, cache: Option<&Path>) -> Result<Engine, CompileError> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let mut sources = Vec::new();
+        let mut sources = matcher::Sources::default();
         let mut main_rules = Vec::new();
-        let mut pinyin_keys = Vec::new();
+        let mut pinyin_sources = matcher::Sources::default();
         let mut pinyin_rules = Vec::new();
+        let mut pinyin_units = Vec::new();
         let mut packs = Vec::new();
         let mut regexes = Vec::new();
         let mut summary = Vec::new();
         let mut hasher = Sha256::new();
         hasher.update(ENGINE_SEMANTICS);
+        let mut rule_id = String::new();
 
         for (p, pack) in rules.packs.iter().enumerate() {
             let p = p as u32;
@@ -143,38 +149,44 @@ impl Engine {
                 pack.name, pack.category, pack.action, pack.pinyin
             ));
             let mut seen_keys = std::collections::HashSet::new();
-            for t in &pack.terms {
-                hasher.update(format!("\0t\0{}", t.normalised));
-                let rule = intern(&format!("{}:{}", pack.name, t.written));
+            for t in pack.terms.iter() {
+                hasher.update("\0t\0");
+                hasher.update(t.normalised);
+                rule_id.clear();
+                rule_id.push_str(&pack.name);
+                rule_id.push(':');
+                rule_id.push_str(t.written);
+                let rule = intern(&rule_id);
                 // The main database scans the dense encoding: terms are encoded like the text.
-                let encoded = dense::encode(&t.normalised);
+                let len = sources.push_literal_with(|b| dense::encode_into(t.normalised, b));
                 main_rules.push(MainRule::Term {
                     pack: p,
                     rule,
-                    len: encoded.len() as u32,
+                    len: len as u32,
                 });
-                sources.push(matcher::Source::Literal(encoded));
                 if pack.pinyin {
-                    let (key, units) = pinyin_key(&t.normalised);
+                    let (key, units) = pinyin_key(t.normalised);
                     if seen_keys.insert(key.clone()) {
+                        let first = pinyin_units.len() as u32;
+                        pinyin_units.extend_from_slice(&units);
                         pinyin_rules.push(PinyinRule {
                             pack: p,
                             rule,
                             len: key.len() as u32,
-                            units,
+                            units: (first, pinyin_units.len() as u32),
                         });
-                        pinyin_keys.push(key);
+                        pinyin_sources.push_literal(key.as_bytes());
                     }
                 }
             }
-            for a in &pack.allow {
-                hasher.update(format!("\0a\0{}", a.normalised));
-                let encoded = dense::encode(&a.normalised);
+            for a in pack.allow.iter() {
+                hasher.update("\0a\0");
+                hasher.update(a.normalised);
+                let len = sources.push_literal_with(|b| dense::encode_into(a.normalised, b));
                 main_rules.push(MainRule::Allow {
                     pack: p,
-                    len: encoded.len() as u32,
+                    len: len as u32,
                 });
-                sources.push(matcher::Source::Literal(encoded));
             }
             for r in &pack.regexes {
                 hasher.update(format!(
@@ -182,10 +194,10 @@ impl Engine {
                     r.id, r.pattern, r.action, r.validate
                 ));
                 // Regexes are translated to the encoding.
-                sources.push(matcher::Source::Regex(
-                    dense::translate_regex(&r.pattern)
+                sources.push_regex(
+                    &dense::translate_regex(&r.pattern)
                         .map_err(|e| CompileError(format!("regex {}: {e}", r.id)))?,
-                ));
+                );
                 main_rules.push(MainRule::Regex {
                     regex: regexes.len() as u32,
                 });
@@ -211,15 +223,15 @@ impl Engine {
             });
         }
         let main = matcher::compile(&sources, cache).map_err(CompileError)?;
-        let pinyin = if pinyin_keys.is_empty() {
+        drop(sources);
+        let pinyin = if pinyin_sources.is_empty() {
             None
         } else {
-            let src: Vec<_> = pinyin_keys
-                .into_iter()
-                .map(|k| matcher::Source::Literal(k.into_bytes()))
-                .collect();
-            Some(matcher::compile(&src, cache).map_err(CompileError)?)
+            Some(matcher::compile(&pinyin_sources, cache).map_err(CompileError)?)
         };
+        main_rules.shrink_to_fit();
+        pinyin_rules.shrink_to_fit();
+        pinyin_units.shrink_to_fit();
         let digest = hasher.finalize();
         let version: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         Ok(Engine {
@@ -228,6 +240,7 @@ impl Engine {
             main_rules,
             pinyin,
             pinyin_rules,
+            pinyin_units,
             packs,
             regexes,
             summary,
@@ -513,7 +526,8 @@ impl Engine {
                     py.on_unit_boundary(i, f) && (t == pend || py.on_unit_boundary(i, t));
                 let (first, last) = (py.unit_at(i, f), py.unit_at(i, t - 1));
                 let units = &py.units[first..=last];
-                if !on_units || !sounds_deliberate(units.iter().map(|u| u.c), &rule.units) {
+                let term = &self.pinyin_units[rule.units.0 as usize..rule.units.1 as usize];
+                if !on_units || !sounds_deliberate(units.iter().map(|u| u.c), term) {
                     continue;
                 }
                 let (ns, ne) = utf8(units[0].ns as usize, units[units.len() - 1].ne as usize);
@@ -582,18 +596,42 @@ impl Engine {
 /// copies a pointer. An `Arc` would be cloned and dropped per hit, and with a large dictionary
 /// the count sits on a cache line no other hit touches: one cache miss each time (measured: 90%
 /// of the time spent making a hit). Recompiling the same rules reuses the interned ids, so only
-/// ids never seen before add memory.
+/// ids never seen before add memory. The ids are cut from large leaked blocks: an allocation per
+/// id cost twice the id's own bytes in headers and rounding.
 fn intern(s: &str) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    /// Ids this long or longer get a block of their own.
+    const BLOCK: usize = 64 << 10;
+    struct Names {
+        set: HashSet<&'static str>,
+        /// The unused rest of the current block.
+        free: &'static mut [u8],
+    }
+    static NAMES: OnceLock<Mutex<Names>> = OnceLock::new();
     let mut names = NAMES
-        .get_or_init(Default::default)
+        .get_or_init(|| {
+            Mutex::new(Names {
+                set: HashSet::new(),
+                free: &mut [],
+            })
+        })
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    if let Some(&name) = names.get(s) {
+    if let Some(&name) = names.set.get(s) {
         return name;
     }
-    let name: &'static str = Box::leak(s.into());
-    names.insert(name);
+    let room: &'static mut [u8] = if s.len() >= BLOCK / 4 {
+        Box::leak(vec![0; s.len()].into_boxed_slice())
+    } else {
+        if names.free.len() < s.len() {
+            names.free = Box::leak(vec![0; BLOCK].into_boxed_slice());
+        }
+        let (room, rest) = std::mem::take(&mut names.free).split_at_mut(s.len());
+        names.free = rest;
+        room
+    };
+    room.copy_from_slice(s.as_bytes());
+    let name: &'static str = std::str::from_utf8(room).expect("copied from a str");
+    names.set.insert(name);
     name
 }
 

@@ -13,8 +13,10 @@
 //!
 //! The same function normalises rule terms, so a term and the text it should match always agree.
 
+use super::chars::{
+    ENTRY_DROP, ENTRY_MULTI, ENTRY_SLOW, bmp3, map_char, mapping, maps_to_itself, numeral_value,
+};
 use std::sync::OnceLock;
-use unicode_normalization::UnicodeNormalization;
 
 /// A run of this many numeric characters (digits or Chinese numerals, noise removed between them)
 /// is read as a number. Five keeps idioms such as 一五一十 and words such as 一夜情 intact while
@@ -364,18 +366,6 @@ pub(crate) trait DenseSink {
 
 pub(crate) struct NoDense;
 
-/// Whether a `fast` table entry is a character that maps to itself.
-#[inline(always)]
-pub(crate) fn maps_to_itself(k: u16) -> bool {
-    k != 0 && k != super::dense::DROP
-}
-
-/// The code point of the three-byte UTF-8 character `c0 c1 c2`.
-#[inline(always)]
-pub(crate) fn bmp3(c0: u8, c1: u8, c2: u8) -> usize {
-    usize::from(c0 & 0x0F) << 12 | usize::from(c1 & 0x3F) << 6 | usize::from(c2 & 0x3F)
-}
-
 impl DenseSink for NoDense {
     #[inline(always)]
     fn lane(&mut self, fast: &[u16; 0x10000], bytes: &[u8], mut pos: usize, _: bool) -> usize {
@@ -412,7 +402,7 @@ fn normalise_into<T: TextSink, O: Offsets, D: DenseSink>(
     offsets: &mut O,
     dense: &mut D,
 ) {
-    let table = table();
+    let table = mapping();
     // A local copy of the reference keeps the table's address in a register across the writes.
     let fast: &[u16; 0x10000] = &table.fast;
     let bytes = text.as_bytes();
@@ -576,114 +566,6 @@ struct NumeralRun {
     dense_start: usize,
     len: usize,
     chinese: bool,
-}
-
-/// The digit a numeric character stands for. Positional numerals (十百千万) are left out on
-/// purpose: they do not appear in digit-by-digit numbers.
-#[inline]
-fn numeral_value(c: char) -> Option<u8> {
-    // Fast exit for the common case: every numeral is an ASCII digit or in U+3007..=U+9646.
-    if !c.is_ascii_digit() && !('\u{3007}'..='\u{9646}').contains(&c) {
-        return None;
-    }
-    Some(match c {
-        '0'..='9' => c as u8 - b'0',
-        '〇' | '零' => 0,
-        '一' | '幺' | '壹' => 1,
-        '二' | '两' | '贰' => 2,
-        '三' | '叁' => 3,
-        '四' | '肆' => 4,
-        '五' | '伍' => 5,
-        '六' | '陆' => 6,
-        '七' | '柒' => 7,
-        '八' | '捌' => 8,
-        '九' | '玖' => 9,
-        _ => return None,
-    })
-}
-
-const ENTRY_DROP: u32 = u32::MAX;
-/// Characters past the first two planes (rare ideographs, tags, private use): mapped on the fly.
-const ENTRY_SLOW: u32 = u32::MAX - 1;
-const ENTRY_MULTI: u32 = 0x8000_0000;
-
-struct Table {
-    /// Per BMP code point: 0, or (when the character maps to itself and is not a numeral, as
-    /// numerals take part in number runs) its dense code ([`super::dense::fast_code`]).
-    pub(crate) fast: Box<[u16; 0x10000]>,
-    /// Per code point of the BMP and plane 1 (emoji, math letters: common in chat, and slow to
-    /// map on the fly): a single output char, `ENTRY_DROP`, or `ENTRY_MULTI | index`.
-    entries: Vec<u32>,
-    multi: Vec<Box<str>>,
-}
-
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut entries = vec![ENTRY_DROP; 0x20000];
-        let mut fast = Box::new([0u16; 0x10000]);
-        let mut multi = Vec::new();
-        for code in 0..0x20000u32 {
-            let Some(c) = char::from_u32(code) else {
-                continue; // surrogates never occur in a &str
-            };
-            let mapped = map_char(c);
-            let mut chars = mapped.chars();
-            entries[code as usize] = match (chars.next(), chars.next()) {
-                (None, _) => {
-                    if code < 0x10000 {
-                        fast[code as usize] = super::dense::DROP;
-                    }
-                    ENTRY_DROP
-                }
-                (Some(one), None) => {
-                    if code < 0x10000 && one == c && numeral_value(c).is_none() {
-                        fast[code as usize] = super::dense::fast_code(c);
-                    }
-                    one as u32
-                }
-                _ => {
-                    multi.push(mapped.into_boxed_str());
-                    ENTRY_MULTI | (multi.len() - 1) as u32
-                }
-            };
-        }
-        Table {
-            fast,
-            entries,
-            multi,
-        }
-    })
-}
-
-/// The full per-character mapping: compatibility decomposition, traditional → simplified,
-/// lowercase, then only letters and digits survive.
-pub(super) fn map_char(c: char) -> String {
-    if let Some(d) = extra_digit(c) {
-        return d.to_string();
-    }
-    let nfkc: String = std::iter::once(c).nfkc().collect();
-    let simplified = fast2s::convert(&nfkc);
-    simplified
-        .chars()
-        .flat_map(char::to_lowercase)
-        .filter(|c| c.is_alphanumeric())
-        .collect()
-}
-
-/// Digit styles that NFKC leaves alone: dingbat and double-circled digits (❶ ➀ ➊ ⓵ ⓫ ⓿).
-fn extra_digit(c: char) -> Option<u32> {
-    let c = c as u32;
-    let n = match c {
-        0x2776..=0x277F => c - 0x2776 + 1,  // ❶..❿
-        0x2780..=0x2789 => c - 0x2780 + 1,  // ➀..➉
-        0x278A..=0x2793 => c - 0x278A + 1,  // ➊..➓
-        0x24F5..=0x24FE => c - 0x24F5 + 1,  // ⓵..⓾
-        0x24EB..=0x24F4 => c - 0x24EB + 11, // ⓫..⓴
-        0x24FF => 0,                        // ⓿
-        _ => return None,
-    };
-    Some(n)
 }
 
 /// The pinyin view used by packs with `pinyin = true`: every Han character of the normalised

@@ -38,9 +38,6 @@ pub mod pipeline;
 pub mod rules;
 pub mod scan;
 pub mod screen;
-// Some fields of the watch's records (reports, rewards, scorecards) are documented only in
-// README "Heuristics" so far; src/watch/ has its own owner, who is to add them.
-#[allow(missing_docs)]
 pub mod watch;
 
 mod demo;

@@ -135,8 +135,9 @@ pub struct WatchStats {
     pub alerts_suppressed: u64,
     /// The same, by kind.
     pub suppressed_by_kind: HashMap<AlertKind, u64>,
-    /// Verdicts carrying a removal recommendation, and members who crossed the threshold.
+    /// Verdicts carrying a removal recommendation.
     pub recommendations: u64,
+    /// Members who crossed the removal threshold.
     pub removals: u64,
     /// Reports by outcome.
     pub reports: HashMap<&'static str, u64>,

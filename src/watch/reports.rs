@@ -27,17 +27,23 @@ pub struct Report {
 /// A credit to a reporter whose report qunguard verified (rewards topic).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reward {
+    /// Who reported (the key on the rewards topic).
     pub reporter_id: String,
+    /// The report's own id.
     pub report_id: String,
+    /// The reported message.
     pub message_id: String,
+    /// The reported message's group.
     pub group_id: String,
     /// Points credited.
     pub points: u32,
-    /// The reported message's verdict action and categories.
+    /// The reported message's verdict action.
     pub action: Action,
+    /// The reported message's verdict categories.
     pub categories: Vec<String>,
     /// The reporter's reputation after this report.
     pub reputation: f64,
+    /// The report's event time (ms).
     pub ts: i64,
 }
 
@@ -48,20 +54,25 @@ pub struct ReviewRequest {
     pub source: String,
     /// The reported message.
     pub id: String,
+    /// The reported message's group.
     pub group_id: String,
     /// Sender and text, when this instance still remembers the message (it keeps recent
     /// allowed messages, up to `watch.limits.allowed_messages`, text cut at 512 bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_id: Option<String>,
+    /// The remembered text (see `sender_id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// `allow` when qunguard screened it and found nothing; `unknown` when it is not
     /// remembered (too old, or screened elsewhere).
     pub screened: String,
-    /// Distinct reporters so far, their summed reputation, and their reasons.
+    /// Distinct reporters so far.
     pub reporters: usize,
+    /// Their summed reputation (review is requested at `watch.reports.review_weight`).
     pub weight: f64,
+    /// The reporters' reasons, up to eight distinct.
     pub reasons: Vec<String>,
+    /// Event time of the report that made the request (ms).
     pub ts: i64,
 }
 

@@ -15,7 +15,9 @@ pub struct Card {
     pub blocks: u32,
     pub removals: u32,
     pub alerts: u32,
+    /// Member reports on the group's messages.
     pub reports: u32,
+    /// Of those, reports on messages qunguard had flagged.
     pub verified_reports: u32,
     /// (category index, verdicts hitting it).
     pub categories: Vec<(u16, u32)>,
@@ -37,24 +39,31 @@ impl Card {
 /// A scorecard record (scorecards topic, keyed by group).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scorecard {
+    /// The group assessed.
     pub group_id: String,
-    /// The period, [start, end) in ms since the epoch.
+    /// The period's start, ms since the epoch (inclusive).
     pub period_start_ts: i64,
+    /// The period's end, ms since the epoch (exclusive).
     pub period_end_ts: i64,
     /// Messages screened.
     pub messages: u32,
     /// Messages whose verdict was review or block.
     pub violations: u32,
+    /// Violations per 1,000 messages (what `assessment` is judged on).
     pub violations_per_1000: f64,
     /// Per category: verdicts hitting it per 1,000 messages.
     pub category_per_1000: BTreeMap<String, f64>,
+    /// Verdicts with action review.
     pub reviews: u32,
+    /// Verdicts with action block.
     pub blocks: u32,
     /// Times a member crossed the removal threshold.
     pub removals_recommended: u32,
     /// Alerts opened for this group (quarrels, spikes, floods it was part of).
     pub alerts: u32,
+    /// Member reports on the group's messages.
     pub reports: u32,
+    /// Of those, reports on messages qunguard had flagged.
     pub verified_reports: u32,
     /// `good` (≤ good_max_per_1000), `rectify` (> rectify_min_per_1000), else `fair`.
     pub assessment: String,

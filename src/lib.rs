@@ -41,6 +41,7 @@ pub mod screen;
 pub mod watch;
 
 mod demo;
+mod hint;
 mod kafka;
 mod loadgen;
 mod synth;

@@ -638,19 +638,9 @@ fn intern(s: &str) -> &'static str {
 /// Hints the CPU to fetch the first two cache lines of `bytes` (most messages fit in them).
 #[inline(always)]
 fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let p = bytes.as_ptr();
-        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch never faults or reads
-        // memory as far as the program can tell, whatever the address (`wrapping_add`).
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p.cast());
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let p = bytes.as_ptr();
+    crate::hint::prefetch(p);
+    crate::hint::prefetch(p.wrapping_add(64));
 }
 
 /// The message of a batch buffer that a match ending at `to` (> 0) ends in, given `bounds`

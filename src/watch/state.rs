@@ -274,7 +274,7 @@ impl<V> Bounded<V> {
     /// Hints the CPU to fetch `k`'s index word: call it a few keys ahead of the lookup.
     #[inline]
     pub fn prefetch(&self, k: u64) {
-        prefetch(&self.index.words[self.index.home(tag_of(k))]);
+        crate::hint::prefetch(&self.index.words[self.index.home(tag_of(k))]);
     }
 
     /// Hints the CPU to fetch `k`'s entry, if it has one (reads its index word, so call
@@ -290,7 +290,7 @@ impl<V> Bounded<V> {
                 return;
             }
             if (w >> 32) as u32 == tag {
-                prefetch(&self.slots[(w as u32 - 1) as usize]);
+                crate::hint::prefetch(&self.slots[(w as u32 - 1) as usize]);
                 return;
             }
             pos = (pos + 1) & self.index.mask;
@@ -305,20 +305,6 @@ impl<V> Bounded<V> {
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&u64, &mut V)> {
         self.slots.iter_mut().map(|s| (&s.key, &mut s.val))
     }
-}
-
-/// Hints the CPU to fetch the cache line holding `x`.
-#[inline(always)]
-fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch of a live reference's
-        // address never faults.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
 }
 
 /// The factor by which a quantity with half-life `half_life_ms` shrinks over `dt_ms`.

@@ -382,27 +382,14 @@ impl WatchPublisher {
     /// Counts the growth of `w`'s stats since the last call and sets its gauges.
     pub fn publish(&mut self, m: &Metrics, w: &crate::watch::Watch) {
         let now = w.stats();
-        let grown = |new: u64, old: Option<&u64>| new.saturating_sub(old.copied().unwrap_or(0));
-        for (code, &n) in &now.reasons {
-            let d = grown(n, self.last.reasons.get(code));
-            if d > 0 {
-                m.verdict_reasons.with_label_values(&[code]).inc_by(d);
-            }
-        }
-        for (kind, &n) in &now.suppressed_by_kind {
-            let d = grown(n, self.last.suppressed_by_kind.get(kind));
-            if d > 0 {
-                m.alerts_suppressed
-                    .with_label_values(&[kind.name()])
-                    .inc_by(d);
-            }
-        }
-        for (outcome, &n) in &now.reports {
-            let d = grown(n, self.last.reports.get(outcome));
-            if d > 0 {
-                m.reports.with_label_values(&[outcome]).inc_by(d);
-            }
-        }
+        publish_growth(&m.verdict_reasons, &now.reasons, &self.last.reasons, |c| c);
+        publish_growth(
+            &m.alerts_suppressed,
+            &now.suppressed_by_kind,
+            &self.last.suppressed_by_kind,
+            |k| k.name(),
+        );
+        publish_growth(&m.reports, &now.reports, &self.last.reports, |o| o);
         m.removals_recommended
             .inc_by(now.removals.saturating_sub(self.last.removals));
         m.future_timestamps.inc_by(
@@ -416,6 +403,21 @@ impl WatchPublisher {
             c.inc_by(evicted.saturating_sub(c.get()));
         }
         self.last = now.clone();
+    }
+}
+
+/// Adds to `counter` each label's growth from `last` to `now` (cumulative counts by label).
+fn publish_growth<K: Eq + std::hash::Hash + Copy>(
+    counter: &IntCounterVec,
+    now: &std::collections::HashMap<K, u64>,
+    last: &std::collections::HashMap<K, u64>,
+    label: impl Fn(K) -> &'static str,
+) {
+    for (&k, &n) in now {
+        let d = n.saturating_sub(last.get(&k).copied().unwrap_or(0));
+        if d > 0 {
+            counter.with_label_values(&[label(k)]).inc_by(d);
+        }
     }
 }
 

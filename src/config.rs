@@ -62,6 +62,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Heuristics, alerts, reports and scorecards (see README "Heuristics").
     pub watch: crate::watch::WatchConfig,
+    /// What `run` logs besides events.
+    pub log: LogConfig,
 }
 
 /// `[kafka]`
@@ -308,6 +310,20 @@ impl Default for MetricsConfig {
         MetricsConfig {
             listen: "127.0.0.1:9898".into(),
         }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Seconds between `run`'s one-line summaries (rates, lag, verdict mix); 0 turns them off.
+    pub summary_secs: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { summary_secs: 60 }
     }
 }
 

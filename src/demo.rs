@@ -81,6 +81,8 @@ pub fn run(
         mock.create_topic(t, 4, 1)?;
     }
     cfg.metrics.listen = opts.metrics_listen.clone();
+    // Statistics each second, so lag and readiness show within a second of starting.
+    fast_statistics(&mut cfg);
 
     let mut categories: Vec<String> = engine.packs().iter().map(|p| p.category.clone()).collect();
     categories.sort();
@@ -89,7 +91,15 @@ pub fn run(
         &categories.iter().map(String::as_str).collect::<Vec<_>>(),
         crate::watch::ALERT_KINDS,
         crate::watch::REASONS,
+    )
+    .with_packs(
+        &engine
+            .packs()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
     );
+    metrics.readiness.set_rules_loaded(true);
     let _server = if cfg.metrics.listen.is_empty() {
         None
     } else {
@@ -140,6 +150,13 @@ pub fn run(
     })?;
     print_final(&metrics, &categories, start.elapsed());
     Ok(())
+}
+
+fn fast_statistics(cfg: &mut Config) {
+    cfg.kafka
+        .consumer
+        .entry("statistics.interval.ms".into())
+        .or_insert_with(|| "1000".into());
 }
 
 fn print_live(metrics: &Metrics, stop: &AtomicBool, duration: Option<Duration>, start: Instant) {

@@ -32,6 +32,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

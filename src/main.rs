@@ -23,6 +23,19 @@ use std::sync::atomic::AtomicBool;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `text` (for people) or `json` (one object a line, for log shippers).
+    /// Level: RUST_LOG (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Timestamp, level, target and message.
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `fields.message`.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +176,7 @@ fn load_engine(dir: &Path) -> anyhow::Result<Engine> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let log_format = cli.log_format;
     match cli.command {
         Command::Scan {
             rules,
@@ -275,10 +289,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run { config } => {
-            init_logging();
+            init_logging(log_format);
             let cfg = Config::load(&config)?;
             let engine = Arc::new(load_engine(&cfg.rules.dir)?);
             let metrics = new_metrics(&engine);
+            metrics.readiness.set_rules_loaded(true);
             let _server = start_metrics(&cfg.metrics.listen, &metrics)?;
             let stop = stop_on_signals()?;
             log::info!("rules {} loaded", engine.rules_version());
@@ -291,7 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             metrics,
             groups,
         } => {
-            init_logging();
+            init_logging(log_format);
             let cfg = Config::load(&config)?;
             let engine = Arc::new(load_engine(&cfg.rules.dir)?);
             let stop = stop_on_signals()?;
@@ -319,7 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             reports_topic,
             report_every,
         } => {
-            init_logging();
+            init_logging(log_format);
             let stop = stop_on_signals()?;
             let opts = qunguard::internal::loadgen::LoadgenOptions {
                 topic,
@@ -343,7 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Topics { config, partitions } => {
-            init_logging();
+            init_logging(log_format);
             let cfg = Config::load(&config)?;
             let k = &cfg.kafka;
             let topics: Vec<(&str, i32)> = k
@@ -383,23 +398,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging() {
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,librdkafka=warn,rdkafka=warn"),
-    )
-    .format_timestamp_millis()
-    .init();
+/// Logs through `tracing`; the `log` records of qunguard and its crates (rdkafka among them)
+/// arrive through tracing-subscriber's log bridge.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 fn new_metrics(engine: &Engine) -> Metrics {
     let mut categories: Vec<&str> = engine.packs().iter().map(|p| p.category.as_str()).collect();
     categories.sort();
     categories.dedup();
+    let packs: Vec<&str> = engine.packs().iter().map(|p| p.name.as_str()).collect();
     Metrics::new(
         &categories,
         qunguard::watch::ALERT_KINDS,
         qunguard::watch::REASONS,
     )
+    .with_packs(&packs)
 }
 
 fn start_metrics(listen: &str, metrics: &Metrics) -> anyhow::Result<Option<MetricsServer>> {
@@ -408,7 +432,10 @@ fn start_metrics(listen: &str, metrics: &Metrics) -> anyhow::Result<Option<Metri
     }
     let s = MetricsServer::start(listen, metrics.clone())
         .with_context(|| format!("cannot serve metrics on {listen}"))?;
-    log::info!("metrics on http://{}/metrics", s.addr());
+    log::info!(
+        "metrics on http://{0}/metrics, readiness on http://{0}/readyz",
+        s.addr()
+    );
     Ok(Some(s))
 }
 

@@ -19,6 +19,7 @@ mod offsets;
 mod screen_stage;
 mod sink;
 mod source;
+mod summary;
 mod watch_stage;
 
 use crate::batch::Screener;
@@ -54,7 +55,7 @@ pub fn run(
         Offsets::new(metrics.clone(), Duration::from_millis(pc.drain_timeout_ms)),
         metrics.clone(),
     ));
-    let consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
+    let mut consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
     let missing =
         kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), Duration::from_secs(30))
             .map_err(|e| anyhow::anyhow!("cannot read cluster metadata from {}: {e}", k.brokers))?;
@@ -65,9 +66,13 @@ pub fn run(
             missing.join(", ")
         );
     }
+    // Lag per partition and readiness come from librdkafka's statistics (the metadata
+    // check above ran without them: its short-lived client has nobody to report to).
+    let stats_interval = stats_interval(&mut consumer_cfg);
     let consumer: BaseConsumer<RebalanceContext> =
         consumer_cfg.create_with_context(RebalanceContext {
             source: source.clone(),
+            stats: crate::metrics::ConsumerStatsPublisher::new(metrics.clone(), stats_interval),
         })?;
     let topics = k.source_topics();
     consumer.subscribe(&topics)?;
@@ -78,6 +83,7 @@ pub fn run(
         k.brokers
     );
 
+    let summary = summary::Summary::start(metrics.clone(), cfg.log.summary_secs)?;
     let watch = cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone()));
     let fingerprinter = watch.as_ref().map(Watch::fingerprinter);
     let mut watch_stage = WatchStage::new(watch, pc, metrics.clone());
@@ -90,11 +96,13 @@ pub fn run(
     let (outgoing_tx, outgoing_rx) = crossbeam_channel::bounded(1);
     let screen = {
         let (pool, max_bytes, max_text) = (pool.clone(), pc.max_message_bytes, pc.max_text_bytes);
+        let metrics_screen = metrics.clone();
         std::thread::Builder::new()
             .name("screen".into())
             .spawn(move || {
                 let screener = Screener::new(&engine, fingerprinter, max_text);
-                screen_stage::run(&screener, max_bytes, batch_rx, screened_tx, &pool)
+                let hits = screen_stage::HitCounter::new(&engine, &metrics_screen);
+                screen_stage::run(&screener, &hits, max_bytes, batch_rx, screened_tx, &pool)
             })?
     };
     let watch = std::thread::Builder::new()
@@ -127,6 +135,27 @@ pub fn run(
     if let Some(f) = offsets.take_failure() {
         anyhow::bail!("{f}");
     }
+    drop(summary);
     log::info!("stopped cleanly; offsets committed");
     Ok(())
+}
+
+/// librdkafka's statistics interval: the one set in `[kafka.consumer]`, else 5 s (set here).
+fn stats_interval(cfg: &mut rdkafka::ClientConfig) -> Duration {
+    const KEY: &str = "statistics.interval.ms";
+    let ms = match cfg.get(KEY).map(str::parse::<u64>) {
+        Some(Ok(ms)) => ms,
+        // librdkafka itself rejects a malformed value when the consumer is created.
+        Some(Err(_)) => 5000,
+        None => {
+            cfg.set(KEY, "5000");
+            5000
+        }
+    };
+    if ms == 0 {
+        log::warn!(
+            "[kafka.consumer] {KEY} = 0 turns librdkafka's statistics off: no consumer lag metrics, and /readyz never reports ready"
+        );
+    }
+    Duration::from_millis(ms)
 }

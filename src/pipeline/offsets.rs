@@ -123,12 +123,25 @@ fn describe(tpl: &TopicPartitionList) -> String {
     parts.join(",")
 }
 
-/// Consumer context: drains and commits before partitions are taken away.
+/// Consumer context: drains and commits before partitions are taken away, and publishes
+/// librdkafka's statistics (lag, brokers up).
 pub(super) struct RebalanceContext {
     pub(super) source: Arc<Source>,
+    pub(super) stats: crate::metrics::ConsumerStatsPublisher,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.stats.publish(&statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.source.offsets.metrics.readiness.brokers_down();
+        }
+        log::error!("librdkafka: {error}: {reason}");
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -37,9 +37,47 @@ fn input(record: &Polled, max_bytes: usize) -> Input<'_> {
     }
 }
 
+/// Counts rule hits by pack (`qunguard_rule_hits_total`), once per batch.
+pub(super) struct HitCounter {
+    pack_of: std::collections::HashMap<&'static str, usize>,
+    counters: Vec<prometheus::IntCounter>,
+}
+
+impl HitCounter {
+    pub(super) fn new(engine: &crate::Engine, metrics: &crate::metrics::Metrics) -> HitCounter {
+        HitCounter {
+            pack_of: engine.rule_packs().collect(),
+            counters: engine
+                .packs()
+                .iter()
+                .map(|p| metrics.rule_hits.with_label_values(&[&p.name]))
+                .collect(),
+        }
+    }
+
+    /// Counts the hits of a batch's verdicts. Most messages have none, so this is a pass over
+    /// the verdicts plus a lookup per hit; the counters are touched once per pack.
+    fn count(&self, screened: &Screened) {
+        let mut n = vec![0u64; self.counters.len()];
+        for v in screened.verdicts() {
+            for h in &v.hits {
+                if let Some(&p) = self.pack_of.get(&*h.rule) {
+                    n[p] += 1;
+                }
+            }
+        }
+        for (c, n) in self.counters.iter().zip(n) {
+            if n > 0 {
+                c.inc_by(n);
+            }
+        }
+    }
+}
+
 /// Screens every batch from `rx` until it closes or the watch stage is gone.
 pub(super) fn run(
     screener: &Screener<'_>,
+    hits: &HitCounter,
     max_message_bytes: usize,
     rx: Receiver<Batch>,
     tx: Sender<ScreenedBatch>,
@@ -48,6 +86,7 @@ pub(super) fn run(
     for Batch { records, ack } in rx {
         let t0 = Instant::now();
         let screened = pool.install(|| screener.screen(&records, |r| input(r, max_message_bytes)));
+        hits.count(&screened);
         let batch = ScreenedBatch {
             records,
             ack,

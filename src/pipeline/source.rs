@@ -22,6 +22,8 @@ pub(super) struct Polled {
     pub(super) payload: Option<Vec<u8>>,
     /// Read from the reports topic.
     pub(super) report: bool,
+    /// The record's Kafka timestamp (ms since the epoch), when it has one.
+    pub(super) timestamp: Option<i64>,
 }
 
 /// A batch on its way to the screen stage.
@@ -168,6 +170,7 @@ pub(super) fn poll_loop(
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
                     report,
+                    timestamp: m.timestamp().to_millis(),
                 };
                 if source.push(record, max_batch) && !source.dispatch() {
                     break;

@@ -77,6 +77,7 @@ impl WatchStage {
             screened,
             took,
         } = b;
+        self.observe_latency(&inputs, &screened);
         let watched = screened.watch(self.watch.as_mut(), self.max_hits);
         if let Some(w) = &self.watch {
             self.publisher.publish(&self.metrics, w);
@@ -133,6 +134,12 @@ impl WatchStage {
                     .with_label_values(&[alert_kind.name()])
                     .inc();
             }
+            if let crate::watch::Output::Alert(a) = o {
+                self.metrics
+                    .alert_records
+                    .with_label_values(&[a.kind.name(), a.status.name(), a.severity.name()])
+                    .inc();
+            }
             records.push(OutRecord {
                 topic: OutputTopic::of_watch_output(o),
                 key: Some(o.key().as_bytes().to_vec()),
@@ -142,8 +149,33 @@ impl WatchStage {
         }
         self.metrics
             .batch_screen_seconds
-            .observe((took + t0.elapsed()).as_secs_f64());
+            .observe(took.as_secs_f64());
+        self.metrics
+            .batch_watch_seconds
+            .observe(t0.elapsed().as_secs_f64());
         Outgoing { ack, records }
+    }
+
+    /// Observes the produce→verdict latency of the batch's first message, by its event time
+    /// and by its record's broker timestamp: one sample a batch keeps this off the per-message
+    /// path, and the first message is the batch's oldest.
+    fn observe_latency(&self, inputs: &[Polled], screened: &crate::batch::Screened) {
+        let Some(first) = screened.verdicts().first() else {
+            return;
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let since = |ms: i64| (now_ms.saturating_sub(ms)).max(0) as f64 / 1000.0;
+        let [event, broker] = crate::metrics::LATENCY_CLOCKS;
+        let h = &self.metrics.verdict_latency_seconds;
+        h.with_label_values(&[event]).observe(since(first.ts));
+        // The verdicts are in input order, so the first message is the first polled record
+        // that is neither a report nor rejected; its broker timestamp is close enough to
+        // the first polled record's for a latency sample.
+        if let Some(ts) = inputs.iter().find(|r| !r.report).and_then(|r| r.timestamp) {
+            h.with_label_values(&[broker]).observe(since(ts));
+        }
     }
 
     /// The dead-letter copy of `input`: its key and (capped) bytes, with where it came from

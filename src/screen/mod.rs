@@ -258,6 +258,16 @@ impl Engine {
         &self.summary
     }
 
+    /// Every rule id a hit can carry, with the index in [`Engine::packs`] of its pack (for
+    /// counting hits by pack: the wire format names rules, not packs).
+    pub fn rule_packs(&self) -> impl Iterator<Item = (&'static str, usize)> + '_ {
+        let terms = self.main_rules.iter().filter_map(|r| match *r {
+            MainRule::Term { pack, rule, .. } => Some((rule, pack as usize)),
+            _ => None,
+        });
+        terms.chain(self.regexes.iter().map(|r| (r.id, r.pack as usize)))
+    }
+
     /// Screens one message.
     pub fn screen(&self, msg: &Message) -> Verdict {
         self.screen_batch_map(std::slice::from_ref(msg), false, &|v, _, _| v)

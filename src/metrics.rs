@@ -547,12 +547,12 @@ impl ConsumerStatsPublisher {
 
     /// Publishes one statistics report.
     pub fn publish(&self, stats: &rdkafka::Statistics) {
-        // Brokers librdkafka itself adds (the group coordinator's logical handle) are not
-        // connections of their own.
+        // Real brokers only: bootstrap entries (node id -1) duplicate a learned broker's
+        // connection, and librdkafka's internal and logical handles are not connections.
         let up = stats
             .brokers
             .values()
-            .filter(|b| b.state == "UP" && b.source != "internal" && b.source != "logical")
+            .filter(|b| b.state == "UP" && b.nodeid >= 0 && b.source == "learned")
             .count();
         self.metrics
             .readiness

@@ -296,6 +296,17 @@ fn two_instances_share_the_partitions_and_hand_over_cleanly() {
         counts.values().all(|&c| c == 1),
         "steady state: exactly once"
     );
+    // Both hold partitions of a live broker with rules loaded: ready, and their lag (from
+    // librdkafka's statistics) is published per partition they hold.
+    for q in [&a, &b] {
+        q.wait_ready(WAIT);
+        let (_, body) = q.get("/metrics");
+        assert!(
+            body.contains("qunguard_consumer_lag_messages{partition=")
+                && body.contains("qunguard_kafka_brokers_up 1"),
+            "{body}"
+        );
+    }
     let series = "qunguard_messages_consumed_total{input=\"message\"}";
     let (ca, cb) = (a.metric(series), b.metric(series));
     assert!(ca > 0.0 && cb > 0.0, "both instances worked: {ca} / {cb}");

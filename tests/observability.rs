@@ -495,3 +495,74 @@ fn docker_compose_runs_prometheus_and_grafana_with_files_that_exist() {
     assert!(dashboards.contains("/var/lib/grafana/dashboards"));
     assert!(text.contains("/var/lib/grafana/dashboards/qunguard.json"));
 }
+
+#[test]
+fn json_logs_are_one_object_a_line_and_run_logs_a_periodic_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("qunguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[rules]\ndir = {:?}\n\n[log]\nsummary_secs = 1\n",
+            repo("config/rules").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .args([
+            "--log-format",
+            "json",
+            "demo",
+            "--duration",
+            "4",
+            "--rate",
+            "2000",
+        ])
+        .args(["--groups", "2000", "--metrics", ""])
+        .arg("--config")
+        .arg(&config)
+        .env("QUNGUARD_CACHE_DIR", "off")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            assert!(l["timestamp"].is_string() && l["level"].is_string(), "{l}");
+            l["fields"]["message"].as_str().unwrap_or_default()
+        })
+        .collect();
+    // `log` records of the pipeline arrive through the bridge, with their target.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["target"] == "qunguard::pipeline::offsets"
+                && l["fields"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("partitions assigned:")),
+        "{stderr}"
+    );
+    let summaries: Vec<&&str> = messages
+        .iter()
+        .filter(|m| m.starts_with("summary: "))
+        .collect();
+    assert!(summaries.len() >= 2, "a summary a second for 4 s: {stderr}");
+    for s in &summaries {
+        for part in [
+            "msg/s",
+            "verdicts allow",
+            "dead-letters",
+            "lag",
+            "partitions 12",
+        ] {
+            assert!(s.contains(part), "{s:?} lacks {part:?}");
+        }
+    }
+}

@@ -116,6 +116,8 @@ pub fn run(
     };
 
     source::poll_loop(&consumer, &source, cfg, &stop);
+    // Summaries describe the running pipeline, not its shutdown.
+    drop(summary);
 
     // Drain: screen what was polled, wait for its outputs, commit, then leave the group.
     source.close();
@@ -135,7 +137,6 @@ pub fn run(
     if let Some(f) = offsets.take_failure() {
         anyhow::bail!("{f}");
     }
-    drop(summary);
     log::info!("stopped cleanly; offsets committed");
     Ok(())
 }

@@ -374,6 +374,14 @@ impl Qunguard {
 
     /// A counter value from this instance's /metrics endpoint.
     pub fn metric(&self, series: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{series} not in /metrics"))
+    }
+
+    /// GET `path` from this instance's metrics address: status and the whole reply.
+    pub fn get(&self, path: &str) -> (u16, String) {
         let line = self.wait_log("metrics on http://", Duration::from_secs(30));
         let addr = line
             .split("http://")
@@ -383,12 +391,33 @@ impl Qunguard {
             .to_string();
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
-        body.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("{series} not in /metrics"))
+        let status = body
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, body)
+    }
+
+    /// Waits until `/readyz` answers 200 (librdkafka's first statistics come a few seconds
+    /// after the start); panics with its last answer after `timeout`.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get("/readyz");
+            if status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: not ready after {timeout:?}: {body}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn kill9(&mut self) {

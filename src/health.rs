@@ -94,8 +94,10 @@ mod tests {
     fn ready_only_with_rules_a_broker_and_partitions() {
         let t0 = Instant::now();
         let fresh = Duration::from_secs(15);
-        // (rules loaded, brokers up in the last statistics, their age, partitions, reason wanted)
-        let cases: &[(bool, Option<(i64, u64)>, i64, Option<&str>)] = &[
+        // (rules loaded, brokers up in the last statistics and their age in seconds,
+        // partitions, the reason wanted)
+        type Case = (bool, Option<(i64, u64)>, i64, Option<&'static str>);
+        let cases: &[Case] = &[
             (true, Some((1, 0)), 4, None),
             (false, Some((1, 0)), 4, Some("no rule set loaded")),
             (true, None, 4, Some("no word from the brokers yet")),

@@ -554,6 +554,24 @@ fn json_logs_are_one_object_a_line_and_run_logs_a_periodic_summary() {
         .filter(|m| m.starts_with("summary: "))
         .collect();
     assert!(summaries.len() >= 2, "a summary a second for 4 s: {stderr}");
+    // The numbers are fields too, for log collectors; the generator runs at 2,000 msg/s.
+    let consumed: u64 = lines
+        .iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("summary: "))
+        })
+        .map(|l| {
+            assert_eq!(l["fields"]["partitions"], 12, "{l}");
+            assert!(
+                l["fields"]["lag"].is_i64() && l["fields"]["block"].is_u64(),
+                "{l}"
+            );
+            l["fields"]["consumed"].as_u64().expect("consumed")
+        })
+        .sum();
+    assert!(consumed >= 2000, "{stderr}");
     for s in &summaries {
         for part in [
             "msg/s",

@@ -49,30 +49,87 @@ fn lag(m: &Metrics) -> (i64, i64) {
     (lags.iter().sum(), lags.iter().copied().max().unwrap_or(0))
 }
 
-/// One summary line: what happened between `last` and `now`, over `secs` seconds.
-fn line(m: &Metrics, last: Totals, now: Totals, secs: f64) -> String {
-    let consumed = now.consumed - last.consumed;
-    let verdicts: Vec<u64> = (0..3).map(|i| now.verdicts[i] - last.verdicts[i]).collect();
-    let all: u64 = verdicts.iter().sum();
-    let pct = |n: u64| {
+/// What happened between two readings of the totals: one summary line.
+struct Line {
+    secs: f64,
+    consumed: u64,
+    /// Verdicts by action: allow, review, block.
+    verdicts: [u64; 3],
+    dead_letters: u64,
+    alerts: u64,
+    lag: i64,
+    max_lag: i64,
+    partitions: i64,
+    in_flight: i64,
+}
+
+impl Line {
+    fn of(m: &Metrics, last: Totals, now: Totals, secs: f64) -> Line {
+        let (lag, max_lag) = lag(m);
+        Line {
+            secs,
+            consumed: now.consumed - last.consumed,
+            verdicts: [0, 1, 2].map(|i| now.verdicts[i] - last.verdicts[i]),
+            dead_letters: now.dead_letters - last.dead_letters,
+            alerts: now.alerts - last.alerts,
+            lag,
+            max_lag,
+            partitions: m.assigned_partitions.get(),
+            in_flight: m.batches_in_flight.get(),
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.consumed as f64 / self.secs.max(0.001)
+    }
+
+    fn pct(&self, action: usize) -> f64 {
+        let all: u64 = self.verdicts.iter().sum();
         if all == 0 {
             0.0
         } else {
-            100.0 * n as f64 / all as f64
+            100.0 * self.verdicts[action] as f64 / all as f64
         }
-    };
-    let (lag, max_lag) = lag(m);
-    format!(
-        "summary: {:.0} msg/s ({consumed} in {secs:.0} s) | verdicts allow {:.1}% review {:.1}% block {:.1}% | dead-letters {} | alerts opened {} | lag {lag} (max partition {max_lag}) | partitions {} | batches in flight {}",
-        consumed as f64 / secs.max(0.001),
-        pct(verdicts[0]),
-        pct(verdicts[1]),
-        pct(verdicts[2]),
-        now.dead_letters - last.dead_letters,
-        now.alerts - last.alerts,
-        m.assigned_partitions.get(),
-        m.batches_in_flight.get(),
-    )
+    }
+
+    /// Logs the line, with its numbers also as fields (for `--log-format json`).
+    fn log(&self) {
+        tracing::info!(
+            msg_per_s = self.rate().round(),
+            consumed = self.consumed,
+            allow = self.verdicts[0],
+            review = self.verdicts[1],
+            block = self.verdicts[2],
+            dead_letters = self.dead_letters,
+            alerts_opened = self.alerts,
+            lag = self.lag,
+            max_partition_lag = self.max_lag,
+            partitions = self.partitions,
+            batches_in_flight = self.in_flight,
+            "{self}"
+        );
+    }
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "summary: {:.0} msg/s ({} in {:.0} s) | verdicts allow {:.1}% review {:.1}% block {:.1}% | dead-letters {} | alerts opened {} | lag {} (max partition {}) | partitions {} | batches in flight {}",
+            self.rate(),
+            self.consumed,
+            self.secs,
+            self.pct(0),
+            self.pct(1),
+            self.pct(2),
+            self.dead_letters,
+            self.alerts,
+            self.lag,
+            self.max_lag,
+            self.partitions,
+            self.in_flight,
+        )
+    }
 }
 
 /// The logging thread; stops (without a last line) when dropped.
@@ -101,7 +158,7 @@ impl Summary {
                     stopped.recv_timeout(every)
                 {
                     let now = Totals::read(&metrics);
-                    log::info!("{}", line(&metrics, last, now, at.elapsed().as_secs_f64()));
+                    Line::of(&metrics, last, now, at.elapsed().as_secs_f64()).log();
                     (last, at) = (now, Instant::now());
                 }
             })?;
@@ -142,7 +199,7 @@ mod tests {
             .with_label_values(&["chat.messages", "1"])
             .set(12);
         m.assigned_partitions.set(2);
-        let l = line(&m, before, Totals::read(&m), 10.0);
+        let l = Line::of(&m, before, Totals::read(&m), 10.0).to_string();
         for want in [
             "100 msg/s (1000 in 10 s)",
             "allow 90.0% review 0.0% block 10.0%",
@@ -153,7 +210,7 @@ mod tests {
             assert!(l.contains(want), "{l:?} should contain {want:?}");
         }
         // The next line counts only what happened since.
-        let again = line(&m, Totals::read(&m), Totals::read(&m), 10.0);
+        let again = Line::of(&m, Totals::read(&m), Totals::read(&m), 10.0).to_string();
         assert!(again.contains("0 msg/s (0 in 10 s)"), "{again}");
     }
 }

@@ -540,7 +540,8 @@ impl ConsumerStatsPublisher {
     pub fn new(metrics: Metrics, interval: Duration) -> ConsumerStatsPublisher {
         ConsumerStatsPublisher {
             metrics,
-            max_age: (interval * 3).max(Duration::from_secs(15)),
+            // Generous: the poll loop that serves the statistics also waits out backpressure.
+            max_age: (interval * 3).max(Duration::from_secs(30)),
             lag_series: Default::default(),
         }
     }

@@ -644,6 +644,76 @@ mod tests {
     }
 
     #[test]
+    fn consumer_statistics_publish_lag_of_held_partitions_and_learned_brokers_up() {
+        use rdkafka::statistics::{Broker, Partition, Statistics, Topic};
+        let m = Metrics::new(&["ads"], &["flood"], &["rate_limit"]);
+        let p = ConsumerStatsPublisher::new(m.clone(), Duration::from_secs(5));
+        let broker = |state: &str, source: &str, nodeid: i32| Broker {
+            state: state.into(),
+            source: source.into(),
+            nodeid,
+            ..Default::default()
+        };
+        let stats = |parts: &[(i32, i64)]| Statistics {
+            brokers: [
+                ("a:9092/bootstrap", broker("UP", "configured", -1)),
+                ("a:9092/1", broker("UP", "learned", 1)),
+                ("b:9092/2", broker("DOWN", "learned", 2)),
+                ("GroupCoordinator", broker("UP", "logical", 1)),
+            ]
+            .into_iter()
+            .map(|(k, b)| (k.to_string(), b))
+            .collect(),
+            topics: [(
+                "chat.messages".to_string(),
+                Topic {
+                    partitions: parts
+                        .iter()
+                        .map(|&(partition, consumer_lag)| {
+                            let p = Partition {
+                                partition,
+                                consumer_lag,
+                                ..Default::default()
+                            };
+                            (partition, p)
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let lag = |part: &str| {
+            m.render()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!(
+                        "qunguard_consumer_lag_messages{{partition=\"{part}\",topic=\"chat.messages\"}} "
+                    ))
+                    .map(|v| v.parse::<i64>().unwrap())
+                })
+        };
+        // -1: librdkafka's unassigned queue, and a partition whose lag is not known.
+        p.publish(&stats(&[(-1, -1), (0, 7), (1, 3), (2, -1)]));
+        assert_eq!(
+            (lag("0"), lag("1"), lag("2"), lag("-1")),
+            (Some(7), Some(3), None, None)
+        );
+        assert_eq!(
+            m.kafka_brokers_up.get(),
+            1,
+            "only the learned broker that is UP"
+        );
+        m.readiness.set_rules_loaded(true);
+        assert_eq!(m.readiness.check(2, std::time::Instant::now()), Ok(()));
+        // Partition 0 moved to another instance: its series goes.
+        p.publish(&stats(&[(1, 0)]));
+        assert_eq!((lag("0"), lag("1")), (None, Some(0)));
+    }
+
+    #[test]
     fn endpoint_serves_prometheus_text() {
         let m = Metrics::new(&["ads", "insult"], &["spike"], &["rate_limit"]);
         m.verdicts.with_label_values(&["block"]).inc_by(3);

@@ -98,3 +98,40 @@ pub(super) fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn hits_are_counted_by_the_pack_of_their_rule() {
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules");
+        let engine = crate::Engine::compile(&crate::RuleSet::load_dir(&rules).unwrap()).unwrap();
+        let packs: Vec<&str> = engine.packs().iter().map(|p| p.name.as_str()).collect();
+        let m = Metrics::new(&[], &[], &[]).with_packs(&packs);
+        let hits = HitCounter::new(&engine, &m);
+        let synth = crate::synth::Synth::new(crate::synth::SynthConfig::default());
+        let lines: Vec<Vec<u8>> = synth
+            .take(3000)
+            .map(|msg| serde_json::to_vec(&msg).unwrap())
+            .collect();
+        let screener = Screener::new(&engine, None, 1 << 16);
+        let screened = screener.screen(&lines, |l| Input::Message(l));
+        hits.count(&screened);
+        // The shipped packs name their terms `PACK:TERM` and their regexes `PACK.NAME`.
+        let mut want = std::collections::HashMap::new();
+        for h in screened.verdicts().iter().flat_map(|v| &v.hits) {
+            let pack = h.rule.split([':', '.']).next().unwrap().to_string();
+            *want.entry(pack).or_insert(0u64) += 1;
+        }
+        assert!(
+            want.len() >= 4,
+            "the synthetic stream hits several packs: {want:?}"
+        );
+        for p in packs {
+            let got = m.rule_hits.with_label_values(&[p]).get();
+            assert_eq!(got, want.get(p).copied().unwrap_or(0), "pack {p}");
+        }
+    }
+}

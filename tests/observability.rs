@@ -243,6 +243,39 @@ fn the_demo_serves_exactly_the_documented_metrics_and_is_ready_only_once_consumi
         "{body}"
     );
     assert!(body.contains("qunguard_ready 1"), "{body}");
+
+    // The new series carry what happened, not just zeros.
+    let sum = |prefix: &str, filter: &str| -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with(prefix) && l.contains(filter))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(sum("qunguard_rule_hits_total{", "") > 0.0, "{body}");
+    for clock in ["event", "broker"] {
+        let n = sum(
+            "qunguard_verdict_latency_seconds_count{",
+            &format!("clock=\"{clock}\""),
+        );
+        assert!(n > 0.0, "no {clock} latency samples: {body}");
+    }
+    assert!(sum("qunguard_batch_watch_seconds_count", "") > 0.0);
+    // Alerts keep opening while a scrape reads the counters one after another: compare
+    // counts from one scrape in which they did not move.
+    let consistent = (0..50).any(|_| {
+        let (_, b) = get(&addr, "/metrics").unwrap();
+        let sum = |prefix: &str, filter: &str| -> f64 {
+            b.lines()
+                .filter(|l| l.starts_with(prefix) && l.contains(filter))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        sum("qunguard_alert_records_total{", "status=\"open\"") == sum("qunguard_alerts_total{", "")
+    });
+    assert!(
+        consistent,
+        "opened alerts by kind and severity never added up to opened alerts by kind"
+    );
 }
 
 #[test]

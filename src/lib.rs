@@ -70,6 +70,6 @@ pub mod internal {
     }
     /// Kafka client settings and topic admin.
     pub mod kafka {
-        pub use crate::kafka::{admin, consumer_config, producer_config};
+        pub use crate::kafka::{admin, admin_config, consumer_config, probe, producer_config};
     }
 }

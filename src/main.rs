@@ -136,6 +136,10 @@ enum Command {
         /// Partitions for new topics.
         #[arg(long, default_value_t = 8)]
         partitions: i32,
+        /// Replicas of each new topic (at most the cluster's broker count; 3 is usual in
+        /// production, 1 for a single-broker trial).
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
     },
     /// Validate and compile a rules directory, print per-pack counts.
     CheckRules {
@@ -337,12 +341,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let cfg = qunguard::internal::kafka::producer_config(&brokers, &Default::default());
+            use qunguard::internal::kafka::probe::{PROBE_TIMEOUT, probe};
+            probe(&cfg, PROBE_TIMEOUT)?;
             let stats = qunguard::internal::loadgen::run(&cfg, &opts, &stop, |_| {})?;
             let failed = stats.failed.load(std::sync::atomic::Ordering::Relaxed);
             anyhow::ensure!(failed == 0, "{failed} records failed delivery");
             Ok(())
         }
-        Command::Topics { config, partitions } => {
+        Command::Topics {
+            config,
+            partitions,
+            replication_factor,
+        } => {
             init_logging();
             let cfg = Config::load(&config)?;
             let k = &cfg.kafka;
@@ -351,8 +361,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|t| (t, partitions))
                 .collect();
-            qunguard::internal::kafka::admin::create_topics(&k.brokers, &topics)?;
-            println!("ok: {} topics present on {}", topics.len(), k.brokers);
+            use qunguard::internal::kafka::admin::{TopicState, ensure_topics};
+            let admin = qunguard::internal::kafka::admin_config(&k.brokers, &k.consumer);
+            let states = ensure_topics(&admin, &topics, replication_factor)?;
+            for (topic, state) in &states {
+                match state {
+                    TopicState::Created => println!(
+                        "created {topic} ({partitions} partitions, replication factor {replication_factor})"
+                    ),
+                    TopicState::Existed => println!("exists  {topic} (left as it is)"),
+                }
+            }
+            let created = states
+                .iter()
+                .filter(|(_, s)| *s == TopicState::Created)
+                .count();
+            println!(
+                "ok: {} topics on {}: {created} created, {} already there",
+                states.len(),
+                k.brokers,
+                states.len() - created
+            );
             Ok(())
         }
         Command::CheckRules { dir } => {

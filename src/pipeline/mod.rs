@@ -44,10 +44,11 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let k = &cfg.kafka;
     let pc = &cfg.pipeline;
-    let sink = Arc::new(Sink::new(
-        &kafka::producer_config(&k.brokers, &k.producer),
-        &metrics,
-    )?);
+    let producer_cfg = kafka::producer_config(&k.brokers, &k.producer);
+    // [kafka.producer] may carry its own credentials: check them before consuming anything.
+    kafka::probe::probe(&producer_cfg, kafka::probe::PROBE_TIMEOUT)
+        .map_err(|e| anyhow::anyhow!("[kafka.producer] settings: {e}"))?;
+    let sink = Arc::new(Sink::new(&producer_cfg, &metrics)?);
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(pc.queue_batches);
     let source = Arc::new(Source::new(
         batch_tx,
@@ -55,9 +56,12 @@ pub fn run(
         metrics.clone(),
     ));
     let consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
-    let missing =
-        kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), Duration::from_secs(30))
-            .map_err(|e| anyhow::anyhow!("cannot read cluster metadata from {}: {e}", k.brokers))?;
+    let missing = kafka::admin::missing_topics(
+        &consumer_cfg,
+        &k.all_topics(),
+        kafka::probe::PROBE_TIMEOUT,
+    )
+    .map_err(|e| anyhow::anyhow!("[kafka.consumer] settings: {e}"))?;
     if !missing.is_empty() {
         anyhow::bail!(
             "topics missing on {}: {}; create them (README: \"Running against your Kafka\") or fix [kafka] in the config",

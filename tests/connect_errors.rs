@@ -67,7 +67,10 @@ fn a_wrong_broker_address_fails_within_about_10_s_naming_the_broker_and_the_caus
             took < Duration::from_secs(20),
             "{cmd} {brokers}: took {took:?}"
         );
-        assert!(err.contains(brokers.as_str()), "{cmd}: names the broker: {err}");
+        assert!(
+            err.contains(brokers.as_str()),
+            "{cmd}: names the broker: {err}"
+        );
         assert!(err.contains(want), "{cmd} {brokers}: says {want:?}: {err}");
     }
 }

@@ -61,7 +61,12 @@ fn as_root_without_sudo_it_updates_then_installs_what_is_missing() {
     assert_eq!(lines.len(), 2, "{log}");
     assert!(lines[0].starts_with("apt-get update"), "{log}");
     assert!(lines[1].starts_with("apt-get install -y"), "{log}");
-    for p in ["libhyperscan-dev", "libssl-dev", "openjdk-17-jre-headless", "prometheus"] {
+    for p in [
+        "libhyperscan-dev",
+        "libssl-dev",
+        "openjdk-17-jre-headless",
+        "prometheus",
+    ] {
         assert!(lines[1].contains(p), "{p} missing: {log}");
     }
     for p in [" pkg-config", " make"] {
@@ -78,7 +83,10 @@ fn as_a_user_it_uses_sudo() {
         2,
         "update and install both through sudo: {log}"
     );
-    assert!(!log.contains("openjdk"), "--build installs only build deps: {log}");
+    assert!(
+        !log.contains("openjdk"),
+        "--build installs only build deps: {log}"
+    );
 }
 
 #[test]
@@ -86,7 +94,10 @@ fn as_a_user_without_sudo_it_says_what_to_install() {
     let (code, log, err) = run(1000, &[], false, &["--build"]);
     assert_eq!(code, 1);
     assert!(log.is_empty(), "{log}");
-    assert!(err.contains("no sudo") && err.contains("libhyperscan-dev"), "{err}");
+    assert!(
+        err.contains("no sudo") && err.contains("libhyperscan-dev"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -69,7 +69,8 @@ pub fn admin_config(
     overrides: &std::collections::BTreeMap<String, String>,
 ) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers).set("client.id", "qunguard");
+    c.set("bootstrap.servers", brokers)
+        .set("client.id", "qunguard");
     for (k, v) in overrides {
         c.set(k, v);
     }

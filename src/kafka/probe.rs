@@ -9,9 +9,9 @@
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -268,7 +268,12 @@ mod tests {
             waited: Duration::from_millis(2500),
         };
         let s = e.to_string();
-        for want in ["10.0.0.9:9092", "connection refused", "2.5 s", "kafka.brokers"] {
+        for want in [
+            "10.0.0.9:9092",
+            "connection refused",
+            "2.5 s",
+            "kafka.brokers",
+        ] {
             assert!(s.contains(want), "{want}: {s}");
         }
     }

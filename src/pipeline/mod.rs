@@ -56,12 +56,9 @@ pub fn run(
         metrics.clone(),
     ));
     let consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
-    let missing = kafka::admin::missing_topics(
-        &consumer_cfg,
-        &k.all_topics(),
-        kafka::probe::PROBE_TIMEOUT,
-    )
-    .map_err(|e| anyhow::anyhow!("[kafka.consumer] settings: {e}"))?;
+    let missing =
+        kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), kafka::probe::PROBE_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("[kafka.consumer] settings: {e}"))?;
     if !missing.is_empty() {
         anyhow::bail!(
             "topics missing on {}: {}; create them (README: \"Running against your Kafka\") or fix [kafka] in the config",

@@ -504,3 +504,57 @@ fn heuristics_alerts_reports_and_scorecards_through_kafka() {
     assert_eq!(c["g-q"]["alerts"], 1);
     assert_eq!(c["g-q"]["assessment"], "rectify");
 }
+
+/// After a crash, a restarted instance says why it has no partitions yet (the dead member's
+/// session timeout); with static membership (`kafka.group_instance_id`) it gets them at once.
+#[test]
+fn a_restart_after_kill_9_explains_the_wait_and_static_membership_skips_it() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create(brokers, 2);
+    // A session long enough that the wait is unmistakable (20 s, against the 5 s after which
+    // the explanation is logged).
+    let long_session = |path: std::path::PathBuf, instance: &str| {
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "\"session.timeout.ms\" = \"6000\"",
+            "\"session.timeout.ms\" = \"20000\"",
+        );
+        let text = if instance.is_empty() {
+            text
+        } else {
+            text.replacen(
+                "[kafka]\n",
+                &format!("[kafka]\ngroup_instance_id = \"{instance}\"\n"),
+                1,
+            )
+        };
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // (static instance name, whether the restart must wait and explain)
+    for (instance, waits) in [("", true), ("qunguard-0", false)] {
+        let group = unique("g");
+        let cfg = long_session(t.config(dir.path(), brokers, &group, ""), instance);
+        let mut first = Qunguard::start("first", &cfg);
+        first.wait_log("partitions assigned:", WAIT);
+        first.kill9();
+        let second = Qunguard::start("second", &cfg);
+        if waits {
+            let line = second.wait_log("no partitions assigned after", Duration::from_secs(15));
+            assert!(line.contains("session.timeout.ms = 20000"), "{line}");
+            assert!(line.contains("kafka.group_instance_id"), "{line}");
+        } else {
+            let started = std::time::Instant::now();
+            second.wait_log("partitions assigned:", Duration::from_secs(15));
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "static member rejoined after {:?}",
+                started.elapsed()
+            );
+            // Both partitions of the input and of the reports topic.
+            assert_eq!(second.assigned().len(), 4, "{:?}", second.assigned());
+            let log = second.log.lock().unwrap().join("\n");
+            assert!(!log.contains("no partitions assigned after"), "{log}");
+        }
+    }
+}

@@ -15,6 +15,7 @@
 //! (`screen-N`). A full queue blocks the poll loop and a full producer queue blocks `send`, so
 //! a slow broker slows consumption instead of growing memory.
 
+mod join_wait;
 mod offsets;
 mod screen_stage;
 mod sink;
@@ -55,7 +56,10 @@ pub fn run(
         Offsets::new(metrics.clone(), Duration::from_millis(pc.drain_timeout_ms)),
         metrics.clone(),
     ));
-    let consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
+    let mut consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
+    if !k.group_instance_id.is_empty() {
+        consumer_cfg.set("group.instance.id", &k.group_instance_id);
+    }
     let missing =
         kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), kafka::probe::PROBE_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("[kafka.consumer] settings: {e}"))?;
@@ -66,9 +70,11 @@ pub fn run(
             missing.join(", ")
         );
     }
+    let join = Arc::new(join_wait::JoinWait::default());
     let consumer: BaseConsumer<RebalanceContext> =
         consumer_cfg.create_with_context(RebalanceContext {
             source: source.clone(),
+            join: join.clone(),
         })?;
     let topics = k.source_topics();
     consumer.subscribe(&topics)?;
@@ -78,6 +84,17 @@ pub fn run(
         k.group_id,
         k.brokers
     );
+
+    {
+        let (consumer, group, instance) = (
+            k.consumer.clone(),
+            k.group_id.clone(),
+            k.group_instance_id.clone(),
+        );
+        join_wait::watch(join, stop.clone(), move |waited| {
+            join_wait::explanation(&consumer, &group, &instance, waited)
+        });
+    }
 
     let watch = cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone()));
     let fingerprinter = watch.as_ref().map(Watch::fingerprinter);

@@ -126,6 +126,7 @@ fn describe(tpl: &TopicPartitionList) -> String {
 /// Consumer context: drains and commits before partitions are taken away.
 pub(super) struct RebalanceContext {
     pub(super) source: Arc<Source>,
+    pub(super) join: Arc<super::join_wait::JoinWait>,
 }
 
 impl ClientContext for RebalanceContext {}
@@ -154,6 +155,7 @@ impl ConsumerContext for RebalanceContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 log::info!("partitions assigned: {}", describe(tpl));
+                self.join.joined();
                 self.source
                     .offsets
                     .metrics

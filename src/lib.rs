@@ -40,6 +40,7 @@ pub mod scan;
 pub mod screen;
 pub mod watch;
 
+mod defaults;
 mod demo;
 mod hint;
 mod kafka;
@@ -56,6 +57,10 @@ pub use screen::{CompileError, Engine, PackSummary};
 /// without notice.
 #[doc(hidden)]
 pub mod internal {
+    /// The shipped config and rule packs, built in.
+    pub mod defaults {
+        pub use crate::defaults::{CONFIG_NAME, config, rules};
+    }
     /// `qunguard demo`.
     pub mod demo {
         pub use crate::demo::{DemoOptions, run};

@@ -77,9 +77,10 @@ enum Command {
     /// live summary each second and a final report. No Kafka install needed.
     Demo {
         /// Config file whose rules, pipeline and watch settings are used (Kafka settings are
-        /// replaced by the embedded cluster's).
-        #[arg(long, default_value = "config/qunguard.toml")]
-        config: PathBuf,
+        /// replaced by the embedded cluster's). Default: the shipped config/qunguard.toml and
+        /// config/rules, built into the binary (QUNGUARD_RULES_DIR still overrides the rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         duration: Option<u64>,
@@ -296,8 +297,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             groups,
         } => {
             init_logging();
-            let cfg = Config::load(&config)?;
-            let engine = Arc::new(load_engine(&cfg.rules.dir)?);
+            use qunguard::internal::defaults;
+            let (cfg, engine) = match &config {
+                Some(path) => {
+                    let cfg = Config::load(path)?;
+                    let engine = load_engine(&cfg.rules.dir)?;
+                    (cfg, engine)
+                }
+                None => {
+                    let cfg = defaults::config()?;
+                    let engine = if std::env::var_os("QUNGUARD_RULES_DIR").is_some() {
+                        load_engine(&cfg.rules.dir)?
+                    } else {
+                        Engine::compile_cached(&defaults::rules()?, cache_dir().as_deref())?
+                    };
+                    (cfg, engine)
+                }
+            };
+            let engine = Arc::new(engine);
             let stop = stop_on_signals()?;
             let opts = qunguard::internal::demo::DemoOptions {
                 duration: duration.map(std::time::Duration::from_secs),

@@ -281,3 +281,37 @@ fn scan_output_does_not_depend_on_the_number_of_threads() {
         );
     }
 }
+
+/// The demo carries its own config and rule packs, so it works from any directory; a metrics
+/// port in use is named in the error.
+#[test]
+fn demo_runs_outside_the_repository_and_names_a_busy_metrics_address() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = qunguard()
+        .current_dir(elsewhere.path())
+        .args(["demo", "--duration", "3", "--metrics", "", "--rate", "1000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("every consumed message has a verdict or a dead-letter: yes"),
+        "{stdout}"
+    );
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = qunguard()
+        .current_dir(elsewhere.path())
+        .args(["demo", "--duration", "3", "--metrics", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&addr), "names {addr}: {err}");
+    assert!(err.contains("--metrics"), "says how to change it: {err}");
+}

@@ -29,9 +29,10 @@ struct Cli {
 enum Command {
     /// Screen JSONL messages from FILE (or stdin) and print one verdict JSON line per input line.
     Scan {
-        /// Directory of rule packs (*.toml).
-        #[arg(long, default_value = "config/rules")]
-        rules: PathBuf,
+        /// Directory of rule packs (*.toml). Default: `rules.dir` of --config when given,
+        /// else config/rules.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         /// Input file of JSONL messages; stdin when absent or "-".
         file: Option<PathBuf>,
         /// Longest message text accepted, in bytes.
@@ -185,14 +186,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .build_global()
                     .context("setting up the worker threads")?;
             }
+            let file_cfg = config.as_deref().map(Config::load).transpose()?;
+            let rules = match (rules, &file_cfg) {
+                (Some(dir), _) => dir,
+                (None, Some(cfg)) => cfg.rules.dir.clone(),
+                (None, None) => PathBuf::from("config/rules"),
+            };
             let engine = load_engine(&rules)?;
             let opts = ScanOptions {
                 max_text_bytes,
                 max_line_bytes,
                 ..ScanOptions::default()
             };
-            let watch_cfg = match &config {
-                Some(c) => Config::load(c)?.watch,
+            let watch_cfg = match file_cfg {
+                Some(c) => c.watch,
                 None => qunguard::watch::WatchConfig::default(),
             };
             let mut watch = (!no_watch && watch_cfg.enabled).then(|| Watch::new(watch_cfg));

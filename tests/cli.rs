@@ -315,3 +315,55 @@ fn demo_runs_outside_the_repository_and_names_a_busy_metrics_address() {
     assert!(err.contains(&addr), "names {addr}: {err}");
     assert!(err.contains("--metrics"), "says how to change it: {err}");
 }
+
+/// `scan --config FILE` screens with that config's `rules.dir` (unless --rules says
+/// otherwise), and a missing rules directory names the keys that really exist.
+#[test]
+fn scan_with_a_config_uses_its_rules_dir_and_errors_name_real_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("packs")).unwrap();
+    std::fs::write(
+        dir.path().join("packs/secret.toml"),
+        "category = \"secret\"\naction = \"block\"\nwords = [\"独角兽暗号\"]\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("q.toml");
+    std::fs::write(&cfg, "[rules]\ndir = \"packs\"\n").unwrap();
+    let line =
+        r#"{"id":"a","group_id":"g","sender_id":"u","ts":1,"text":"今天的独角兽暗号是什么"}"#
+            .as_bytes();
+    let run = |args: &[&str]| {
+        let mut child = qunguard()
+            .arg("scan")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(line).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let cfg_arg = cfg.to_str().unwrap();
+    let out = run(&["--config", cfg_arg, "--no-watch"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["categories"], serde_json::json!(["secret"]), "{v}");
+
+    // --rules wins over the config's rules.dir.
+    let out = run(&["--config", cfg_arg, "--rules", "config/rules", "--no-watch"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["action"], "allow", "{v}");
+
+    let out = run(&["--rules", dir.path().join("nowhere").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("rules.dir") && !err.contains("rules_dir"),
+        "{err}"
+    );
+}

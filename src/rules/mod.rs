@@ -274,8 +274,7 @@ impl RuleSet {
             key: String::new(),
             line: None,
             problem: format!("cannot read the rules directory: {e}"),
-            fix: "point --rules (or `rules_dir` in the config) at a directory of *.toml packs"
-                .into(),
+            fix: "point --rules, `rules.dir` in the config or QUNGUARD_RULES_DIR at a directory of *.toml packs (the shipped ones are in config/rules)".into(),
         })?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))

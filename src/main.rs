@@ -151,8 +151,36 @@ enum Command {
 }
 
 /// Where compiled Hyperscan databases are cached: `QUNGUARD_CACHE_DIR` (empty or `off` disables),
-/// else `$XDG_CACHE_HOME/qunguard`, else `~/.cache/qunguard`.
+/// else `$XDG_CACHE_HOME/qunguard`, else `~/.cache/qunguard`. A directory that cannot be
+/// written is warned about once and not used: the cache only saves start-up time, but an
+/// operator who set it should learn that it does nothing.
 fn cache_dir() -> Option<PathBuf> {
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = configured_cache_dir()?;
+        match writable(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                eprintln!(
+                    "qunguard: warning: cannot cache compiled rules in {} ({e}); rules are compiled at every start. Set QUNGUARD_CACHE_DIR to a writable directory, or to \"off\".",
+                    dir.display()
+                );
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".write-test.{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
+fn configured_cache_dir() -> Option<PathBuf> {
     match std::env::var_os("QUNGUARD_CACHE_DIR") {
         Some(d) if d.is_empty() || d == "off" => None,
         Some(d) => Some(PathBuf::from(d)),

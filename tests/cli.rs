@@ -367,3 +367,44 @@ fn scan_with_a_config_uses_its_rules_dir_and_errors_name_real_keys() {
         "{err}"
     );
 }
+
+/// An unusable QUNGUARD_CACHE_DIR is warned about once, and the command still works.
+#[test]
+fn an_unwritable_cache_dir_is_warned_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory below a plain file can never be created, even by root.
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"").unwrap();
+    let cache = file.join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .args(["check-rules", "config/rules"])
+        .env("QUNGUARD_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("cannot cache compiled rules").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains(cache.to_str().unwrap()), "{err}");
+    assert!(err.contains("QUNGUARD_CACHE_DIR"), "{err}");
+
+    let writable = dir.path().join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .args(["check-rules", "config/rules"])
+        .env("QUNGUARD_CACHE_DIR", &writable)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_dir(&writable).unwrap().count() > 0,
+        "the compiled rules are cached there"
+    );
+}

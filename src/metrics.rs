@@ -75,6 +75,8 @@ pub struct Metrics {
     pub watch_evictions: IntCounterVec,
     /// Inputs whose `ts` was too far ahead of the clock (held at `watch.max_future_secs`).
     pub future_timestamps: prometheus::IntCounter,
+    /// Inputs whose `ts` looked like seconds instead of milliseconds (read as seconds).
+    pub seconds_timestamps: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -208,6 +210,10 @@ impl Metrics {
             "qunguard_future_timestamps_total",
             "Inputs whose ts was too far ahead of the clock (held at watch.max_future_secs).",
         );
+        let seconds_timestamps = counter(
+            "qunguard_seconds_timestamps_total",
+            "Inputs whose ts looked like seconds instead of milliseconds (read as seconds).",
+        );
         for o in crate::watch::REPORT_OUTCOMES {
             reports.with_label_values(&[o]);
         }
@@ -261,6 +267,7 @@ impl Metrics {
             watch_entries,
             watch_evictions,
             future_timestamps,
+            seconds_timestamps,
         }
     }
 
@@ -395,6 +402,10 @@ impl WatchPublisher {
         m.future_timestamps.inc_by(
             now.future_timestamps
                 .saturating_sub(self.last.future_timestamps),
+        );
+        m.seconds_timestamps.inc_by(
+            now.seconds_timestamps
+                .saturating_sub(self.last.seconds_timestamps),
         );
         m.alerts_open.set(w.open_alerts() as i64);
         for (map, n, evicted) in w.sizes() {

@@ -408,3 +408,27 @@ fn an_unwritable_cache_dir_is_warned_about_once() {
         "the compiled rules are cached there"
     );
 }
+
+/// README's verdict example is consistent: each hit's `end - start` is its text's byte length.
+#[test]
+fn readme_verdict_example_offsets_span_the_hit_text() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("### Verdict")
+        .nth(1)
+        .expect("a Verdict section");
+    let json = section
+        .split("```json")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a json block");
+    let v: serde_json::Value = serde_json::from_str(json).expect("the example is JSON");
+    let hits = v["hits"].as_array().expect("hits");
+    assert!(!hits.is_empty());
+    for h in hits {
+        let text = h["text"].as_str().unwrap();
+        let (start, end) = (h["start"].as_u64().unwrap(), h["end"].as_u64().unwrap());
+        assert_eq!(end - start, text.len() as u64, "{h}");
+    }
+}

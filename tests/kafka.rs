@@ -558,3 +558,94 @@ fn a_restart_after_kill_9_explains_the_wait_and_static_membership_skips_it() {
         }
     }
 }
+
+/// `topics` says what it did with each topic, and a replication factor the cluster cannot
+/// give is refused with the option to change.
+#[test]
+fn topics_says_whether_it_created_or_found_each_topic() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = || {
+        let p = unique("fresh");
+        Topics {
+            input: format!("{p}.in"),
+            reports: format!("{p}.reports"),
+            verdicts: format!("{p}.verdicts"),
+            review: format!("{p}.review"),
+            dead: format!("{p}.dead"),
+            alerts: format!("{p}.alerts"),
+            scorecards: format!("{p}.scorecards"),
+            rewards: format!("{p}.rewards"),
+        }
+    };
+    let topics = |cfg: &std::path::Path, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+            .arg("topics")
+            .arg("--config")
+            .arg(cfg)
+            .args(extra)
+            .env("QUNGUARD_CACHE_DIR", "off")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let t = fresh();
+    let cfg = t.config(dir.path(), brokers, &unique("g"), "");
+    let (ok, out, err) = topics(&cfg, &["--partitions", "3"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("created ").count(), 8, "{out}");
+    assert!(
+        out.contains(&format!("created {} (3 partitions", t.input)),
+        "{out}"
+    );
+    assert!(out.contains("8 created, 0 already there"), "{out}");
+    let (ok, out, err) = topics(&cfg, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("exists ").count(), 8, "{out}");
+    assert!(out.contains("0 created, 8 already there"), "{out}");
+
+    let t = fresh();
+    let cfg = t.config(dir.path(), brokers, &unique("g"), "");
+    let (ok, _, err) = topics(&cfg, &["--replication-factor", "3"]);
+    assert!(!ok);
+    assert!(err.contains("--replication-factor"), "{err}");
+}
+
+/// `loadgen --report-every N` produces reports from the start, not only after its memory of
+/// recent messages has filled (which took 102,400 messages).
+#[test]
+fn loadgen_reports_start_with_the_first_messages() {
+    let Some(brokers) = broker() else { return };
+    let t = Topics::create(brokers, 1);
+    let reports = Reader::start(brokers, &t.reports);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .args(["loadgen", "--brokers", brokers, "--topic", &t.input])
+        .args([
+            "--count",
+            "1000",
+            "--report-every",
+            "200",
+            "--reports-topic",
+            &t.reports,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = reports.wait_until("5 reports", WAIT, |r| r.len() >= 5);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(reports.len(), 5, "one report per 200 messages");
+    for r in &got {
+        let v = r.json();
+        let id = v["message_id"].as_str().unwrap();
+        let n: u64 = id.trim_start_matches('m').parse().unwrap();
+        assert!(n < 1000, "about a message produced before it: {id}");
+    }
+}

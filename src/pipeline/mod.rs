@@ -48,7 +48,7 @@ pub fn run(
     let producer_cfg = kafka::producer_config(&k.brokers, &k.producer);
     // [kafka.producer] may carry its own credentials: check them before consuming anything.
     kafka::probe::probe(&producer_cfg, kafka::probe::PROBE_TIMEOUT)
-        .map_err(|e| anyhow::anyhow!("[kafka.producer] settings: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("producer: {e}"))?;
     let sink = Arc::new(Sink::new(&producer_cfg, &metrics)?);
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(pc.queue_batches);
     let source = Arc::new(Source::new(
@@ -62,7 +62,7 @@ pub fn run(
     }
     let missing =
         kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), kafka::probe::PROBE_TIMEOUT)
-            .map_err(|e| anyhow::anyhow!("[kafka.consumer] settings: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("consumer: {e}"))?;
     if !missing.is_empty() {
         anyhow::bail!(
             "topics missing on {}: {}; create them (README: \"Running against your Kafka\") or fix [kafka] in the config",

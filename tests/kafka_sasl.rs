@@ -114,3 +114,28 @@ fn a_wrong_password_stops_run_quickly_naming_the_authentication_failure() {
     assert!(log.contains(&b.sasl_ssl), "names the broker: {log}");
     assert!(log.contains("sasl.password"), "says what to check: {log}");
 }
+
+/// A broker certificate the client cannot verify (no `ssl.ca.location`: the test CA is not a
+/// system CA) stops `run` at once with a TLS message, not after retries.
+#[test]
+fn an_unknown_certificate_authority_stops_run_naming_tls() {
+    let Some(b) = sasl_broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create(&b.plaintext, 1);
+    let path = config(&t, dir.path(), b, &unique("g"), SASL_PASSWORD);
+    let ca_line = format!("\"ssl.ca.location\" = \"{}\"\n", b.ca.display());
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&ca_line, "");
+    std::fs::write(&path, text).unwrap();
+    let start = Instant::now();
+    let q = Qunguard::start("tls-unknown-ca", &path);
+    let status = q
+        .wait_exit(Duration::from_secs(30))
+        .expect("run exits by itself on an unverifiable certificate");
+    assert!(!status.success(), "{status}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    let log = q.log.lock().unwrap().join("\n");
+    assert!(log.contains("TLS handshake failed"), "{log}");
+    assert!(log.contains("ssl.ca.location"), "says what to check: {log}");
+}

@@ -189,7 +189,7 @@ pub fn probe(config: &ClientConfig, timeout: Duration) -> Result<Metadata, Probe
     let client: BaseProducer<ProbeContext> = config
         .create_with_context(ProbeContext::default())
         .map_err(|e| fail(Failure::NoAnswer, Some(e.to_string()), start))?;
-    let step = Duration::from_millis(500);
+    let step = Duration::from_millis(250);
     loop {
         let left = timeout.saturating_sub(start.elapsed());
         match client

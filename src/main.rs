@@ -102,6 +102,10 @@ enum Command {
         /// Bootstrap servers.
         #[arg(long, env = "QUNGUARD_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
         brokers: String,
+        /// Take the brokers and the `[kafka.producer]` settings (TLS, SASL…) from this config
+        /// file instead of --brokers.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Target topic.
         #[arg(long, default_value = "chat.messages")]
         topic: String,
@@ -365,6 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Loadgen {
             brokers,
+            config,
             topic,
             rate,
             count,
@@ -392,7 +397,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report_every,
                 ..Default::default()
             };
-            let cfg = qunguard::internal::kafka::producer_config(&brokers, &Default::default());
+            let cfg = match &config {
+                Some(path) => {
+                    let k = Config::load(path)?.kafka;
+                    qunguard::internal::kafka::producer_config(&k.brokers, &k.producer)
+                }
+                None => qunguard::internal::kafka::producer_config(&brokers, &Default::default()),
+            };
             use qunguard::internal::kafka::probe::{PROBE_TIMEOUT, probe};
             probe(&cfg, PROBE_TIMEOUT)?;
             let stats = qunguard::internal::loadgen::run(&cfg, &opts, &stop, |_| {})?;

@@ -139,3 +139,25 @@ fn an_unknown_certificate_authority_stops_run_naming_tls() {
     assert!(log.contains("TLS handshake failed"), "{log}");
     assert!(log.contains("ssl.ca.location"), "says what to check: {log}");
 }
+
+/// `loadgen --config` produces through the SASL_SSL listener with the config's producer
+/// settings.
+#[test]
+fn loadgen_with_a_config_produces_through_sasl_ssl() {
+    let Some(b) = sasl_broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create(&b.plaintext, 1);
+    let path = config(&t, dir.path(), b, &unique("g"), SASL_PASSWORD);
+    let input = Reader::start(&b.plaintext, &t.input);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .args(["loadgen", "--topic", &t.input, "--count", "300", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    input.wait_until("300 messages", Duration::from_secs(60), |r| r.len() >= 300);
+}

@@ -17,6 +17,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("QUNGUARD_KAFKA_GROUP_ID", "kafka.group_id"),
     ("QUNGUARD_METRICS_LISTEN", "metrics.listen"),
     ("QUNGUARD_RULES_DIR", "rules.dir"),
+    (
+        "QUNGUARD_KAFKA_GROUP_INSTANCE_ID",
+        "kafka.group_instance_id",
+    ),
 ];
 
 /// A configuration problem: where it is and how to fix it.
@@ -64,6 +68,9 @@ pub struct Config {
     pub watch: crate::watch::WatchConfig,
     /// What `run` logs besides events.
     pub log: LogConfig,
+    /// Keys set by [`ENV_OVERRIDES`] as `(variable, key)`, so errors name the variable.
+    #[serde(skip)]
+    from_env: Vec<(&'static str, &'static str)>,
 }
 
 /// `[kafka]`
@@ -92,6 +99,12 @@ pub struct KafkaConfig {
     pub scorecards_topic: String,
     /// Reward ledger for verified member reports.
     pub rewards_topic: String,
+    /// Static group membership (librdkafka `group.instance.id`): a stable name per instance
+    /// (e.g. a StatefulSet pod name). A restarted instance with the same name gets its
+    /// partitions back at once instead of after the old member's session timeout. Empty: a
+    /// new member each start. Names must be unique within the group. Env:
+    /// `QUNGUARD_KAFKA_GROUP_INSTANCE_ID`.
+    pub group_instance_id: String,
     /// librdkafka consumer properties passed through as is (e.g. `security.protocol`,
     /// `sasl.mechanisms`, `session.timeout.ms`). They override qunguard's defaults, except
     /// `enable.auto.offset.store`, which must stay `false` for at-least-once delivery.
@@ -114,6 +127,7 @@ impl Default for KafkaConfig {
             alerts_topic: "qunguard.alerts".into(),
             scorecards_topic: "qunguard.scorecards".into(),
             rewards_topic: "qunguard.rewards".into(),
+            group_instance_id: String::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
         }
@@ -374,11 +388,13 @@ impl Config {
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         for (var, key) in ENV_OVERRIDES {
             let Some(v) = get(var) else { continue };
+            self.from_env.push((var, key));
             match *key {
                 "kafka.brokers" => self.kafka.brokers = v,
                 "kafka.group_id" => self.kafka.group_id = v,
                 "metrics.listen" => self.metrics.listen = v,
                 "rules.dir" => self.rules.dir = PathBuf::from(v),
+                "kafka.group_instance_id" => self.kafka.group_instance_id = v,
                 _ => unreachable!("every override names a key handled here"),
             }
         }
@@ -387,7 +403,10 @@ impl Config {
     /// Checks values that parse but cannot work.
     pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let err = |key: &str, problem: String, fix: &str| ConfigError {
-            file: file.to_string(),
+            file: match self.from_env.iter().find(|(_, k)| *k == key) {
+                Some((var, _)) => format!("environment variable {var} (overrides {file})"),
+                None => file.to_string(),
+            },
             key: key.to_string(),
             problem,
             fix: fix.to_string(),
@@ -436,11 +455,19 @@ impl Config {
         }
         for (section, props) in [("consumer", &k.consumer), ("producer", &k.producer)] {
             for (prop, value) in props {
-                if prop == "bootstrap.servers" || prop == "group.id" {
+                if prop == "bootstrap.servers" || prop == "group.id" || prop == "group.instance.id"
+                {
                     return Err(err(
                         &format!("kafka.{section}.\"{prop}\""),
                         "is set by qunguard".into(),
-                        "use kafka.brokers / kafka.group_id instead",
+                        "use kafka.brokers / kafka.group_id / kafka.group_instance_id instead",
+                    ));
+                }
+                if prop == "enable.idempotence" && value != "true" {
+                    return Err(err(
+                        &format!("kafka.{section}.\"{prop}\""),
+                        format!("is {value}"),
+                        "remove it: without idempotence a retried send can duplicate or reorder verdicts, and offsets are committed on the strength of those acknowledgements",
                     ));
                 }
                 if prop == "enable.auto.offset.store" && value != "false" {
@@ -475,14 +502,21 @@ impl Config {
                 "the text is part of the record: lower it or raise max_message_bytes",
             ));
         }
-        if !self.metrics.listen.is_empty()
-            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
-        {
-            return Err(err(
-                "metrics.listen",
-                format!("`{}` is not an address", self.metrics.listen),
-                "use ip:port such as \"0.0.0.0:9898\", or \"\" to disable",
-            ));
+        if !self.metrics.listen.is_empty() {
+            use std::net::ToSocketAddrs;
+            // Host names are fine (`localhost:9898`); they must resolve, as bind will need.
+            let resolved = self.metrics.listen.to_socket_addrs().map(|mut a| a.next());
+            if !matches!(resolved, Ok(Some(_))) {
+                let why = match resolved {
+                    Err(e) => format!(" ({e})"),
+                    Ok(_) => String::new(),
+                };
+                return Err(err(
+                    "metrics.listen",
+                    format!("`{}` is not an address{why}", self.metrics.listen),
+                    "use host:port or ip:port such as \"127.0.0.1:9898\", \"localhost:9898\" or \"0.0.0.0:9898\", or \"\" to disable",
+                ));
+            }
         }
         self.watch
             .validate()
@@ -546,6 +580,16 @@ mod tests {
                 "ip:port",
             ),
             (
+                "[kafka.producer]\n\"enable.idempotence\" = \"false\"\n",
+                "enable.idempotence",
+                "duplicate or reorder",
+            ),
+            (
+                "[kafka.consumer]\n\"group.instance.id\" = \"a\"\n",
+                "group.instance.id",
+                "kafka.group_instance_id",
+            ),
+            (
                 "[pipeline]\nmax_text_bytes = 99999999\n",
                 "max_text_bytes",
                 "lower it",
@@ -598,6 +642,38 @@ mod tests {
     fn unknown_watch_keys_are_rejected_with_their_name() {
         let e = Config::parse("[watch.rate]\nspeed = 3\n", "t.toml").unwrap_err();
         assert!(e.to_string().contains("speed"), "{e}");
+    }
+
+    #[test]
+    fn metrics_listen_accepts_host_names_and_errors_name_the_variable_that_set_it() {
+        // (value, from the environment?, accepted?)
+        let table: &[(&str, bool, bool)] = &[
+            ("localhost:9898", true, true),
+            ("localhost:9898", false, true),
+            ("127.0.0.1:0", false, true),
+            ("[::1]:9898", false, true),
+            ("", true, true),
+            ("localhost", true, false),
+            ("nine", false, false),
+        ];
+        for (value, env, ok) in table {
+            let mut cfg = Config::parse("", "q.toml").unwrap();
+            if *env {
+                cfg.apply_env(|k| (k == "QUNGUARD_METRICS_LISTEN").then(|| value.to_string()));
+            } else {
+                cfg.metrics.listen = value.to_string();
+            }
+            match (cfg.validate("q.toml"), ok) {
+                (Ok(()), true) => {}
+                (Err(e), false) => {
+                    let s = e.to_string();
+                    assert!(s.contains("`metrics.listen`"), "{s}");
+                    assert_eq!(s.contains("QUNGUARD_METRICS_LISTEN"), *env, "{s}");
+                    assert!(s.contains("q.toml"), "{s}");
+                }
+                (r, _) => panic!("{value:?} (env {env}): {r:?}"),
+            }
+        }
     }
 
     #[test]

@@ -103,7 +103,12 @@ pub fn run(
     let _server = if cfg.metrics.listen.is_empty() {
         None
     } else {
-        let s = MetricsServer::start(&cfg.metrics.listen, metrics.clone())?;
+        let s = MetricsServer::start(&cfg.metrics.listen, metrics.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot serve metrics on {}: {e}; pick another address with --metrics ADDR (port 0 = any free port), or --metrics \"\" to disable",
+                cfg.metrics.listen
+            )
+        })?;
         println!("metrics: http://{}/metrics", s.addr());
         Some(s)
     };

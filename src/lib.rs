@@ -41,6 +41,7 @@ pub mod scan;
 pub mod screen;
 pub mod watch;
 
+mod defaults;
 mod demo;
 mod hint;
 mod kafka;
@@ -57,6 +58,10 @@ pub use screen::{CompileError, Engine, PackSummary};
 /// without notice.
 #[doc(hidden)]
 pub mod internal {
+    /// The shipped config and rule packs, built in.
+    pub mod defaults {
+        pub use crate::defaults::{CONFIG_NAME, config, rules};
+    }
     /// `qunguard demo`.
     pub mod demo {
         pub use crate::demo::{DemoOptions, run};
@@ -71,6 +76,6 @@ pub mod internal {
     }
     /// Kafka client settings and topic admin.
     pub mod kafka {
-        pub use crate::kafka::{admin, consumer_config, producer_config};
+        pub use crate::kafka::{admin, admin_config, consumer_config, probe, producer_config};
     }
 }

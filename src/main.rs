@@ -42,9 +42,10 @@ enum LogFormat {
 enum Command {
     /// Screen JSONL messages from FILE (or stdin) and print one verdict JSON line per input line.
     Scan {
-        /// Directory of rule packs (*.toml).
-        #[arg(long, default_value = "config/rules")]
-        rules: PathBuf,
+        /// Directory of rule packs (*.toml). Default: `rules.dir` of --config when given,
+        /// else config/rules.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         /// Input file of JSONL messages; stdin when absent or "-".
         file: Option<PathBuf>,
         /// Longest message text accepted, in bytes.
@@ -90,9 +91,10 @@ enum Command {
     /// live summary each second and a final report. No Kafka install needed.
     Demo {
         /// Config file whose rules, pipeline and watch settings are used (Kafka settings are
-        /// replaced by the embedded cluster's).
-        #[arg(long, default_value = "config/qunguard.toml")]
-        config: PathBuf,
+        /// replaced by the embedded cluster's). Default: the shipped config/qunguard.toml and
+        /// config/rules, built into the binary (QUNGUARD_RULES_DIR still overrides the rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         duration: Option<u64>,
@@ -113,6 +115,10 @@ enum Command {
         /// Bootstrap servers.
         #[arg(long, env = "QUNGUARD_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
         brokers: String,
+        /// Take the brokers and the `[kafka.producer]` settings (TLS, SASL…) from this config
+        /// file instead of --brokers.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Target topic.
         #[arg(long, default_value = "chat.messages")]
         topic: String,
@@ -149,6 +155,10 @@ enum Command {
         /// Partitions for new topics.
         #[arg(long, default_value_t = 8)]
         partitions: i32,
+        /// Replicas of each new topic (at most the cluster's broker count; 3 is usual in
+        /// production, 1 for a single-broker trial).
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
     },
     /// Validate and compile a rules directory, print per-pack counts.
     CheckRules {
@@ -158,8 +168,36 @@ enum Command {
 }
 
 /// Where compiled Hyperscan databases are cached: `QUNGUARD_CACHE_DIR` (empty or `off` disables),
-/// else `$XDG_CACHE_HOME/qunguard`, else `~/.cache/qunguard`.
+/// else `$XDG_CACHE_HOME/qunguard`, else `~/.cache/qunguard`. A directory that cannot be
+/// written is warned about once and not used: the cache only saves start-up time, but an
+/// operator who set it should learn that it does nothing.
 fn cache_dir() -> Option<PathBuf> {
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = configured_cache_dir()?;
+        match writable(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                eprintln!(
+                    "qunguard: warning: cannot cache compiled rules in {} ({e}); rules are compiled at every start. Set QUNGUARD_CACHE_DIR to a writable directory, or to \"off\".",
+                    dir.display()
+                );
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".write-test.{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
+fn configured_cache_dir() -> Option<PathBuf> {
     match std::env::var_os("QUNGUARD_CACHE_DIR") {
         Some(d) if d.is_empty() || d == "off" => None,
         Some(d) => Some(PathBuf::from(d)),
@@ -194,14 +232,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .build_global()
                     .context("setting up the worker threads")?;
             }
+            let file_cfg = config.as_deref().map(Config::load).transpose()?;
+            let rules = match (rules, &file_cfg) {
+                (Some(dir), _) => dir,
+                (None, Some(cfg)) => cfg.rules.dir.clone(),
+                (None, None) => PathBuf::from("config/rules"),
+            };
             let engine = load_engine(&rules)?;
             let opts = ScanOptions {
                 max_text_bytes,
                 max_line_bytes,
                 ..ScanOptions::default()
             };
-            let watch_cfg = match &config {
-                Some(c) => Config::load(c)?.watch,
+            let watch_cfg = match file_cfg {
+                Some(c) => c.watch,
                 None => qunguard::watch::WatchConfig::default(),
             };
             let mut watch = (!no_watch && watch_cfg.enabled).then(|| Watch::new(watch_cfg));
@@ -307,8 +351,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             groups,
         } => {
             init_logging(log_format);
-            let cfg = Config::load(&config)?;
-            let engine = Arc::new(load_engine(&cfg.rules.dir)?);
+            use qunguard::internal::defaults;
+            let (cfg, engine) = match &config {
+                Some(path) => {
+                    let cfg = Config::load(path)?;
+                    let engine = load_engine(&cfg.rules.dir)?;
+                    (cfg, engine)
+                }
+                None => {
+                    let cfg = defaults::config()?;
+                    let engine = if std::env::var_os("QUNGUARD_RULES_DIR").is_some() {
+                        load_engine(&cfg.rules.dir)?
+                    } else {
+                        Engine::compile_cached(&defaults::rules()?, cache_dir().as_deref())?
+                    };
+                    (cfg, engine)
+                }
+            };
+            let engine = Arc::new(engine);
             let stop = stop_on_signals()?;
             let opts = qunguard::internal::demo::DemoOptions {
                 duration: duration.map(std::time::Duration::from_secs),
@@ -324,6 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Loadgen {
             brokers,
+            config,
             topic,
             rate,
             count,
@@ -351,13 +412,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report_every,
                 ..Default::default()
             };
-            let cfg = qunguard::internal::kafka::producer_config(&brokers, &Default::default());
+            let cfg = match &config {
+                Some(path) => {
+                    let k = Config::load(path)?.kafka;
+                    qunguard::internal::kafka::producer_config(&k.brokers, &k.producer)
+                }
+                None => qunguard::internal::kafka::producer_config(&brokers, &Default::default()),
+            };
+            use qunguard::internal::kafka::probe::{PROBE_TIMEOUT, probe};
+            probe(&cfg, PROBE_TIMEOUT)?;
             let stats = qunguard::internal::loadgen::run(&cfg, &opts, &stop, |_| {})?;
             let failed = stats.failed.load(std::sync::atomic::Ordering::Relaxed);
             anyhow::ensure!(failed == 0, "{failed} records failed delivery");
             Ok(())
         }
-        Command::Topics { config, partitions } => {
+        Command::Topics {
+            config,
+            partitions,
+            replication_factor,
+        } => {
             init_logging(log_format);
             let cfg = Config::load(&config)?;
             let k = &cfg.kafka;
@@ -366,8 +439,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|t| (t, partitions))
                 .collect();
-            qunguard::internal::kafka::admin::create_topics(&k.brokers, &topics)?;
-            println!("ok: {} topics present on {}", topics.len(), k.brokers);
+            use qunguard::internal::kafka::admin::{TopicState, ensure_topics};
+            let admin = qunguard::internal::kafka::admin_config(&k.brokers, &k.consumer);
+            let states = ensure_topics(&admin, &topics, replication_factor)?;
+            for (topic, state) in &states {
+                match state {
+                    TopicState::Created => println!(
+                        "created {topic} ({partitions} partitions, replication factor {replication_factor})"
+                    ),
+                    TopicState::Existed => println!("exists  {topic} (left as it is)"),
+                }
+            }
+            let created = states
+                .iter()
+                .filter(|(_, s)| *s == TopicState::Created)
+                .count();
+            println!(
+                "ok: {} topics on {}: {created} created, {} already there",
+                states.len(),
+                k.brokers,
+                states.len() - created
+            );
             Ok(())
         }
         Command::CheckRules { dir } => {

@@ -105,6 +105,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// What `/readyz` checks besides the partition count; shared with the pipeline.
     pub readiness: Arc<crate::health::Readiness>,
+    /// Inputs whose `ts` looked like seconds instead of milliseconds (read as seconds).
+    pub seconds_timestamps: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -296,6 +298,10 @@ impl Metrics {
                 }
             }
         }
+        let seconds_timestamps = counter(
+            "qunguard_seconds_timestamps_total",
+            "Inputs whose ts looked like seconds instead of milliseconds (read as seconds).",
+        );
         for o in crate::watch::REPORT_OUTCOMES {
             reports.with_label_values(&[o]);
         }
@@ -357,6 +363,7 @@ impl Metrics {
             kafka_brokers_up,
             ready,
             readiness: Arc::new(crate::health::Readiness::default()),
+            seconds_timestamps,
         }
     }
 
@@ -514,6 +521,10 @@ impl WatchPublisher {
         m.future_timestamps.inc_by(
             now.future_timestamps
                 .saturating_sub(self.last.future_timestamps),
+        );
+        m.seconds_timestamps.inc_by(
+            now.seconds_timestamps
+                .saturating_sub(self.last.seconds_timestamps),
         );
         m.alerts_open.set(w.open_alerts() as i64);
         for (map, n, evicted) in w.sizes() {

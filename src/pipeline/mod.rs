@@ -15,6 +15,7 @@
 //! (`screen-N`). A full queue blocks the poll loop and a full producer queue blocks `send`, so
 //! a slow broker slows consumption instead of growing memory.
 
+mod join_wait;
 mod offsets;
 mod screen_stage;
 mod sink;
@@ -45,10 +46,11 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let k = &cfg.kafka;
     let pc = &cfg.pipeline;
-    let sink = Arc::new(Sink::new(
-        &kafka::producer_config(&k.brokers, &k.producer),
-        &metrics,
-    )?);
+    let producer_cfg = kafka::producer_config(&k.brokers, &k.producer);
+    // [kafka.producer] may carry its own credentials: check them before consuming anything.
+    kafka::probe::probe(&producer_cfg, kafka::probe::PROBE_TIMEOUT)
+        .map_err(|e| anyhow::anyhow!("producer: {e}"))?;
+    let sink = Arc::new(Sink::new(&producer_cfg, &metrics)?);
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(pc.queue_batches);
     let source = Arc::new(Source::new(
         batch_tx,
@@ -56,9 +58,12 @@ pub fn run(
         metrics.clone(),
     ));
     let mut consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
+    if !k.group_instance_id.is_empty() {
+        consumer_cfg.set("group.instance.id", &k.group_instance_id);
+    }
     let missing =
-        kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), Duration::from_secs(30))
-            .map_err(|e| anyhow::anyhow!("cannot read cluster metadata from {}: {e}", k.brokers))?;
+        kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), kafka::probe::PROBE_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("consumer: {e}"))?;
     if !missing.is_empty() {
         anyhow::bail!(
             "topics missing on {}: {}; create them (README: \"Running against your Kafka\") or fix [kafka] in the config",
@@ -69,10 +74,12 @@ pub fn run(
     // Lag per partition and readiness come from librdkafka's statistics (the metadata
     // check above ran without them: its short-lived client has nobody to report to).
     let stats_interval = stats_interval(&mut consumer_cfg);
+    let join = Arc::new(join_wait::JoinWait::default());
     let consumer: BaseConsumer<RebalanceContext> =
         consumer_cfg.create_with_context(RebalanceContext {
             source: source.clone(),
             stats: crate::metrics::ConsumerStatsPublisher::new(metrics.clone(), stats_interval),
+            join: join.clone(),
         })?;
     let topics = k.source_topics();
     consumer.subscribe(&topics)?;
@@ -84,6 +91,17 @@ pub fn run(
     );
 
     let summary = summary::Summary::start(metrics.clone(), cfg.log.summary_secs)?;
+    {
+        let (consumer, group, instance) = (
+            k.consumer.clone(),
+            k.group_id.clone(),
+            k.group_instance_id.clone(),
+        );
+        join_wait::watch(join, stop.clone(), move |waited| {
+            join_wait::explanation(&consumer, &group, &instance, waited)
+        });
+    }
+
     let watch = cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone()));
     let fingerprinter = watch.as_ref().map(Watch::fingerprinter);
     let mut watch_stage = WatchStage::new(watch, pc, metrics.clone());

@@ -128,6 +128,7 @@ fn describe(tpl: &TopicPartitionList) -> String {
 pub(super) struct RebalanceContext {
     pub(super) source: Arc<Source>,
     pub(super) stats: crate::metrics::ConsumerStatsPublisher,
+    pub(super) join: Arc<super::join_wait::JoinWait>,
 }
 
 impl ClientContext for RebalanceContext {
@@ -167,6 +168,7 @@ impl ConsumerContext for RebalanceContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 log::info!("partitions assigned: {}", describe(tpl));
+                self.join.joined();
                 self.source
                     .offsets
                     .metrics

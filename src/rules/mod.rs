@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+mod regex_check;
 mod validate;
 pub use validate::Validator;
 pub(crate) use validate::check as validate_match;
@@ -274,8 +275,7 @@ impl RuleSet {
             key: String::new(),
             line: None,
             problem: format!("cannot read the rules directory: {e}"),
-            fix: "point --rules (or `rules_dir` in the config) at a directory of *.toml packs"
-                .into(),
+            fix: "point --rules, `rules.dir` in the config or QUNGUARD_RULES_DIR at a directory of *.toml packs (the shipped ones are in config/rules)".into(),
         })?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -467,14 +467,14 @@ impl Pack {
             }
             let pattern = rf.pattern.get_ref().clone();
             let pattern_line = lines.line_of(rf.pattern.span().start);
-            if let Err(problem) = crate::screen::matcher::check_regex(&pattern) {
+            if let Err(problem) = regex_check::check(&pattern) {
                 return Err(err(
                     &format!("regex[{i}].pattern"),
                     Some(pattern_line),
                     format!("pattern {pattern:?} of `{id}` cannot be used: {problem}"),
-                    "patterns use Rust regex syntax without lookaround, backreferences or word \
-                     boundaries, and match normalised text: lowercase, with spaces and \
-                     punctuation removed; write digits as [0-9], not \\d",
+                    "patterns use Rust regex syntax without lookaround, backreferences, word \
+                     boundaries or \\d \\w \\s, and match normalised text: lowercase, with \
+                     spaces and punctuation removed (README: \"Rule packs\")",
                 ));
             }
             regexes.push(RegexRule {

@@ -145,6 +145,8 @@ pub struct WatchStats {
     pub scorecards: u64,
     /// Messages and reports whose `ts` was too far ahead of the clock (held at the limit).
     pub future_timestamps: u64,
+    /// Messages and reports whose `ts` looked like seconds, not milliseconds (read as seconds).
+    pub seconds_timestamps: u64,
 }
 
 /// The watch's state. See the module docs.
@@ -170,6 +172,10 @@ pub struct Watch {
     /// Wall clock in ms since the epoch, for the future-timestamp guard only.
     clock: fn() -> i64,
 }
+
+/// A millisecond `ts` below this (1973-03-03) is taken for seconds: no chat message is that
+/// old, and seconds stay below it until the year 5138.
+pub const SECONDS_BELOW: i64 = 100_000_000_000;
 
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
@@ -362,11 +368,29 @@ impl Watch {
     }
 
     fn event_time(&mut self, ts: i64, limit: i64) -> i64 {
+        let ts = self.seconds_guard(ts);
         if ts <= limit {
             return ts;
         }
         self.stats.future_timestamps += 1;
         limit
+    }
+
+    /// A `ts` in seconds (a common producer slip) read as milliseconds would date the message
+    /// in January 1970: every window would treat it as ancient and scorecards would be dated
+    /// 1970. Below [`SECONDS_BELOW`] it is read as seconds, counted, and warned about once.
+    fn seconds_guard(&mut self, ts: i64) -> i64 {
+        if !(1..SECONDS_BELOW).contains(&ts) {
+            return ts;
+        }
+        self.stats.seconds_timestamps += 1;
+        if self.stats.seconds_timestamps == 1 {
+            log::warn!(
+                "an input's ts {ts} looks like seconds since the epoch, not milliseconds: read as {} for heuristics and scorecards (verdicts keep the original); fix the producer. Counted in qunguard_seconds_timestamps_total; warned once",
+                ts * 1000
+            );
+        }
+        ts * 1000
     }
 
     /// Replaces the wall clock used by the future-timestamp guard (tests, replays).

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Bumped whenever normalisation or matching semantics change, so `rules_version` changes too.
-const ENGINE_SEMANTICS: &str = "qunguard-engine-1";
+const ENGINE_SEMANTICS: &str = "qunguard-engine-2";
 
 /// What a pattern id of the main database stands for.
 #[derive(Debug)]

@@ -19,10 +19,11 @@ use super::chars::{
 use std::sync::OnceLock;
 
 /// A run of this many numeric characters (digits or Chinese numerals, noise removed between them)
-/// is read as a number. Five keeps idioms such as 一五一十 and words such as 一夜情 intact while
-/// phone, QQ, ID-card and bank-card numbers (5–19 digits) written in Chinese numerals still
-/// reach the number rules.
-pub(crate) const MIN_NUMERAL_RUN: usize = 5;
+/// is read as a number. Seven keeps idioms and counted phrases (一五一十, 九九八十一 reads as
+/// 九九八 + 十 + 一, 三三两两, 一二三四五六 in a count-off) words, while phone, ID-card and
+/// bank-card numbers (11–19 digits) and most QQ numbers written in Chinese numerals still reach
+/// the number rules.
+pub(crate) const MIN_NUMERAL_RUN: usize = 7;
 
 /// Byte written between messages when a batch is normalised into one buffer. It can never occur
 /// inside a normalised message (line breaks are noise), so no term can match across it.
@@ -779,10 +780,28 @@ mod tests {
                 "13812345678",
             ),
             ("mixed numerals", "1三8 1二3 4五6 7八", "13812345678"),
-            ("financial numerals", "壹叁捌贰肆伍", "138245"),
+            ("financial numerals", "壹叁捌贰肆伍陆", "1382456"),
+            (
+                "numbers holding 零",
+                "一三八零零一二三四五六",
+                "13800123456",
+            ),
+            (
+                "幺 and 零 together",
+                "幺五零零一二三零四五六",
+                "15001230456",
+            ),
+            ("〇 as zero", "一三八〇〇一二三四五六", "13800123456"),
+            (
+                "零 with noise and ascii digits",
+                "1 三 8 零-零 1 2",
+                "1380012",
+            ),
+            ("six numerals stay words", "一二三四五六", "一二三四五六"),
+            ("counting rhyme stays", "九九八十一", "九九八十一"),
             ("short numeral words stay words", "一夜情", "一夜情"),
             ("idioms stay", "一五一十", "一五一十"),
-            ("numeral run at end", "电话一三八一二", "电话13812"),
+            ("numeral run at end", "电话一三八一二三四", "电话1381234"),
             ("four numerals stay", "三三两两", "三三两两"),
             ("empty", "", ""),
             ("only noise", " ，。😀 ", ""),
@@ -800,8 +819,10 @@ mod tests {
             ("ＡＢ", (0, 2), "ＡＢ"),
             ("x①y", (1, 2), "①"),
             ("😀代😀开😀", (0, 6), "代😀开"),
-            ("幺三八", (0, 9), "幺三八"),
-            ("电话幺 三 八 一 二", (6, 11), "幺 三 八 一 二"),
+            ("幺三八一二三四", (0, 7), "幺三八一二三四"),
+            ("电话幺 三 八 一 二 三 四", (6, 13), "幺 三 八 一 二 三 四"),
+            ("电话幺五零零一二三", (8, 11), "零零一"),
+            ("三个字幺三八", (0, 6), "三个"),
             ("代\u{200B}開", (0, 6), "代\u{200B}開"),
         ];
         for (input, (from, to), want) in cases {

@@ -228,6 +228,11 @@ impl Screened {
                 v.hits.truncate(max_hits);
                 v.hits_truncated = true;
             }
+            // A text full of allowed spans must not grow the verdict without bound either.
+            if v.suppressed.len() > max_hits {
+                v.suppressed.truncate(max_hits);
+                v.hits_truncated = true;
+            }
         }
         Watched {
             slots,

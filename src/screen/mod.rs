@@ -7,10 +7,11 @@
 
 mod chars;
 pub mod dense;
+pub(crate) mod lexicon;
 pub(crate) mod matcher;
 pub mod normalise;
 
-use crate::model::{Action, Hit, MatchKind, Message, Verdict};
+use crate::model::{Action, Hit, MatchKind, Message, SuppressedBy, Suppression, Verdict};
 use crate::rules::{RuleSet, Validator, validate_match};
 use hyperscan::BlockDatabase;
 use normalise::{Buffer, Mapped, PinyinBuffer, pinyin_key};
@@ -39,6 +40,8 @@ enum MainRule {
     Allow {
         pack: u32,
         len: u32,
+        /// The entry as written in the pack, named on the suppressions it causes.
+        entry: &'static str,
     },
     Regex {
         regex: u32,
@@ -186,6 +189,7 @@ impl Engine {
                 main_rules.push(MainRule::Allow {
                     pack: p,
                     len: len as u32,
+                    entry: intern(a.written),
                 });
             }
             for r in &pack.regexes {
@@ -224,6 +228,10 @@ impl Engine {
         }
         let main = matcher::compile(&sources, cache).map_err(CompileError)?;
         drop(sources);
+        if !pinyin_sources.is_empty() {
+            // Loaded here, not on the first sound-alike hit, so no verdict waits for it.
+            lexicon::lexicon();
+        }
         let pinyin = if pinyin_sources.is_empty() {
             None
         } else {
@@ -443,6 +451,7 @@ impl Engine {
             reasons: Vec::new(),
             recommend: None,
             rules_version: self.version.clone(),
+            suppressed: Vec::new(),
         };
         if raw.is_empty() && py_raw.is_empty() {
             return verdict;
@@ -453,10 +462,12 @@ impl Engine {
             hits,
             allowed,
             regex: regex_cands,
+            dropped,
         } = scratch;
         hits.clear();
         allowed.clear();
         regex_cands.clear();
+        dropped.clear();
         let map = &mut LazyMap {
             text: &msg.text,
             dense: dense_text,
@@ -481,9 +492,9 @@ impl Engine {
             };
             let (from, to) = utf8(dfrom, dto);
             match rule {
-                MainRule::Allow { pack, .. } => {
+                MainRule::Allow { pack, entry, .. } => {
                     let (s, e) = map.original_range(from, to);
-                    allowed.push((*pack, s, e));
+                    allowed.push((*pack, s, e, *entry));
                 }
                 MainRule::Term { pack, rule, .. } => {
                     let (s, e) = map.original_range(from, to);
@@ -532,34 +543,42 @@ impl Engine {
                 }
                 let (ns, ne) = utf8(units[0].ns as usize, units[units.len() - 1].ne as usize);
                 let (s, e) = map.original_range(ns, ne);
-                if stands_alone(original, s, e) {
-                    hits.push((
-                        rule.pack,
-                        self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e),
-                    ));
+                if !stands_alone(original, s, e) {
+                    continue;
                 }
+                let hit = self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e);
+                // Romanised spellings are deliberate; a sound-alike in Han characters is checked
+                // against sentence breaks and ordinary words (rare: only these hits pay).
+                if !units.iter().any(|u| u.c.is_ascii_alphabetic()) {
+                    let why = self.ordinary_sound_alike(dense_text, units, term, &utf8, map);
+                    if let Some((reason, by)) = why {
+                        dropped.push((hit, reason, by));
+                        continue;
+                    }
+                }
+                hits.push((rule.pack, hit));
             }
         }
 
         let mut hits: Vec<Hit> = hits
             .drain(..)
-            .filter(|(pack, h)| {
-                !allowed
+            .filter_map(|(pack, h)| {
+                let allow = allowed
                     .iter()
-                    .any(|&(ap, s, e)| ap == *pack && s <= h.start && h.end <= e)
+                    .find(|&&(ap, s, e, _)| ap == pack && s <= h.start && h.end <= e);
+                match allow {
+                    Some(&(_, _, _, entry)) => {
+                        dropped.push((h, SuppressedBy::Allow, Some(entry.into())));
+                        None
+                    }
+                    None => Some(h),
+                }
             })
-            .map(|(_, h)| h)
             .collect();
-        // A term found both literally and through pinyin is one hit: keep the literal one.
-        hits.sort_by(|a, b| {
-            (a.start, a.end, &a.rule, kind_rank(a.kind)).cmp(&(
-                b.start,
-                b.end,
-                &b.rule,
-                kind_rank(b.kind),
-            ))
-        });
-        hits.dedup_by(|b, a| a.start == b.start && a.end == b.end && a.rule == b.rule);
+        one_per_rule_and_span(&mut hits);
+        if !dropped.is_empty() {
+            verdict.suppressed = suppressions(dropped, &hits);
+        }
 
         verdict.action = hits.iter().map(|h| h.action).max().unwrap_or_default();
         let mut categories: Vec<Arc<str>> = hits.iter().map(|h| h.category.clone()).collect();
@@ -568,6 +587,39 @@ impl Engine {
         verdict.categories = categories;
         verdict.hits = hits;
         verdict
+    }
+
+    /// Why a sound-alike in Han characters (`units` of the pinyin view, matching the term's
+    /// characters `term`) is not the term: it runs across sentence punctuation, or the lexicon
+    /// explains it as an ordinary word (then with the word).
+    fn ordinary_sound_alike(
+        &self,
+        dense_text: &[u8],
+        units: &[normalise::Unit],
+        term: &[char],
+        utf8: &impl Fn(usize, usize) -> (usize, usize),
+        map: &mut LazyMap<'_>,
+    ) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
+        let text = map.text;
+        let spans: Vec<(usize, usize)> = units
+            .iter()
+            .map(|u| {
+                let (f, t) = utf8(u.ns as usize, u.ne as usize);
+                map.original_range(f, t)
+            })
+            .collect();
+        let gaps = spans.windows(2).map(|w| &text[w[0].1..w[1].0]);
+        if lexicon::crosses_sentence(gaps) {
+            return Some((SuppressedBy::Sentence, None));
+        }
+        // The message's characters, and where the span starts and ends among them.
+        let chars: Vec<(usize, usize, char)> = dense::chars(dense_text).collect();
+        let first = chars.partition_point(|c| c.0 < units[0].ns as usize);
+        let end = chars.partition_point(|c| c.0 < units[units.len() - 1].ne as usize);
+        let chars: Vec<char> = chars.into_iter().map(|c| c.2).collect();
+        lexicon::lexicon()
+            .explain(&chars, first, end, term)
+            .map(|w| (SuppressedBy::Lexicon, Some(w.into())))
     }
 
     fn hit(
@@ -657,6 +709,83 @@ fn message_at(bounds: &[(usize, usize)], cursor: &mut usize, to: usize) -> usize
     *cursor
 }
 
+/// Keeps one hit per rule per overlapping span: a term found literally and through pinyin over
+/// different spans (仿真枪 as the term, and 真枪 as a sound-alike of it) is one finding. Of the
+/// overlapping hits the literal one is kept, then the regex, then the sound-alike; then the
+/// longest, then the first. The result is sorted by start, end, then rule.
+fn one_per_rule_and_span(hits: &mut Vec<Hit>) {
+    if hits.len() > 1 {
+        hits.sort_by(|a, b| (&a.rule, a.start, a.end).cmp(&(&b.rule, b.start, b.end)));
+        let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+        let mut cluster_end = 0;
+        for h in hits.drain(..) {
+            match kept.last_mut() {
+                Some(best) if best.rule == h.rule && h.start < cluster_end => {
+                    cluster_end = cluster_end.max(h.end);
+                    let better = (kind_rank(h.kind), std::cmp::Reverse(h.end - h.start))
+                        < (
+                            kind_rank(best.kind),
+                            std::cmp::Reverse(best.end - best.start),
+                        );
+                    if better {
+                        *best = h;
+                    }
+                }
+                _ => {
+                    cluster_end = h.end;
+                    kept.push(h);
+                }
+            }
+        }
+        *hits = kept;
+    }
+    hits.sort_by(|a, b| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule)));
+}
+
+/// The verdict's suppressions from the dropped matches: one per rule per overlapping span, and
+/// none where a reported hit of the same rule overlaps (the finding is on the verdict already).
+fn suppressions(
+    dropped: &mut Vec<(Hit, SuppressedBy, Option<compact_str::CompactString>)>,
+    hits: &[Hit],
+) -> Vec<Suppression> {
+    dropped.retain(|(d, _, _)| {
+        !hits
+            .iter()
+            .any(|h| h.rule == d.rule && h.start < d.end && d.start < h.end)
+    });
+    dropped.sort_by(|a, b| {
+        (&a.0.rule, a.0.start, kind_rank(a.0.kind)).cmp(&(
+            &b.0.rule,
+            b.0.start,
+            kind_rank(b.0.kind),
+        ))
+    });
+    let mut out: Vec<Suppression> = Vec::new();
+    let mut cluster_end = 0;
+    for (h, reason, by) in dropped.drain(..) {
+        if let Some(last) = out.last_mut()
+            && last.rule == h.rule
+            && h.start < cluster_end
+        {
+            cluster_end = cluster_end.max(h.end);
+            continue;
+        }
+        cluster_end = h.end;
+        out.push(Suppression {
+            rule: h.rule,
+            category: h.category,
+            kind: h.kind,
+            start: h.start,
+            end: h.end,
+            text: h.text,
+            reason,
+            by,
+        });
+    }
+    out.sort_by(|a, b| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule)));
+    out
+}
+
 fn kind_rank(k: MatchKind) -> u8 {
     match k {
         MatchKind::Term => 0,
@@ -713,10 +842,12 @@ struct Scratch {
     map: Mapped,
     /// Hits with the pack that produced them, before allow-lists and de-duplication.
     hits: Vec<(u32, Hit)>,
-    /// Allowed spans (pack, original start, original end).
-    allowed: Vec<(u32, usize, usize)>,
+    /// Allowed spans (pack, original start, original end, the entry as written).
+    allowed: Vec<(u32, usize, usize, &'static str)>,
     /// Regex matches (regex, normalised from, to) before validation and overlap removal.
     regex: Vec<(u32, usize, usize)>,
+    /// Matches dropped, with why and by what (the allow entry or lexicon word).
+    dropped: Vec<(Hit, SuppressedBy, Option<compact_str::CompactString>)>,
 }
 
 /// The offset map of one message, built on first use: only messages with matches need one.

@@ -28,7 +28,7 @@ const SLANG: &str = r#"
 category = "insult"
 action = "review"
 pinyin = true
-words = ["fuck", "加vx", "asshole"]
+words = ["fuck", "加vx", "asshole", "新年红包"]
 "#;
 
 fn engine() -> Engine {
@@ -123,5 +123,49 @@ fn chinese_numeral_numbers_of_seven_or_more_digits_reach_the_number_rules() {
         ),
         ("idiom", "他一五一十地说了", &[]),
         ("counting rhyme", "九九八十一难", &[]),
+    ]);
+}
+
+#[test]
+fn repeats_fold_after_letter_styles_fold() {
+    use MatchKind::*;
+    check(&[
+        (
+            "letter styles and repeats (houbb/sensitive-word's case)",
+            "ⒻⒻⒻfⓤuⓤ⒰cⓒ⒦",
+            &[("slang:fuck", Pinyin, "ⒻⒻⒻfⓤuⓤ⒰cⓒ⒦")],
+        ),
+        (
+            "repeated Han and letters",
+            "加加VVXX",
+            &[("slang:加vx", Pinyin, "加加VVXX")],
+        ),
+        (
+            "repeated ascii letters",
+            "what the ffuuck",
+            &[("slang:fuck", Pinyin, "ffuuck")],
+        ),
+        ("the literal term", "fuck", &[("slang:fuck", Term, "fuck")]),
+        (
+            "a term holding a double letter",
+            "asshole",
+            &[("slang:asshole", Term, "asshole")],
+        ),
+        (
+            "its double letter tripled",
+            "assshole",
+            &[("slang:asshole", Pinyin, "assshole")],
+        ),
+        (
+            "romanised syllables meeting on one letter",
+            "xin nian hong bao",
+            &[("slang:新年红包", Pinyin, "xin nian hong bao")],
+        ),
+        (
+            "Han text only matching the folded key stays unmatched",
+            "西年红包",
+            &[],
+        ),
+        ("glued to a longer word", "ffuuckers", &[]),
     ]);
 }

@@ -14,7 +14,7 @@ pub mod normalise;
 use crate::model::{Action, Hit, MatchKind, Message, SuppressedBy, Suppression, Verdict};
 use crate::rules::{RuleSet, Validator, validate_match};
 use hyperscan::BlockDatabase;
-use normalise::{Buffer, Mapped, PinyinBuffer, pinyin_key};
+use normalise::{Buffer, Mapped, PinyinBuffer, fold_letter_repeats, pinyin_key};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -56,6 +56,9 @@ struct PinyinRule {
     /// The term's characters after folding repeats, for the homophone check: a range of
     /// [`Engine::pinyin_units`].
     units: (u32, u32),
+    /// The key with repeated letters folded ([`fold_letter_repeats`]): only romanised text
+    /// (ASCII letters in the span) is folded that way, so only such a match counts.
+    romanised_only: bool,
 }
 
 #[derive(Debug)]
@@ -169,16 +172,24 @@ impl Engine {
                 });
                 if pack.pinyin {
                     let (key, units) = pinyin_key(t.normalised);
-                    if seen_keys.insert(key.clone()) {
-                        let first = pinyin_units.len() as u32;
-                        pinyin_units.extend_from_slice(&units);
-                        pinyin_rules.push(PinyinRule {
-                            pack: p,
-                            rule,
-                            len: key.len() as u32,
-                            units: (first, pinyin_units.len() as u32),
-                        });
-                        pinyin_sources.push_literal(key.as_bytes());
+                    let folded = fold_letter_repeats(&key);
+                    // A folded key of one or two letters ("qq" as "q") would match too much.
+                    let folded = (folded != key && folded.len() >= 3).then_some(folded);
+                    let first = pinyin_units.len() as u32;
+                    pinyin_units.extend_from_slice(&units);
+                    let units = (first, pinyin_units.len() as u32);
+                    for (key, romanised_only) in [(Some(key), false), (folded, true)] {
+                        let Some(key) = key else { continue };
+                        if seen_keys.insert(key.clone()) {
+                            pinyin_rules.push(PinyinRule {
+                                pack: p,
+                                rule,
+                                len: key.len() as u32,
+                                units,
+                                romanised_only,
+                            });
+                            pinyin_sources.push_literal(key.as_bytes());
+                        }
                     }
                 }
             }
@@ -538,7 +549,11 @@ impl Engine {
                 let (first, last) = (py.unit_at(i, f), py.unit_at(i, t - 1));
                 let units = &py.units[first..=last];
                 let term = &self.pinyin_units[rule.units.0 as usize..rule.units.1 as usize];
-                if !on_units || !sounds_deliberate(units.iter().map(|u| u.c), term) {
+                let romanised = units.iter().any(|u| u.c.is_ascii_alphabetic());
+                if !on_units
+                    || (rule.romanised_only && !romanised)
+                    || !sounds_deliberate(units.iter().map(|u| u.c), term)
+                {
                     continue;
                 }
                 let (ns, ne) = utf8(units[0].ns as usize, units[units.len() - 1].ne as usize);
@@ -549,7 +564,7 @@ impl Engine {
                 let hit = self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e);
                 // Romanised spellings are deliberate; a sound-alike in Han characters is checked
                 // against sentence breaks and ordinary words (rare: only these hits pay).
-                if !units.iter().any(|u| u.c.is_ascii_alphabetic()) {
+                if !romanised {
                     let why = self.ordinary_sound_alike(dense_text, units, term, &utf8, map);
                     if let Some((reason, by)) = why {
                         dropped.push((hit, reason, by));

@@ -570,8 +570,9 @@ struct NumeralRun {
 }
 
 /// The pinyin view used by packs with `pinyin = true`: every Han character of the normalised
-/// text is replaced by its toneless pinyin, other characters stay, and a Han character repeated
-/// right after itself (代代开开) is folded into the first. Each view byte belongs to a unit (one
+/// text is replaced by its toneless pinyin, other characters stay, and a Han character or an
+/// ASCII letter repeated right after itself (代代开开, and after letter styles are folded,
+/// ⒻⒻⓕ or VV) is folded into the first. Each view byte belongs to a unit (one
 /// normalised character, with the original byte range it covers), so matches can be checked to
 /// begin and end on whole units and mapped back to the original.
 #[derive(Debug, Default)]
@@ -624,6 +625,7 @@ impl PinyinBuffer {
     pub fn push_message(&mut self, dense: &[u8]) {
         let start = self.text.len();
         let first_unit = self.units.len() as u32;
+        // The last unit's character when a repeat of it folds into it (Han, ASCII letter).
         let mut prev_han: Option<char> = None;
         for (ds, de, c) in super::dense::chars(dense) {
             let (ns, ne) = (ds as u32, de as u32);
@@ -654,7 +656,7 @@ impl PinyinBuffer {
                     let len = c.encode_utf8(&mut utf8).len();
                     self.text.extend_from_slice(&utf8);
                     self.text.truncate(at + len);
-                    prev_han = None;
+                    prev_han = folds_repeats(c).then_some(c);
                 }
             }
         }
@@ -735,12 +737,31 @@ pub(crate) fn pinyin_key(norm_term: &str) -> (String, Vec<char>) {
             }
             None => {
                 key.push(c);
-                prev = None;
+                prev = folds_repeats(c).then_some(c);
             }
         }
         units.push(c);
     }
     (key, units)
+}
+
+/// Whether a repeat of this non-Han character folds into it in the pinyin view: ASCII letters
+/// (ffuuck, VVXX), not digits, which spell numbers.
+fn folds_repeats(c: char) -> bool {
+    c.is_ascii_lowercase()
+}
+
+/// A pinyin key as romanised text shows it in the view: repeated ASCII letters are folded there
+/// letter by letter, so a key whose syllables meet on the same letter (新年 xin|nian, romanised
+/// "xinnian") is written once more with the pair folded ("xinian").
+pub(crate) fn fold_letter_repeats(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.chars() {
+        if !(folds_repeats(c) && out.ends_with(c)) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -919,5 +940,29 @@ mod tests {
         assert!(py.on_unit_boundary(0, e), "the message's end is a boundary");
         assert_eq!(pinyin_key("代开发票").0, "daikaifapiao");
         assert_eq!(pinyin_key("加v").0, "jiav");
+    }
+
+    #[test]
+    fn pinyin_view_folds_repeated_letters_but_not_digits_or_syllable_edges() {
+        // (normalised text, its view)
+        let table = [
+            ("加加vvxx", "jiavx"),
+            ("ffffuuuucck", "fuck"),
+            ("新年", "xinnian"),
+            ("xinnian", "xinian"),
+            ("110", "110"),
+            ("a代代a", "adaia"),
+        ];
+        for (text, want) in table {
+            let mut norm = Buffer::default();
+            norm.push_message(text);
+            let mut py = PinyinBuffer::default();
+            py.push_message(norm.dense_message(0));
+            let (s, e) = py.bounds[0];
+            assert_eq!(std::str::from_utf8(&py.text[s..e]).unwrap(), want, "{text}");
+        }
+        assert_eq!(pinyin_key("加vvx").0, "jiavx");
+        assert_eq!(fold_letter_repeats("xinnianhongbao"), "xinianhongbao");
+        assert_eq!(fold_letter_repeats("a11b"), "a11b");
     }
 }

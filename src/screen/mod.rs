@@ -7,6 +7,7 @@
 
 mod chars;
 pub mod dense;
+pub mod explain;
 pub(crate) mod lexicon;
 pub(crate) mod matcher;
 pub mod normalise;

@@ -731,31 +731,25 @@ fn message_at(bounds: &[(usize, usize)], cursor: &mut usize, to: usize) -> usize
 /// longest, then the first. The result is sorted by start, end, then rule.
 fn one_per_rule_and_span(hits: &mut Vec<Hit>) {
     if hits.len() > 1 {
-        hits.sort_by(|a, b| (&a.rule, a.start, a.end).cmp(&(&b.rule, b.start, b.end)));
-        let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
-        let mut cluster_end = 0;
-        for h in hits.drain(..) {
-            match kept.last_mut() {
-                Some(best) if best.rule == h.rule && h.start < cluster_end => {
-                    cluster_end = cluster_end.max(h.end);
-                    let better = (kind_rank(h.kind), std::cmp::Reverse(h.end - h.start))
-                        < (
-                            kind_rank(best.kind),
-                            std::cmp::Reverse(best.end - best.start),
-                        );
-                    if better {
-                        *best = h;
-                    }
+        hits.sort_unstable_by(|a, b| (&a.rule, a.start, a.end).cmp(&(&b.rule, b.start, b.end)));
+        // Compacted in place: `hits[..kept]` are the clusters' best hits so far.
+        let (mut kept, mut cluster_end) = (0, 0);
+        for r in 0..hits.len() {
+            if kept > 0 && hits[kept - 1].rule == hits[r].rule && hits[r].start < cluster_end {
+                cluster_end = cluster_end.max(hits[r].end);
+                let rank = |h: &Hit| (kind_rank(h.kind), std::cmp::Reverse(h.end - h.start));
+                if rank(&hits[r]) < rank(&hits[kept - 1]) {
+                    hits.swap(kept - 1, r);
                 }
-                _ => {
-                    cluster_end = h.end;
-                    kept.push(h);
-                }
+            } else {
+                cluster_end = hits[r].end;
+                hits.swap(kept, r);
+                kept += 1;
             }
         }
-        *hits = kept;
+        hits.truncate(kept);
+        hits.sort_unstable_by(|a, b| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule)));
     }
-    hits.sort_by(|a, b| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule)));
 }
 
 /// The verdict's suppressions from the dropped matches: one per rule per overlapping span, and

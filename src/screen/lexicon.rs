@@ -28,6 +28,14 @@ const PARTICLES: &str = "吗呢吧啊呀嘛哦啦哇";
 /// Characters that end or split a sentence (before normalisation removes them).
 const SENTENCE_PUNCTUATION: &str = "。．！？；，、…!?;,.\n\r\u{2028}\u{2029}";
 
+/// A digest of the embedded lexicon, part of every rules version: a new lexicon changes what
+/// sound-alikes match, like a pack change does.
+pub(crate) fn fingerprint() -> &'static [u8] {
+    use sha2::{Digest, Sha256};
+    static DIGEST: OnceLock<Vec<u8>> = OnceLock::new();
+    DIGEST.get_or_init(|| Sha256::digest(WORDS.as_bytes()).to_vec())
+}
+
 /// The common words, normalised like message text.
 pub(crate) struct Lexicon {
     /// Borrowed from the embedded file where normalisation leaves a word as it is (nearly all).
@@ -63,11 +71,20 @@ impl Lexicon {
     /// rather than the term `term` (its characters): the lexicon word (or particle) that
     /// explains it, or `None` when nothing does and the hit stands.
     pub fn explain(&self, chars: &[char], s: usize, e: usize, term: &[char]) -> Option<String> {
+        // Candidate words are spelt into a buffer on the stack: no allocation per lookup.
+        let mut buf = [0u8; 4 * MAX_WORD];
         let mut word = String::new();
         let mut is_word = |a: usize, b: usize| {
-            word.clear();
-            word.extend(&chars[a..b]);
-            !chars[a..b].iter().eq(term.iter()) && self.contains(&word)
+            let mut len = 0;
+            for c in &chars[a..b] {
+                len += c.encode_utf8(&mut buf[len..]).len();
+            }
+            let w = std::str::from_utf8(&buf[..len]).expect("encoded from chars");
+            let found = !chars[a..b].iter().eq(term.iter()) && self.contains(w);
+            if found {
+                word = w.to_string();
+            }
+            found
         };
         // The span is a word, or lies inside one: the longest such word explains it best.
         for len in (e - s).max(2)..=MAX_WORD {

@@ -146,6 +146,7 @@ impl Engine {
         let mut summary = Vec::new();
         let mut hasher = Sha256::new();
         hasher.update(ENGINE_SEMANTICS);
+        hasher.update(lexicon::fingerprint());
         let mut rule_id = String::new();
 
         for (p, pack) in rules.packs.iter().enumerate() {
@@ -563,9 +564,10 @@ impl Engine {
                     continue;
                 }
                 let hit = self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e);
-                // Romanised spellings are deliberate; a sound-alike in Han characters is checked
-                // against sentence breaks and ordinary words (rare: only these hits pay).
-                if !romanised {
+                // Romanised spellings are deliberate, and the term's own characters are its
+                // literal hit (kept over this one); only a sound-alike in other Han characters
+                // is checked against sentence breaks and ordinary words (rare: only those pay).
+                if !romanised && !units.iter().map(|u| u.c).eq(term.iter().copied()) {
                     let why = self.ordinary_sound_alike(dense_text, units, term, &utf8, map);
                     if let Some((reason, by)) = why {
                         dropped.push((hit, reason, by));

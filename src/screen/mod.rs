@@ -732,25 +732,41 @@ fn message_at(bounds: &[(usize, usize)], cursor: &mut usize, to: usize) -> usize
 /// overlapping hits the literal one is kept, then the regex, then the sound-alike; then the
 /// longest, then the first. The result is sorted by start, end, then rule.
 fn one_per_rule_and_span(hits: &mut Vec<Hit>) {
-    if hits.len() > 1 {
-        hits.sort_unstable_by(|a, b| (&a.rule, a.start, a.end).cmp(&(&b.rule, b.start, b.end)));
-        // Compacted in place: `hits[..kept]` are the clusters' best hits so far.
-        let (mut kept, mut cluster_end) = (0, 0);
-        for r in 0..hits.len() {
-            if kept > 0 && hits[kept - 1].rule == hits[r].rule && hits[r].start < cluster_end {
-                cluster_end = cluster_end.max(hits[r].end);
+    let by_position = |a: &Hit, b: &Hit| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule));
+    hits.sort_unstable_by(by_position);
+    if hits.len() < 2 {
+        return;
+    }
+    // Compacted in place: `hits[..kept]` are the clusters' best hits so far, and `ends` the end
+    // of each one's cluster. A message has a handful of hits, so the clusters are searched (past
+    // 16 clusters, later ones are kept as they come: a text that full is cut to `max_hits`).
+    let mut ends: [usize; 16] = [0; 16];
+    let (mut kept, mut replaced) = (0, false);
+    for r in 0..hits.len() {
+        let open = (0..kept.min(ends.len()))
+            .rev()
+            .find(|&k| hits[k].rule == hits[r].rule && hits[r].start < ends[k]);
+        match open {
+            Some(k) => {
+                ends[k] = ends[k].max(hits[r].end);
                 let rank = |h: &Hit| (kind_rank(h.kind), std::cmp::Reverse(h.end - h.start));
-                if rank(&hits[r]) < rank(&hits[kept - 1]) {
-                    hits.swap(kept - 1, r);
+                if rank(&hits[r]) < rank(&hits[k]) {
+                    hits.swap(k, r);
+                    replaced = true;
                 }
-            } else {
-                cluster_end = hits[r].end;
+            }
+            None => {
+                if kept < ends.len() {
+                    ends[kept] = hits[r].end;
+                }
                 hits.swap(kept, r);
                 kept += 1;
             }
         }
-        hits.truncate(kept);
-        hits.sort_unstable_by(|a, b| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule)));
+    }
+    hits.truncate(kept);
+    if replaced {
+        hits.sort_unstable_by(by_position);
     }
 }
 
@@ -911,6 +927,68 @@ impl Raw {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_hit_is_kept_per_rule_per_overlapping_span() {
+        use MatchKind::*;
+        let hit = |rule: &'static str, kind, start, end| Hit {
+            rule: Cow::Borrowed(rule),
+            category: "c".into(),
+            action: Action::Review,
+            kind,
+            start,
+            end,
+            text: "".into(),
+        };
+        type Spec = (&'static str, MatchKind, usize, usize);
+        // (case, hits in, hits kept)
+        let table: &[(&str, &[Spec], &[Spec])] = &[
+            (
+                "term and pinyin over different spans",
+                &[("w:a", Pinyin, 3, 12), ("w:a", Term, 0, 9)],
+                &[("w:a", Term, 0, 9)],
+            ),
+            (
+                "two sound-alikes: the longest",
+                &[("w:a", Pinyin, 0, 6), ("w:a", Pinyin, 3, 12)],
+                &[("w:a", Pinyin, 3, 12)],
+            ),
+            (
+                "a chain of overlaps is one span",
+                &[
+                    ("w:a", Pinyin, 0, 6),
+                    ("w:a", Pinyin, 5, 9),
+                    ("w:a", Term, 8, 12),
+                ],
+                &[("w:a", Term, 8, 12)],
+            ),
+            (
+                "apart, the same rule twice",
+                &[("w:a", Term, 6, 9), ("w:a", Term, 0, 3)],
+                &[("w:a", Term, 0, 3), ("w:a", Term, 6, 9)],
+            ),
+            (
+                "other rules overlapping stay",
+                &[
+                    ("w:b", Pinyin, 3, 9),
+                    ("w:a", Term, 0, 6),
+                    ("w:a", Pinyin, 0, 6),
+                ],
+                &[("w:a", Term, 0, 6), ("w:b", Pinyin, 3, 9)],
+            ),
+            ("one hit", &[("w:a", Regex, 0, 3)], &[("w:a", Regex, 0, 3)]),
+        ];
+        for (case, input, want) in table {
+            let mut hits: Vec<Hit> = input.iter().map(|&(r, k, s, e)| hit(r, k, s, e)).collect();
+            one_per_rule_and_span(&mut hits);
+            let got: Vec<Spec> = hits
+                .iter()
+                .map(|h| (&*h.rule, h.kind, h.start, h.end))
+                .map(|(r, k, s, e)| (if r == "w:a" { "w:a" } else { "w:b" }, k, s, e))
+                .collect();
+            assert_eq!(&got, want, "{case}");
+        }
+    }
 
     #[test]
     fn message_at_follows_matches_forward_and_searches_when_one_goes_back() {

@@ -366,6 +366,27 @@ mod tests {
     }
 
     #[test]
+    fn suppressions_are_cut_to_max_hits_like_hits() {
+        let screener = Screener::new(&ENGINE, None, 1 << 16);
+        // Ten allow-listed spans: each leaves a suppression.
+        let text = "买了大麻花，".repeat(10);
+        let line = serde_json::json!({"id": "m1", "group_id": "g1", "sender_id": "u1",
+            "ts": 1, "text": text})
+        .to_string();
+        for (max_hits, kept, truncated) in [(100, 10, false), (3, 3, true)] {
+            let watched = screener
+                .screen(&[line.as_bytes()], |b| Input::Message(b))
+                .watch(None, max_hits);
+            let Some(Outcome::Verdict { verdict, .. }) = watched.outcomes().next() else {
+                panic!("a verdict");
+            };
+            assert_eq!(verdict.suppressed.len(), kept, "max_hits {max_hits}");
+            assert_eq!(verdict.hits_truncated, truncated, "max_hits {max_hits}");
+            assert!(verdict.hits.is_empty());
+        }
+    }
+
+    #[test]
     fn outcomes_follow_input_order_and_do_not_depend_on_batch_boundaries() {
         let records = stream();
         let whole = run(&records, records.len());

@@ -410,6 +410,13 @@ fn deliberate_sound_alikes_and_romanised_spellings_are_still_caught() {
             &[("ads:代开发票", Pinyin, "代.开.发.飘")],
         ),
         ("literal term", "出冰毒", &[("drugs:冰毒", Term, "冰毒")]),
+        // A variant spelling that is itself a dictionary word would be explained away as a
+        // sound-alike, so the pack lists it as a term of its own.
+        (
+            "variant spelling listed as a term",
+            "你这个畜牲",
+            &[("insult:畜牲", Term, "畜牲")],
+        ),
         (
             "one hit per rule for overlapping term and pinyin spans",
             "出售仿真枪",

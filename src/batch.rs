@@ -228,6 +228,11 @@ impl Screened {
                 v.hits.truncate(max_hits);
                 v.hits_truncated = true;
             }
+            // A text full of allowed spans must not grow the verdict without bound either.
+            if v.suppressed.len() > max_hits {
+                v.suppressed.truncate(max_hits);
+                v.hits_truncated = true;
+            }
         }
         Watched {
             slots,
@@ -358,6 +363,27 @@ mod tests {
             }
         }
         lines
+    }
+
+    #[test]
+    fn suppressions_are_cut_to_max_hits_like_hits() {
+        let screener = Screener::new(&ENGINE, None, 1 << 16);
+        // Ten allow-listed spans: each leaves a suppression.
+        let text = "买了大麻花，".repeat(10);
+        let line = serde_json::json!({"id": "m1", "group_id": "g1", "sender_id": "u1",
+            "ts": 1, "text": text})
+        .to_string();
+        for (max_hits, kept, truncated) in [(100, 10, false), (3, 3, true)] {
+            let watched = screener
+                .screen(&[line.as_bytes()], |b| Input::Message(b))
+                .watch(None, max_hits);
+            let Some(Outcome::Verdict { verdict, .. }) = watched.outcomes().next() else {
+                panic!("a verdict");
+            };
+            assert_eq!(verdict.suppressed.len(), kept, "max_hits {max_hits}");
+            assert_eq!(verdict.hits_truncated, truncated, "max_hits {max_hits}");
+            assert!(verdict.hits.is_empty());
+        }
     }
 
     #[test]

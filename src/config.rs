@@ -267,7 +267,8 @@ pub struct PipelineConfig {
     /// `qunguard.truncated` header when cut), so a huge input cannot become an unproducible
     /// dead-letter that stops the pipeline.
     pub dead_letter_max_bytes: usize,
-    /// A verdict keeps at most this many hits (sorted by position; `hits_truncated` is set),
+    /// A verdict keeps at most this many hits, and as many suppressions (sorted by position;
+    /// `hits_truncated` is set),
     /// so a text full of matches cannot exceed the broker's record size.
     pub max_hits: usize,
     /// On shutdown and partition revoke, how long to wait for in-flight outputs to be

@@ -49,6 +49,7 @@ mod loadgen;
 mod synth;
 
 pub use model::{Action, Hit, Id, MatchKind, Message, Reason, Recommendation, Verdict};
+pub use model::{SuppressedBy, Suppression};
 pub use rules::{Pack, RuleError, RuleSet, Validator};
 pub use screen::normalise::{Normalised, Normaliser, normalise};
 pub use screen::{CompileError, Engine, PackSummary};

@@ -67,6 +67,10 @@ enum Command {
         /// Write alerts and scorecards here, one JSON object a line (default: discarded).
         #[arg(long)]
         records: Option<PathBuf>,
+        /// Add "explain" to each verdict line: the normalised text, and for each hit and
+        /// suppression its span there and the original bytes of each of its characters.
+        #[arg(long)]
+        explain: bool,
     },
     /// Write N synthetic city-chat messages as JSONL to stdout (for benchmarks and trials).
     Gen {
@@ -225,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             no_watch,
             records,
+            explain,
         } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
@@ -242,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = ScanOptions {
                 max_text_bytes,
                 max_line_bytes,
+                explain,
                 ..ScanOptions::default()
             };
             let watch_cfg = match file_cfg {

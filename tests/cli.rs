@@ -430,5 +430,45 @@ fn readme_verdict_example_offsets_span_the_hit_text() {
         let text = h["text"].as_str().unwrap();
         let (start, end) = (h["start"].as_u64().unwrap(), h["end"].as_u64().unwrap());
         assert_eq!(end - start, text.len() as u64, "{h}");
+#[test]
+fn scan_explain_adds_the_normalised_text_and_each_hits_offset_map() {
+    let input = concat!(
+        r#"{"id":"1","group_id":"g","sender_id":"u","ts":1,"text":"买了大麻花"}"#,
+        "\n",
+        r#"{"id":"2","group_id":"g","sender_id":"u","ts":2,"text":"出售仿 真 枪"}"#,
+        "\n",
+        r#"{"id":"3","group_id":"g","#,
+        "\n",
+    );
+    let (plain, _) = scan(input.as_bytes(), &["--no-watch"]);
+    let (lines, _) = scan(input.as_bytes(), &["--no-watch", "--explain"]);
+    assert_eq!(lines.len(), 3);
+    // The allow-listed drug term is explained, not silently dropped.
+    assert_eq!(lines[0]["action"], "allow");
+    assert_eq!(lines[0]["suppressed"][0]["by"], "大麻花");
+    assert_eq!(lines[0]["explain"]["normalised"], "买了大麻花");
+    assert_eq!(
+        lines[0]["explain"]["suppressed"][0]["map"],
+        serde_json::json!([[6, 9, 6, 9], [9, 12, 9, 12]])
+    );
+    // One hit for the term, mapped character by character past the spaces.
+    assert_eq!(
+        lines[1]["hits"].as_array().unwrap().len(),
+        1,
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["explain"]["normalised"], "出售仿真枪");
+    assert_eq!(
+        lines[1]["explain"]["hits"][0]["map"],
+        serde_json::json!([[6, 9, 6, 9], [9, 12, 10, 13], [12, 15, 14, 17]])
+    );
+    // Error lines stay as they are; without the explanation, verdict lines are the plain ones.
+    assert!(lines[2]["error"].is_string() && lines[2].get("explain").is_none());
+    for (mut explained, plain) in lines.into_iter().zip(plain) {
+        if let Some(o) = explained.as_object_mut() {
+            o.remove("explain");
+        }
+        assert_eq!(explained, plain);
     }
 }

@@ -7,13 +7,15 @@
 
 mod chars;
 pub mod dense;
+pub mod explain;
+pub(crate) mod lexicon;
 pub(crate) mod matcher;
 pub mod normalise;
 
-use crate::model::{Action, Hit, MatchKind, Message, Verdict};
+use crate::model::{Action, Hit, MatchKind, Message, SuppressedBy, Suppression, Verdict};
 use crate::rules::{RuleSet, Validator, validate_match};
 use hyperscan::BlockDatabase;
-use normalise::{Buffer, Mapped, PinyinBuffer, pinyin_key};
+use normalise::{Buffer, Mapped, PinyinBuffer, fold_letter_repeats, pinyin_key};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -26,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Bumped whenever normalisation or matching semantics change, so `rules_version` changes too.
-const ENGINE_SEMANTICS: &str = "qunguard-engine-1";
+const ENGINE_SEMANTICS: &str = "qunguard-engine-2";
 
 /// What a pattern id of the main database stands for.
 #[derive(Debug)]
@@ -39,6 +41,8 @@ enum MainRule {
     Allow {
         pack: u32,
         len: u32,
+        /// The entry as written in the pack, named on the suppressions it causes.
+        entry: &'static str,
     },
     Regex {
         regex: u32,
@@ -53,6 +57,9 @@ struct PinyinRule {
     /// The term's characters after folding repeats, for the homophone check: a range of
     /// [`Engine::pinyin_units`].
     units: (u32, u32),
+    /// The key with repeated letters folded ([`fold_letter_repeats`]): only romanised text
+    /// (ASCII letters in the span) is folded that way, so only such a match counts.
+    romanised_only: bool,
 }
 
 #[derive(Debug)]
@@ -139,6 +146,7 @@ impl Engine {
         let mut summary = Vec::new();
         let mut hasher = Sha256::new();
         hasher.update(ENGINE_SEMANTICS);
+        hasher.update(lexicon::fingerprint());
         let mut rule_id = String::new();
 
         for (p, pack) in rules.packs.iter().enumerate() {
@@ -166,16 +174,24 @@ impl Engine {
                 });
                 if pack.pinyin {
                     let (key, units) = pinyin_key(t.normalised);
-                    if seen_keys.insert(key.clone()) {
-                        let first = pinyin_units.len() as u32;
-                        pinyin_units.extend_from_slice(&units);
-                        pinyin_rules.push(PinyinRule {
-                            pack: p,
-                            rule,
-                            len: key.len() as u32,
-                            units: (first, pinyin_units.len() as u32),
-                        });
-                        pinyin_sources.push_literal(key.as_bytes());
+                    let folded = fold_letter_repeats(&key);
+                    // A folded key of one or two letters ("qq" as "q") would match too much.
+                    let folded = (folded != key && folded.len() >= 3).then_some(folded);
+                    let first = pinyin_units.len() as u32;
+                    pinyin_units.extend_from_slice(&units);
+                    let units = (first, pinyin_units.len() as u32);
+                    for (key, romanised_only) in [(Some(key), false), (folded, true)] {
+                        let Some(key) = key else { continue };
+                        if seen_keys.insert(key.clone()) {
+                            pinyin_rules.push(PinyinRule {
+                                pack: p,
+                                rule,
+                                len: key.len() as u32,
+                                units,
+                                romanised_only,
+                            });
+                            pinyin_sources.push_literal(key.as_bytes());
+                        }
                     }
                 }
             }
@@ -186,6 +202,7 @@ impl Engine {
                 main_rules.push(MainRule::Allow {
                     pack: p,
                     len: len as u32,
+                    entry: intern(a.written),
                 });
             }
             for r in &pack.regexes {
@@ -224,6 +241,10 @@ impl Engine {
         }
         let main = matcher::compile(&sources, cache).map_err(CompileError)?;
         drop(sources);
+        if !pinyin_sources.is_empty() {
+            // Loaded here, not on the first sound-alike hit, so no verdict waits for it.
+            lexicon::lexicon();
+        }
         let pinyin = if pinyin_sources.is_empty() {
             None
         } else {
@@ -453,6 +474,7 @@ impl Engine {
             reasons: Vec::new(),
             recommend: None,
             rules_version: self.version.clone(),
+            suppressed: Vec::new(),
         };
         if raw.is_empty() && py_raw.is_empty() {
             return verdict;
@@ -463,10 +485,12 @@ impl Engine {
             hits,
             allowed,
             regex: regex_cands,
+            dropped,
         } = scratch;
         hits.clear();
         allowed.clear();
         regex_cands.clear();
+        dropped.clear();
         let map = &mut LazyMap {
             text: &msg.text,
             dense: dense_text,
@@ -491,9 +515,9 @@ impl Engine {
             };
             let (from, to) = utf8(dfrom, dto);
             match rule {
-                MainRule::Allow { pack, .. } => {
+                MainRule::Allow { pack, entry, .. } => {
                     let (s, e) = map.original_range(from, to);
-                    allowed.push((*pack, s, e));
+                    allowed.push((*pack, s, e, *entry));
                 }
                 MainRule::Term { pack, rule, .. } => {
                     let (s, e) = map.original_range(from, to);
@@ -537,39 +561,52 @@ impl Engine {
                 let (first, last) = (py.unit_at(i, f), py.unit_at(i, t - 1));
                 let units = &py.units[first..=last];
                 let term = &self.pinyin_units[rule.units.0 as usize..rule.units.1 as usize];
-                if !on_units || !sounds_deliberate(units.iter().map(|u| u.c), term) {
+                let romanised = units.iter().any(|u| u.c.is_ascii_alphabetic());
+                if !on_units
+                    || (rule.romanised_only && !romanised)
+                    || !sounds_deliberate(units.iter().map(|u| u.c), term)
+                {
                     continue;
                 }
                 let (ns, ne) = utf8(units[0].ns as usize, units[units.len() - 1].ne as usize);
                 let (s, e) = map.original_range(ns, ne);
-                if stands_alone(original, s, e) {
-                    hits.push((
-                        rule.pack,
-                        self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e),
-                    ));
+                if !stands_alone(original, s, e) {
+                    continue;
                 }
+                let hit = self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e);
+                // Romanised spellings are deliberate, and the term's own characters are its
+                // literal hit (kept over this one); only a sound-alike in other Han characters
+                // is checked against sentence breaks and ordinary words (rare: only those pay).
+                if !romanised && !units.iter().map(|u| u.c).eq(term.iter().copied()) {
+                    let why = self.ordinary_sound_alike(dense_text, units, term, &utf8, map);
+                    if let Some((reason, by)) = why {
+                        dropped.push((hit, reason, by));
+                        continue;
+                    }
+                }
+                hits.push((rule.pack, hit));
             }
         }
 
         let mut hits: Vec<Hit> = hits
             .drain(..)
-            .filter(|(pack, h)| {
-                !allowed
+            .filter_map(|(pack, h)| {
+                let allow = allowed
                     .iter()
-                    .any(|&(ap, s, e)| ap == *pack && s <= h.start && h.end <= e)
+                    .find(|&&(ap, s, e, _)| ap == pack && s <= h.start && h.end <= e);
+                match allow {
+                    Some(&(_, _, _, entry)) => {
+                        dropped.push((h, SuppressedBy::Allow, Some(entry.into())));
+                        None
+                    }
+                    None => Some(h),
+                }
             })
-            .map(|(_, h)| h)
             .collect();
-        // A term found both literally and through pinyin is one hit: keep the literal one.
-        hits.sort_by(|a, b| {
-            (a.start, a.end, &a.rule, kind_rank(a.kind)).cmp(&(
-                b.start,
-                b.end,
-                &b.rule,
-                kind_rank(b.kind),
-            ))
-        });
-        hits.dedup_by(|b, a| a.start == b.start && a.end == b.end && a.rule == b.rule);
+        one_per_rule_and_span(&mut hits);
+        if !dropped.is_empty() {
+            verdict.suppressed = suppressions(dropped, &hits);
+        }
 
         verdict.action = hits.iter().map(|h| h.action).max().unwrap_or_default();
         let mut categories: Vec<Arc<str>> = hits.iter().map(|h| h.category.clone()).collect();
@@ -578,6 +615,39 @@ impl Engine {
         verdict.categories = categories;
         verdict.hits = hits;
         verdict
+    }
+
+    /// Why a sound-alike in Han characters (`units` of the pinyin view, matching the term's
+    /// characters `term`) is not the term: it runs across sentence punctuation, or the lexicon
+    /// explains it as an ordinary word (then with the word).
+    fn ordinary_sound_alike(
+        &self,
+        dense_text: &[u8],
+        units: &[normalise::Unit],
+        term: &[char],
+        utf8: &impl Fn(usize, usize) -> (usize, usize),
+        map: &mut LazyMap<'_>,
+    ) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
+        let text = map.text;
+        let spans: Vec<(usize, usize)> = units
+            .iter()
+            .map(|u| {
+                let (f, t) = utf8(u.ns as usize, u.ne as usize);
+                map.original_range(f, t)
+            })
+            .collect();
+        let gaps = spans.windows(2).map(|w| &text[w[0].1..w[1].0]);
+        if lexicon::crosses_sentence(gaps) {
+            return Some((SuppressedBy::Sentence, None));
+        }
+        // The message's characters, and where the span starts and ends among them.
+        let chars: Vec<(usize, usize, char)> = dense::chars(dense_text).collect();
+        let first = chars.partition_point(|c| c.0 < units[0].ns as usize);
+        let end = chars.partition_point(|c| c.0 < units[units.len() - 1].ne as usize);
+        let chars: Vec<char> = chars.into_iter().map(|c| c.2).collect();
+        lexicon::lexicon()
+            .explain(&chars, first, end, term)
+            .map(|w| (SuppressedBy::Lexicon, Some(w.into())))
     }
 
     fn hit(
@@ -667,6 +737,93 @@ fn message_at(bounds: &[(usize, usize)], cursor: &mut usize, to: usize) -> usize
     *cursor
 }
 
+/// Keeps one hit per rule per overlapping span: a term found literally and through pinyin over
+/// different spans (仿真枪 as the term, and 真枪 as a sound-alike of it) is one finding. Of the
+/// overlapping hits the literal one is kept, then the regex, then the sound-alike; then the
+/// longest, then the first. The result is sorted by start, end, then rule.
+fn one_per_rule_and_span(hits: &mut Vec<Hit>) {
+    let by_position = |a: &Hit, b: &Hit| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule));
+    hits.sort_unstable_by(by_position);
+    if hits.len() < 2 {
+        return;
+    }
+    // Compacted in place: `hits[..kept]` are the clusters' best hits so far, and `ends` the end
+    // of each one's cluster. A message has a handful of hits, so the clusters are searched (past
+    // 16 clusters, later ones are kept as they come: a text that full is cut to `max_hits`).
+    let mut ends: [usize; 16] = [0; 16];
+    let (mut kept, mut replaced) = (0, false);
+    for r in 0..hits.len() {
+        let open = (0..kept.min(ends.len()))
+            .rev()
+            .find(|&k| hits[k].rule == hits[r].rule && hits[r].start < ends[k]);
+        match open {
+            Some(k) => {
+                ends[k] = ends[k].max(hits[r].end);
+                let rank = |h: &Hit| (kind_rank(h.kind), std::cmp::Reverse(h.end - h.start));
+                if rank(&hits[r]) < rank(&hits[k]) {
+                    hits.swap(k, r);
+                    replaced = true;
+                }
+            }
+            None => {
+                if kept < ends.len() {
+                    ends[kept] = hits[r].end;
+                }
+                hits.swap(kept, r);
+                kept += 1;
+            }
+        }
+    }
+    hits.truncate(kept);
+    if replaced {
+        hits.sort_unstable_by(by_position);
+    }
+}
+
+/// The verdict's suppressions from the dropped matches: one per rule per overlapping span, and
+/// none where a reported hit of the same rule overlaps (the finding is on the verdict already).
+fn suppressions(
+    dropped: &mut Vec<(Hit, SuppressedBy, Option<compact_str::CompactString>)>,
+    hits: &[Hit],
+) -> Vec<Suppression> {
+    dropped.retain(|(d, _, _)| {
+        !hits
+            .iter()
+            .any(|h| h.rule == d.rule && h.start < d.end && d.start < h.end)
+    });
+    dropped.sort_by(|a, b| {
+        (&a.0.rule, a.0.start, kind_rank(a.0.kind)).cmp(&(
+            &b.0.rule,
+            b.0.start,
+            kind_rank(b.0.kind),
+        ))
+    });
+    let mut out: Vec<Suppression> = Vec::new();
+    let mut cluster_end = 0;
+    for (h, reason, by) in dropped.drain(..) {
+        if let Some(last) = out.last_mut()
+            && last.rule == h.rule
+            && h.start < cluster_end
+        {
+            cluster_end = cluster_end.max(h.end);
+            continue;
+        }
+        cluster_end = h.end;
+        out.push(Suppression {
+            rule: h.rule,
+            category: h.category,
+            kind: h.kind,
+            start: h.start,
+            end: h.end,
+            text: h.text,
+            reason,
+            by,
+        });
+    }
+    out.sort_by(|a, b| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule)));
+    out
+}
+
 fn kind_rank(k: MatchKind) -> u8 {
     match k {
         MatchKind::Term => 0,
@@ -723,10 +880,12 @@ struct Scratch {
     map: Mapped,
     /// Hits with the pack that produced them, before allow-lists and de-duplication.
     hits: Vec<(u32, Hit)>,
-    /// Allowed spans (pack, original start, original end).
-    allowed: Vec<(u32, usize, usize)>,
+    /// Allowed spans (pack, original start, original end, the entry as written).
+    allowed: Vec<(u32, usize, usize, &'static str)>,
     /// Regex matches (regex, normalised from, to) before validation and overlap removal.
     regex: Vec<(u32, usize, usize)>,
+    /// Matches dropped, with why and by what (the allow entry or lexicon word).
+    dropped: Vec<(Hit, SuppressedBy, Option<compact_str::CompactString>)>,
 }
 
 /// The offset map of one message, built on first use: only messages with matches need one.
@@ -778,6 +937,68 @@ impl Raw {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_hit_is_kept_per_rule_per_overlapping_span() {
+        use MatchKind::*;
+        let hit = |rule: &'static str, kind, start, end| Hit {
+            rule: Cow::Borrowed(rule),
+            category: "c".into(),
+            action: Action::Review,
+            kind,
+            start,
+            end,
+            text: "".into(),
+        };
+        type Spec = (&'static str, MatchKind, usize, usize);
+        // (case, hits in, hits kept)
+        let table: &[(&str, &[Spec], &[Spec])] = &[
+            (
+                "term and pinyin over different spans",
+                &[("w:a", Pinyin, 3, 12), ("w:a", Term, 0, 9)],
+                &[("w:a", Term, 0, 9)],
+            ),
+            (
+                "two sound-alikes: the longest",
+                &[("w:a", Pinyin, 0, 6), ("w:a", Pinyin, 3, 12)],
+                &[("w:a", Pinyin, 3, 12)],
+            ),
+            (
+                "a chain of overlaps is one span",
+                &[
+                    ("w:a", Pinyin, 0, 6),
+                    ("w:a", Pinyin, 5, 9),
+                    ("w:a", Term, 8, 12),
+                ],
+                &[("w:a", Term, 8, 12)],
+            ),
+            (
+                "apart, the same rule twice",
+                &[("w:a", Term, 6, 9), ("w:a", Term, 0, 3)],
+                &[("w:a", Term, 0, 3), ("w:a", Term, 6, 9)],
+            ),
+            (
+                "other rules overlapping stay",
+                &[
+                    ("w:b", Pinyin, 3, 9),
+                    ("w:a", Term, 0, 6),
+                    ("w:a", Pinyin, 0, 6),
+                ],
+                &[("w:a", Term, 0, 6), ("w:b", Pinyin, 3, 9)],
+            ),
+            ("one hit", &[("w:a", Regex, 0, 3)], &[("w:a", Regex, 0, 3)]),
+        ];
+        for (case, input, want) in table {
+            let mut hits: Vec<Hit> = input.iter().map(|&(r, k, s, e)| hit(r, k, s, e)).collect();
+            one_per_rule_and_span(&mut hits);
+            let got: Vec<Spec> = hits
+                .iter()
+                .map(|h| (&*h.rule, h.kind, h.start, h.end))
+                .map(|(r, k, s, e)| (if r == "w:a" { "w:a" } else { "w:b" }, k, s, e))
+                .collect();
+            assert_eq!(&got, want, "{case}");
+        }
+    }
 
     #[test]
     fn message_at_follows_matches_forward_and_searches_when_one_goes_back() {

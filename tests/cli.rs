@@ -430,6 +430,10 @@ fn readme_verdict_example_offsets_span_the_hit_text() {
         let text = h["text"].as_str().unwrap();
         let (start, end) = (h["start"].as_u64().unwrap(), h["end"].as_u64().unwrap());
         assert_eq!(end - start, text.len() as u64, "{h}");
+    }
+}
+
+/// `scan --explain` adds the normalised text and each hit's offset map, and nothing else.
 #[test]
 fn scan_explain_adds_the_normalised_text_and_each_hits_offset_map() {
     let input = concat!(

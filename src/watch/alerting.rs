@@ -1,5 +1,6 @@
-//! Alert policies: spikes over adaptive baselines, quarrels, floods and the incident mode they
-//! put groups in, and the event-time sweep that resolves alerts whose condition ended quietly.
+//! Alert policies: spikes over adaptive baselines, quarrels, floods and the incident mode a
+//! flood puts groups in (a quarrel's is the group's own: `incident`), and the event-time sweep
+//! that resolves alerts whose condition ended quietly.
 //! Each turns what the per-message pass observed into [`Observation`]s; [`Alerts`] decides
 //! whether they open, update or are suppressed.
 
@@ -117,8 +118,10 @@ impl Watch {
         members.sort_unstable();
         members.dedup();
         let n = g.abuse.len();
-        if n >= q.min_messages
-            && members.len() >= q.min_members
+        let quarrel = n >= q.min_messages && members.len() >= q.min_members;
+        let (quiet_ms, cooldown_ms) = self.cfg.alerts.incident_times();
+        g.quarrel.abuse(ts, quarrel, quiet_ms, cooldown_ms);
+        if quarrel
             && self
                 .settled(AlertKind::Quarrel, s.group, ts, n as f64)
                 .is_none()
@@ -145,9 +148,8 @@ impl Watch {
                 samples,
                 groups: vec![],
             };
-            if self.observe_alert(ts, ob, &[s.group], alerts) == Outcome::Opened {
-                self.incident(s.group, 1);
-            }
+            // Incident mode follows the group's own quarrel (`QuarrelMode`), not this record.
+            self.observe_alert(ts, ob, &[s.group], alerts);
         } else {
             // Abuse keeps an open quarrel from resolving, even below the thresholds.
             self.alerts.touch(AlertKind::Quarrel, s.group, ts);
@@ -262,9 +264,7 @@ impl Watch {
             .quiet(&[AlertKind::Quarrel, AlertKind::Flood], quiet)
         {
             self.alerts.resolve(kind, &key, now, 0.0, alerts);
-            if kind == AlertKind::Quarrel {
-                self.incident(key_of(&key), -1);
-            } else {
+            if kind == AlertKind::Flood {
                 for g in self.flood_groups.remove(&key_of(&key)).unwrap_or_default() {
                     self.incident(g, -1);
                 }

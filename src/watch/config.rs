@@ -282,10 +282,11 @@ pub struct AlertsConfig {
     pub quiet_secs: u64,
     /// Sample message ids carried by an alert.
     pub samples: usize,
-    /// While a quarrel or flood alert is open for a group, its per-group rate limit is
-    /// multiplied by this (0.5 halves it)...
+    /// While a group's own quarrel is on (see README, "Replay guarantee"), its per-group
+    /// rate limit is multiplied by this (0.5 halves it)...
     pub incident_rate_factor: f64,
-    /// ...and hits of the quarrel categories and flooding get this action.
+    /// ...and, then or while a flood alert reaches the group, hits of the quarrel categories
+    /// and flooding get this action.
     pub incident_action: Action,
 }
 

@@ -20,6 +20,7 @@ mod alerts;
 mod config;
 mod fingerprint;
 mod flood;
+mod incident;
 mod reports;
 mod scorecard;
 mod spike;
@@ -28,6 +29,7 @@ mod state;
 pub use alerts::{ALERT_KINDS, Alert, AlertKind, AlertStatus, Severity};
 pub use config::*;
 pub use fingerprint::{Fingerprinter, Signature};
+pub use incident::group_scoped;
 pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
 pub use scorecard::Scorecard;
 
@@ -49,7 +51,8 @@ pub const REASONS: &[&str] = &[
     "duplicate_flood",
     "link_flood",
     "mention_flood",
-    "incident",
+    incident::INCIDENT,
+    incident::FLOOD_INCIDENT,
 ];
 
 /// A record the watch wants written (besides the verdicts it amends).
@@ -117,8 +120,10 @@ struct Abuse {
 
 struct Group {
     id: Box<str>,
-    /// Open quarrel/flood alerts involving the group; > 0 means incident mode.
+    /// Open flood alerts that reached the group; > 0 means flood incident mode.
     incidents: u8,
+    /// The group's own quarrel incident (group-scoped, unlike the quarrel alert record).
+    quarrel: incident::QuarrelMode,
     rate: Baseline,
     abuse: VecDeque<Abuse>,
     card: Card,
@@ -427,21 +432,34 @@ impl Watch {
         let g = self.groups.entry(s.group, || Group {
             id: m.group_id.as_str().into(),
             incidents: 0,
+            quarrel: Default::default(),
             rate: Baseline::default(),
             abuse: VecDeque::new(),
             card: Card::default(),
         });
-        let incident = g.incidents > 0;
-        if incident && abusive {
+        // Incident mode from the group's own quarrel is group-scoped; from a flood it is not
+        // (see `incident`), so it has its own reason and does not tighten the member rate.
+        let (quiet_ms, cooldown_ms) = cfg.alerts.incident_times();
+        let quarrel = g.quarrel.on_at(ts, quiet_ms, cooldown_ms);
+        let flooded = g.incidents > 0;
+        let incident = quarrel || flooded;
+        if quarrel && abusive {
             reason(
-                "incident",
+                incident::INCIDENT,
                 cfg.alerts.incident_action,
-                "abuse while the group is in incident mode (open quarrel or flood alert)".into(),
+                "abuse while this group's own quarrel is on (incident mode)".into(),
+            );
+        }
+        if flooded && abusive {
+            reason(
+                incident::FLOOD_INCIDENT,
+                cfg.alerts.incident_action,
+                "abuse while a flood across groups reaches this group (incident mode)".into(),
             );
         }
 
-        // Rate limits: token buckets, tighter while the group is in incident mode.
-        let f = if incident {
+        // Rate limits: token buckets, tighter while the group's own quarrel is on.
+        let f = if quarrel {
             cfg.alerts.incident_rate_factor
         } else {
             1.0
@@ -528,8 +546,10 @@ impl Watch {
                 "rate_limit",
                 r.action,
                 format!(
-                    "over {} messages a minute (burst {}) from this sender across groups",
-                    r.global_per_minute, r.global_burst
+                    "over {} messages a minute (burst {}) from this sender {}",
+                    r.global_per_minute,
+                    r.global_burst,
+                    incident::ACROSS_GROUPS
                 ),
             );
         }

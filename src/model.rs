@@ -176,7 +176,8 @@ pub struct Suppression {
 /// A heuristic finding on a verdict (see README "Heuristics").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
-    /// Stable code: `rate_limit`, `duplicate_flood`, `link_flood`, `mention_flood`, `incident`.
+    /// Stable code: `rate_limit`, `duplicate_flood`, `link_flood`, `mention_flood`, `incident`,
+    /// `flood_incident`.
     pub reason: String,
     /// What this finding asks for (`review` or `block`).
     pub action: Action,

@@ -767,3 +767,115 @@ fn a_ts_in_seconds_is_read_as_seconds_and_counted() {
         "alerts are dated in milliseconds: {opened:?}"
     );
 }
+
+/// Per-group streams (each in its own `ts` order) holding what the replay guarantee covers: a
+/// quarrel with incident mode and the tighter member rate it brings, a member over the rate
+/// limit, links and mentions, a lure flooded into twelve groups (cross-group) followed by abuse
+/// there, and busy chatter whose later `ts` moves the instance's event time ahead.
+fn group_streams() -> Vec<Vec<Message>> {
+    let mut streams = Vec::new();
+    // Chatter first: a partition read ahead of the others moves the watermark 30 min on.
+    streams.push(chatter("c", 1, T0, 30 * MIN, 10 * SEC));
+    // The quarrel: four members from minute 5, then abuse again 4 min after the last insult
+    // (within quiet_secs, so still incident mode), and a member posting fast meanwhile.
+    let mut q = Vec::new();
+    for (i, text) in INSULTS.iter().enumerate() {
+        let ts = T0 + 5 * MIN + i as i64 * 10 * SEC;
+        q.push(msg(format!("q{i}"), "g-q", format!("u{}", i % 4), ts, text));
+    }
+    for i in 0..8 {
+        let ts = T0 + 7 * MIN + i * SEC;
+        q.push(msg(format!("fast{i}"), "g-q", "fast", ts, &format!("第{i}条")));
+    }
+    q.push(msg("late", "g-q", "u9", T0 + 10 * MIN, "你是白痴"));
+    streams.push(q);
+    let mut r = Vec::new();
+    for i in 0..20 {
+        r.push(msg(format!("r{i}"), "g-r", "chatty", T0 + i * SEC, &format!("第{i}条")));
+    }
+    for i in 0..6 {
+        let text = format!("看看这个 https://example.com/p/{i}");
+        r.push(msg(format!("l{i}"), "g-r", "linker", T0 + MIN + i * 20 * SEC, &text));
+    }
+    let pings = "@张三 @李四 @王五 @赵六 @钱七 @孙八 @周九 @吴十 @郑十一 开会了";
+    r.push(msg("m1", "g-r", "pinger", T0 + 4 * MIN, pings));
+    streams.push(r);
+    for g in 0..12 {
+        let group = format!("g-f{g}");
+        let ts = T0 + 2 * MIN + g * 5 * SEC;
+        let lure = "加我微信领取免费红包名额有限先到先得 http://hb.example.cn";
+        let mut f = vec![msg(format!("f{g}"), &group, format!("spam{}", g % 2), ts, lure)];
+        f.push(msg(format!("fa{g}"), &group, "local", ts + 3 * MIN, INSULTS[0]));
+        streams.push(f);
+    }
+    streams
+}
+
+/// The orders a multi-partition consumer can see the same per-group streams in (each group's
+/// own order kept, as a partition keeps it).
+fn interleave(streams: &[Vec<Message>], order: &str) -> Vec<Message> {
+    let lead = |i: usize, m: &Message| m.ts - if i == 0 { 10 * MIN } else { 0 };
+    match order {
+        "one group after another" => streams.concat(),
+        "groups in reverse, one after another" => streams.iter().rev().flatten().cloned().collect(),
+        "round robin" => {
+            let mut v = Vec::new();
+            for i in 0..streams.iter().map(Vec::len).max().unwrap_or(0) {
+                v.extend(streams.iter().filter_map(|s| s.get(i).cloned()));
+            }
+            v
+        }
+        "by ts" | "the chatter's partition read 10 min ahead" => {
+            let ahead = order != "by ts";
+            let mut v: Vec<(i64, Message)> = streams
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| s.iter().map(move |m| (if ahead { lead(i, m) } else { m.ts }, m.clone())))
+                .collect();
+            v.sort_by_key(|(k, _)| *k);
+            v.into_iter().map(|(_, m)| m).collect()
+        }
+        _ => unreachable!("{order}"),
+    }
+}
+
+fn scoped(v: &Verdict) -> Vec<&qunguard::Reason> {
+    v.reasons.iter().filter(|r| qunguard::watch::group_scoped(r)).collect()
+}
+
+#[test]
+fn group_scoped_decisions_do_not_depend_on_how_groups_interleave() {
+    let streams = group_streams();
+    let (base, _) = run(&interleave(&streams, "by ts"));
+    let base: HashMap<String, Verdict> = base.into_iter().map(|v| (v.id.to_string(), v)).collect();
+    // The stream exercises what the guarantee is about, in every order.
+    for (id, code) in [
+        ("q6", "incident"),
+        ("late", "incident"),
+        ("fast6", "rate_limit"),
+        ("r15", "rate_limit"),
+        ("l5", "link_flood"),
+        ("m1", "mention_flood"),
+        ("f9", "duplicate_flood"),
+    ] {
+        assert!(has_reason(&base[id], code), "{id} {code}: {:?}", base[id]);
+    }
+    assert!(!has_reason(&base["fast6"], "incident"), "not abuse");
+    for order in [
+        "one group after another",
+        "groups in reverse, one after another",
+        "round robin",
+        "the chatter's partition read 10 min ahead",
+    ] {
+        let (got, _) = run(&interleave(&streams, order));
+        assert_eq!(got.len(), base.len(), "{order}");
+        for v in &got {
+            let b = &base[v.id.as_str()];
+            assert_eq!(scoped(v), scoped(b), "{order}: {}", v.id);
+            let cross = |v: &Verdict| v.reasons.iter().any(|r| !qunguard::watch::group_scoped(r));
+            if !cross(v) && !cross(b) {
+                assert_eq!(v.action, b.action, "{order}: {}", v.id);
+            }
+        }
+    }
+}

@@ -786,17 +786,35 @@ fn group_streams() -> Vec<Vec<Message>> {
     }
     for i in 0..8 {
         let ts = T0 + 7 * MIN + i * SEC;
-        q.push(msg(format!("fast{i}"), "g-q", "fast", ts, &format!("第{i}条")));
+        q.push(msg(
+            format!("fast{i}"),
+            "g-q",
+            "fast",
+            ts,
+            &format!("第{i}条"),
+        ));
     }
     q.push(msg("late", "g-q", "u9", T0 + 10 * MIN, "你是白痴"));
     streams.push(q);
     let mut r = Vec::new();
     for i in 0..20 {
-        r.push(msg(format!("r{i}"), "g-r", "chatty", T0 + i * SEC, &format!("第{i}条")));
+        r.push(msg(
+            format!("r{i}"),
+            "g-r",
+            "chatty",
+            T0 + i * SEC,
+            &format!("第{i}条"),
+        ));
     }
     for i in 0..6 {
         let text = format!("看看这个 https://example.com/p/{i}");
-        r.push(msg(format!("l{i}"), "g-r", "linker", T0 + MIN + i * 20 * SEC, &text));
+        r.push(msg(
+            format!("l{i}"),
+            "g-r",
+            "linker",
+            T0 + MIN + i * 20 * SEC,
+            &text,
+        ));
     }
     let pings = "@张三 @李四 @王五 @赵六 @钱七 @孙八 @周九 @吴十 @郑十一 开会了";
     r.push(msg("m1", "g-r", "pinger", T0 + 4 * MIN, pings));
@@ -805,8 +823,20 @@ fn group_streams() -> Vec<Vec<Message>> {
         let group = format!("g-f{g}");
         let ts = T0 + 2 * MIN + g * 5 * SEC;
         let lure = "加我微信领取免费红包名额有限先到先得 http://hb.example.cn";
-        let mut f = vec![msg(format!("f{g}"), &group, format!("spam{}", g % 2), ts, lure)];
-        f.push(msg(format!("fa{g}"), &group, "local", ts + 3 * MIN, INSULTS[0]));
+        let mut f = vec![msg(
+            format!("f{g}"),
+            &group,
+            format!("spam{}", g % 2),
+            ts,
+            lure,
+        )];
+        f.push(msg(
+            format!("fa{g}"),
+            &group,
+            "local",
+            ts + 3 * MIN,
+            INSULTS[0],
+        ));
         streams.push(f);
     }
     streams
@@ -831,7 +861,10 @@ fn interleave(streams: &[Vec<Message>], order: &str) -> Vec<Message> {
             let mut v: Vec<(i64, Message)> = streams
                 .iter()
                 .enumerate()
-                .flat_map(|(i, s)| s.iter().map(move |m| (if ahead { lead(i, m) } else { m.ts }, m.clone())))
+                .flat_map(|(i, s)| {
+                    s.iter()
+                        .map(move |m| (if ahead { lead(i, m) } else { m.ts }, m.clone()))
+                })
                 .collect();
             v.sort_by_key(|(k, _)| *k);
             v.into_iter().map(|(_, m)| m).collect()
@@ -841,7 +874,10 @@ fn interleave(streams: &[Vec<Message>], order: &str) -> Vec<Message> {
 }
 
 fn scoped(v: &Verdict) -> Vec<&qunguard::Reason> {
-    v.reasons.iter().filter(|r| qunguard::watch::group_scoped(r)).collect()
+    v.reasons
+        .iter()
+        .filter(|r| qunguard::watch::group_scoped(r))
+        .collect()
 }
 
 #[test]

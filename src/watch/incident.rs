@@ -98,9 +98,15 @@ mod tests {
         let mut q = QuarrelMode::default();
         assert!(!q.on_at(0, quiet, cool));
         q.abuse(0, false, quiet, cool);
-        assert!(!q.on_at(0, quiet, cool), "abuse below the thresholds starts nothing");
+        assert!(
+            !q.on_at(0, quiet, cool),
+            "abuse below the thresholds starts nothing"
+        );
         q.abuse(1000, true, quiet, cool);
-        assert!(q.on_at(1000 + quiet, quiet, cool), "quiet_secs exactly: still on");
+        assert!(
+            q.on_at(1000 + quiet, quiet, cool),
+            "quiet_secs exactly: still on"
+        );
         q.abuse(2000 + quiet, false, quiet, cool);
         assert!(q.on_at(2000 + 2 * quiet, quiet, cool), "abuse kept it on");
         assert!(!q.on_at(2001 + 2 * quiet, quiet, cool), "quiet: ended");

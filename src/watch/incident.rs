@@ -107,14 +107,14 @@ mod tests {
             q.on_at(1000 + quiet, quiet, cool),
             "quiet_secs exactly: still on"
         );
-        q.abuse(2000 + quiet, false, quiet, cool);
-        assert!(q.on_at(2000 + 2 * quiet, quiet, cool), "abuse kept it on");
-        assert!(!q.on_at(2001 + 2 * quiet, quiet, cool), "quiet: ended");
-        // Ended at 2000 + 2·quiet: a new quarrel cannot start within cooldown_secs of that.
-        q.abuse(1999 + 2 * quiet + cool, true, quiet, cool);
-        assert!(!q.on_at(1999 + 2 * quiet + cool, quiet, cool));
-        q.abuse(2000 + 2 * quiet + cool, true, quiet, cool);
-        assert!(q.on_at(2000 + 2 * quiet + cool, quiet, cool));
+        q.abuse(1000 + quiet, false, quiet, cool);
+        assert!(q.on_at(1000 + 2 * quiet, quiet, cool), "abuse kept it on");
+        assert!(!q.on_at(1001 + 2 * quiet, quiet, cool), "quiet: ended");
+        // Ended at 1000 + 2·quiet: a new quarrel cannot start within cooldown_secs of that.
+        q.abuse(999 + 2 * quiet + cool, true, quiet, cool);
+        assert!(!q.on_at(999 + 2 * quiet + cool, quiet, cool));
+        q.abuse(1000 + 2 * quiet + cool, true, quiet, cool);
+        assert!(q.on_at(1000 + 2 * quiet + cool, quiet, cool));
     }
 
     #[test]

@@ -284,12 +284,20 @@ pub struct RulesConfig {
     /// Directory of rule packs (`*.toml`); relative paths are resolved against the config
     /// file's directory. Env: `QUNGUARD_RULES_DIR`.
     pub dir: PathBuf,
+    /// Reload the rules when a file under `dir` changes (SIGHUP always reloads). A set that
+    /// fails to load or compile is rejected and the running one keeps serving.
+    pub watch: bool,
+    /// How long the files must stay unchanged before a reload: an editor's save or a deploy
+    /// that copies several files becomes one reload.
+    pub reload_debounce_ms: u64,
 }
 
 impl Default for RulesConfig {
     fn default() -> Self {
         RulesConfig {
             dir: PathBuf::from("rules"),
+            watch: true,
+            reload_debounce_ms: 500,
         }
     }
 }

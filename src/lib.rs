@@ -35,6 +35,7 @@ pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod reload;
 pub mod rules;
 pub mod scan;
 pub mod screen;

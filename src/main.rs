@@ -282,7 +282,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let _server = start_metrics(&cfg.metrics.listen, &metrics)?;
             let stop = stop_on_signals()?;
             log::info!("rules {} loaded", engine.rules_version());
-            qunguard::pipeline::run(&cfg, engine, metrics, stop)
+            let live = Arc::new(qunguard::reload::LiveRules::new(engine));
+            // SIGHUP reloads the rules (it used to end the process); so can a file change.
+            let _reloader = qunguard::reload::Reloader::start(
+                live.clone(),
+                qunguard::reload::ReloadOptions {
+                    dir: cfg.rules.dir.clone(),
+                    cache: cache_dir(),
+                    sighup: true,
+                    watch_debounce: cfg
+                        .rules
+                        .watch
+                        .then(|| std::time::Duration::from_millis(cfg.rules.reload_debounce_ms)),
+                },
+                metrics.rules.clone(),
+            )
+            .context("starting the rules reloader")?;
+            qunguard::pipeline::run_live(&cfg, live, metrics, stop)
         }
         Command::Demo {
             config,

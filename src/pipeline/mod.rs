@@ -21,10 +21,10 @@ mod sink;
 mod source;
 mod watch_stage;
 
-use crate::batch::Screener;
 use crate::config::Config;
 use crate::kafka::{self, Sink};
 use crate::metrics::Metrics;
+use crate::reload::LiveRules;
 use crate::screen::Engine;
 use crate::watch::Watch;
 use offsets::{Offsets, RebalanceContext};
@@ -42,6 +42,18 @@ pub fn run(
     metrics: Metrics,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    run_live(cfg, Arc::new(LiveRules::new(engine)), metrics, stop)
+}
+
+/// Like [`run`], screening each batch with the rule set live in `rules` when the batch starts
+/// (a [`crate::reload::Reloader`] replaces it while the pipeline runs).
+pub fn run_live(
+    cfg: &Config,
+    rules: Arc<LiveRules>,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    metrics.rules.set_live(rules.current().rules_version());
     let k = &cfg.kafka;
     let pc = &cfg.pipeline;
     let sink = Arc::new(Sink::new(
@@ -89,13 +101,17 @@ pub fn run(
     let (screened_tx, screened_rx) = crossbeam_channel::bounded(1);
     let (outgoing_tx, outgoing_rx) = crossbeam_channel::bounded(1);
     let screen = {
-        let (pool, max_bytes, max_text) = (pool.clone(), pc.max_message_bytes, pc.max_text_bytes);
+        let stage = screen_stage::ScreenStage {
+            rules,
+            fingerprinter,
+            max_message_bytes: pc.max_message_bytes,
+            max_text_bytes: pc.max_text_bytes,
+            metrics: metrics.clone(),
+        };
+        let pool = pool.clone();
         std::thread::Builder::new()
             .name("screen".into())
-            .spawn(move || {
-                let screener = Screener::new(&engine, fingerprinter, max_text);
-                screen_stage::run(&screener, max_bytes, batch_rx, screened_tx, &pool)
-            })?
+            .spawn(move || stage.run(batch_rx, screened_tx, &pool))?
     };
     let watch = std::thread::Builder::new()
         .name("watch".into())

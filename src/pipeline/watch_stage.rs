@@ -75,6 +75,7 @@ impl WatchStage {
             records: inputs,
             ack,
             screened,
+            engine: _,
             took,
         } = b;
         let watched = screened.watch(self.watch.as_mut(), self.max_hits);

@@ -449,7 +449,12 @@ impl Watch {
             );
         }
         // Links, contact ids and mentions: decaying counts per member.
-        let contacts = v.hits.iter().filter(|h| h.kind == MatchKind::Regex).count();
+        // Shadow hits are tried on live traffic, never acted on: they count for nothing here.
+        let contacts = v
+            .hits
+            .iter()
+            .filter(|h| h.kind == MatchKind::Regex && !h.shadow)
+            .count();
         // A URL is usually also a regex hit (ads.url): count the larger, not both.
         let links = (s.links as usize).max(contacts) as f32;
         if mem.links + mem.mentions + links + f32::from(s.mentions) > 0.0 {
@@ -513,7 +518,7 @@ impl Watch {
         // Duplicate and near-duplicate flooding. Many members echoing one harmless text in
         // their group (接龙, greetings, 收到谢谢) is how groups work; many accounts posting
         // the same text with a payload (a rule hit, a link, a contact id, mentions) is a raid.
-        let payload = !v.hits.is_empty() || s.links > 0 || s.mentions > 0;
+        let payload = v.hits.iter().any(|h| !h.shadow) || s.links > 0 || s.mentions > 0;
         let mut flood_alert = None;
         let mut flood_cluster = None;
         if let Some(sim) = s.sim {

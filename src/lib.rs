@@ -32,6 +32,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod diff;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

@@ -137,6 +137,20 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         partitions: i32,
     },
+    /// Replay JSONL messages from FILE (or stdin) through two rule sets and print one JSON line
+    /// per message whose action or categories change; a summary goes to stderr. Run it on
+    /// recorded traffic before deploying a rule change.
+    DiffRules {
+        /// The rules directory as deployed now.
+        old: PathBuf,
+        /// The changed rules directory.
+        new: PathBuf,
+        /// Input file of JSONL messages; stdin when absent or "-".
+        file: Option<PathBuf>,
+        /// Longest message text accepted, in bytes (longer ones are skipped and counted).
+        #[arg(long, default_value_t = ScanOptions::default().max_text_bytes)]
+        max_text_bytes: usize,
+    },
     /// Validate and compile a rules directory, print per-pack counts.
     CheckRules {
         /// Directory of rule packs (*.toml).
@@ -370,6 +384,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             qunguard::internal::kafka::admin::create_topics(&k.brokers, &topics)?;
             println!("ok: {} topics present on {}", topics.len(), k.brokers);
             Ok(())
+        }
+        Command::DiffRules {
+            old,
+            new,
+            file,
+            max_text_bytes,
+        } => {
+            let old = load_engine(&old).with_context(|| format!("old rules {}", old.display()))?;
+            let new = load_engine(&new).with_context(|| format!("new rules {}", new.display()))?;
+            let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            let input: Box<dyn std::io::BufRead> = match file.as_deref() {
+                None => Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+                Some(p) if p == Path::new("-") => {
+                    Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
+                }
+                Some(p) => Box::new(BufReader::with_capacity(
+                    1 << 20,
+                    std::fs::File::open(p)
+                        .with_context(|| format!("cannot open input {}", p.display()))?,
+                )),
+            };
+            match qunguard::diff::diff_rules(&old, &new, input, out, max_text_bytes) {
+                Ok(s) => {
+                    eprint!(
+                        "qunguard diff-rules: rules {} -> {}: {s}",
+                        old.rules_version(),
+                        new.rules_version()
+                    );
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(e).context("diff-rules failed"),
+            }
         }
         Command::CheckRules { dir } => {
             let engine = load_engine(&dir)?;

@@ -197,6 +197,11 @@ impl Screened {
         &self.verdicts
     }
 
+    /// The messages, in input order (one per verdict).
+    pub fn messages(&self) -> &[Message] {
+        &self.msgs
+    }
+
     /// How many inputs were rejected.
     pub fn rejected(&self) -> usize {
         self.slots

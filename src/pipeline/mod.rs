@@ -16,12 +16,13 @@
 //! a slow broker slows consumption instead of growing memory.
 
 mod offsets;
+mod recent;
 mod screen_stage;
 mod sink;
 mod source;
 mod watch_stage;
 
-use crate::config::Config;
+use crate::config::{Config, OutputTopic};
 use crate::kafka::{self, Sink};
 use crate::metrics::Metrics;
 use crate::reload::LiveRules;
@@ -44,6 +45,8 @@ pub fn run(
 ) -> anyhow::Result<()> {
     run_live(cfg, Arc::new(LiveRules::new(engine)), metrics, stop)
 }
+
+pub use recent::Correction;
 
 /// Like [`run`], screening each batch with the rule set live in `rules` when the batch starts
 /// (a [`crate::reload::Reloader`] replaces it while the pipeline runs).
@@ -92,7 +95,10 @@ pub fn run_live(
 
     let watch = cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone()));
     let fingerprinter = watch.as_ref().map(Watch::fingerprinter);
-    let mut watch_stage = WatchStage::new(watch, pc, metrics.clone());
+    let mut watch_stage = WatchStage::new(watch, pc, metrics.clone()).with_recent(
+        recent::RecentMessages::new(&cfg.recent_messages),
+        OutputTopic::Corrections.enabled(k),
+    );
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(pc.threads)
         .thread_name(|i| format!("screen-{i}"))

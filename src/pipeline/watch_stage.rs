@@ -2,13 +2,15 @@
 //! then every output record of the batch, serialised (verdicts in parallel on the pipeline's
 //! rayon pool). On a thread of its own, the watch of one batch overlaps screening of the next.
 
+use super::recent::RecentMessages;
 use super::screen_stage::ScreenedBatch;
 use super::source::Polled;
-use crate::batch::{Outcome, Rejection};
+use crate::batch::{Outcome, Rejection, Screened};
 use crate::config::{OutputTopic, PipelineConfig};
 use crate::kafka::BatchAck;
 use crate::metrics::Metrics;
 use crate::model::{Action, Verdict};
+use crate::screen::Engine;
 use crate::watch::Watch;
 use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;
@@ -51,6 +53,12 @@ pub(super) struct WatchStage {
     metrics: Metrics,
     /// Per [`Action`], resolved once so counting a verdict costs no label lookup.
     verdict_counters: [prometheus::IntCounter; 3],
+    /// Recent messages with their texts, when `[recent_messages]` turns the store on.
+    recent: Option<RecentMessages>,
+    /// Write corrections after a reload (the corrections topic is named).
+    corrections: bool,
+    /// The version of the rules that screened the previous batch.
+    last_version: Option<compact_str::CompactString>,
 }
 
 impl WatchStage {
@@ -64,7 +72,51 @@ impl WatchStage {
             dead_letter_max_bytes: cfg.dead_letter_max_bytes,
             metrics,
             verdict_counters,
+            recent: None,
+            corrections: false,
+            last_version: None,
         }
+    }
+
+    /// Keeps recent messages in `recent` (if on); writes corrections after a reload when
+    /// `corrections` is set.
+    pub(super) fn with_recent(mut self, recent: Option<RecentMessages>, corrections: bool) -> Self {
+        self.recent = recent;
+        self.corrections = corrections;
+        self
+    }
+
+    /// After a reload, the corrections of recent messages; then keeps the batch's messages.
+    fn corrections(&mut self, engine: &Engine, screened: &Screened) -> Vec<OutRecord> {
+        let version = engine.rules_version();
+        let reloaded = self.last_version.as_deref().is_some_and(|v| v != version);
+        if self.last_version.as_deref() != Some(version) {
+            self.last_version = Some(version.into());
+        }
+        let Some(recent) = self.recent.as_mut() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut out = Vec::new();
+        if reloaded && self.corrections {
+            for c in recent.correct(engine, now) {
+                self.metrics
+                    .rules
+                    .corrections
+                    .with_label_values(&[c.old.action.as_str(), c.new.action.as_str()])
+                    .inc();
+                out.push(OutRecord {
+                    topic: OutputTopic::Corrections,
+                    key: Some(c.group_id.as_bytes().to_vec()),
+                    payload: serde_json::to_vec(&c).expect("corrections serialise"),
+                    headers: None,
+                });
+            }
+        }
+        for (m, v) in screened.messages().iter().zip(screened.verdicts()) {
+            recent.keep(m, v, now);
+        }
+        out
     }
 
     /// Runs the watch over a screened batch; returns its outputs in order: per input its
@@ -75,9 +127,10 @@ impl WatchStage {
             records: inputs,
             ack,
             screened,
-            engine: _,
+            engine,
             took,
         } = b;
+        let corrections = self.corrections(&engine, &screened);
         let watched = screened.watch(self.watch.as_mut(), self.max_hits);
         if let Some(w) = &self.watch {
             self.publisher.publish(&self.metrics, w);
@@ -141,6 +194,7 @@ impl WatchStage {
                 headers: None,
             });
         }
+        records.extend(corrections);
         self.metrics
             .batch_screen_seconds
             .observe((took + t0.elapsed()).as_secs_f64());

@@ -189,3 +189,131 @@ fn rules_reload_under_load_without_losing_a_message() {
         1.0
     );
 }
+
+/// A config for `t` whose rules are `rules`, with `kafka` keys added to `[kafka]` and `extra`
+/// tables appended.
+fn config_with(
+    t: &Topics,
+    dir: &Path,
+    brokers: &str,
+    rules: &Path,
+    kafka: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let cfg = t.config(dir, brokers, &unique("g"), extra);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            &repo().join("config/rules").display().to_string(),
+            &rules.display().to_string(),
+        )
+        .replacen("[kafka]\n", &format!("[kafka]\n{kafka}\n"), 1);
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// After a reload, the recent messages are screened again: a correction for exactly those whose
+/// action changed, with both screenings and both versions.
+#[test]
+fn corrections_after_a_reload_name_exactly_the_changed_messages() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let ads = |action: &str, words: &str| {
+        format!("category = \"ads\"\naction = \"{action}\"\nwords = [{words}]\n")
+    };
+    std::fs::write(rules.join("ads.toml"), ads("review", "\"代开发票\"")).unwrap();
+    let v1 = version_of(&rules);
+    let t = Topics::create(brokers, 2);
+    let corrections_topic = format!("{}.corrections", t.input);
+    qunguard::internal::kafka::admin::create_topics(brokers, &[(&corrections_topic, 2)]).unwrap();
+    let cfg = config_with(
+        &t,
+        dir.path(),
+        brokers,
+        &rules,
+        &format!("corrections_topic = \"{corrections_topic}\""),
+        "[recent_messages]\ncount = 10000\nmax_age_secs = 600\n",
+    );
+    let verdicts = Reader::start(brokers, &t.verdicts);
+    let corrections = Reader::start(brokers, &corrections_topic);
+    let q = Qunguard::start("corrections", &cfg);
+    // (text, changes when 刷单 joins the pack and the pack blocks)
+    let kinds = [
+        ("代开发票", true),
+        ("刷单赚钱", true),
+        ("今天天气不错", false),
+    ];
+    let msgs: Vec<Message> = (0..300)
+        .map(|i| Message {
+            id: format!("c{i}").into(),
+            group_id: format!("g{}", i % 7).into(),
+            sender_id: format!("u{i}").into(),
+            ts: 1_764_000_000_000 + i as i64,
+            text: kinds[i % 3].0.into(),
+        })
+        .collect();
+    produce_msgs(brokers, &t.input, &msgs);
+    verdicts.wait_until("verdicts under v1", WAIT, |r| r.len() >= msgs.len());
+
+    std::fs::write(
+        rules.join("ads.toml"),
+        ads("block", "\"代开发票\", \"刷单\""),
+    )
+    .unwrap();
+    let v2 = version_of(&rules);
+    sighup(&q);
+    q.wait_log(&format!("rules reloaded: {v2} is live"), WAIT);
+    // Corrections go out with the first batch the new set screens.
+    let nudge = Message {
+        id: "after".into(),
+        group_id: "g0".into(),
+        sender_id: "u".into(),
+        ts: 1_764_000_001_000,
+        text: "你好".into(),
+    };
+    produce_msgs(brokers, &t.input, &[nudge]);
+    let want: Vec<&str> = msgs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| kinds[i % 3].1)
+        .map(|(_, m)| m.id.as_str())
+        .collect();
+    corrections.wait_until("corrections", WAIT, |r| r.len() >= want.len());
+    std::thread::sleep(Duration::from_secs(2));
+    let got = corrections.snapshot();
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut want_sorted: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want_sorted.sort();
+    assert_eq!(
+        ids, want_sorted,
+        "exactly the messages whose action changed"
+    );
+    for r in &got {
+        let c = r.json();
+        let text = &msgs
+            .iter()
+            .find(|m| m.id == c["id"].as_str().unwrap())
+            .unwrap()
+            .text;
+        let old = if text == "代开发票" {
+            "review"
+        } else {
+            "allow"
+        };
+        assert_eq!(c["old"]["action"], old, "{c}");
+        assert_eq!(c["new"]["action"], "block", "{c}");
+        assert_eq!(c["new"]["categories"], serde_json::json!(["ads"]), "{c}");
+        assert_eq!(c["old_rules_version"], v1.as_str());
+        assert_eq!(c["new_rules_version"], v2.as_str());
+        assert_eq!(r.key.as_deref(), c["group_id"].as_str().map(str::as_bytes));
+        assert!(c["ts"].as_i64().unwrap() >= 1_764_000_000_000);
+    }
+    let series = "qunguard_corrections_total{new_action=\"block\",old_action=\"review\"}";
+    assert_eq!(q.metric(series), 100.0);
+}

@@ -18,6 +18,7 @@
 mod alerting;
 mod alerts;
 mod config;
+mod decisions;
 mod fingerprint;
 mod flood;
 mod reports;
@@ -27,6 +28,7 @@ mod state;
 
 pub use alerts::{ALERT_KINDS, Alert, AlertKind, AlertStatus, Severity};
 pub use config::*;
+pub use decisions::{Decision, DecisionKind, DecisionOutcome};
 pub use fingerprint::{Fingerprinter, Signature};
 pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
 pub use scorecard::Scorecard;
@@ -145,6 +147,8 @@ pub struct WatchStats {
     pub scorecards: u64,
     /// Messages and reports whose `ts` was too far ahead of the clock (held at the limit).
     pub future_timestamps: u64,
+    /// Reviewers' decisions by outcome (see [`DecisionOutcome::outcome`]).
+    pub decisions: HashMap<&'static str, u64>,
 }
 
 /// The watch's state. See the module docs.
@@ -292,8 +296,8 @@ impl Watch {
                 self.sweep(&mut alerts);
                 self.next_sweep = self.watermark + SWEEP_EVERY_MS;
             }
-            self.one(m, s, ts, v, &mut alerts);
-            self.reports.remember(v, &m.text);
+            let (member, points) = self.one(m, s, ts, v, &mut alerts);
+            self.reports.remember(v, &m.text, member, points);
             out.extend(alerts.drain(..).map(Output::Alert));
         }
         out.extend(alerts.drain(..).map(Output::Alert));
@@ -382,7 +386,7 @@ impl Watch {
         ts: i64,
         v: &mut Verdict,
         alerts: &mut Vec<Alert>,
-    ) {
+    ) -> (u64, f32) {
         let mut reasons: Vec<Reason> = Vec::new();
         let mut reason = |code: &'static str, action: Action, detail: String| {
             reasons.push(Reason {
@@ -656,6 +660,7 @@ impl Watch {
             let hash = c.alert_hash();
             self.alerts.touch(AlertKind::Flood, hash, ts);
         }
+        (pair(s.sender, s.group), points as f32)
     }
 
     /// Joins a member report with what this instance screened: rewards verified reporters,

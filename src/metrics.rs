@@ -215,7 +215,7 @@ impl Metrics {
         for o in crate::watch::REPORT_OUTCOMES {
             reports.with_label_values(&[o]);
         }
-        for input in ["message", "report"] {
+        for input in ["message", "report", "decision"] {
             consumed.with_label_values(&[input]);
         }
         for a in ["allow", "review", "block"] {
@@ -229,7 +229,7 @@ impl Metrics {
         }
         for code in crate::batch::REJECTION_CODES
             .iter()
-            .chain(&["report_invalid"])
+            .chain(&["report_invalid", "decision_invalid"])
         {
             dead_letters.with_label_values(&[code]);
         }

@@ -317,3 +317,117 @@ fn corrections_after_a_reload_name_exactly_the_changed_messages() {
     let series = "qunguard_corrections_total{new_action=\"block\",old_action=\"review\"}";
     assert_eq!(q.metric(series), 100.0);
 }
+
+/// Reviewers' decisions from their topic: counted by decision, overturns by pack, each written
+/// as a labelled example with the text from the recent-message store; a bad record goes to the
+/// dead-letter topic with its reason.
+#[test]
+fn review_decisions_flow_back_as_labels_and_metrics() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("ads.toml"),
+        "category = \"ads\"\naction = \"review\"\nwords = [\"代开发票\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("insult.toml"),
+        "category = \"insult\"\naction = \"review\"\nwords = [\"傻逼\"]\n",
+    )
+    .unwrap();
+    let t = Topics::create(brokers, 1);
+    let (decisions, labels) = (
+        format!("{}.decisions", t.input),
+        format!("{}.labels", t.input),
+    );
+    qunguard::internal::kafka::admin::create_topics(brokers, &[(&decisions, 1), (&labels, 1)])
+        .unwrap();
+    let cfg = config_with(
+        &t,
+        dir.path(),
+        brokers,
+        &rules,
+        &format!("decisions_topic = \"{decisions}\"\nlabels_topic = \"{labels}\""),
+        "[recent_messages]\ncount = 1000\n",
+    );
+    let verdicts = Reader::start(brokers, &t.verdicts);
+    let label_reader = Reader::start(brokers, &labels);
+    let dead = Reader::start(brokers, &t.dead);
+    let q = Qunguard::start("decisions", &cfg);
+    let texts = [
+        ("d1", "你这个傻逼"),
+        ("d2", "代开发票"),
+        ("d3", "今天天气不错"),
+    ];
+    let msgs: Vec<Message> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, (id, text))| Message {
+            id: (*id).into(),
+            group_id: "g1".into(),
+            sender_id: format!("u{i}").into(),
+            ts: 1_764_000_000_000 + i as i64,
+            text: (*text).into(),
+        })
+        .collect();
+    produce_msgs(brokers, &t.input, &msgs);
+    verdicts.wait_until("verdicts", WAIT, |r| r.len() >= msgs.len());
+    let decision = |id: &str, d: &str, cat: Option<&str>| {
+        let mut v = serde_json::json!({"message_id": id, "group_id": "g1", "decision": d,
+            "reviewer": "rev1", "ts": 1_764_000_100_000i64});
+        if let Some(c) = cat {
+            v["category"] = c.into();
+        }
+        serde_json::to_vec(&v).unwrap()
+    };
+    let records = [
+        decision("d1", "confirm", Some("insult")),
+        decision("d2", "overturn", None),
+        b"{\"message_id\": \"d3\", \"decision\": \"maybe\"}".to_vec(),
+        decision("never-seen", "confirm", None),
+    ];
+    let kv: Vec<Kv<'_>> = records
+        .iter()
+        .map(|r| (Some(&b"g1"[..]), Some(&r[..])))
+        .collect();
+    produce(brokers, &decisions, &kv);
+
+    let got = label_reader.wait_until("labels", WAIT, |r| r.len() >= 2);
+    let d = dead.wait_until("the bad decision", WAIT, |r| !r.is_empty());
+    std::thread::sleep(Duration::from_secs(2));
+    let mut got: Vec<serde_json::Value> = got.iter().map(Record::json).collect();
+    got.sort_by_key(|v| v["label"].as_i64());
+    assert_eq!(
+        got,
+        vec![
+            serde_json::json!({"text": "代开发票", "label": 0, "category": "ads",
+                "decided_at": 1_764_000_100_000i64}),
+            serde_json::json!({"text": "你这个傻逼", "label": 1, "category": "insult",
+                "decided_at": 1_764_000_100_000i64}),
+        ]
+    );
+    assert_eq!(label_reader.len(), 2, "no label without a kept text");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].headers["qunguard.reason"], "decision_invalid");
+    assert_eq!(d[0].value, records[2]);
+    let m = |s: &str| q.metric(s);
+    assert_eq!(
+        m("qunguard_review_decisions_total{decision=\"confirm\"}"),
+        2.0
+    );
+    assert_eq!(
+        m("qunguard_review_decisions_total{decision=\"overturn\"}"),
+        1.0
+    );
+    assert_eq!(m("qunguard_rule_overturns_total{pack=\"ads\"}"), 1.0);
+    assert_eq!(
+        m("qunguard_messages_consumed_total{input=\"decision\"}"),
+        4.0
+    );
+    assert_eq!(
+        m("qunguard_dead_letters_total{reason=\"decision_invalid\"}"),
+        1.0
+    );
+}

@@ -98,6 +98,7 @@ pub fn run_live(
     let mut watch_stage = WatchStage::new(watch, pc, metrics.clone()).with_recent(
         recent::RecentMessages::new(&cfg.recent_messages),
         OutputTopic::Corrections.enabled(k),
+        OutputTopic::Labels.enabled(k),
     );
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(pc.threads)

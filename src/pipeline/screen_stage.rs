@@ -41,6 +41,7 @@ fn input(record: &Polled, max_bytes: usize) -> Input<'_> {
             ),
         }),
         Some(p) if record.report => Input::Report(p),
+        Some(p) if record.decision => Input::Decision(p),
         Some(p) => Input::Message(p),
     }
 }

@@ -22,6 +22,8 @@ pub(super) struct Polled {
     pub(super) payload: Option<Vec<u8>>,
     /// Read from the reports topic.
     pub(super) report: bool,
+    /// Read from the reviewers' decisions topic.
+    pub(super) decision: bool,
 }
 
 /// A batch on its way to the screen stage.
@@ -136,6 +138,8 @@ pub(super) fn poll_loop(
     let reports_topic = cfg.kafka.reports_topic.as_str();
     let consumed_msgs = source.metrics.consumed.with_label_values(&["message"]);
     let consumed_reports = source.metrics.consumed.with_label_values(&["report"]);
+    let decisions_topic = cfg.kafka.decisions_topic.as_str();
+    let consumed_decisions = source.metrics.consumed.with_label_values(&["decision"]);
     // Interned topic names, so a polled record costs no allocation for its topic.
     let mut topic_names: Vec<Arc<str>> = Vec::new();
     let mut since_store = 0u32;
@@ -156,8 +160,11 @@ pub(super) fn poll_loop(
                     }
                 };
                 let report = !reports_topic.is_empty() && m.topic() == reports_topic;
+                let decision = !decisions_topic.is_empty() && m.topic() == decisions_topic;
                 if report {
                     consumed_reports.inc();
+                } else if decision {
+                    consumed_decisions.inc();
                 } else {
                     consumed_msgs.inc();
                 }
@@ -168,6 +175,7 @@ pub(super) fn poll_loop(
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
                     report,
+                    decision,
                 };
                 if source.push(record, max_batch) && !source.dispatch() {
                     break;

@@ -59,6 +59,22 @@ pub(super) struct WatchStage {
     corrections: bool,
     /// The version of the rules that screened the previous batch.
     last_version: Option<compact_str::CompactString>,
+    /// Write labelled examples from reviewers' decisions (the labels topic is named).
+    labels: bool,
+}
+
+/// A labelled example from a reviewer's decision (labels topic): one JSONL line of training
+/// data.
+#[derive(Serialize)]
+struct Label<'a> {
+    /// The message text.
+    text: &'a str,
+    /// 1: a confirmed violation; 0: overturned, the text is fine.
+    label: u8,
+    /// The reviewer's category, else the flag's first category (none for an unflagged text).
+    category: Option<String>,
+    /// When the reviewer decided (ms since the epoch).
+    decided_at: i64,
 }
 
 impl WatchStage {
@@ -75,15 +91,70 @@ impl WatchStage {
             recent: None,
             corrections: false,
             last_version: None,
+            labels: false,
         }
     }
 
     /// Keeps recent messages in `recent` (if on); writes corrections after a reload when
-    /// `corrections` is set.
-    pub(super) fn with_recent(mut self, recent: Option<RecentMessages>, corrections: bool) -> Self {
+    /// `corrections` is set, and labelled examples of decisions when `labels` is.
+    pub(super) fn with_recent(
+        mut self,
+        recent: Option<RecentMessages>,
+        corrections: bool,
+        labels: bool,
+    ) -> Self {
         self.recent = recent;
         self.corrections = corrections;
+        self.labels = labels;
         self
+    }
+
+    /// Counts a reviewer's decision (and an overturn per pack of the rules that flagged the
+    /// message); returns its labelled example when the labels topic is on and the message's
+    /// text is still kept.
+    fn decided(
+        &mut self,
+        engine: &Engine,
+        d: &crate::watch::Decision,
+        o: &crate::watch::DecisionOutcome,
+    ) -> Option<OutRecord> {
+        use crate::watch::DecisionKind;
+        let rm = &self.metrics.rules;
+        rm.review_decisions
+            .with_label_values(&[d.decision.as_str()])
+            .inc();
+        if o.outcome == "overturned" {
+            let mut packs: Vec<&str> = o
+                .rules
+                .iter()
+                .map(|r| engine.pack_of(r).unwrap_or("unknown"))
+                .collect();
+            packs.sort_unstable();
+            packs.dedup();
+            for p in packs {
+                rm.overturns.with_label_values(&[p]).inc();
+            }
+        }
+        if !self.labels || o.outcome == "duplicate" {
+            return None;
+        }
+        let text = self.recent.as_mut()?.text(&d.message_id, Instant::now())?;
+        let category = d
+            .category
+            .clone()
+            .or_else(|| o.categories.first().map(|c| c.to_string()));
+        let label = Label {
+            text,
+            label: u8::from(d.decision == DecisionKind::Confirm),
+            category,
+            decided_at: d.ts,
+        };
+        Some(OutRecord {
+            topic: OutputTopic::Labels,
+            key: Some(d.group_id.as_bytes().to_vec()),
+            payload: serde_json::to_vec(&label).expect("labels serialise"),
+            headers: None,
+        })
     }
 
     /// After a reload, the corrections of recent messages; then keeps the batch's messages.
@@ -177,6 +248,11 @@ impl WatchStage {
                     }
                 }
                 Outcome::Report => {}
+                Outcome::Decision(d, o) => {
+                    if let Some(label) = self.decided(&engine, d, o) {
+                        records.push(label);
+                    }
+                }
                 Outcome::Rejected(r) => records.push(self.dead_letter(input, r)),
             }
         }

@@ -407,6 +407,7 @@ mod tests {
                     Outcome::Verdict { verdict, .. } => serde_json::to_string(verdict).unwrap(),
                     Outcome::Report => "report".into(),
                     Outcome::Rejected(r) => format!("{}: {r}", r.code),
+                    Outcome::Decision(_, o) => format!("decision: {}", o.outcome),
                 });
             }
             for r in watched.records() {

@@ -651,6 +651,26 @@ mod tests {
                 "`watch.limits.members`",
                 "positive",
             ),
+            (
+                "[kafka]\ndecisions_topic = \"chat.messages\"\n",
+                "`kafka.decisions_topic`",
+                "their own topic",
+            ),
+            (
+                "[kafka]\ncorrections_topic = \"chat.reports\"\n",
+                "`kafka.corrections_topic`",
+                "screen its own output",
+            ),
+            (
+                "[kafka]\ndecisions_topic = \"d\"\nlabels_topic = \"d\"\n",
+                "`kafka.labels_topic`",
+                "screen its own output",
+            ),
+            (
+                "[recent_messages]\ncountt = 3\n",
+                "t.toml:2",
+                "unknown field `countt`",
+            ),
         ];
         for (src, want_where, want_fix) in table {
             let e = Config::parse(src, "t.toml")
@@ -668,6 +688,29 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/qunguard.toml");
         let cfg = Config::load(&path).expect("shipped config loads");
         assert_eq!(cfg.watch, crate::watch::WatchConfig::default());
+    }
+
+    #[test]
+    fn shipped_rules_in_production_keys_state_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/qunguard.toml");
+        let cfg = Config::load(&path).expect("shipped config loads");
+        let d = Config::default();
+        assert_eq!(cfg.recent_messages, d.recent_messages);
+        assert_eq!(
+            (cfg.rules.watch, cfg.rules.reload_debounce_ms),
+            (d.rules.watch, d.rules.reload_debounce_ms)
+        );
+        let k = &cfg.kafka;
+        assert_eq!(
+            [&k.decisions_topic, &k.corrections_topic, &k.labels_topic],
+            [
+                &d.kafka.decisions_topic,
+                &d.kafka.corrections_topic,
+                &d.kafka.labels_topic
+            ]
+        );
+        // Optional topics left unnamed are neither required nor created.
+        assert!(!k.all_topics().contains(&""));
     }
 
     #[test]

@@ -165,7 +165,8 @@ mod tests {
     #[test]
     fn corrections_are_made_for_exactly_the_messages_whose_action_changed() {
         let (old, new) = (engine("review", ""), engine("block", ", \"刷单\""));
-        let table: &[(&str, &str, Option<(Action, Action)>)] = &[
+        type Case = (&'static str, &'static str, Option<(Action, Action)>);
+        let table: &[Case] = &[
             ("a", "代开发票", Some((Action::Review, Action::Block))),
             ("b", "刷单赚钱", Some((Action::Allow, Action::Block))),
             ("c", "今天天气不错", None),

@@ -285,7 +285,7 @@ impl Engine {
             summary,
             pack_names,
             regex_packs,
-            version: version.into(),
+            version,
         })
     }
 

@@ -426,14 +426,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             for p in engine.packs() {
                 println!(
-                    "{:<16} {:<16} {:<7} {:>7} {:>6} {:>6}  {}",
+                    "{:<16} {:<16} {:<7} {:>7} {:>6} {:>6}  {}{}",
                     p.name,
                     p.category,
                     p.action.as_str(),
                     p.terms,
                     p.allow,
                     p.regexes,
-                    if p.pinyin { "yes" } else { "no" }
+                    if p.pinyin { "yes" } else { "no" },
+                    // Shadow packs are tried on live traffic, never acted on.
+                    if p.shadow { "  (shadow)" } else { "" }
                 );
             }
             println!(

@@ -63,6 +63,17 @@ fn diff_rules_lists_exactly_the_changed_messages() {
         serde_json::json!({"id": "m2", "old": {"action": "review", "categories": ["ads"]},
             "new": {"action": "allow", "categories": []}})
     );
+    // check-rules marks the shadow pack.
+    let check = Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .env("QUNGUARD_CACHE_DIR", "off")
+        .arg("check-rules")
+        .arg(&new)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(check.stdout).unwrap();
+    let line = |pack: &str| listing.lines().find(|l| l.starts_with(pack)).unwrap();
+    assert!(line("gambling").ends_with("(shadow)"), "{listing}");
+    assert!(!line("ads").contains("shadow"), "{listing}");
     for needle in [
         "5 messages, 3 changed, 1 unreadable",
         "action review -> block: 2",

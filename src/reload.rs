@@ -12,6 +12,7 @@ use crate::rules::RuleSet;
 use crate::screen::Engine;
 use crossbeam_channel::{Receiver, Sender};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct LiveRules {
     current: RwLock<Arc<Engine>>,
+    /// Bumped by every swap: a lock-free way to notice one.
+    generation: AtomicU64,
 }
 
 impl LiveRules {
@@ -26,6 +29,7 @@ impl LiveRules {
     pub fn new(engine: Arc<Engine>) -> LiveRules {
         LiveRules {
             current: RwLock::new(engine),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -41,7 +45,14 @@ impl LiveRules {
     /// Makes `engine` live; returns the one it replaces.
     pub fn swap(&self, engine: Arc<Engine>) -> Arc<Engine> {
         let mut cur = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        std::mem::replace(&mut *cur, engine)
+        let old = std::mem::replace(&mut *cur, engine);
+        self.generation.fetch_add(1, Ordering::Release);
+        old
+    }
+
+    /// How many swaps so far (cheap to poll: no lock).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 }
 

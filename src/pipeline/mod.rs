@@ -109,7 +109,7 @@ pub fn run_live(
     let (outgoing_tx, outgoing_rx) = crossbeam_channel::bounded(1);
     let screen = {
         let stage = screen_stage::ScreenStage {
-            rules,
+            rules: rules.clone(),
             fingerprinter,
             max_message_bytes: pc.max_message_bytes,
             max_text_bytes: pc.max_text_bytes,
@@ -130,7 +130,7 @@ pub fn run_live(
             .spawn(move || sink::run(&sink, &topics, &metrics, outgoing_rx))?
     };
 
-    source::poll_loop(&consumer, &source, cfg, &stop);
+    source::poll_loop(&consumer, &source, cfg, &rules, &stop);
 
     // Drain: screen what was polled, wait for its outputs, commit, then leave the group.
     source.close();

@@ -6,6 +6,7 @@ use super::offsets::{Offsets, RebalanceContext};
 use crate::config::Config;
 use crate::kafka::BatchAck;
 use crate::metrics::Metrics;
+use crate::reload::LiveRules;
 use crossbeam_channel::{Sender, TrySendError};
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode};
@@ -95,6 +96,22 @@ impl Source {
         ok
     }
 
+    /// Sends an empty batch through the stages, so that a rules reload while no input arrives
+    /// is noticed at once (the watch stage writes its corrections then, not with the next
+    /// message). Its outputs are tracked like any batch's; it has no offsets to commit.
+    pub(super) fn dispatch_tick(&self) -> bool {
+        let ack = self.offsets.register(Vec::new(), Instant::now());
+        let tx = self.tx.lock().expect("not poisoned");
+        let Some(tx) = tx.as_ref() else {
+            return false;
+        };
+        tx.send(Batch {
+            records: Vec::new(),
+            ack,
+        })
+        .is_ok()
+    }
+
     /// Dispatches what is pending and closes the queue, so the stages finish and exit.
     pub(super) fn close(&self) {
         self.dispatch();
@@ -131,8 +148,10 @@ pub(super) fn poll_loop(
     consumer: &BaseConsumer<RebalanceContext>,
     source: &Source,
     cfg: &Config,
+    rules: &LiveRules,
     stop: &AtomicBool,
 ) {
+    let mut rules_seen = rules.generation();
     let max_batch = cfg.pipeline.batch_max_messages;
     let max_wait = Duration::from_millis(cfg.pipeline.batch_max_wait_ms);
     let reports_topic = cfg.kafka.reports_topic.as_str();
@@ -183,6 +202,13 @@ pub(super) fn poll_loop(
             }
             Some(Err(e)) => log::warn!("consumer: {e}"),
             None => idle = true,
+        }
+        // Checked only when idle: with input flowing, the next batch carries a reload anyway.
+        if idle && rules.generation() != rules_seen {
+            rules_seen = rules.generation();
+            if source.pending_since().is_none() && !source.dispatch_tick() {
+                break;
+            }
         }
         let age_out = source
             .pending_since()

@@ -144,10 +144,13 @@ pub struct Reloader {
     tx: Option<Sender<Trigger>>,
     thread: Option<std::thread::JoinHandle<()>>,
     signals: Option<signal_hook::iterator::Handle>,
-    // Kept alive: dropping it stops watching.
-    _debouncer:
-        Option<notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>>,
+    /// Kept alive: dropping it stops watching.
+    watcher: Option<DirWatcher>,
 }
+
+/// Watches the rules directory and reports changes after a quiet period.
+type DirWatcher =
+    notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>;
 
 /// Reloader settings.
 #[derive(Debug, Clone)]
@@ -199,7 +202,7 @@ impl Reloader {
             tx: Some(tx),
             thread: Some(thread),
             signals,
-            _debouncer: debouncer,
+            watcher: debouncer,
         })
     }
 
@@ -216,7 +219,7 @@ impl Drop for Reloader {
         if let Some(h) = self.signals.take() {
             h.close();
         }
-        self._debouncer.take();
+        self.watcher.take();
         self.tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -224,13 +227,7 @@ impl Drop for Reloader {
     }
 }
 
-fn watch_dir(
-    dir: &Path,
-    quiet: Duration,
-    tx: Sender<Trigger>,
-) -> std::io::Result<
-    notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
-> {
+fn watch_dir(dir: &Path, quiet: Duration, tx: Sender<Trigger>) -> std::io::Result<DirWatcher> {
     use notify_debouncer_mini::notify::RecursiveMode;
     let mut debouncer = notify_debouncer_mini::new_debouncer(
         quiet,

@@ -65,9 +65,7 @@ impl Watch {
     pub fn decide(&mut self, d: &Decision) -> DecisionOutcome {
         let confirm = d.decision == DecisionKind::Confirm;
         let pc = &self.cfg.pressure;
-        let r = self
-            .reports
-            .decide(&d.message_id, &d.group_id, confirm, pc.block_points);
+        let r = self.reports.decide(&d.message_id, &d.group_id, confirm, pc);
         if let Some((member, delta)) = r.pressure
             && let Some(mem) = self.members.peek_mut(member)
         {

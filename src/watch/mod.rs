@@ -296,8 +296,8 @@ impl Watch {
                 self.sweep(&mut alerts);
                 self.next_sweep = self.watermark + SWEEP_EVERY_MS;
             }
-            let (member, points) = self.one(m, s, ts, v, &mut alerts);
-            self.reports.remember(v, &m.text, member, points);
+            let member = self.one(m, s, ts, v, &mut alerts);
+            self.reports.remember(v, &m.text, member);
             out.extend(alerts.drain(..).map(Output::Alert));
         }
         out.extend(alerts.drain(..).map(Output::Alert));
@@ -386,7 +386,7 @@ impl Watch {
         ts: i64,
         v: &mut Verdict,
         alerts: &mut Vec<Alert>,
-    ) -> (u64, f32) {
+    ) -> u64 {
         let mut reasons: Vec<Reason> = Vec::new();
         let mut reason = |code: &'static str, action: Action, detail: String| {
             reasons.push(Reason {
@@ -660,7 +660,7 @@ impl Watch {
             let hash = c.alert_hash();
             self.alerts.touch(AlertKind::Flood, hash, ts);
         }
-        (pair(s.sender, s.group), points as f32)
+        pair(s.sender, s.group)
     }
 
     /// Joins a member report with what this instance screened: rewards verified reporters,

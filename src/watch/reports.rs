@@ -89,10 +89,9 @@ pub const REPORT_OUTCOMES: &[&str] = &[
 struct Flagged {
     action: Action,
     categories: Box<[Arc<str>]>,
-    /// The member (sender in group) and the pressure points the flag added, for a reviewer's
-    /// decision to confirm or take back.
+    /// The member (sender in group) and the event time of the flag, for a reviewer's decision
+    /// to confirm or take back the pressure it added (the points of `action`).
     member: u64,
-    points: f32,
     ts: i64,
     /// The rules (live hits) that flagged it, for counting overturns per pack. Borrowed from
     /// the engine's interned ids: one small box per flagged message.
@@ -247,9 +246,8 @@ impl Reports {
         ]
     }
 
-    /// Remembers a verdict for later reports and decisions; `member` is the sender-in-group key
-    /// and `points` the pressure it added.
-    pub fn remember(&mut self, v: &Verdict, text: &str, member: u64, points: f32) {
+    /// Remembers a verdict for later reports and decisions; `member` is the sender-in-group key.
+    pub fn remember(&mut self, v: &Verdict, text: &str, member: u64) {
         let k = key_of(&v.id);
         if v.action > Action::Allow {
             let mut rules: Vec<_> = v
@@ -266,7 +264,6 @@ impl Reports {
                     action: v.action,
                     categories: v.categories.as_slice().into(),
                     member,
-                    points,
                     ts: v.ts,
                     rules: rules.into(),
                     decided: None,
@@ -355,6 +352,15 @@ impl Reports {
     }
 }
 
+/// The pressure points a verdict with `action` added (as the watch counts them).
+fn flag_points(action: Action, pc: &super::config::PressureConfig) -> f64 {
+    match action {
+        Action::Allow => 0.0,
+        Action::Review => pc.review_points,
+        Action::Block => pc.block_points,
+    }
+}
+
 /// What a reviewer's decision does to the reports side (the watch applies `pressure`).
 pub struct Decided {
     /// `confirmed`, `overturned`, `duplicate` or `unknown` (see [`super::DecisionOutcome`]).
@@ -372,15 +378,16 @@ pub struct Decided {
 
 impl Reports {
     /// Applies a reviewer's decision on message `message_id` to reporters' reputation and the
-    /// flag; returns what the member's pressure must do. `confirm_points` is what a verified
-    /// violation counts (`block` points).
+    /// flag; returns what the member's pressure must do (a verified violation counts as a
+    /// `block`).
     pub fn decide(
         &mut self,
         message_id: &str,
         group_id: &str,
         confirm: bool,
-        confirm_points: f64,
+        pc: &super::config::PressureConfig,
     ) -> Decided {
+        let confirm_points = pc.block_points;
         let cfg = &self.cfg;
         let mk = key_of(message_id);
         let mut out = Decided {
@@ -402,10 +409,9 @@ impl Reports {
             let credited: Vec<u64> = f.credited.as_deref().cloned().unwrap_or_default();
             if confirm {
                 // A verified violation counts as a block, whatever the rules said.
-                let more = confirm_points - f64::from(f.points);
+                let more = confirm_points - flag_points(f.action, pc);
                 if more > 0.0 {
                     out.pressure = Some((f.member, more));
-                    f.points = confirm_points as f32;
                 }
                 for r in credited {
                     let rep = self.reputation.entry(r, || cfg.initial_reputation);
@@ -413,7 +419,7 @@ impl Reports {
                 }
                 out.outcome = "confirmed";
             } else {
-                out.pressure = Some((f.member, -f64::from(f.points)));
+                out.pressure = Some((f.member, -flag_points(f.action, pc)));
                 // The reporters were credited for a flag that did not hold: the credit goes,
                 // and the report counts as one on an allowed message.
                 for r in credited {
@@ -421,7 +427,6 @@ impl Reports {
                     *rep = ((*rep - cfg.verified_gain) * cfg.unverified_factor)
                         .max(cfg.min_reputation);
                 }
-                f.points = 0.0;
                 out.outcome = "overturned";
             }
             return out;
@@ -530,8 +535,8 @@ mod tests {
             ..Default::default()
         };
         let mut r = Reports::new(cfg, &Default::default());
-        r.remember(&verdict("bad", Action::Block), "代开发票", 1, 3.0);
-        r.remember(&verdict("ok", Action::Allow), "今天开会", 1, 0.0);
+        r.remember(&verdict("bad", Action::Block), "代开发票", 1);
+        r.remember(&verdict("ok", Action::Allow), "今天开会", 1);
         let mut out = Vec::new();
         // (reporter, message, outcome)
         let steps = [

@@ -71,6 +71,31 @@ pub struct Config {
     /// Keys set by [`ENV_OVERRIDES`] as `(variable, key)`, so errors name the variable.
     #[serde(skip)]
     from_env: Vec<(&'static str, &'static str)>,
+    /// The bounded store of recent message texts behind corrections and labelled examples
+    /// (off by default: it keeps members' texts in memory).
+    pub recent_messages: RecentMessagesConfig,
+}
+
+/// `[recent_messages]`: recent messages kept, text included, so that a rules reload can
+/// re-screen them (corrections) and reviewers' decisions can be written with their text
+/// (labelled examples). Off by default for privacy: with `count = 0` no text is kept beyond
+/// the batch being screened, no corrections are made and decisions yield no labels.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecentMessagesConfig {
+    /// How many of the most recent messages to keep (0: none, the store is off).
+    pub count: usize,
+    /// Messages older than this (since they were screened) are forgotten and never corrected.
+    pub max_age_secs: u64,
+}
+
+impl Default for RecentMessagesConfig {
+    fn default() -> Self {
+        RecentMessagesConfig {
+            count: 0,
+            max_age_secs: 3600,
+        }
+    }
 }
 
 /// `[kafka]`
@@ -105,6 +130,14 @@ pub struct KafkaConfig {
     /// new member each start. Names must be unique within the group. Env:
     /// `QUNGUARD_KAFKA_GROUP_INSTANCE_ID`.
     pub group_instance_id: String,
+    /// Topic of reviewers' decisions (JSON [`crate::watch::Decision`]); empty: none are read.
+    pub decisions_topic: String,
+    /// Corrections: recent messages whose action a rules reload changed; empty: not written
+    /// (needs `[recent_messages]`).
+    pub corrections_topic: String,
+    /// Labelled examples from reviewers' decisions, for retraining; empty: not written
+    /// (needs `[recent_messages]` for the texts).
+    pub labels_topic: String,
     /// librdkafka consumer properties passed through as is (e.g. `security.protocol`,
     /// `sasl.mechanisms`, `session.timeout.ms`). They override qunguard's defaults, except
     /// `enable.auto.offset.store`, which must stay `false` for at-least-once delivery.
@@ -128,6 +161,9 @@ impl Default for KafkaConfig {
             scorecards_topic: "qunguard.scorecards".into(),
             rewards_topic: "qunguard.rewards".into(),
             group_instance_id: String::new(),
+            decisions_topic: String::new(),
+            corrections_topic: String::new(),
+            labels_topic: String::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
         }
@@ -150,18 +186,34 @@ pub enum OutputTopic {
     Scorecards,
     /// `kafka.rewards_topic`.
     Rewards,
+    /// `kafka.corrections_topic` (optional).
+    Corrections,
+    /// `kafka.labels_topic` (optional).
+    Labels,
 }
 
 impl OutputTopic {
     /// Every output topic; a topic's position here is its [`OutputTopic::index`].
-    pub const ALL: [OutputTopic; 6] = [
+    pub const ALL: [OutputTopic; 8] = [
         OutputTopic::Verdicts,
         OutputTopic::Review,
         OutputTopic::DeadLetter,
         OutputTopic::Alerts,
         OutputTopic::Scorecards,
         OutputTopic::Rewards,
+        OutputTopic::Corrections,
+        OutputTopic::Labels,
     ];
+
+    /// Whether an empty name turns the topic off (its records are then not made at all).
+    pub fn optional(self) -> bool {
+        matches!(self, OutputTopic::Corrections | OutputTopic::Labels)
+    }
+
+    /// Whether `k` names this topic (every required topic does).
+    pub fn enabled(self, k: &KafkaConfig) -> bool {
+        !self.name(k).is_empty()
+    }
 
     /// Position in [`OutputTopic::ALL`], for per-topic tables.
     pub fn index(self) -> usize {
@@ -177,6 +229,8 @@ impl OutputTopic {
             OutputTopic::Alerts => &k.alerts_topic,
             OutputTopic::Scorecards => &k.scorecards_topic,
             OutputTopic::Rewards => &k.rewards_topic,
+            OutputTopic::Corrections => &k.corrections_topic,
+            OutputTopic::Labels => &k.labels_topic,
         }
     }
 
@@ -189,6 +243,8 @@ impl OutputTopic {
             OutputTopic::Alerts => &mut k.alerts_topic,
             OutputTopic::Scorecards => &mut k.scorecards_topic,
             OutputTopic::Rewards => &mut k.rewards_topic,
+            OutputTopic::Corrections => &mut k.corrections_topic,
+            OutputTopic::Labels => &mut k.labels_topic,
         }
     }
 
@@ -201,6 +257,8 @@ impl OutputTopic {
             OutputTopic::Alerts => "kafka.alerts_topic",
             OutputTopic::Scorecards => "kafka.scorecards_topic",
             OutputTopic::Rewards => "kafka.rewards_topic",
+            OutputTopic::Corrections => "kafka.corrections_topic",
+            OutputTopic::Labels => "kafka.labels_topic",
         }
     }
 
@@ -214,6 +272,8 @@ impl OutputTopic {
             OutputTopic::Alerts => "alert",
             OutputTopic::Scorecards => "scorecard",
             OutputTopic::Rewards => "reward",
+            OutputTopic::Corrections => "correction",
+            OutputTopic::Labels => "label",
         }
     }
 
@@ -230,20 +290,29 @@ impl OutputTopic {
 }
 
 impl KafkaConfig {
-    /// The topics consumed: the input topics, then the reports topic when one is set.
+    /// The topics consumed: the input topics, then the reports topic and the decisions topic
+    /// when set.
     pub fn source_topics(&self) -> Vec<&str> {
         let mut topics: Vec<&str> = self.input_topics.iter().map(String::as_str).collect();
         if !self.reports_topic.is_empty() {
             topics.push(&self.reports_topic);
         }
+        if !self.decisions_topic.is_empty() {
+            topics.push(&self.decisions_topic);
+        }
         topics
     }
 
     /// Every topic the pipeline reads or writes: [`KafkaConfig::source_topics`], then the
-    /// output topics in [`OutputTopic::ALL`] order.
+    /// output topics in [`OutputTopic::ALL`] order (optional ones only when named).
     pub fn all_topics(&self) -> Vec<&str> {
         let mut topics = self.source_topics();
-        topics.extend(OutputTopic::ALL.map(|t| t.name(self)));
+        topics.extend(
+            OutputTopic::ALL
+                .into_iter()
+                .filter(|t| t.enabled(self))
+                .map(|t| t.name(self)),
+        );
         topics
     }
 }
@@ -301,12 +370,20 @@ pub struct RulesConfig {
     /// Directory of rule packs (`*.toml`); relative paths are resolved against the config
     /// file's directory. Env: `QUNGUARD_RULES_DIR`.
     pub dir: PathBuf,
+    /// Reload the rules when a file under `dir` changes (SIGHUP always reloads). A set that
+    /// fails to load or compile is rejected and the running one keeps serving.
+    pub watch: bool,
+    /// How long the files must stay unchanged before a reload: an editor's save or a deploy
+    /// that copies several files becomes one reload.
+    pub reload_debounce_ms: u64,
 }
 
 impl Default for RulesConfig {
     fn default() -> Self {
         RulesConfig {
             dir: PathBuf::from("rules"),
+            watch: true,
+            reload_debounce_ms: 500,
         }
     }
 }
@@ -436,16 +513,31 @@ impl Config {
         }
         for out in OutputTopic::ALL {
             let (key, topic) = (out.config_key(), out.name(k));
+            if out.optional() && topic.is_empty() {
+                continue;
+            }
             if topic.trim().is_empty() {
                 return Err(err(key, "is empty".into(), "name an output topic"));
             }
-            if k.input_topics.iter().any(|t| t == topic) || k.reports_topic == topic {
+            if k.input_topics.iter().any(|t| t == topic)
+                || k.reports_topic == topic
+                || k.decisions_topic == topic
+            {
                 return Err(err(
                     key,
                     format!("`{topic}` is also an input topic"),
                     "use distinct topics, or qunguard would screen its own output",
                 ));
             }
+        }
+        if !k.decisions_topic.is_empty()
+            && (k.input_topics.contains(&k.decisions_topic) || k.reports_topic == k.decisions_topic)
+        {
+            return Err(err(
+                "kafka.decisions_topic",
+                format!("`{}` is also an input or reports topic", k.decisions_topic),
+                "reviewers' decisions need their own topic",
+            ));
         }
         if k.input_topics.contains(&k.reports_topic) {
             return Err(err(
@@ -620,6 +712,26 @@ mod tests {
                 "`watch.limits.members`",
                 "positive",
             ),
+            (
+                "[kafka]\ndecisions_topic = \"chat.messages\"\n",
+                "`kafka.decisions_topic`",
+                "their own topic",
+            ),
+            (
+                "[kafka]\ncorrections_topic = \"chat.reports\"\n",
+                "`kafka.corrections_topic`",
+                "screen its own output",
+            ),
+            (
+                "[kafka]\ndecisions_topic = \"d\"\nlabels_topic = \"d\"\n",
+                "`kafka.labels_topic`",
+                "screen its own output",
+            ),
+            (
+                "[recent_messages]\ncountt = 3\n",
+                "t.toml:2",
+                "unknown field `countt`",
+            ),
         ];
         for (src, want_where, want_fix) in table {
             let e = Config::parse(src, "t.toml")
@@ -637,6 +749,29 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/qunguard.toml");
         let cfg = Config::load(&path).expect("shipped config loads");
         assert_eq!(cfg.watch, crate::watch::WatchConfig::default());
+    }
+
+    #[test]
+    fn shipped_rules_in_production_keys_state_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/qunguard.toml");
+        let cfg = Config::load(&path).expect("shipped config loads");
+        let d = Config::default();
+        assert_eq!(cfg.recent_messages, d.recent_messages);
+        assert_eq!(
+            (cfg.rules.watch, cfg.rules.reload_debounce_ms),
+            (d.rules.watch, d.rules.reload_debounce_ms)
+        );
+        let k = &cfg.kafka;
+        assert_eq!(
+            [&k.decisions_topic, &k.corrections_topic, &k.labels_topic],
+            [
+                &d.kafka.decisions_topic,
+                &d.kafka.corrections_topic,
+                &d.kafka.labels_topic
+            ]
+        );
+        // Optional topics left unnamed are neither required nor created.
+        assert!(!k.all_topics().contains(&""));
     }
 
     #[test]

@@ -78,6 +78,10 @@ pub fn run(
     k.group_id = "qunguard-demo".into();
     mock.create_topic(&k.input_topics[0], opts.partitions, 1)?;
     for t in std::iter::once(k.reports_topic.as_str()).chain(OutputTopic::ALL.map(|t| t.name(k))) {
+        // Optional outputs left unnamed are off.
+        if t.is_empty() {
+            continue;
+        }
         mock.create_topic(t, 4, 1)?;
     }
     cfg.metrics.listen = opts.metrics_listen.clone();

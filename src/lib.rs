@@ -32,10 +32,12 @@
 
 pub mod batch;
 pub mod config;
+pub mod diff;
 pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod reload;
 pub mod rules;
 pub mod scan;
 pub mod screen;

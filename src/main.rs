@@ -164,6 +164,20 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         replication_factor: i32,
     },
+    /// Replay JSONL messages from FILE (or stdin) through two rule sets and print one JSON line
+    /// per message whose action or categories change; a summary goes to stderr. Run it on
+    /// recorded traffic before deploying a rule change.
+    DiffRules {
+        /// The rules directory as deployed now.
+        old: PathBuf,
+        /// The changed rules directory.
+        new: PathBuf,
+        /// Input file of JSONL messages; stdin when absent or "-".
+        file: Option<PathBuf>,
+        /// Longest message text accepted, in bytes (longer ones are skipped and counted).
+        #[arg(long, default_value_t = ScanOptions::default().max_text_bytes)]
+        max_text_bytes: usize,
+    },
     /// Validate and compile a rules directory, print per-pack counts.
     CheckRules {
         /// Directory of rule packs (*.toml).
@@ -347,7 +361,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let _server = start_metrics(&cfg.metrics.listen, &metrics)?;
             let stop = stop_on_signals()?;
             log::info!("rules {} loaded", engine.rules_version());
-            qunguard::pipeline::run(&cfg, engine, metrics, stop)
+            let live = Arc::new(qunguard::reload::LiveRules::new(engine));
+            // SIGHUP reloads the rules (it used to end the process); so can a file change.
+            let _reloader = qunguard::reload::Reloader::start(
+                live.clone(),
+                qunguard::reload::ReloadOptions {
+                    dir: cfg.rules.dir.clone(),
+                    cache: cache_dir(),
+                    sighup: true,
+                    watch_debounce: cfg
+                        .rules
+                        .watch
+                        .then(|| std::time::Duration::from_millis(cfg.rules.reload_debounce_ms)),
+                },
+                metrics.rules.clone(),
+            )
+            .context("starting the rules reloader")?;
+            qunguard::pipeline::run_live(&cfg, live, metrics, stop)
         }
         Command::Demo {
             config,
@@ -468,6 +498,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::DiffRules {
+            old,
+            new,
+            file,
+            max_text_bytes,
+        } => {
+            let old = load_engine(&old).with_context(|| format!("old rules {}", old.display()))?;
+            let new = load_engine(&new).with_context(|| format!("new rules {}", new.display()))?;
+            let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            let input: Box<dyn std::io::BufRead> = match file.as_deref() {
+                None => Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+                Some(p) if p == Path::new("-") => {
+                    Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
+                }
+                Some(p) => Box::new(BufReader::with_capacity(
+                    1 << 20,
+                    std::fs::File::open(p)
+                        .with_context(|| format!("cannot open input {}", p.display()))?,
+                )),
+            };
+            match qunguard::diff::diff_rules(&old, &new, input, out, max_text_bytes) {
+                Ok(s) => {
+                    eprint!(
+                        "qunguard diff-rules: rules {} -> {}: {s}",
+                        old.rules_version(),
+                        new.rules_version()
+                    );
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(e).context("diff-rules failed"),
+            }
+        }
         Command::CheckRules { dir } => {
             let engine = load_engine(&dir)?;
             println!(
@@ -476,14 +539,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             for p in engine.packs() {
                 println!(
-                    "{:<16} {:<16} {:<7} {:>7} {:>6} {:>6}  {}",
+                    "{:<16} {:<16} {:<7} {:>7} {:>6} {:>6}  {}{}",
                     p.name,
                     p.category,
                     p.action.as_str(),
                     p.terms,
                     p.allow,
                     p.regexes,
-                    if p.pinyin { "yes" } else { "no" }
+                    if p.pinyin { "yes" } else { "no" },
+                    // Shadow packs are tried on live traffic, never acted on.
+                    if p.shadow { "  (shadow)" } else { "" }
                 );
             }
             println!(

@@ -107,6 +107,9 @@ pub struct Metrics {
     pub readiness: Arc<crate::health::Readiness>,
     /// Inputs whose `ts` looked like seconds instead of milliseconds (read as seconds).
     pub seconds_timestamps: prometheus::IntCounter,
+    /// Rules in production: reloads, the live version, shadow hits, corrections, reviewers'
+    /// decisions.
+    pub rules: RulesMetrics,
 }
 
 impl Metrics {
@@ -302,10 +305,11 @@ impl Metrics {
             "qunguard_seconds_timestamps_total",
             "Inputs whose ts looked like seconds instead of milliseconds (read as seconds).",
         );
+        let rules = RulesMetrics::new(&registry);
         for o in crate::watch::REPORT_OUTCOMES {
             reports.with_label_values(&[o]);
         }
-        for input in ["message", "report"] {
+        for input in ["message", "report", "decision"] {
             consumed.with_label_values(&[input]);
         }
         for a in ["allow", "review", "block"] {
@@ -319,7 +323,7 @@ impl Metrics {
         }
         for code in crate::batch::REJECTION_CODES
             .iter()
-            .chain(&["report_invalid"])
+            .chain(&["report_invalid", "decision_invalid"])
         {
             dead_letters.with_label_values(&[code]);
         }
@@ -364,6 +368,7 @@ impl Metrics {
             ready,
             readiness: Arc::new(crate::health::Readiness::default()),
             seconds_timestamps,
+            rules,
         }
     }
 
@@ -371,6 +376,8 @@ impl Metrics {
     pub fn with_packs(self, packs: &[&str]) -> Metrics {
         for p in packs {
             self.rule_hits.with_label_values(&[p]);
+            self.rules.shadow_hits.with_label_values(&[p]);
+            self.rules.overturns.with_label_values(&[p]);
         }
         self
     }
@@ -392,6 +399,100 @@ impl Metrics {
     /// Sum of a counter vector over its labels.
     pub fn total(v: &IntCounterVec, labels: &[&str]) -> u64 {
         labels.iter().map(|l| v.with_label_values(&[l]).get()).sum()
+    }
+}
+
+/// The metrics of rules in production (hot reload, shadow rules, corrections, reviewers'
+/// decisions).
+#[derive(Clone)]
+pub struct RulesMetrics {
+    /// Rule reloads, by `outcome` (`ok`: the set compiled and is live, or was unchanged;
+    /// `failed`: rejected, the previous set keeps serving).
+    pub reloads: IntCounterVec,
+    /// 1 for the live rules version (the only series; a reload replaces it).
+    pub info: prometheus::IntGaugeVec,
+    /// Hits of shadow rules, by pack.
+    pub shadow_hits: IntCounterVec,
+    /// Correction records (a message's action changed by a reload), by old and new action.
+    pub corrections: IntCounterVec,
+    /// Reviewers' decisions read, by decision (`confirm`, `overturn`).
+    pub review_decisions: IntCounterVec,
+    /// Overturned flags, by the pack of each rule that flagged the message.
+    pub overturns: IntCounterVec,
+}
+
+impl RulesMetrics {
+    fn new(registry: &Registry) -> RulesMetrics {
+        let vec = |name: &str, help: &str, labels: &[&str]| {
+            registered(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let reloads = vec(
+            "qunguard_rules_reloads_total",
+            "Rule reloads, by outcome (failed: rejected, the previous set keeps serving).",
+            &["outcome"],
+        );
+        let info = registered(
+            registry,
+            prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "qunguard_rules_info",
+                    "1 for the rules version now screening (one series).",
+                ),
+                &["version"],
+            )
+            .expect("valid metric"),
+        );
+        let shadow_hits = vec(
+            "qunguard_rule_shadow_hits_total",
+            "Hits of shadow rules (recorded, not acted on), by pack.",
+            &["pack"],
+        );
+        let corrections = vec(
+            "qunguard_corrections_total",
+            "Correction records: recent messages whose action a reload changed.",
+            &["old_action", "new_action"],
+        );
+        let review_decisions = vec(
+            "qunguard_review_decisions_total",
+            "Reviewers' decisions read, by decision.",
+            &["decision"],
+        );
+        let overturns = vec(
+            "qunguard_rule_overturns_total",
+            "Flags reviewers overturned, by the pack of each rule that flagged the message.",
+            &["pack"],
+        );
+        for o in ["ok", "failed"] {
+            reloads.with_label_values(&[o]);
+        }
+        for d in ["confirm", "overturn"] {
+            review_decisions.with_label_values(&[d]);
+        }
+        // The six ways an action can change, so dashboards see zeros rather than no series.
+        use crate::model::Action;
+        let actions = [Action::Allow, Action::Review, Action::Block];
+        for old in actions {
+            for new in actions.into_iter().filter(|&n| n != old) {
+                corrections.with_label_values(&[old.as_str(), new.as_str()]);
+            }
+        }
+        RulesMetrics {
+            reloads,
+            info,
+            shadow_hits,
+            corrections,
+            review_decisions,
+            overturns,
+        }
+    }
+
+    /// Makes `version` the one series of `qunguard_rules_info`.
+    pub fn set_live(&self, version: &str) {
+        self.info.reset();
+        self.info.with_label_values(&[version]).set(1);
     }
 }
 

@@ -87,6 +87,11 @@ pub struct Hit {
     /// `text[start..end]`: what the member actually wrote, noise characters included (short,
     /// so kept inline like [`Id`]).
     pub text: compact_str::CompactString,
+    /// Set when the rule is in shadow (its pack or regex says `shadow = true`): the hit is
+    /// recorded and counted, but changes neither the verdict's `action` nor its `categories`,
+    /// nor anything the heuristics do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// The screening result for one message.

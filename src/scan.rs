@@ -265,7 +265,9 @@ fn serialise(first_line: u64, b: &Watched, explain: bool) -> Vec<u8> {
                             &serde_json::json!({ "line": line, "error": r.detail }),
                         )
                     }
-                    Outcome::Report => unreachable!("scan reads no reports"),
+                    Outcome::Report | Outcome::Decision(..) => {
+                        unreachable!("scan reads no reports or decisions")
+                    }
                 }
                 .expect("serialising to memory cannot fail");
                 buf.push(b'\n');

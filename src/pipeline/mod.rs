@@ -17,16 +17,17 @@
 
 mod join_wait;
 mod offsets;
+mod recent;
 mod screen_stage;
 mod sink;
 mod source;
 mod summary;
 mod watch_stage;
 
-use crate::batch::Screener;
-use crate::config::Config;
+use crate::config::{Config, OutputTopic};
 use crate::kafka::{self, Sink};
 use crate::metrics::Metrics;
+use crate::reload::LiveRules;
 use crate::screen::Engine;
 use crate::watch::Watch;
 use offsets::{Offsets, RebalanceContext};
@@ -44,6 +45,20 @@ pub fn run(
     metrics: Metrics,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    run_live(cfg, Arc::new(LiveRules::new(engine)), metrics, stop)
+}
+
+pub use recent::Correction;
+
+/// Like [`run`], screening each batch with the rule set live in `rules` when the batch starts
+/// (a [`crate::reload::Reloader`] replaces it while the pipeline runs).
+pub fn run_live(
+    cfg: &Config,
+    rules: Arc<LiveRules>,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    metrics.rules.set_live(rules.current().rules_version());
     let k = &cfg.kafka;
     let pc = &cfg.pipeline;
     let producer_cfg = kafka::producer_config(&k.brokers, &k.producer);
@@ -104,7 +119,11 @@ pub fn run(
 
     let watch = cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone()));
     let fingerprinter = watch.as_ref().map(Watch::fingerprinter);
-    let mut watch_stage = WatchStage::new(watch, pc, metrics.clone());
+    let mut watch_stage = WatchStage::new(watch, pc, metrics.clone()).with_recent(
+        recent::RecentMessages::new(&cfg.recent_messages),
+        OutputTopic::Corrections.enabled(k),
+        OutputTopic::Labels.enabled(k),
+    );
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(pc.threads)
         .thread_name(|i| format!("screen-{i}"))
@@ -113,15 +132,17 @@ pub fn run(
     let (screened_tx, screened_rx) = crossbeam_channel::bounded(1);
     let (outgoing_tx, outgoing_rx) = crossbeam_channel::bounded(1);
     let screen = {
-        let (pool, max_bytes, max_text) = (pool.clone(), pc.max_message_bytes, pc.max_text_bytes);
-        let metrics_screen = metrics.clone();
+        let stage = screen_stage::ScreenStage {
+            rules: rules.clone(),
+            fingerprinter,
+            max_message_bytes: pc.max_message_bytes,
+            max_text_bytes: pc.max_text_bytes,
+            metrics: metrics.clone(),
+        };
+        let pool = pool.clone();
         std::thread::Builder::new()
             .name("screen".into())
-            .spawn(move || {
-                let screener = Screener::new(&engine, fingerprinter, max_text);
-                let hits = screen_stage::HitCounter::new(&engine, &metrics_screen);
-                screen_stage::run(&screener, &hits, max_bytes, batch_rx, screened_tx, &pool)
-            })?
+            .spawn(move || stage.run(batch_rx, screened_tx, &pool))?
     };
     let watch = std::thread::Builder::new()
         .name("watch".into())
@@ -133,7 +154,7 @@ pub fn run(
             .spawn(move || sink::run(&sink, &topics, &metrics, outgoing_rx))?
     };
 
-    source::poll_loop(&consumer, &source, cfg, &stop);
+    source::poll_loop(&consumer, &source, cfg, &rules, &stop);
     // Summaries describe the running pipeline, not its shutdown.
     drop(summary);
 

@@ -86,6 +86,8 @@ struct PackFile {
     pinyin: bool,
     #[serde(default)]
     regex: Vec<Spanned<RegexFile>>,
+    #[serde(default)]
+    shadow: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +99,8 @@ struct RegexFile {
     action: Option<PackAction>,
     #[serde(default)]
     validate: Option<Validator>,
+    #[serde(default)]
+    shadow: Option<bool>,
 }
 
 /// One term of a pack, after normalisation.
@@ -233,6 +237,9 @@ pub struct RegexRule {
     pub action: Action,
     /// Optional checksum/format validator every hit must pass.
     pub validate: Option<Validator>,
+    /// Hits are only recorded (marked `shadow` on the verdict), never acted on. Set on the
+    /// regex, or inherited from its pack.
+    pub shadow: bool,
     pub(crate) file: PathBuf,
     pub(crate) line: usize,
 }
@@ -256,6 +263,10 @@ pub struct Pack {
     pub pinyin: bool,
     /// Regex rules.
     pub regexes: Vec<RegexRule>,
+    /// A shadow pack's hits are written on verdicts with `"shadow": true` and counted, but
+    /// change neither the action nor the categories (nor anything the heuristics do): how a
+    /// new rule is tried on live traffic. Any kind of pack honours it through this flag.
+    pub shadow: bool,
     /// Where the pack was loaded from.
     pub path: PathBuf,
 }
@@ -482,6 +493,7 @@ impl Pack {
                 pattern,
                 action: rf.action.map(Action::from).unwrap_or(file.action.into()),
                 validate: rf.validate,
+                shadow: rf.shadow.unwrap_or(file.shadow),
                 file: path.to_path_buf(),
                 line,
             });
@@ -503,6 +515,7 @@ impl Pack {
             allow,
             pinyin: file.pinyin,
             regexes,
+            shadow: file.shadow,
             path: path.to_path_buf(),
         })
     }

@@ -30,6 +30,45 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 /// Bumped whenever normalisation or matching semantics change, so `rules_version` changes too.
 const ENGINE_SEMANTICS: &str = "qunguard-engine-2";
 
+/// The version of a rule set: the first 16 hex digits of a SHA-256 over everything that decides
+/// a verdict (every pack's settings, terms, allowed terms and regexes, words files included as
+/// loaded, and the engine's matching semantics). The one place a rule set's identity is
+/// computed: anything else that decides verdicts (a model file) is folded in here.
+pub fn rules_version(rules: &RuleSet) -> compact_str::CompactString {
+    let mut hasher = Sha256::new();
+    hasher.update(ENGINE_SEMANTICS);
+    for pack in &rules.packs {
+        hasher.update(format!(
+            "\0pack\0{}\0{}\0{:?}\0{}",
+            pack.name, pack.category, pack.action, pack.pinyin
+        ));
+        // Only when set, so versions of rule sets without shadow rules stay as they were.
+        if pack.shadow {
+            hasher.update("\0shadow");
+        }
+        for t in pack.terms.iter() {
+            hasher.update("\0t\0");
+            hasher.update(t.normalised);
+        }
+        for a in pack.allow.iter() {
+            hasher.update("\0a\0");
+            hasher.update(a.normalised);
+        }
+        for r in &pack.regexes {
+            hasher.update(format!(
+                "\0r\0{}\0{}\0{:?}\0{:?}",
+                r.id, r.pattern, r.action, r.validate
+            ));
+            if r.shadow {
+                hasher.update("\0shadow");
+            }
+        }
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    hex.into()
+}
+
 /// What a pattern id of the main database stands for.
 #[derive(Debug)]
 enum MainRule {
@@ -66,6 +105,7 @@ struct PinyinRule {
 struct PackInfo {
     category: Arc<str>,
     action: Action,
+    shadow: bool,
 }
 
 #[derive(Debug)]
@@ -74,6 +114,7 @@ struct RegexInfo {
     pack: u32,
     action: Action,
     validate: Option<Validator>,
+    shadow: bool,
 }
 
 /// Per-pack counts, as `check-rules` prints them.
@@ -93,6 +134,8 @@ pub struct PackSummary {
     pub regexes: usize,
     /// Whether pinyin/homophone matching is on.
     pub pinyin: bool,
+    /// Whether the whole pack is in shadow.
+    pub shadow: bool,
 }
 
 /// A compiled rule set, ready to screen messages. Cheap to share behind an `Arc`.
@@ -107,6 +150,10 @@ pub struct Engine {
     packs: Vec<PackInfo>,
     regexes: Vec<RegexInfo>,
     summary: Vec<PackSummary>,
+    /// Pack names by pack index, and the pack of each regex id: which pack a hit came from
+    /// (term rule ids are `PACK:TERM`), for per-pack metrics.
+    pack_names: Vec<&'static str>,
+    regex_packs: std::collections::HashMap<&'static str, u32>,
     /// 16 hex digits: kept inline, so copying it onto every verdict is not an atomic increment.
     version: compact_str::CompactString,
 }
@@ -147,19 +194,15 @@ impl Engine {
         let mut hasher = Sha256::new();
         hasher.update(ENGINE_SEMANTICS);
         hasher.update(lexicon::fingerprint());
+        let mut pack_names = Vec::new();
+        let mut regex_packs = std::collections::HashMap::new();
         let mut rule_id = String::new();
 
         for (p, pack) in rules.packs.iter().enumerate() {
             let p = p as u32;
             let category: Arc<str> = pack.category.as_str().into();
-            hasher.update(format!(
-                "\0pack\0{}\0{}\0{:?}\0{}",
-                pack.name, pack.category, pack.action, pack.pinyin
-            ));
             let mut seen_keys = std::collections::HashSet::new();
             for t in pack.terms.iter() {
-                hasher.update("\0t\0");
-                hasher.update(t.normalised);
                 rule_id.clear();
                 rule_id.push_str(&pack.name);
                 rule_id.push(':');
@@ -196,8 +239,6 @@ impl Engine {
                 }
             }
             for a in pack.allow.iter() {
-                hasher.update("\0a\0");
-                hasher.update(a.normalised);
                 let len = sources.push_literal_with(|b| dense::encode_into(a.normalised, b));
                 main_rules.push(MainRule::Allow {
                     pack: p,
@@ -206,10 +247,6 @@ impl Engine {
                 });
             }
             for r in &pack.regexes {
-                hasher.update(format!(
-                    "\0r\0{}\0{}\0{:?}\0{:?}",
-                    r.id, r.pattern, r.action, r.validate
-                ));
                 // Regexes are translated to the encoding.
                 sources.push_regex(
                     &dense::translate_regex(&r.pattern)
@@ -223,12 +260,16 @@ impl Engine {
                     pack: p,
                     action: r.action,
                     validate: r.validate,
+                    shadow: r.shadow,
                 });
+                regex_packs.insert(intern(&r.id), p);
             }
             packs.push(PackInfo {
                 category,
                 action: pack.action,
+                shadow: pack.shadow,
             });
+            pack_names.push(intern(&pack.name));
             summary.push(PackSummary {
                 name: pack.name.clone(),
                 category: pack.category.clone(),
@@ -237,6 +278,7 @@ impl Engine {
                 allow: pack.allow.len(),
                 regexes: pack.regexes.len(),
                 pinyin: pack.pinyin,
+                shadow: pack.shadow,
             });
         }
         let main = matcher::compile(&sources, cache).map_err(CompileError)?;
@@ -253,8 +295,7 @@ impl Engine {
         main_rules.shrink_to_fit();
         pinyin_rules.shrink_to_fit();
         pinyin_units.shrink_to_fit();
-        let digest = hasher.finalize();
-        let version: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let version = rules_version(rules);
         Ok(Engine {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             main,
@@ -265,7 +306,9 @@ impl Engine {
             packs,
             regexes,
             summary,
-            version: version.into(),
+            pack_names,
+            regex_packs,
+            version,
         })
     }
 
@@ -287,6 +330,18 @@ impl Engine {
             _ => None,
         });
         terms.chain(self.regexes.iter().map(|r| (r.id, r.pack as usize)))
+    }
+
+    /// The pack a rule id of this engine's hits belongs to (`None` for a rule it does not
+    /// have, e.g. one removed by a reload since).
+    pub fn pack_of(&self, rule: &str) -> Option<&'static str> {
+        if let Some(&p) = self.regex_packs.get(rule) {
+            return Some(self.pack_names[p as usize]);
+        }
+        // Term ids are `PACK:TERM`; a pack name may itself hold ':', so match whole names.
+        self.pack_names.iter().copied().find(|n| {
+            rule.len() > n.len() && rule.starts_with(n) && rule.as_bytes()[n.len()] == b':'
+        })
     }
 
     /// Screens one message.
@@ -548,6 +603,7 @@ impl Engine {
             let (s, e) = map.original_range(from, to);
             let mut hit = self.hit(info.pack, info.id, MatchKind::Regex, msg, s, e);
             hit.action = info.action;
+            hit.shadow = info.shadow;
             hits.push((info.pack, hit));
         }
 
@@ -608,8 +664,10 @@ impl Engine {
             verdict.suppressed = suppressions(dropped, &hits);
         }
 
-        verdict.action = hits.iter().map(|h| h.action).max().unwrap_or_default();
-        let mut categories: Vec<Arc<str>> = hits.iter().map(|h| h.category.clone()).collect();
+        // Shadow hits are on the verdict for people and metrics only.
+        let live = || hits.iter().filter(|h| !h.shadow);
+        verdict.action = live().map(|h| h.action).max().unwrap_or_default();
+        let mut categories: Vec<Arc<str>> = live().map(|h| h.category.clone()).collect();
         categories.sort();
         categories.dedup();
         verdict.categories = categories;
@@ -668,6 +726,7 @@ impl Engine {
             start: s,
             end: e,
             text: msg.text[s..e].into(),
+            shadow: info.shadow,
         }
     }
 }
@@ -949,6 +1008,7 @@ mod tests {
             start,
             end,
             text: "".into(),
+            shadow: false,
         };
         type Spec = (&'static str, MatchKind, usize, usize);
         // (case, hits in, hits kept)

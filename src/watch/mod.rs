@@ -18,6 +18,7 @@
 mod alerting;
 mod alerts;
 mod config;
+mod decisions;
 mod fingerprint;
 mod flood;
 mod incident;
@@ -28,6 +29,7 @@ mod state;
 
 pub use alerts::{ALERT_KINDS, Alert, AlertKind, AlertStatus, Severity};
 pub use config::*;
+pub use decisions::{Decision, DecisionKind, DecisionOutcome};
 pub use fingerprint::{Fingerprinter, Signature};
 pub use incident::group_scoped;
 pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
@@ -152,6 +154,8 @@ pub struct WatchStats {
     pub future_timestamps: u64,
     /// Messages and reports whose `ts` looked like seconds, not milliseconds (read as seconds).
     pub seconds_timestamps: u64,
+    /// Reviewers' decisions by outcome (see [`DecisionOutcome::outcome`]).
+    pub decisions: HashMap<&'static str, u64>,
 }
 
 /// The watch's state. See the module docs.
@@ -303,8 +307,8 @@ impl Watch {
                 self.sweep(&mut alerts);
                 self.next_sweep = self.watermark + SWEEP_EVERY_MS;
             }
-            self.one(m, s, ts, v, &mut alerts);
-            self.reports.remember(v, &m.text);
+            let member = self.one(m, s, ts, v, &mut alerts);
+            self.reports.remember(v, &m.text, member);
             out.extend(alerts.drain(..).map(Output::Alert));
         }
         out.extend(alerts.drain(..).map(Output::Alert));
@@ -411,7 +415,7 @@ impl Watch {
         ts: i64,
         v: &mut Verdict,
         alerts: &mut Vec<Alert>,
-    ) {
+    ) -> u64 {
         let mut reasons: Vec<Reason> = Vec::new();
         let mut reason = |code: &'static str, action: Action, detail: String| {
             reasons.push(Reason {
@@ -491,7 +495,12 @@ impl Watch {
             );
         }
         // Links, contact ids and mentions: decaying counts per member.
-        let contacts = v.hits.iter().filter(|h| h.kind == MatchKind::Regex).count();
+        // Shadow hits are tried on live traffic, never acted on: they count for nothing here.
+        let contacts = v
+            .hits
+            .iter()
+            .filter(|h| h.kind == MatchKind::Regex && !h.shadow)
+            .count();
         // A URL is usually also a regex hit (ads.url): count the larger, not both.
         let links = (s.links as usize).max(contacts) as f32;
         if mem.links + mem.mentions + links + f32::from(s.mentions) > 0.0 {
@@ -557,7 +566,7 @@ impl Watch {
         // Duplicate and near-duplicate flooding. Many members echoing one harmless text in
         // their group (接龙, greetings, 收到谢谢) is how groups work; many accounts posting
         // the same text with a payload (a rule hit, a link, a contact id, mentions) is a raid.
-        let payload = !v.hits.is_empty() || s.links > 0 || s.mentions > 0;
+        let payload = v.hits.iter().any(|h| !h.shadow) || s.links > 0 || s.mentions > 0;
         let mut flood_alert = None;
         let mut flood_cluster = None;
         if let Some(sim) = s.sim {
@@ -695,6 +704,7 @@ impl Watch {
             let hash = c.alert_hash();
             self.alerts.touch(AlertKind::Flood, hash, ts);
         }
+        pair(s.sender, s.group)
     }
 
     /// Joins a member report with what this instance screened: rewards verified reporters,

@@ -420,6 +420,11 @@ impl Qunguard {
         }
     }
 
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().as_ref().expect("running").id()
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.lock().unwrap().take() {
             c.kill().expect("SIGKILL");

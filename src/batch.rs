@@ -235,8 +235,8 @@ impl Screened {
             .count()
     }
 
-    /// Runs `watch` over the batch, if given: its messages in input order, then its reports,
-    /// then its reviewers' decisions (without a watch every decision is `unknown`).
+    /// Runs `watch` over the batch, if given: its messages, reports and reviewers' decisions
+    /// in input order (without a watch every decision is `unknown`).
     /// Verdicts then keep at most `max_hits` hits each (cut after the heuristics, which see
     /// them all).
     pub fn watch(self, watch: Option<&mut Watch>, max_hits: usize) -> Watched {
@@ -252,18 +252,39 @@ impl Screened {
         let mut decided = Vec::with_capacity(decisions.len());
         match watch {
             Some(w) => {
-                w.observe(&msgs, &sigs, &mut verdicts, &mut records);
-                for r in reports {
-                    w.report(r, &mut records);
+                // Reports and decisions are applied where they stand among the messages, so
+                // the pressure they change does not depend on where batches are cut.
+                let (mut reports, mut decisions) = (reports.into_iter(), decisions.into_iter());
+                let (mut done, mut seen) = (0, 0);
+                let mut observe_to = |w: &mut Watch, to: usize, records: &mut Vec<Output>| {
+                    if to > done {
+                        let s = &sigs[done.min(sigs.len())..to.min(sigs.len())];
+                        w.observe(&msgs[done..to], s, &mut verdicts[done..to], records);
+                        done = to;
+                    }
+                };
+                for slot in &slots {
+                    match slot {
+                        Slot::Message => seen += 1,
+                        Slot::Report => {
+                            observe_to(w, seen, &mut records);
+                            let r = reports.next().expect("a report per report slot");
+                            w.report(r, &mut records);
+                        }
+                        Slot::Decision => {
+                            observe_to(w, seen, &mut records);
+                            let d = decisions.next().expect("a decision per decision slot");
+                            let o = w.decide(&d);
+                            decided.push((d, o));
+                        }
+                        Slot::Rejected(_) => {}
+                    }
                 }
-                for d in decisions {
-                    let o = w.decide(&d);
-                    decided.push((d, o));
-                }
+                observe_to(w, seen, &mut records);
             }
             None => decided.extend(decisions.into_iter().map(|d| {
                 let o = DecisionOutcome {
-                    outcome: "unknown",
+                    outcome: crate::watch::DecisionResult::Unknown,
                     rules: Vec::new(),
                     categories: Vec::new(),
                 };
@@ -412,7 +433,7 @@ mod tests {
                     Outcome::Verdict { verdict, .. } => serde_json::to_string(verdict).unwrap(),
                     Outcome::Report => "report".into(),
                     Outcome::Rejected(r) => format!("{}: {r}", r.code),
-                    Outcome::Decision(_, o) => format!("decision: {}", o.outcome),
+                    Outcome::Decision(_, o) => format!("decision: {}", o.outcome.as_str()),
                 });
             }
             for r in watched.records() {
@@ -453,9 +474,8 @@ mod tests {
         );
         assert!(whole.iter().any(|l| l.starts_with("invalid_json: ")));
         assert!(whole.iter().any(|l| l.contains("\"hits_truncated\":true")));
-        // Records come after their batch's outcomes, so compare verdicts and records apart; a
-        // batch's reports are joined after its messages, so only the records' order may follow
-        // the cut, never what they say.
+        // Records come after their batch's outcomes, so compare verdicts and records apart:
+        // only the records' place among the outcomes may follow the cut, never what they say.
         let split = |lines: Vec<String>| {
             let (mut outcomes, mut records): (Vec<String>, Vec<String>) = (vec![], vec![]);
             for l in lines {

@@ -546,6 +546,35 @@ impl Config {
                 "reports need their own topic",
             ));
         }
+        // Outputs that could never be written are a configuration mistake, not a quiet no-op.
+        let kept = self.recent_messages.count;
+        if !k.corrections_topic.is_empty() && kept == 0 {
+            return Err(err(
+                "kafka.corrections_topic",
+                "is set but recent_messages.count is 0, so no message is kept to re-screen".into(),
+                "set recent_messages.count (e.g. 10000; it keeps message texts in memory) or leave corrections_topic empty",
+            ));
+        }
+        if !k.labels_topic.is_empty() && k.decisions_topic.is_empty() {
+            return Err(err(
+                "kafka.labels_topic",
+                "is set but kafka.decisions_topic is empty: labels come from reviewers' decisions"
+                    .into(),
+                "set kafka.decisions_topic or leave labels_topic empty",
+            ));
+        }
+        if !k.labels_topic.is_empty() && kept == 0 {
+            return Err(err(
+                "kafka.labels_topic",
+                "is set but recent_messages.count is 0, so no decided message has its text".into(),
+                "set recent_messages.count (e.g. 10000; it keeps message texts in memory) or leave labels_topic empty",
+            ));
+        }
+        if kept > 0 && k.corrections_topic.is_empty() && k.labels_topic.is_empty() {
+            log::warn!(
+                "{file}: recent_messages.count = {kept} keeps message texts in memory, but neither kafka.corrections_topic nor kafka.labels_topic uses them: set recent_messages.count = 0"
+            );
+        }
         for (section, props) in [("consumer", &k.consumer), ("producer", &k.producer)] {
             for (prop, value) in props {
                 if prop == "bootstrap.servers" || prop == "group.id" || prop == "group.instance.id"
@@ -561,6 +590,16 @@ impl Config {
                         &format!("kafka.{section}.\"{prop}\""),
                         format!("is {value}"),
                         "remove it: without idempotence a retried send can duplicate or reorder verdicts, and offsets are committed on the strength of those acknowledgements",
+                    ));
+                }
+                // The hand-over on revoke (drain, commit, forget the generation) and the
+                // partition count behind /readyz assume eager rebalancing: every revoke
+                // takes all partitions.
+                if prop == "partition.assignment.strategy" && value.contains("cooperative") {
+                    return Err(err(
+                        &format!("kafka.{section}.\"{prop}\""),
+                        format!("is {value}"),
+                        "use \"range\" or \"roundrobin\" (the default \"range,roundrobin\"): incremental cooperative rebalancing is not supported",
                     ));
                 }
                 if prop == "enable.auto.offset.store" && value != "false" {
@@ -726,6 +765,26 @@ mod tests {
                 "[kafka]\ndecisions_topic = \"d\"\nlabels_topic = \"d\"\n",
                 "`kafka.labels_topic`",
                 "screen its own output",
+            ),
+            (
+                "[kafka.consumer]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n",
+                "`kafka.consumer.\"partition.assignment.strategy\"`",
+                "not supported",
+            ),
+            (
+                "[kafka]\ncorrections_topic = \"c\"\n",
+                "`kafka.corrections_topic`",
+                "recent_messages.count",
+            ),
+            (
+                "[kafka]\nlabels_topic = \"l\"\n[recent_messages]\ncount = 10\n",
+                "`kafka.labels_topic`",
+                "set kafka.decisions_topic",
+            ),
+            (
+                "[kafka]\ndecisions_topic = \"d\"\nlabels_topic = \"l\"\n",
+                "`kafka.labels_topic`",
+                "recent_messages.count",
             ),
             (
                 "[recent_messages]\ncountt = 3\n",

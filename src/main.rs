@@ -24,7 +24,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log lines as `text` (for people) or `json` (one object a line, for log shippers).
-    /// Level: RUST_LOG (default `info`).
+    /// Level: RUST_LOG (default `info,librdkafka=warn,rdkafka=warn`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -354,6 +354,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run { config } => {
             init_logging(log_format);
+            // SIGHUP means "reload" from the first instant, not "terminate": one that arrives
+            // while the rules compile is remembered and answered once the reloader runs.
+            let early_hup = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, early_hup.clone())
+                .context("installing the SIGHUP handler")?;
             let cfg = Config::load(&config)?;
             let engine = Arc::new(load_engine(&cfg.rules.dir)?);
             let metrics = new_metrics(&engine);
@@ -363,7 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             log::info!("rules {} loaded", engine.rules_version());
             let live = Arc::new(qunguard::reload::LiveRules::new(engine));
             // SIGHUP reloads the rules (it used to end the process); so can a file change.
-            let _reloader = qunguard::reload::Reloader::start(
+            let reloader = qunguard::reload::Reloader::start(
                 live.clone(),
                 qunguard::reload::ReloadOptions {
                     dir: cfg.rules.dir.clone(),
@@ -377,6 +382,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 metrics.rules.clone(),
             )
             .context("starting the rules reloader")?;
+            if early_hup.load(std::sync::atomic::Ordering::Relaxed) {
+                reloader.trigger();
+            }
             qunguard::pipeline::run_live(&cfg, live, metrics, stop)
         }
         Command::Demo {

@@ -419,6 +419,8 @@ pub struct RulesMetrics {
     pub review_decisions: IntCounterVec,
     /// Overturned flags, by the pack of each rule that flagged the message.
     pub overturns: IntCounterVec,
+    /// The version `info` shows, so a swap removes exactly that series.
+    live_version: Arc<std::sync::Mutex<String>>,
 }
 
 impl RulesMetrics {
@@ -486,13 +488,23 @@ impl RulesMetrics {
             corrections,
             review_decisions,
             overturns,
+            live_version: Arc::default(),
         }
     }
 
     /// Makes `version` the one series of `qunguard_rules_info`.
     pub fn set_live(&self, version: &str) {
-        self.info.reset();
+        // New series first, then the old one goes: a scrape in between sees two versions
+        // for a moment rather than none.
         self.info.with_label_values(&[version]).set(1);
+        let mut live = self
+            .live_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !live.is_empty() && *live != version {
+            let _ = self.info.remove_label_values(&[live.as_str()]);
+        }
+        *live = version.to_string();
     }
 }
 

@@ -191,8 +191,18 @@ impl Reloader {
         } else {
             None
         };
+        // A watcher that cannot start (e.g. the inotify watch limit is spent, common on busy
+        // nodes) must not keep the pipeline from starting: SIGHUP still reloads.
         let debouncer = match opts.watch_debounce {
-            Some(quiet) => Some(watch_dir(&opts.dir, quiet, tx.clone())?),
+            Some(quiet) => match watch_dir(&opts.dir, quiet, tx.clone()) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    log::warn!(
+                        "rules.watch: {e}; file changes will not reload the rules, SIGHUP still does (raise fs.inotify.max_user_watches, or set rules.watch = false to silence this)"
+                    );
+                    None
+                }
+            },
             None => None,
         };
         let thread = std::thread::Builder::new()
@@ -269,7 +279,24 @@ fn reload_loop(
             },
             opts.dir.display()
         );
-        reload_once(live, &opts.dir, opts.cache.as_deref(), metrics);
+        // A panic while loading or compiling a pack must not end hot reload for good: the
+        // live set keeps serving and the next trigger tries again.
+        let run = std::panic::AssertUnwindSafe(|| {
+            reload_once(live, &opts.dir, opts.cache.as_deref(), metrics)
+        });
+        if let Err(panic) = std::panic::catch_unwind(run) {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            metrics.reloads.with_label_values(&["failed"]).inc();
+            log::error!(
+                "rules reload from {} panicked ({what}); {} keeps serving: please report this with the rule files",
+                opts.dir.display(),
+                live.current().rules_version()
+            );
+        }
     }
 }
 

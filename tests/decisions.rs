@@ -133,7 +133,7 @@ fn confirm_and_overturn_change_pressure_and_reputation_as_documented() {
                     category: None,
                 };
                 let got = w.decide(&d);
-                assert_eq!(got.outcome, outcome, "step {i}: {id}");
+                assert_eq!(got.outcome.as_str(), outcome, "step {i}: {id}");
                 if outcome == "overturned" {
                     assert!(
                         got.rules.iter().any(|r| r.starts_with("insult:")),
@@ -163,6 +163,12 @@ fn confirm_and_overturn_change_pressure_and_reputation_as_documented() {
             "step {i}: got {got:?}, want {want:?}"
         );
     }
-    assert_eq!(w.stats().decisions["confirmed"], 2);
-    assert_eq!(w.stats().decisions["overturned"], 1);
+    assert_eq!(
+        w.stats().decisions[&qunguard::watch::DecisionResult::Confirmed],
+        2
+    );
+    assert_eq!(
+        w.stats().decisions[&qunguard::watch::DecisionResult::Overturned],
+        1
+    );
 }

@@ -47,6 +47,11 @@ struct Kept {
 /// Recent messages, oldest first.
 pub(super) struct RecentMessages {
     kept: VecDeque<Kept>,
+    /// Message id → sequence number of its newest kept copy (a decision looks its text up;
+    /// a scan of a store of 100k messages per decision would stall the watch thread).
+    index: std::collections::HashMap<crate::model::Id, u64>,
+    /// Sequence number of `kept`'s front.
+    first_seq: u64,
     cap: usize,
     max_age: Duration,
 }
@@ -56,6 +61,8 @@ impl RecentMessages {
     pub(super) fn new(cfg: &RecentMessagesConfig) -> Option<RecentMessages> {
         (cfg.count > 0).then(|| RecentMessages {
             kept: VecDeque::with_capacity(cfg.count.min(1 << 16)),
+            index: std::collections::HashMap::new(),
+            first_seq: 0,
             cap: cfg.count,
             max_age: Duration::from_secs(cfg.max_age_secs),
         })
@@ -64,8 +71,10 @@ impl RecentMessages {
     /// Keeps `msg` with its rules verdict `v`.
     pub(super) fn keep(&mut self, msg: &Message, v: &Verdict, now: Instant) {
         if self.kept.len() == self.cap {
-            self.kept.pop_front();
+            self.pop_front();
         }
+        let seq = self.first_seq + self.kept.len() as u64;
+        self.index.insert(msg.id.clone(), seq);
         self.kept.push_back(Kept {
             msg: msg.clone(),
             action: v.action,
@@ -75,24 +84,31 @@ impl RecentMessages {
         });
     }
 
+    fn pop_front(&mut self) {
+        if let Some(k) = self.kept.pop_front() {
+            if self.index.get(&k.msg.id) == Some(&self.first_seq) {
+                self.index.remove(&k.msg.id);
+            }
+            self.first_seq += 1;
+        }
+    }
+
     fn expire(&mut self, now: Instant) {
         while self
             .kept
             .front()
             .is_some_and(|k| now.duration_since(k.at) > self.max_age)
         {
-            self.kept.pop_front();
+            self.pop_front();
         }
     }
 
     /// The text of the newest kept message `id` (for labelled examples).
     pub(super) fn text(&mut self, id: &str, now: Instant) -> Option<&str> {
         self.expire(now);
-        self.kept
-            .iter()
-            .rev()
-            .find(|k| k.msg.id == id)
-            .map(|k| k.msg.text.as_str())
+        let seq = *self.index.get(id)?;
+        let k = self.kept.get((seq - self.first_seq) as usize)?;
+        Some(k.msg.text.as_str())
     }
 
     /// Screens every kept message screened by another version with `engine`; returns a
@@ -230,5 +246,32 @@ mod tests {
             RecentMessages::new(&RecentMessagesConfig::default()).is_none(),
             "off by default"
         );
+    }
+
+    #[test]
+    fn a_text_is_found_by_id_in_its_newest_copy_until_that_copy_leaves() {
+        let e = engine("review", "");
+        let cfg = RecentMessagesConfig {
+            count: 3,
+            max_age_secs: 60,
+        };
+        let mut store = RecentMessages::new(&cfg).unwrap();
+        let now = Instant::now();
+        // (id, text) kept in order; a redelivered id keeps its newest text.
+        for (id, text) in [("a", "一"), ("b", "二"), ("a", "三"), ("c", "四")] {
+            let m = msg(id, text);
+            store.keep(&m, &e.screen(&m), now);
+        }
+        // The first "a" was pushed out, but the newer copy still answers for it.
+        assert_eq!(store.text("a", now), Some("三"));
+        assert_eq!(store.text("b", now), Some("二"));
+        assert_eq!(store.text("c", now), Some("四"));
+        for id in ["d", "e"] {
+            let m = msg(id, "五");
+            store.keep(&m, &e.screen(&m), now);
+        }
+        assert_eq!(store.text("b", now), None, "pushed out");
+        assert_eq!(store.text("a", now), None, "its newest copy pushed out too");
+        assert_eq!(store.text("e", now), Some("五"));
     }
 }

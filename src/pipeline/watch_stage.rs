@@ -123,7 +123,7 @@ impl WatchStage {
         rm.review_decisions
             .with_label_values(&[d.decision.as_str()])
             .inc();
-        if o.outcome == "overturned" {
+        if o.outcome == crate::watch::DecisionResult::Overturned {
             let mut packs: Vec<&str> = o
                 .rules
                 .iter()
@@ -135,7 +135,7 @@ impl WatchStage {
                 rm.overturns.with_label_values(&[p]).inc();
             }
         }
-        if !self.labels || o.outcome == "duplicate" {
+        if !self.labels || o.outcome == crate::watch::DecisionResult::Duplicate {
             return None;
         }
         let text = self.recent.as_mut()?.text(&d.message_id, Instant::now())?;
@@ -301,10 +301,11 @@ impl WatchStage {
         let [event, broker] = crate::metrics::LATENCY_CLOCKS;
         let h = &self.metrics.verdict_latency_seconds;
         h.with_label_values(&[event]).observe(since(first.ts));
-        // The verdicts are in input order, so the first message is the first polled record
-        // that is neither a report nor rejected; its broker timestamp is close enough to
-        // the first polled record's for a latency sample.
-        if let Some(ts) = inputs.iter().find(|r| !r.report).and_then(|r| r.timestamp) {
+        // The verdicts are in input order, so the first message is among the first polled
+        // records that are neither reports nor decisions (a rejected one before it is close
+        // enough in time for a latency sample).
+        let message = inputs.iter().find(|r| !r.report && !r.decision);
+        if let Some(ts) = message.and_then(|r| r.timestamp) {
             h.with_label_values(&[broker]).observe(since(ts));
         }
     }

@@ -47,12 +47,37 @@ pub struct Decision {
     pub category: Option<String>,
 }
 
+/// What a decision did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecisionResult {
+    /// The flag (or the reports) held: counted as a verified violation.
+    Confirmed,
+    /// The flag (or the reports) did not hold: its pressure and credit are taken back.
+    Overturned,
+    /// The message was decided before; nothing changes.
+    Duplicate,
+    /// This instance neither flagged nor saw reports on the message (too old, or screened
+    /// by another instance); nothing changes.
+    Unknown,
+}
+
+impl DecisionResult {
+    /// The lowercase name used in logs and tests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionResult::Confirmed => "confirmed",
+            DecisionResult::Overturned => "overturned",
+            DecisionResult::Duplicate => "duplicate",
+            DecisionResult::Unknown => "unknown",
+        }
+    }
+}
+
 /// What became of a decision in the watch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionOutcome {
-    /// `confirmed`, `overturned`, `duplicate` (decided before) or `unknown` (this instance
-    /// neither flagged nor saw reports on the message: too old, or screened elsewhere).
-    pub outcome: &'static str,
+    /// What the decision did.
+    pub outcome: DecisionResult,
     /// The rules that flagged the message (live hits), when this instance flagged it.
     pub rules: Vec<Cow<'static, str>>,
     /// Its categories when flagged.

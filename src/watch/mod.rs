@@ -29,7 +29,7 @@ mod state;
 
 pub use alerts::{ALERT_KINDS, Alert, AlertKind, AlertStatus, Severity};
 pub use config::*;
-pub use decisions::{Decision, DecisionKind, DecisionOutcome};
+pub use decisions::{Decision, DecisionKind, DecisionOutcome, DecisionResult};
 pub use fingerprint::{Fingerprinter, Signature};
 pub use incident::group_scoped;
 pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
@@ -155,7 +155,7 @@ pub struct WatchStats {
     /// Messages and reports whose `ts` looked like seconds, not milliseconds (read as seconds).
     pub seconds_timestamps: u64,
     /// Reviewers' decisions by outcome (see [`DecisionOutcome::outcome`]).
-    pub decisions: HashMap<&'static str, u64>,
+    pub decisions: HashMap<DecisionResult, u64>,
 }
 
 /// The watch's state. See the module docs.

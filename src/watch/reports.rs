@@ -363,8 +363,8 @@ fn flag_points(action: Action, pc: &super::config::PressureConfig) -> f64 {
 
 /// What a reviewer's decision does to the reports side (the watch applies `pressure`).
 pub struct Decided {
-    /// `confirmed`, `overturned`, `duplicate` or `unknown` (see [`super::DecisionOutcome`]).
-    pub outcome: &'static str,
+    /// What the decision did.
+    pub outcome: super::DecisionResult,
     /// The member whose pressure changes, and by how much (negative: taken back).
     pub pressure: Option<(u64, f64)>,
     /// The message's event time (ms) when the watch flagged it: what it added has decayed
@@ -391,7 +391,7 @@ impl Reports {
         let cfg = &self.cfg;
         let mk = key_of(message_id);
         let mut out = Decided {
-            outcome: "unknown",
+            outcome: super::DecisionResult::Unknown,
             pressure: None,
             flagged_ts: None,
             rules: Vec::new(),
@@ -399,7 +399,7 @@ impl Reports {
         };
         if let Some(f) = self.flagged.get_mut(mk) {
             if f.decided.is_some() {
-                out.outcome = "duplicate";
+                out.outcome = super::DecisionResult::Duplicate;
                 return out;
             }
             f.decided = Some(confirm);
@@ -417,7 +417,7 @@ impl Reports {
                     let rep = self.reputation.entry(r, || cfg.initial_reputation);
                     *rep = (*rep + cfg.verified_gain).min(1.0);
                 }
-                out.outcome = "confirmed";
+                out.outcome = super::DecisionResult::Confirmed;
             } else {
                 out.pressure = Some((f.member, -flag_points(f.action, pc)));
                 // The reporters were credited for a flag that did not hold: the credit goes,
@@ -427,14 +427,14 @@ impl Reports {
                     *rep = ((*rep - cfg.verified_gain) * cfg.unverified_factor)
                         .max(cfg.min_reputation);
                 }
-                out.outcome = "overturned";
+                out.outcome = super::DecisionResult::Overturned;
             }
             return out;
         }
         // Reported but allowed: the decision settles what the reporters said.
         if let Some(p) = self.reported.get_mut(mk) {
             if p.decided {
-                out.outcome = "duplicate";
+                out.outcome = super::DecisionResult::Duplicate;
                 return out;
             }
             p.decided = true;
@@ -451,13 +451,13 @@ impl Reports {
                         confirm_points,
                     )
                 });
-                out.outcome = "confirmed";
+                out.outcome = super::DecisionResult::Confirmed;
             } else {
                 for r in reporters {
                     let rep = self.reputation.entry(r, || cfg.initial_reputation);
                     *rep = (*rep * cfg.unverified_factor).max(cfg.min_reputation);
                 }
-                out.outcome = "overturned";
+                out.outcome = super::DecisionResult::Overturned;
             }
         }
         out

@@ -37,6 +37,7 @@ pub mod model;
 pub mod pipeline;
 pub mod rules;
 pub mod scan;
+pub mod scorer;
 pub mod screen;
 pub mod watch;
 
@@ -46,7 +47,7 @@ mod kafka;
 mod loadgen;
 mod synth;
 
-pub use model::{Action, Hit, Id, MatchKind, Message, Reason, Recommendation, Verdict};
+pub use model::{Action, Hit, Id, MatchKind, Message, Reason, Recommendation, Scores, Verdict};
 pub use rules::{Pack, RuleError, RuleSet, Validator};
 pub use screen::normalise::{Normalised, Normaliser, normalise};
 pub use screen::{CompileError, Engine, PackSummary};

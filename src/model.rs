@@ -66,6 +66,8 @@ pub enum MatchKind {
     Pinyin,
     /// A pack regex matched the normalised text (and passed its validator, if any).
     Regex,
+    /// A model pack's score reached its threshold (the hit spans the whole text).
+    Model,
 }
 
 /// One rule that matched a message.
@@ -119,6 +121,54 @@ pub struct Verdict {
     pub recommend: Option<Box<Recommendation>>,
     /// Version of the compiled rule set that produced this verdict.
     pub rules_version: compact_str::CompactString,
+    /// Each model pack's score (0–1), keyed by its category; absent without model packs.
+    #[serde(default, skip_serializing_if = "Scores::is_empty")]
+    pub scores: Scores,
+}
+
+/// Model scores of a verdict by category, written as a JSON object `{"offensive": 0.87}`.
+/// A short list rather than a map: a verdict holds one score per model pack, usually one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scores(Vec<(Arc<str>, f32)>);
+
+impl Scores {
+    /// True when there are no scores.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The score of `category`, if a model pack gave one.
+    pub fn get(&self, category: &str) -> Option<f32> {
+        self.0.iter().find(|(c, _)| &**c == category).map(|s| s.1)
+    }
+
+    /// (category, score) pairs in model-pack order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f32)> {
+        self.0.iter().map(|(c, s)| (&**c, *s))
+    }
+
+    pub(crate) fn push(&mut self, category: Arc<str>, score: f32) {
+        self.0.push((category, score));
+    }
+}
+
+impl Serialize for Scores {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (c, score) in &self.0 {
+            // Four decimals: more is noise to a reader and bytes on every verdict.
+            m.serialize_entry(&**c, &((f64::from(*score) * 1e4).round() / 1e4))?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Scores {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = std::collections::BTreeMap::<Arc<str>, f32>::deserialize(d)?;
+        Ok(Scores(m.into_iter().collect()))
+    }
 }
 
 /// A heuristic finding on a verdict (see README "Heuristics").

@@ -100,6 +100,8 @@ pub struct Engine {
     packs: Vec<PackInfo>,
     regexes: Vec<RegexInfo>,
     summary: Vec<PackSummary>,
+    /// Model packs, scored on every message's normalised text.
+    scorers: Vec<crate::scorer::Scorer>,
     /// 16 hex digits: kept inline, so copying it onto every verdict is not an atomic increment.
     version: compact_str::CompactString,
 }
@@ -229,6 +231,33 @@ impl Engine {
         } else {
             Some(matcher::compile(&pinyin_sources, cache).map_err(CompileError)?)
         };
+        let mut scorers = Vec::new();
+        for m in &rules.models {
+            // The model's file digest makes the model part of the rules version.
+            hasher.update(format!(
+                "\0model\0{}\0{}\0{:?}\0{}\0{}\0",
+                m.name, m.category, m.action, m.threshold, m.shadow
+            ));
+            hasher.update(m.model.digest());
+            scorers.push(crate::scorer::Scorer {
+                name: m.name.clone(),
+                category: m.category.as_str().into(),
+                action: m.action,
+                threshold: m.threshold,
+                shadow: m.shadow,
+                rule: intern(&format!("{}:model", m.name)),
+                model: m.model.clone(),
+            });
+            summary.push(PackSummary {
+                name: m.name.clone(),
+                category: m.category.clone(),
+                action: m.action,
+                terms: 0,
+                allow: 0,
+                regexes: 0,
+                pinyin: false,
+            });
+        }
         main_rules.shrink_to_fit();
         pinyin_rules.shrink_to_fit();
         pinyin_units.shrink_to_fit();
@@ -244,6 +273,7 @@ impl Engine {
             packs,
             regexes,
             summary,
+            scorers,
             version: version.into(),
         })
     }
@@ -253,9 +283,14 @@ impl Engine {
         &self.version
     }
 
-    /// Per-pack counts.
+    /// Per-pack counts (model packs included, with no terms).
     pub fn packs(&self) -> &[PackSummary] {
         &self.summary
+    }
+
+    /// The model packs.
+    pub fn scorers(&self) -> &[crate::scorer::Scorer] {
+        &self.scorers
     }
 
     /// Screens one message.
@@ -340,7 +375,8 @@ impl Engine {
     ) {
         assert_eq!(dst.len(), msgs.len(), "one output slot per message");
         w.norm.clear();
-        w.norm.dense_only = !with_text;
+        // Model packs score the UTF-8 normalised text, so it is written for them too.
+        w.norm.dense_only = !with_text && self.scorers.is_empty();
         for (i, m) in msgs.iter().enumerate() {
             // Each text is its own allocation, so the hardware cannot guess the next one: ask
             // for a text a few messages ahead while this one is normalised.
@@ -405,7 +441,7 @@ impl Engine {
                 .iter()
                 .take_while(|x| x.msg as usize == i)
                 .count();
-            let v = self.verdict(
+            let mut v = self.verdict(
                 norm.dense_message(i),
                 py,
                 scratch,
@@ -415,6 +451,9 @@ impl Engine {
                 &py_raw[p..p_end],
             );
             (r, p) = (r_end, p_end);
+            if !self.scorers.is_empty() {
+                self.score(&mut v, m, norm.message(i));
+            }
             slot.write(out(v, m, norm.message(i)));
         }
     }
@@ -443,6 +482,7 @@ impl Engine {
             reasons: Vec::new(),
             recommend: None,
             rules_version: self.version.clone(),
+            scores: Default::default(),
         };
         if raw.is_empty() && py_raw.is_empty() {
             return verdict;
@@ -570,6 +610,34 @@ impl Engine {
         verdict
     }
 
+    /// Adds every model pack's score to a verdict and, at or above a pack's threshold, its
+    /// hit, category and action.
+    fn score(&self, verdict: &mut Verdict, msg: &Message, normalised: &str) {
+        for s in &self.scorers {
+            let score = s.model.score(normalised);
+            verdict.scores.push(s.category.clone(), score);
+            if s.shadow || score < s.threshold {
+                continue;
+            }
+            let hit = Hit {
+                rule: Cow::Borrowed(s.rule),
+                category: s.category.clone(),
+                action: s.action,
+                kind: MatchKind::Model,
+                start: 0,
+                end: msg.text.len(),
+                text: msg.text.as_str().into(),
+            };
+            let key = |h: &Hit| (h.start, h.end, h.rule.clone());
+            let at = verdict.hits.partition_point(|h| key(h) < key(&hit));
+            verdict.hits.insert(at, hit);
+            verdict.action = verdict.action.max(s.action);
+            if let Err(at) = verdict.categories.binary_search(&s.category) {
+                verdict.categories.insert(at, s.category.clone());
+            }
+        }
+    }
+
     fn hit(
         &self,
         pack: u32,
@@ -662,6 +730,7 @@ fn kind_rank(k: MatchKind) -> u8 {
         MatchKind::Term => 0,
         MatchKind::Regex => 1,
         MatchKind::Pinyin => 2,
+        MatchKind::Model => 3,
     }
 }
 

@@ -370,6 +370,7 @@ mod tests {
             reasons: vec![],
             recommend: None,
             rules_version: "v".into(),
+            scores: Default::default(),
         }
     }
 

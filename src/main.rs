@@ -175,6 +175,9 @@ enum Command {
         /// Plain logistic regression, without naive-Bayes feature scaling.
         #[arg(long)]
         no_nb: bool,
+        /// Raw n-gram counts, without dividing by the square root of the text's n-grams.
+        #[arg(long)]
+        no_sqrt_len: bool,
         /// Choose the lowest threshold flagging at most this share of the dev negatives.
         #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().max_flag_rate)]
         max_flag_rate: f64,
@@ -446,6 +449,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             l2,
             learning_rate,
             no_nb,
+            no_sqrt_len,
             max_flag_rate,
         } => {
             let opts = qunguard::scorer::train::TrainOptions {
@@ -456,6 +460,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 l2,
                 learning_rate,
                 nb: !no_nb,
+                sqrt_len: !no_sqrt_len,
                 max_flag_rate,
                 ..Default::default()
             };
@@ -502,7 +507,7 @@ fn train(
     println!("figures on {on}:");
     println!("{}", t.figures);
     println!(
-        "threshold = {:.2}   # the lowest flagging at most {:.1}% of the negatives",
+        "threshold = {:.2}   # the lowest flagging at most {:.2}% of the negatives",
         t.threshold,
         100.0 * opts.max_flag_rate
     );

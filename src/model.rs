@@ -157,8 +157,7 @@ impl Serialize for Scores {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for (c, score) in &self.0 {
-            // Four decimals: more is noise to a reader and bytes on every verdict.
-            m.serialize_entry(&**c, &((f64::from(*score) * 1e4).round() / 1e4))?;
+            m.serialize_entry(&**c, score)?;
         }
         m.end()
     }

@@ -77,6 +77,9 @@ pub(crate) struct Features {
     pub min_n: u8,
     /// Longest n-gram, in characters (≤ [`MAX_N`]).
     pub max_n: u8,
+    /// Divide the weighted sum by the square root of the number of n-grams, so a long text
+    /// is not scored more extreme for its length alone.
+    pub sqrt_len: bool,
 }
 
 impl Features {
@@ -173,12 +176,16 @@ impl Model {
     /// The probability-like score of a normalised text, in `0..=1`.
     #[inline]
     pub fn score(&self, normalised: &str) -> f32 {
-        let mut sum: i32 = 0;
+        let (mut sum, mut n) = (0i32, 0u32);
         self.features.for_each(normalised, |b| {
-            // SAFETY-free bounds: `for_each` yields buckets below 2^bits = weights.len().
             sum += i32::from(self.weights[b]);
+            n += 1;
         });
-        let margin = self.bias + self.scale * sum as f32;
+        let mut margin = self.scale * sum as f32;
+        if self.features.sqrt_len && n > 1 {
+            margin /= (n as f32).sqrt();
+        }
+        let margin = self.bias + margin;
         1.0 / (1.0 + (-margin).exp())
     }
 
@@ -188,7 +195,7 @@ impl Model {
     }
 
     /// The file's bytes. Layout, little-endian: `QGSCORE\0`, format version (u32), bucket bits,
-    /// min n, max n, flags (one byte each, flags 0), scale (f32), bias (f32), `2^bits` weights
+    /// min n, max n, flags (one byte each; flag 1: `sqrt_len`), scale (f32), bias (f32), `2^bits` weights
     /// (i8), then the SHA-256 of everything before it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEADER_LEN + self.weights.len() + CHECKSUM_LEN);
@@ -198,7 +205,7 @@ impl Model {
             self.features.bits,
             self.features.min_n,
             self.features.max_n,
-            0,
+            u8::from(self.features.sqrt_len),
         ]);
         b.extend_from_slice(&self.scale.to_le_bytes());
         b.extend_from_slice(&self.bias.to_le_bytes());
@@ -226,9 +233,10 @@ impl Model {
             bits: bytes[12],
             min_n: bytes[13],
             max_n: bytes[14],
+            sqrt_len: bytes[15] & 1 != 0,
         };
         features.check()?;
-        if bytes[15] != 0 {
+        if bytes[15] & !1 != 0 {
             return Err(ModelError::Format(format!("unknown flags {:#x}", bytes[15])));
         }
         let want = HEADER_LEN + (1usize << features.bits) + CHECKSUM_LEN;
@@ -274,6 +282,7 @@ mod tests {
             bits: 10,
             min_n: 1,
             max_n: 3,
+            sqrt_len: true,
         };
         let w: Vec<f64> = (0..1024).map(|i| ((i % 7) as f64 - 3.0) / 10.0).collect();
         Model::quantise(f, -0.25, &w)
@@ -293,6 +302,7 @@ mod tests {
             bits: 16,
             min_n: 1,
             max_n: 4,
+            sqrt_len: false,
         };
         // (text, features): n chars give n + (n-1) + (n-2) + (n-3) n-grams of 1–4 characters.
         for (text, want) in [("", 0), ("a", 1), ("ab", 3), ("abc", 6), ("你好世界吗", 14)] {

@@ -161,6 +161,7 @@ mod tests {
             bits: 10,
             min_n: 1,
             max_n: 2,
+            sqrt_len: false,
         };
         let model = Model::quantise(f, 0.0, &[0.1; 1024]);
         std::fs::write(dir.path().join("m.model"), model.to_bytes()).unwrap();

@@ -36,6 +36,8 @@ pub struct TrainOptions {
     pub l2: f64,
     /// Scale features by their naive-Bayes log-count ratio.
     pub nb: bool,
+    /// Divide each text's features by the square root of its number of n-grams.
+    pub sqrt_len: bool,
     /// Seed of the example order.
     pub seed: u64,
     /// The threshold is the lowest that flags at most this share of the dev negatives.
@@ -48,12 +50,13 @@ impl Default for TrainOptions {
             bits: 20,
             min_n: 1,
             max_n: 3,
-            epochs: 10,
-            learning_rate: 0.02,
+            epochs: 5,
+            learning_rate: 0.2,
             l2: 1e-6,
             nb: true,
+            sqrt_len: true,
             seed: 42,
-            max_flag_rate: 0.02,
+            max_flag_rate: 0.0075,
         }
     }
 }
@@ -77,11 +80,16 @@ fn featurise(features: &Features, norm: &mut Normaliser, text: &str, buf: &mut V
     buf.clear();
     features.for_each(norm.normalise(text), |b| buf.push(b as u32));
     buf.sort_unstable();
+    let one = if features.sqrt_len && buf.len() > 1 {
+        1.0 / (buf.len() as f64).sqrt()
+    } else {
+        1.0
+    };
     let mut out: Sparse = Vec::new();
     for &b in buf.iter() {
         match out.last_mut() {
-            Some((last, n)) if *last == b => *n += 1.0,
-            _ => out.push((b, 1.0)),
+            Some((last, n)) if *last == b => *n += one,
+            _ => out.push((b, one)),
         }
     }
     out
@@ -93,6 +101,7 @@ pub fn train(data: &[Labelled], dev: Option<&[Labelled]>, opts: &TrainOptions) -
         bits: opts.bits,
         min_n: opts.min_n,
         max_n: opts.max_n,
+        sqrt_len: opts.sqrt_len,
     };
     let buckets = 1usize << opts.bits;
     let mut norm = Normaliser::default();

@@ -614,7 +614,9 @@ impl Engine {
     /// hit, category and action.
     fn score(&self, verdict: &mut Verdict, msg: &Message, normalised: &str) {
         for s in &self.scorers {
-            let score = s.model.score(normalised);
+            // Four decimals, before the threshold is applied: more is noise to a reader and
+            // bytes on every verdict, and the verdict then shows exactly what was compared.
+            let score = (s.model.score(normalised) * 1e4).round() / 1e4;
             verdict.scores.push(s.category.clone(), score);
             if s.shadow || score < s.threshold {
                 continue;

@@ -428,7 +428,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "model pack {}: threshold {}{}",
                     s.name,
                     s.threshold,
-                    if s.shadow { ", shadow (score only)" } else { "" }
+                    if s.shadow {
+                        ", shadow (score only)"
+                    } else {
+                        ""
+                    }
                 );
             }
             println!(
@@ -485,8 +489,8 @@ fn train(
 ) -> anyhow::Result<()> {
     use qunguard::scorer::{data::read, train::train};
     anyhow::ensure!(
-        (10..=24).contains(&opts.bits) && (1..=6).contains(&opts.max_n),
-        "--bits must be 10..=24 and --max-n 1..=6"
+        (10..=24).contains(&opts.bits) && (1..=3).contains(&opts.max_n),
+        "--bits must be 10..=24 and --max-n 1..=3"
     );
     let rows = read(data)?;
     let dev_rows = dev.map(read).transpose()?;
@@ -494,7 +498,11 @@ fn train(
     std::fs::write(out, t.model.to_bytes())
         .with_context(|| format!("cannot write the model to {}", out.display()))?;
     let on = match dev {
-        Some(d) => format!("dev {} ({} texts)", d.display(), dev_rows.as_ref().map_or(0, Vec::len)),
+        Some(d) => format!(
+            "dev {} ({} texts)",
+            d.display(),
+            dev_rows.as_ref().map_or(0, Vec::len)
+        ),
         None => "the training data (no --dev: optimistic)".into(),
     };
     println!(
@@ -507,7 +515,7 @@ fn train(
     println!("figures on {on}:");
     println!("{}", t.figures);
     println!(
-        "threshold = {:.2}   # the lowest flagging at most {:.2}% of the negatives",
+        "threshold = {}   # the lowest flagging at most {:.2}% of the negatives",
         t.threshold,
         100.0 * opts.max_flag_rate
     );

@@ -127,37 +127,49 @@ pub struct Verdict {
 }
 
 /// Model scores of a verdict by category, written as a JSON object `{"offensive": 0.87}`.
-/// A short list rather than a map: a verdict holds one score per model pack, usually one.
+/// The first score is kept inline: a verdict usually holds one (one model pack), and a list
+/// allocated for it on every message cost more than scoring.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Scores(Vec<(Arc<str>, f32)>);
+pub struct Scores {
+    first: Option<(Cow<'static, str>, f32)>,
+    more: Vec<(Cow<'static, str>, f32)>,
+}
 
 impl Scores {
     /// True when there are no scores.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.first.is_none()
     }
 
     /// The score of `category`, if a model pack gave one.
     pub fn get(&self, category: &str) -> Option<f32> {
-        self.0.iter().find(|(c, _)| &**c == category).map(|s| s.1)
+        self.iter().find(|(c, _)| *c == category).map(|s| s.1)
     }
 
     /// (category, score) pairs in model-pack order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f32)> {
-        self.0.iter().map(|(c, s)| (&**c, *s))
+        self.first
+            .iter()
+            .chain(&self.more)
+            .map(|(c, s)| (c.as_ref(), *s))
     }
 
-    pub(crate) fn push(&mut self, category: Arc<str>, score: f32) {
-        self.0.push((category, score));
+    pub(crate) fn push(&mut self, category: &'static str, score: f32) {
+        let entry = (Cow::Borrowed(category), score);
+        if self.first.is_none() {
+            self.first = Some(entry);
+        } else {
+            self.more.push(entry);
+        }
     }
 }
 
 impl Serialize for Scores {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (c, score) in &self.0 {
-            m.serialize_entry(&**c, score)?;
+        let mut m = s.serialize_map(None)?;
+        for (c, score) in self.iter() {
+            m.serialize_entry(c, &score)?;
         }
         m.end()
     }
@@ -165,8 +177,12 @@ impl Serialize for Scores {
 
 impl<'de> Deserialize<'de> for Scores {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let m = std::collections::BTreeMap::<Arc<str>, f32>::deserialize(d)?;
-        Ok(Scores(m.into_iter().collect()))
+        let m = std::collections::BTreeMap::<String, f32>::deserialize(d)?;
+        let mut all = m.into_iter().map(|(c, s)| (Cow::Owned(c), s));
+        Ok(Scores {
+            first: all.next(),
+            more: all.collect(),
+        })
     }
 }
 

@@ -314,7 +314,10 @@ impl RuleSet {
 
     /// Adds model packs, checking that their names are not used by another pack and their
     /// categories not by another model pack.
-    pub fn with_models(mut self, models: Vec<crate::scorer::ModelPack>) -> Result<RuleSet, RuleError> {
+    pub fn with_models(
+        mut self,
+        models: Vec<crate::scorer::ModelPack>,
+    ) -> Result<RuleSet, RuleError> {
         for (i, m) in models.iter().enumerate() {
             let earlier = &models[..i];
             let clash = self

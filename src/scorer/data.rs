@@ -101,7 +101,12 @@ fn read_jsonl(bytes: &[u8]) -> Result<Vec<Labelled>, (u64, String)> {
             serde_json::Value::Number(x) if x.as_u64() == Some(0) => Label::Negative,
             serde_json::Value::Number(x) if x.as_u64() == Some(1) => Label::Positive,
             serde_json::Value::String(s) => Label::parse(s),
-            other => return Err((n, format!("label {other} is not 0, 1, a bool or a category"))),
+            other => {
+                return Err((
+                    n,
+                    format!("label {other} is not 0, 1, a bool or a category"),
+                ));
+            }
         };
         out.push(Labelled {
             text: row.text,
@@ -115,7 +120,11 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Labelled>, (Option<u64>, String)> {
     let mut r = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
     let line = |e: &csv::Error| e.position().map(|p| p.line());
     let headers = r.headers().map_err(|e| (line(&e), e.to_string()))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
     let (Some(text), Some(label)) = (col("text"), col("label")) else {
         return Err((
             Some(1),
@@ -166,7 +175,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
             ("x.csv", "a,b\n1,2\n", "no `text` and `label`"),
-            ("y.jsonl", "{\"text\":\"a\",\"label\":1}\n{\"text\":1}\n", ":2:"),
+            (
+                "y.jsonl",
+                "{\"text\":\"a\",\"label\":1}\n{\"text\":1}\n",
+                ":2:",
+            ),
             ("z.jsonl", "{\"text\":\"a\",\"label\":[1]}\n", "is not 0, 1"),
             ("e.csv", "text,label\n", "no labelled rows"),
         ];
@@ -176,7 +189,9 @@ mod tests {
             let e = read(&p).unwrap_err().to_string();
             assert!(e.contains(needle) && e.contains(name), "{name}: {e}");
         }
-        let e = read(&dir.path().join("missing.csv")).unwrap_err().to_string();
+        let e = read(&dir.path().join("missing.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot read"), "{e}");
     }
 }

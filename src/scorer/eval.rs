@@ -25,7 +25,11 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 fn f1(p: f64, r: f64) -> f64 {
-    if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+    if p + r == 0.0 {
+        0.0
+    } else {
+        2.0 * p * r / (p + r)
+    }
 }
 
 impl Counts {
@@ -56,7 +60,10 @@ impl Counts {
     }
     /// Mean of both classes' F1.
     pub fn macro_f1(&self) -> f64 {
-        let neg = f1(ratio(self.tn, self.tn + self.fn_), ratio(self.tn, self.tn + self.fp));
+        let neg = f1(
+            ratio(self.tn, self.tn + self.fn_),
+            ratio(self.tn, self.tn + self.fp),
+        );
         (self.f1() + neg) / 2.0
     }
     /// Negatives flagged, as a share of the negatives.
@@ -120,7 +127,7 @@ impl fmt::Display for BinaryFigures {
         )?;
         write!(
             f,
-            "at threshold {:.2}: flagged {:.2}% of negatives and {:.2}% of positives; accuracy {:.4}, macro-F1 {:.4}, precision {:.4}",
+            "at threshold {}: flagged {:.2}% of negatives and {:.2}% of positives; accuracy {:.4}, macro-F1 {:.4}, precision {:.4}",
             self.threshold,
             100.0 * a.flag_rate_negatives(),
             100.0 * a.recall(),
@@ -140,9 +147,12 @@ fn auc(scored: &[(f32, bool)]) -> f64 {
     let mut i = 0;
     while i < s.len() {
         let j = i + s[i..].iter().take_while(|x| x.0 == s[i].0).count();
-        let (pos, neg) = s[i..j].iter().fold((0, 0), |(p, n), x| {
-            if x.1 { (p + 1, n) } else { (p, n + 1) }
-        });
+        let (pos, neg) = s[i..j].iter().fold(
+            (0, 0),
+            |(p, n), x| {
+                if x.1 { (p + 1, n) } else { (p, n + 1) }
+            },
+        );
         sum += pos as f64 * (neg_below as f64 + neg as f64 / 2.0);
         neg_below += neg;
         i = j;
@@ -304,7 +314,7 @@ impl fmt::Display for Report {
             head(f, "threshold")?;
             for (t, c) in &s.points {
                 let mark = if *t == s.figures.threshold { " *" } else { "" };
-                line(f, &format!("{t:.2}{mark}"), c)?;
+                line(f, &format!("{t:.3}{mark}"), c)?;
             }
         }
         Ok(())
@@ -318,7 +328,13 @@ mod tests {
     #[test]
     fn figures_of_a_small_table() {
         // (score, positive)
-        let s = [(0.9, true), (0.8, false), (0.7, true), (0.2, false), (0.1, false)];
+        let s = [
+            (0.9, true),
+            (0.8, false),
+            (0.7, true),
+            (0.2, false),
+            (0.1, false),
+        ];
         let f = BinaryFigures::new(&s, 0.75);
         assert_eq!(
             f.at,

@@ -18,6 +18,7 @@ pub use pack::ModelPack;
 pub(crate) use pack::is_model_pack;
 
 use crate::model::Action;
+use crate::screen::dense;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub struct Scorer {
     pub shadow: bool,
     /// The rule id of its hits: `NAME:model`.
     pub(crate) rule: &'static str,
+    /// The category interned: putting it in `scores` copies a pointer (an `Arc` clone on
+    /// every verdict would contend for one counter across workers).
+    pub(crate) key: &'static str,
     pub(crate) model: Arc<Model>,
 }
 
@@ -45,13 +49,25 @@ const MAGIC: &[u8; 8] = b"QGSCORE\0";
 /// Bumped when the file layout or the feature hashing changes: a model trained for another
 /// version would score garbage, so it is rejected instead.
 const FORMAT_VERSION: u32 = 1;
-/// Header: magic, version, bits, min_n, max_n, flags, scale, bias.
-const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 4;
+/// Header: magic, version, bits, min_n, max_n, flags, scale, bias, encoding fingerprint.
+const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 4 + 8;
 const CHECKSUM_LEN: usize = 32;
-/// Longest n-gram a model may use: the feature window is kept in a fixed array.
-pub(crate) const MAX_N: usize = 6;
+/// Longest n-gram a model may use.
+pub(crate) const MAX_N: usize = 3;
 /// Bucket bits a model file may declare (2^10 to 2^24 weights).
 const BITS: std::ops::RangeInclusive<u8> = 10..=24;
+
+/// Per n-gram length: mixed into its key, so n-grams of different lengths hash apart.
+const SALT: [u64; MAX_N + 1] = [
+    0,
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+];
+/// Mixes the third character into a trigram's key.
+const MIX3: u64 = 0x517c_c1b7_2722_0a95;
+/// The final multiply: its top bits are the bucket.
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Why a model file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,31 +99,35 @@ pub(crate) struct Features {
 }
 
 impl Features {
-    /// Calls `f(bucket)` for every n-gram occurrence (`min_n..=max_n` characters) of `text`.
+    /// Calls `f(bucket)` for every n-gram occurrence (`min_n..=max_n` characters) of a
+    /// normalised text.
+    pub fn for_each(&self, normalised: &str, f: impl FnMut(usize)) {
+        self.for_each_dense(&dense::encode(normalised), f)
+    }
+
+    /// Like [`Features::for_each`], on the text in the matcher's dense encoding: what the
+    /// engine holds for every message. Characters are hashed by their codes there, undecoded.
     #[inline]
-    pub fn for_each(&self, text: &str, mut f: impl FnMut(usize)) {
-        // window[k]: the character k positions back from the current one.
-        let mut window = [0u32; MAX_N];
-        let max_n = self.max_n as usize;
-        let min_n = self.min_n as usize;
+    pub fn for_each_dense(&self, dense: &[u8], mut f: impl FnMut(usize)) {
+        let (min_n, max_n) = (self.min_n as usize, self.max_n as usize);
         let shift = 64 - u32::from(self.bits);
-        let mut filled = 0;
-        for c in text.chars() {
-            window.copy_within(0..MAX_N - 1, 1);
-            window[0] = c as u32;
+        // The previous two characters' codes.
+        let (mut p1, mut p2, mut filled) = (0u64, 0u64, 0usize);
+        dense::for_each_code(dense, |u| {
+            let u = u64::from(u);
             filled = (filled + 1).min(max_n);
-            // Going back from the current character extends the n-gram by one each step, so
-            // every n-gram ending here costs one mix.
-            let mut h: u64 = 0x243f_6a88_85a3_08d3;
-            for (k, &c) in window[..filled].iter().enumerate() {
-                h = (h.rotate_left(5) ^ u64::from(c)).wrapping_mul(0x517c_c1b7_2722_0a95);
-                if k + 1 >= min_n {
-                    // A last multiply spreads the low bits the character went into up to the
-                    // top bits the bucket is cut from.
-                    f(((h ^ (k as u64 + 1)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize);
-                }
+            // A code fits 32 bits, so unigrams and bigrams are keyed exactly; a trigram mixes
+            // the third character in.
+            let k2 = (p1 << 32) | u;
+            let keys = [0, u, k2, k2 ^ p2.wrapping_mul(MIX3)];
+            for n in min_n..=filled {
+                let k = keys[n] ^ SALT[n];
+                // Fold the high bits down before the multiply, which only carries upwards.
+                let k = k ^ (k >> 29);
+                f((k.wrapping_mul(SPREAD) >> shift) as usize);
             }
-        }
+            (p2, p1) = (p1, u);
+        });
     }
 
     fn check(&self) -> Result<(), ModelError> {
@@ -174,10 +194,16 @@ impl Model {
     }
 
     /// The probability-like score of a normalised text, in `0..=1`.
-    #[inline]
     pub fn score(&self, normalised: &str) -> f32 {
+        self.score_dense(&dense::encode(normalised))
+    }
+
+    /// The score of a normalised text in the matcher's dense encoding: what the engine holds
+    /// for every message, so scoring needs no UTF-8 copy.
+    #[inline]
+    pub(crate) fn score_dense(&self, dense: &[u8]) -> f32 {
         let (mut sum, mut n) = (0i32, 0u32);
-        self.features.for_each(normalised, |b| {
+        self.features.for_each_dense(dense, |b| {
             sum += i32::from(self.weights[b]);
             n += 1;
         });
@@ -195,8 +221,9 @@ impl Model {
     }
 
     /// The file's bytes. Layout, little-endian: `QGSCORE\0`, format version (u32), bucket bits,
-    /// min n, max n, flags (one byte each; flag 1: `sqrt_len`), scale (f32), bias (f32), `2^bits` weights
-    /// (i8), then the SHA-256 of everything before it.
+    /// min n, max n, flags (one byte each; flag 1: `sqrt_len`), scale (f32), bias (f32), the
+    /// first 8 bytes of the matcher encoding's fingerprint (characters are hashed by their codes
+    /// in it), `2^bits` weights (i8), then the SHA-256 of everything before it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEADER_LEN + self.weights.len() + CHECKSUM_LEN);
         b.extend_from_slice(MAGIC);
@@ -209,6 +236,7 @@ impl Model {
         ]);
         b.extend_from_slice(&self.scale.to_le_bytes());
         b.extend_from_slice(&self.bias.to_le_bytes());
+        b.extend_from_slice(&dense::codes_digest()[..8]);
         b.extend(self.weights.iter().map(|&w| w as u8));
         let sum = Sha256::digest(&b);
         b.extend_from_slice(&sum);
@@ -237,7 +265,10 @@ impl Model {
         };
         features.check()?;
         if bytes[15] & !1 != 0 {
-            return Err(ModelError::Format(format!("unknown flags {:#x}", bytes[15])));
+            return Err(ModelError::Format(format!(
+                "unknown flags {:#x}",
+                bytes[15]
+            )));
         }
         let want = HEADER_LEN + (1usize << features.bits) + CHECKSUM_LEN;
         if bytes.len() != want {
@@ -252,6 +283,13 @@ impl Model {
         }
         let f32_at = |i: usize| f32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
         let (scale, bias) = (f32_at(16), f32_at(20));
+        if bytes[24..32] != dense::codes_digest()[..8] {
+            return Err(ModelError::Format(
+                "it was trained for another build's character encoding; retrain it with \
+                 `qunguard train` using this build"
+                    .into(),
+            ));
+        }
         if !scale.is_finite() || !bias.is_finite() || scale <= 0.0 {
             return Err(ModelError::Format(format!(
                 "scale {scale} / bias {bias} are not usable numbers"
@@ -296,16 +334,37 @@ mod tests {
         assert_eq!(back.score("你好世界"), m.score("你好世界"));
     }
 
+    /// Characters are hashed by their codes in the dense encoding: one code per character,
+    /// the same code for the same character, different codes for different ones, whatever the
+    /// code's length and wherever the message ends.
+    #[test]
+    fn every_character_gets_one_code_of_its_own() {
+        // One-byte (frequent Han, ASCII), two-byte and four-byte (rare Han, other scripts,
+        // supplementary planes) codes, in every order and at the end of the text.
+        let text = "的是a1你好世界龘靐齉ñé𠀀𠀁x的龘";
+        for start in 0..text.chars().count() {
+            let s: String = text.chars().skip(start).collect();
+            let mut codes = Vec::new();
+            dense::for_each_code(&dense::encode(&s), |c| codes.push(c));
+            assert_eq!(codes.len(), s.chars().count(), "{s}");
+            for (a, ca) in s.chars().zip(&codes) {
+                for (b, cb) in s.chars().zip(&codes) {
+                    assert_eq!(a == b, ca == cb, "{a} {b} in {s}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_ngram_occurrence_is_one_feature() {
         let f = Features {
             bits: 16,
             min_n: 1,
-            max_n: 4,
+            max_n: 3,
             sqrt_len: false,
         };
-        // (text, features): n chars give n + (n-1) + (n-2) + (n-3) n-grams of 1–4 characters.
-        for (text, want) in [("", 0), ("a", 1), ("ab", 3), ("abc", 6), ("你好世界吗", 14)] {
+        // (text, features): n chars give n + (n-1) + (n-2) n-grams of 1–3 characters.
+        for (text, want) in [("", 0), ("a", 1), ("ab", 3), ("abc", 6), ("你好世界吗", 12)] {
             let mut n = 0;
             f.for_each(text, |b| {
                 assert!(b < 1 << 16);
@@ -334,12 +393,18 @@ mod tests {
         version[8] = 9;
         let mut bits = good.clone();
         bits[12] = 40;
+        let mut encoding = good.clone();
+        encoding[24] ^= 1;
+        let sum = Sha256::digest(&encoding[..encoding.len() - CHECKSUM_LEN]);
+        let at = encoding.len() - CHECKSUM_LEN;
+        encoding[at..].copy_from_slice(&sum);
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (Vec::new(), "does not start with the model header"),
             (b"category = \"x\"\n".to_vec(), "model header"),
             (good[..good.len() - 1].to_vec(), "truncated"),
             (version, "format version 9"),
             (bits, "bucket bits"),
+            (encoding, "another build's character encoding"),
             (flip(HEADER_LEN + 100), "checksum"),
             (flip(good.len() - 1), "checksum"),
         ];

@@ -143,9 +143,18 @@ mod tests {
     fn only_a_top_level_model_key_makes_a_model_pack() {
         // (source, is a model pack)
         let cases = [
-            ("category = \"x\"\naction = \"review\"\nmodel = \"m\"\nthreshold = 0.5\n", true),
-            ("category = \"x\"\naction = \"review\"\nwords = [\"model\"]\n", false),
-            ("category = \"x\"\naction = \"review\"\nwords = [\"a\"]\n", false),
+            (
+                "category = \"x\"\naction = \"review\"\nmodel = \"m\"\nthreshold = 0.5\n",
+                true,
+            ),
+            (
+                "category = \"x\"\naction = \"review\"\nwords = [\"model\"]\n",
+                false,
+            ),
+            (
+                "category = \"x\"\naction = \"review\"\nwords = [\"a\"]\n",
+                false,
+            ),
             ("model = [broken", false),
         ];
         for (src, want) in cases {
@@ -168,16 +177,37 @@ mod tests {
         std::fs::write(dir.path().join("bad.model"), b"not a model").unwrap();
         let pack = |rest: &str| format!("category = \"offensive\"\naction = \"review\"\n{rest}");
         let cases = [
-            (pack("model = \"m.model\"\nthreshold = 0\n"), "threshold", "outside (0, 1]"),
-            (pack("model = \"m.model\"\nthreshold = 0.5\nwords = [\"x\"]\n"), "", "unknown field `words`"),
-            (pack("model = \"m.model\"\n"), "", "missing field `threshold`"),
             (
-                "category = \"o\"\naction = \"allow\"\nmodel = \"m.model\"\nthreshold = 0.5\n".into(),
+                pack("model = \"m.model\"\nthreshold = 0\n"),
+                "threshold",
+                "outside (0, 1]",
+            ),
+            (
+                pack("model = \"m.model\"\nthreshold = 0.5\nwords = [\"x\"]\n"),
+                "",
+                "unknown field `words`",
+            ),
+            (
+                pack("model = \"m.model\"\n"),
+                "",
+                "missing field `threshold`",
+            ),
+            (
+                "category = \"o\"\naction = \"allow\"\nmodel = \"m.model\"\nthreshold = 0.5\n"
+                    .into(),
                 "action",
                 "cannot allow",
             ),
-            (pack("model = \"gone.model\"\nthreshold = 0.5\n"), "", "gone.model: cannot read the model file"),
-            (pack("model = \"bad.model\"\nthreshold = 0.5\n"), "", "bad.model: not a qunguard model file"),
+            (
+                pack("model = \"gone.model\"\nthreshold = 0.5\n"),
+                "",
+                "gone.model: cannot read the model file",
+            ),
+            (
+                pack("model = \"bad.model\"\nthreshold = 0.5\n"),
+                "",
+                "bad.model: not a qunguard model file",
+            ),
         ];
         let path = dir.path().join("offensive.toml");
         for (src, key, needle) in &cases {
@@ -186,9 +216,15 @@ mod tests {
             assert!(e.to_string().contains(needle), "{src}: {e}");
             assert!(e.to_string().contains("fix:"), "{e}");
         }
-        let ok = ModelPack::parse(&path, &pack("model = \"m.model\"\nthreshold = 0.7\nshadow = true\n"))
-            .unwrap();
-        assert_eq!((ok.threshold, ok.shadow, ok.action), (0.7, true, Action::Review));
+        let ok = ModelPack::parse(
+            &path,
+            &pack("model = \"m.model\"\nthreshold = 0.7\nshadow = true\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.threshold, ok.shadow, ok.action),
+            (0.7, true, Action::Review)
+        );
         assert_eq!(*ok.model, model);
     }
 }

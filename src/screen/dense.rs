@@ -270,6 +270,64 @@ pub(crate) fn chars(dense: &[u8]) -> impl Iterator<Item = (usize, usize, char)> 
     })
 }
 
+/// Per encoded byte: the length of the code it leads (trail bytes never lead; they get 1).
+const CODE_LEN: [u8; 256] = {
+    let mut l = [1u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        l[b] = match b as u8 {
+            LEAD2_FIRST..=LEAD2_LAST => 2,
+            0xF8.. => 4,
+            _ => 1,
+        };
+        b += 1;
+    }
+    l
+};
+
+/// Calls `f` with each character of one encoded message as its code's bytes packed into a
+/// `u32`, without decoding it: distinct characters give distinct values. For the learned
+/// scorer, which only hashes characters; decoding (a table per code length, a branch each)
+/// cost it more than the hashing.
+#[inline]
+pub(crate) fn for_each_code(dense: &[u8], mut f: impl FnMut(u32)) {
+    let mut d = 0;
+    // Four bytes are read at a time; the last few characters are read from a padded copy.
+    while d + 4 <= dense.len() {
+        // Computed, not looked up: where the next character starts waits on this.
+        let b = dense[d];
+        let len = 1 + usize::from(b >= LEAD2_FIRST) + 2 * usize::from(b > LEAD2_LAST);
+        let w = u32::from_be_bytes(dense[d..d + 4].try_into().expect("four bytes"));
+        f(w >> (32 - 8 * len as u32));
+        d += len;
+    }
+    let mut tail = [0u8; 4];
+    tail[..dense.len() - d].copy_from_slice(&dense[d..]);
+    let mut t = 0;
+    while d + t < dense.len() {
+        let len = usize::from(CODE_LEN[usize::from(tail[t])]);
+        let mut w = [0u8; 4];
+        w[..4 - t].copy_from_slice(&tail[t..]);
+        f(u32::from_be_bytes(w) >> (32 - 8 * len as u32));
+        t += len;
+    }
+}
+
+/// Fingerprint of the short-code assignment: what [`for_each_code`] yields for a character
+/// depends on it, so a model that hashed codes records it and is refused under another one.
+pub(crate) fn codes_digest() -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    static DIGEST: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *DIGEST.get_or_init(|| {
+        let mut h = Sha256::new();
+        for &(c, k) in &codes().coded {
+            h.update(u32::from(c).to_le_bytes());
+            h.update(k.to_le_bytes());
+        }
+        h.finalize().into()
+    })
+}
+
 /// Decodes encoded text back to its characters.
 pub(crate) fn decode_chars(dense: &[u8]) -> Vec<char> {
     chars(dense).map(|(_, _, c)| c).collect()

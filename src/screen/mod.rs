@@ -246,6 +246,7 @@ impl Engine {
                 threshold: m.threshold,
                 shadow: m.shadow,
                 rule: intern(&format!("{}:model", m.name)),
+                key: intern(&m.category),
                 model: m.model.clone(),
             });
             summary.push(PackSummary {
@@ -375,8 +376,7 @@ impl Engine {
     ) {
         assert_eq!(dst.len(), msgs.len(), "one output slot per message");
         w.norm.clear();
-        // Model packs score the UTF-8 normalised text, so it is written for them too.
-        w.norm.dense_only = !with_text && self.scorers.is_empty();
+        w.norm.dense_only = !with_text;
         for (i, m) in msgs.iter().enumerate() {
             // Each text is its own allocation, so the hardware cannot guess the next one: ask
             // for a text a few messages ahead while this one is normalised.
@@ -452,7 +452,7 @@ impl Engine {
             );
             (r, p) = (r_end, p_end);
             if !self.scorers.is_empty() {
-                self.score(&mut v, m, norm.message(i));
+                self.score(&mut v, m, norm.dense_message(i));
             }
             slot.write(out(v, m, norm.message(i)));
         }
@@ -612,12 +612,12 @@ impl Engine {
 
     /// Adds every model pack's score to a verdict and, at or above a pack's threshold, its
     /// hit, category and action.
-    fn score(&self, verdict: &mut Verdict, msg: &Message, normalised: &str) {
+    fn score(&self, verdict: &mut Verdict, msg: &Message, dense_text: &[u8]) {
         for s in &self.scorers {
             // Four decimals, before the threshold is applied: more is noise to a reader and
             // bytes on every verdict, and the verdict then shows exactly what was compared.
-            let score = (s.model.score(normalised) * 1e4).round() / 1e4;
-            verdict.scores.push(s.category.clone(), score);
+            let score = (s.model.score_dense(dense_text) * 1e4).round() / 1e4;
+            verdict.scores.push(s.key, score);
             if s.shadow || score < s.threshold {
                 continue;
             }

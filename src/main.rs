@@ -163,6 +163,9 @@ enum Command {
         /// log2 of the number of feature buckets (20 → a 1 MiB model).
         #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().bits)]
         bits: u8,
+        /// Shortest character n-gram.
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().min_n)]
+        min_n: u8,
         /// Longest character n-gram.
         #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().max_n)]
         max_n: u8,
@@ -449,6 +452,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             epochs,
             bits,
+            min_n,
             max_n,
             l2,
             learning_rate,
@@ -460,13 +464,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed,
                 epochs,
                 bits,
+                min_n,
                 max_n,
                 l2,
                 learning_rate,
                 nb: !no_nb,
                 sqrt_len: !no_sqrt_len,
                 max_flag_rate,
-                ..Default::default()
             };
             train(&data, dev.as_deref(), &out, &opts)
         }
@@ -489,8 +493,10 @@ fn train(
 ) -> anyhow::Result<()> {
     use qunguard::scorer::{data::read, train::train};
     anyhow::ensure!(
-        (10..=24).contains(&opts.bits) && (1..=3).contains(&opts.max_n),
-        "--bits must be 10..=24 and --max-n 1..=3"
+        (10..=24).contains(&opts.bits)
+            && (1..=3).contains(&opts.max_n)
+            && (1..=opts.max_n).contains(&opts.min_n),
+        "--bits must be 10..=24, --max-n 1..=3 and --min-n 1..=max-n"
     );
     let rows = read(data)?;
     let dev_rows = dev.map(read).transpose()?;

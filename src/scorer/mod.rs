@@ -200,13 +200,70 @@ impl Model {
 
     /// The score of a normalised text in the matcher's dense encoding: what the engine holds
     /// for every message, so scoring needs no UTF-8 copy.
-    #[inline]
     pub(crate) fn score_dense(&self, dense: &[u8]) -> f32 {
+        let mut out = [0.0];
+        self.score_dense_many(&[dense], &mut out);
+        out[0]
+    }
+
+    /// Scores several texts (dense encoding) into `out`.
+    pub(crate) fn score_dense_many(&self, texts: &[&[u8]], out: &mut [f32]) {
+        assert_eq!(texts.len(), out.len(), "one score per text");
+        for (t, o) in texts.iter().zip(out) {
+            let f = &self.features;
+            // The n-gram range as constants: the loop over lengths unrolls and the keys stay
+            // in registers (a loop over a key array cost a third of the time).
+            let (sum, n) = match (f.min_n, f.max_n) {
+                (1, 1) => self.sum::<1, 1>(t),
+                (1, 2) => self.sum::<1, 2>(t),
+                (1, 3) => self.sum::<1, 3>(t),
+                (2, 2) => self.sum::<2, 2>(t),
+                (2, 3) => self.sum::<2, 3>(t),
+                _ => self.sum::<3, 3>(t),
+            };
+            *o = self.probability(sum, n);
+        }
+    }
+
+    /// The weights of the n-grams of `dense` summed, and their number: what
+    /// [`Features::for_each_dense`] yields for `MIN..=MAX`, weighed.
+    #[inline]
+    fn sum<const MIN: usize, const MAX: usize>(&self, dense: &[u8]) -> (i32, u32) {
+        let shift = 64 - u32::from(self.features.bits);
+        let weights = &self.weights[..];
+        debug_assert_eq!(weights.len(), 1 << self.features.bits);
         let (mut sum, mut n) = (0i32, 0u32);
-        self.features.for_each_dense(dense, |b| {
-            sum += i32::from(self.weights[b]);
-            n += 1;
-        });
+        let (mut p1, mut p2, mut filled) = (0u64, 0u64, 0usize);
+        let mut d = 0;
+        while d < dense.len() {
+            let (code, len) = dense::code_at(dense, d);
+            d += len;
+            let u = u64::from(code);
+            filled += 1;
+            let k2 = (p1 << 32) | u;
+            for (k, salt) in SALT.iter().enumerate().take(MAX + 1).skip(MIN) {
+                if k > filled {
+                    break;
+                }
+                let key = match k {
+                    1 => u,
+                    2 => k2,
+                    _ => k2 ^ p2.wrapping_mul(MIX3),
+                };
+                let x = key ^ salt;
+                let x = x ^ (x >> 29);
+                let bucket = (x.wrapping_mul(SPREAD) >> shift) as usize;
+                // SAFETY: `bucket` is the top `bits` bits of a u64, below 2^bits, and a model
+                // holds exactly 2^bits weights (checked when read or built).
+                sum += i32::from(unsafe { *weights.get_unchecked(bucket) });
+                n += 1;
+            }
+            (p2, p1) = (p1, u);
+        }
+        (sum, n)
+    }
+
+    fn probability(&self, sum: i32, n: u32) -> f32 {
         let mut margin = self.scale * sum as f32;
         if self.features.sqrt_len && n > 1 {
             margin /= (n as f32).sqrt();
@@ -332,6 +389,54 @@ mod tests {
         let back = Model::from_bytes(&m.to_bytes()).unwrap();
         assert_eq!(back, m);
         assert_eq!(back.score("你好世界"), m.score("你好世界"));
+    }
+
+    /// Texts scored in a batch score as the features the training saw say,
+    /// whatever their lengths and order, for every n-gram range.
+    #[test]
+    fn lockstep_scoring_equals_scoring_the_features() {
+        let texts = [
+            "",
+            "的",
+            "ab",
+            "的是a1你好世界龘靐齉ñé𠀀𠀁x的龘",
+            "龘",
+            "𠀀",
+            "你好",
+            "abc",
+            "一二三四五六七八九十",
+        ];
+        for (min_n, max_n) in [(1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)] {
+            let f = Features {
+                bits: 12,
+                min_n,
+                max_n,
+                sqrt_len: true,
+            };
+            let w: Vec<f64> = (0..4096)
+                .map(|i| ((i * 37 % 255) as f64 - 127.0) / 100.0)
+                .collect();
+            let m = Model::quantise(f, 0.1, &w);
+            let dense: Vec<Vec<u8>> = texts.iter().map(|t| dense::encode(t)).collect();
+            let want: Vec<f32> = dense
+                .iter()
+                .map(|d| {
+                    let (mut sum, mut n) = (0i32, 0u32);
+                    f.for_each_dense(d, |b| {
+                        sum += i32::from(m.weights[b]);
+                        n += 1;
+                    });
+                    m.probability(sum, n)
+                })
+                .collect();
+            let refs: Vec<&[u8]> = dense.iter().map(Vec::as_slice).collect();
+            let mut got = vec![0.0; refs.len()];
+            m.score_dense_many(&refs, &mut got);
+            assert_eq!(got, want, "{min_n}..={max_n}");
+            for (d, w) in refs.iter().zip(&want) {
+                assert_eq!(m.score_dense(d), *w);
+            }
+        }
     }
 
     /// Characters are hashed by their codes in the dense encoding: one code per character,

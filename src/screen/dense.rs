@@ -270,46 +270,34 @@ pub(crate) fn chars(dense: &[u8]) -> impl Iterator<Item = (usize, usize, char)> 
     })
 }
 
-/// Per encoded byte: the length of the code it leads (trail bytes never lead; they get 1).
-const CODE_LEN: [u8; 256] = {
-    let mut l = [1u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        l[b] = match b as u8 {
-            LEAD2_FIRST..=LEAD2_LAST => 2,
-            0xF8.. => 4,
-            _ => 1,
-        };
-        b += 1;
-    }
-    l
-};
+/// The code of the character starting at `dense[d]`, its bytes packed into a `u32` (distinct
+/// characters give distinct values), and its length. For the learned scorer, which only hashes
+/// characters: decoding them (a table per code length, a branch each) cost it more than the
+/// hashing.
+#[inline(always)]
+pub(crate) fn code_at(dense: &[u8], d: usize) -> (u32, usize) {
+    // Computed, not looked up: where the next character starts waits on this.
+    let b = dense[d];
+    let len = 1 + usize::from(b >= LEAD2_FIRST) + 2 * usize::from(b > LEAD2_LAST);
+    let w = match dense.get(d..d + 4) {
+        Some(w) => u32::from_be_bytes(w.try_into().expect("four bytes")),
+        None => {
+            let mut w = [0u8; 4];
+            w[..dense.len() - d].copy_from_slice(&dense[d..]);
+            u32::from_be_bytes(w)
+        }
+    };
+    (w >> (32 - 8 * len as u32), len)
+}
 
-/// Calls `f` with each character of one encoded message as its code's bytes packed into a
-/// `u32`, without decoding it: distinct characters give distinct values. For the learned
-/// scorer, which only hashes characters; decoding (a table per code length, a branch each)
-/// cost it more than the hashing.
+/// Calls `f` with the code ([`code_at`]) of each character of one encoded message.
 #[inline]
 pub(crate) fn for_each_code(dense: &[u8], mut f: impl FnMut(u32)) {
     let mut d = 0;
-    // Four bytes are read at a time; the last few characters are read from a padded copy.
-    while d + 4 <= dense.len() {
-        // Computed, not looked up: where the next character starts waits on this.
-        let b = dense[d];
-        let len = 1 + usize::from(b >= LEAD2_FIRST) + 2 * usize::from(b > LEAD2_LAST);
-        let w = u32::from_be_bytes(dense[d..d + 4].try_into().expect("four bytes"));
-        f(w >> (32 - 8 * len as u32));
+    while d < dense.len() {
+        let (code, len) = code_at(dense, d);
+        f(code);
         d += len;
-    }
-    let mut tail = [0u8; 4];
-    tail[..dense.len() - d].copy_from_slice(&dense[d..]);
-    let mut t = 0;
-    while d + t < dense.len() {
-        let len = usize::from(CODE_LEN[usize::from(tail[t])]);
-        let mut w = [0u8; 4];
-        w[..4 - t].copy_from_slice(&tail[t..]);
-        f(u32::from_be_bytes(w) >> (32 - 8 * len as u32));
-        t += len;
     }
 }
 

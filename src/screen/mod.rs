@@ -421,6 +421,15 @@ impl Engine {
                 });
             }
         });
+        // Model scores for the whole chunk at once: the scorer walks several texts in lockstep.
+        w.scores.clear();
+        if !self.scorers.is_empty() && !msgs.is_empty() {
+            let texts: Vec<&[u8]> = (0..msgs.len()).map(|i| w.norm.dense_message(i)).collect();
+            w.scores.resize(texts.len() * self.scorers.len(), 0.0);
+            for (s, out) in self.scorers.iter().zip(w.scores.chunks_mut(texts.len())) {
+                s.model.score_dense_many(&texts, out);
+            }
+        }
         // Verdicts slice each message's matches out of the flat lists.
         for raw in [&mut w.raw, &mut w.py_raw] {
             if !raw.is_sorted_by_key(|r| r.msg) {
@@ -434,6 +443,7 @@ impl Engine {
             raw,
             py_raw,
             scratch,
+            scores,
         } = w;
         for (i, (m, slot)) in msgs.iter().zip(dst.iter_mut()).enumerate() {
             let r_end = r + raw[r..].iter().take_while(|x| x.msg as usize == i).count();
@@ -452,7 +462,9 @@ impl Engine {
             );
             (r, p) = (r_end, p_end);
             if !self.scorers.is_empty() {
-                self.score(&mut v, m, norm.dense_message(i));
+                // Per model pack, its score of message i.
+                let of_msg = scores.iter().skip(i).step_by(msgs.len()).copied();
+                self.score(&mut v, m, of_msg);
             }
             slot.write(out(v, m, norm.message(i)));
         }
@@ -612,11 +624,11 @@ impl Engine {
 
     /// Adds every model pack's score to a verdict and, at or above a pack's threshold, its
     /// hit, category and action.
-    fn score(&self, verdict: &mut Verdict, msg: &Message, dense_text: &[u8]) {
-        for s in &self.scorers {
+    fn score(&self, verdict: &mut Verdict, msg: &Message, scores: impl Iterator<Item = f32>) {
+        for (s, score) in self.scorers.iter().zip(scores) {
             // Four decimals, before the threshold is applied: more is noise to a reader and
             // bytes on every verdict, and the verdict then shows exactly what was compared.
-            let score = (s.model.score_dense(dense_text) * 1e4).round() / 1e4;
+            let score = (score * 1e4).round() / 1e4;
             verdict.scores.push(s.key, score);
             if s.shadow || score < s.threshold {
                 continue;
@@ -776,6 +788,8 @@ struct Workspace {
     raw: Vec<Raw>,
     py_raw: Vec<Raw>,
     scratch: Scratch,
+    /// Model scores of the chunk: model pack `k`'s score of message `i` at `k * len + i`.
+    scores: Vec<f32>,
 }
 
 /// Per-message working space of [`Engine::verdict`], reused between messages.

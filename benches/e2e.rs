@@ -159,8 +159,9 @@ fn main() {
     // thread sat on a full queue. (Polling is on its own thread, so screening never delays
     // heartbeats or rebalances; a busy screen stage only makes the consumer wait.)
     println!(
-        "    screen stage busy {:.0}%, send stage busy {:.0}% of the run; consumer blocked on a full queue {:.2} s; {} batches, mean {:.0} records",
+        "    screen stage busy {:.0}%, watch stage busy {:.0}%, send stage busy {:.0}% of the run; consumer blocked on a full queue {:.2} s; {} batches, mean {:.0} records",
         100.0 * metrics.batch_screen_seconds.get_sample_sum() / wall,
+        100.0 * metrics.batch_watch_seconds.get_sample_sum() / wall,
         100.0 * metrics.batch_send_seconds.get_sample_sum() / wall,
         metrics.consumer_blocked_seconds.get(),
         metrics.batch_size.get_sample_count(),

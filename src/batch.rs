@@ -21,7 +21,7 @@
 
 use crate::model::{Message, Verdict};
 use crate::screen::Engine;
-use crate::watch::{Fingerprinter, Output, Report, Signature, Watch};
+use crate::watch::{Decision, DecisionOutcome, Fingerprinter, Output, Report, Signature, Watch};
 use rayon::prelude::*;
 
 /// Why an input could not be screened: a stable code (a metric label and dead-letter header)
@@ -77,6 +77,15 @@ pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, Rej
     Ok(msg)
 }
 
+/// Parses a reviewer's decision record (dead-lettered as `decision_invalid` when it does not
+/// parse).
+pub fn parse_decision(bytes: &[u8]) -> Result<Decision, Rejection> {
+    serde_json::from_slice::<Decision>(bytes).map_err(|e| Rejection {
+        code: "decision_invalid",
+        detail: format!("not a valid review decision: {e}"),
+    })
+}
+
 /// One input record, as the job around the core reads it.
 #[derive(Debug)]
 pub enum Input<'a> {
@@ -84,6 +93,8 @@ pub enum Input<'a> {
     Message(&'a [u8]),
     /// A member report, JSON (see [`Report`]).
     Report(&'a [u8]),
+    /// A reviewer's decision, JSON (see [`Decision`]).
+    Decision(&'a [u8]),
     /// Refused before parsing (too large to hold, no value at all).
     Rejected(Rejection),
 }
@@ -93,6 +104,7 @@ pub enum Input<'a> {
 enum Parsed {
     Message(Message),
     Report(Box<Report>),
+    Decision(Box<Decision>),
     Rejected(Rejection),
 }
 
@@ -101,6 +113,8 @@ enum Slot {
     /// Its message and verdict are the next ones in `msgs` and `verdicts`.
     Message,
     Report,
+    /// Its decision and outcome are the next ones in `decisions`.
+    Decision,
     Rejected(Rejection),
 }
 
@@ -148,11 +162,16 @@ impl<'e> Screener<'e> {
                         detail: format!("not a valid report: {e}"),
                     }),
                 },
+                Input::Decision(bytes) => match parse_decision(bytes) {
+                    Ok(d) => Parsed::Decision(Box::new(d)),
+                    Err(r) => Parsed::Rejected(r),
+                },
                 Input::Rejected(r) => Parsed::Rejected(r),
             })
             .collect();
         let mut msgs = Vec::with_capacity(parsed.len());
         let mut reports = Vec::new();
+        let mut decisions = Vec::new();
         let mut slots = Vec::with_capacity(parsed.len());
         for p in parsed {
             slots.push(match p {
@@ -163,6 +182,10 @@ impl<'e> Screener<'e> {
                 Parsed::Report(r) => {
                     reports.push(*r);
                     Slot::Report
+                }
+                Parsed::Decision(d) => {
+                    decisions.push(*d);
+                    Slot::Decision
                 }
                 Parsed::Rejected(r) => Slot::Rejected(r),
             });
@@ -177,6 +200,7 @@ impl<'e> Screener<'e> {
             verdicts,
             sigs,
             reports,
+            decisions,
         }
     }
 }
@@ -189,12 +213,18 @@ pub struct Screened {
     /// One per message; empty when screened without a fingerprinter.
     sigs: Vec<Signature>,
     reports: Vec<Report>,
+    decisions: Vec<Decision>,
 }
 
 impl Screened {
     /// The verdicts so far (before the heuristics), one per message input, in input order.
     pub fn verdicts(&self) -> &[Verdict] {
         &self.verdicts
+    }
+
+    /// The messages, in input order (one per verdict).
+    pub fn messages(&self) -> &[Message] {
+        &self.msgs
     }
 
     /// How many inputs were rejected.
@@ -205,7 +235,8 @@ impl Screened {
             .count()
     }
 
-    /// Runs `watch` over the batch, if given: its messages in input order, then its reports.
+    /// Runs `watch` over the batch, if given: its messages in input order, then its reports,
+    /// then its reviewers' decisions (without a watch every decision is `unknown`).
     /// Verdicts then keep at most `max_hits` hits each (cut after the heuristics, which see
     /// them all).
     pub fn watch(self, watch: Option<&mut Watch>, max_hits: usize) -> Watched {
@@ -215,17 +246,38 @@ impl Screened {
             mut verdicts,
             sigs,
             reports,
+            decisions,
         } = self;
         let mut records = Vec::new();
-        if let Some(w) = watch {
-            w.observe(&msgs, &sigs, &mut verdicts, &mut records);
-            for r in reports {
-                w.report(r, &mut records);
+        let mut decided = Vec::with_capacity(decisions.len());
+        match watch {
+            Some(w) => {
+                w.observe(&msgs, &sigs, &mut verdicts, &mut records);
+                for r in reports {
+                    w.report(r, &mut records);
+                }
+                for d in decisions {
+                    let o = w.decide(&d);
+                    decided.push((d, o));
+                }
             }
+            None => decided.extend(decisions.into_iter().map(|d| {
+                let o = DecisionOutcome {
+                    outcome: "unknown",
+                    rules: Vec::new(),
+                    categories: Vec::new(),
+                };
+                (d, o)
+            })),
         }
         for v in &mut verdicts {
             if v.hits.len() > max_hits {
                 v.hits.truncate(max_hits);
+                v.hits_truncated = true;
+            }
+            // A text full of allowed spans must not grow the verdict without bound either.
+            if v.suppressed.len() > max_hits {
+                v.suppressed.truncate(max_hits);
                 v.hits_truncated = true;
             }
         }
@@ -234,6 +286,7 @@ impl Screened {
             msgs,
             verdicts,
             records,
+            decided,
         }
     }
 }
@@ -244,6 +297,7 @@ pub struct Watched {
     msgs: Vec<Message>,
     verdicts: Vec<Verdict>,
     records: Vec<Output>,
+    decided: Vec<(Decision, DecisionOutcome)>,
 }
 
 /// What became of one input.
@@ -258,6 +312,8 @@ pub enum Outcome<'a> {
     },
     /// A report, joined by the watch (its effects, if any, are among [`Watched::records`]).
     Report,
+    /// A reviewer's decision and what the watch made of it.
+    Decision(&'a Decision, &'a DecisionOutcome),
     /// An input that could not be screened.
     Rejected(&'a Rejection),
 }
@@ -266,12 +322,17 @@ impl Watched {
     /// One outcome per input, in input order.
     pub fn outcomes(&self) -> impl ExactSizeIterator<Item = Outcome<'_>> {
         let mut next = self.msgs.iter().zip(&self.verdicts);
+        let mut decided = self.decided.iter();
         self.slots.iter().map(move |s| match s {
             Slot::Message => {
                 let (message, verdict) = next.next().expect("one message per message slot");
                 Outcome::Verdict { verdict, message }
             }
             Slot::Report => Outcome::Report,
+            Slot::Decision => {
+                let (d, o) = decided.next().expect("one decision per decision slot");
+                Outcome::Decision(d, o)
+            }
             Slot::Rejected(r) => Outcome::Rejected(r),
         })
     }
@@ -351,6 +412,7 @@ mod tests {
                     Outcome::Verdict { verdict, .. } => serde_json::to_string(verdict).unwrap(),
                     Outcome::Report => "report".into(),
                     Outcome::Rejected(r) => format!("{}: {r}", r.code),
+                    Outcome::Decision(_, o) => format!("decision: {}", o.outcome),
                 });
             }
             for r in watched.records() {
@@ -358,6 +420,27 @@ mod tests {
             }
         }
         lines
+    }
+
+    #[test]
+    fn suppressions_are_cut_to_max_hits_like_hits() {
+        let screener = Screener::new(&ENGINE, None, 1 << 16);
+        // Ten allow-listed spans: each leaves a suppression.
+        let text = "买了大麻花，".repeat(10);
+        let line = serde_json::json!({"id": "m1", "group_id": "g1", "sender_id": "u1",
+            "ts": 1, "text": text})
+        .to_string();
+        for (max_hits, kept, truncated) in [(100, 10, false), (3, 3, true)] {
+            let watched = screener
+                .screen(&[line.as_bytes()], |b| Input::Message(b))
+                .watch(None, max_hits);
+            let Some(Outcome::Verdict { verdict, .. }) = watched.outcomes().next() else {
+                panic!("a verdict");
+            };
+            assert_eq!(verdict.suppressed.len(), kept, "max_hits {max_hits}");
+            assert_eq!(verdict.hits_truncated, truncated, "max_hits {max_hits}");
+            assert!(verdict.hits.is_empty());
+        }
     }
 
     #[test]

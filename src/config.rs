@@ -17,6 +17,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("QUNGUARD_KAFKA_GROUP_ID", "kafka.group_id"),
     ("QUNGUARD_METRICS_LISTEN", "metrics.listen"),
     ("QUNGUARD_RULES_DIR", "rules.dir"),
+    (
+        "QUNGUARD_KAFKA_GROUP_INSTANCE_ID",
+        "kafka.group_instance_id",
+    ),
 ];
 
 /// A configuration problem: where it is and how to fix it.
@@ -62,6 +66,36 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Heuristics, alerts, reports and scorecards (see README "Heuristics").
     pub watch: crate::watch::WatchConfig,
+    /// What `run` logs besides events.
+    pub log: LogConfig,
+    /// Keys set by [`ENV_OVERRIDES`] as `(variable, key)`, so errors name the variable.
+    #[serde(skip)]
+    from_env: Vec<(&'static str, &'static str)>,
+    /// The bounded store of recent message texts behind corrections and labelled examples
+    /// (off by default: it keeps members' texts in memory).
+    pub recent_messages: RecentMessagesConfig,
+}
+
+/// `[recent_messages]`: recent messages kept, text included, so that a rules reload can
+/// re-screen them (corrections) and reviewers' decisions can be written with their text
+/// (labelled examples). Off by default for privacy: with `count = 0` no text is kept beyond
+/// the batch being screened, no corrections are made and decisions yield no labels.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecentMessagesConfig {
+    /// How many of the most recent messages to keep (0: none, the store is off).
+    pub count: usize,
+    /// Messages older than this (since they were screened) are forgotten and never corrected.
+    pub max_age_secs: u64,
+}
+
+impl Default for RecentMessagesConfig {
+    fn default() -> Self {
+        RecentMessagesConfig {
+            count: 0,
+            max_age_secs: 3600,
+        }
+    }
 }
 
 /// `[kafka]`
@@ -90,6 +124,20 @@ pub struct KafkaConfig {
     pub scorecards_topic: String,
     /// Reward ledger for verified member reports.
     pub rewards_topic: String,
+    /// Static group membership (librdkafka `group.instance.id`): a stable name per instance
+    /// (e.g. a StatefulSet pod name). A restarted instance with the same name gets its
+    /// partitions back at once instead of after the old member's session timeout. Empty: a
+    /// new member each start. Names must be unique within the group. Env:
+    /// `QUNGUARD_KAFKA_GROUP_INSTANCE_ID`.
+    pub group_instance_id: String,
+    /// Topic of reviewers' decisions (JSON [`crate::watch::Decision`]); empty: none are read.
+    pub decisions_topic: String,
+    /// Corrections: recent messages whose action a rules reload changed; empty: not written
+    /// (needs `[recent_messages]`).
+    pub corrections_topic: String,
+    /// Labelled examples from reviewers' decisions, for retraining; empty: not written
+    /// (needs `[recent_messages]` for the texts).
+    pub labels_topic: String,
     /// librdkafka consumer properties passed through as is (e.g. `security.protocol`,
     /// `sasl.mechanisms`, `session.timeout.ms`). They override qunguard's defaults, except
     /// `enable.auto.offset.store`, which must stay `false` for at-least-once delivery.
@@ -112,6 +160,10 @@ impl Default for KafkaConfig {
             alerts_topic: "qunguard.alerts".into(),
             scorecards_topic: "qunguard.scorecards".into(),
             rewards_topic: "qunguard.rewards".into(),
+            group_instance_id: String::new(),
+            decisions_topic: String::new(),
+            corrections_topic: String::new(),
+            labels_topic: String::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
         }
@@ -134,18 +186,34 @@ pub enum OutputTopic {
     Scorecards,
     /// `kafka.rewards_topic`.
     Rewards,
+    /// `kafka.corrections_topic` (optional).
+    Corrections,
+    /// `kafka.labels_topic` (optional).
+    Labels,
 }
 
 impl OutputTopic {
     /// Every output topic; a topic's position here is its [`OutputTopic::index`].
-    pub const ALL: [OutputTopic; 6] = [
+    pub const ALL: [OutputTopic; 8] = [
         OutputTopic::Verdicts,
         OutputTopic::Review,
         OutputTopic::DeadLetter,
         OutputTopic::Alerts,
         OutputTopic::Scorecards,
         OutputTopic::Rewards,
+        OutputTopic::Corrections,
+        OutputTopic::Labels,
     ];
+
+    /// Whether an empty name turns the topic off (its records are then not made at all).
+    pub fn optional(self) -> bool {
+        matches!(self, OutputTopic::Corrections | OutputTopic::Labels)
+    }
+
+    /// Whether `k` names this topic (every required topic does).
+    pub fn enabled(self, k: &KafkaConfig) -> bool {
+        !self.name(k).is_empty()
+    }
 
     /// Position in [`OutputTopic::ALL`], for per-topic tables.
     pub fn index(self) -> usize {
@@ -161,6 +229,8 @@ impl OutputTopic {
             OutputTopic::Alerts => &k.alerts_topic,
             OutputTopic::Scorecards => &k.scorecards_topic,
             OutputTopic::Rewards => &k.rewards_topic,
+            OutputTopic::Corrections => &k.corrections_topic,
+            OutputTopic::Labels => &k.labels_topic,
         }
     }
 
@@ -173,6 +243,8 @@ impl OutputTopic {
             OutputTopic::Alerts => &mut k.alerts_topic,
             OutputTopic::Scorecards => &mut k.scorecards_topic,
             OutputTopic::Rewards => &mut k.rewards_topic,
+            OutputTopic::Corrections => &mut k.corrections_topic,
+            OutputTopic::Labels => &mut k.labels_topic,
         }
     }
 
@@ -185,6 +257,8 @@ impl OutputTopic {
             OutputTopic::Alerts => "kafka.alerts_topic",
             OutputTopic::Scorecards => "kafka.scorecards_topic",
             OutputTopic::Rewards => "kafka.rewards_topic",
+            OutputTopic::Corrections => "kafka.corrections_topic",
+            OutputTopic::Labels => "kafka.labels_topic",
         }
     }
 
@@ -198,6 +272,8 @@ impl OutputTopic {
             OutputTopic::Alerts => "alert",
             OutputTopic::Scorecards => "scorecard",
             OutputTopic::Rewards => "reward",
+            OutputTopic::Corrections => "correction",
+            OutputTopic::Labels => "label",
         }
     }
 
@@ -214,20 +290,29 @@ impl OutputTopic {
 }
 
 impl KafkaConfig {
-    /// The topics consumed: the input topics, then the reports topic when one is set.
+    /// The topics consumed: the input topics, then the reports topic and the decisions topic
+    /// when set.
     pub fn source_topics(&self) -> Vec<&str> {
         let mut topics: Vec<&str> = self.input_topics.iter().map(String::as_str).collect();
         if !self.reports_topic.is_empty() {
             topics.push(&self.reports_topic);
         }
+        if !self.decisions_topic.is_empty() {
+            topics.push(&self.decisions_topic);
+        }
         topics
     }
 
     /// Every topic the pipeline reads or writes: [`KafkaConfig::source_topics`], then the
-    /// output topics in [`OutputTopic::ALL`] order.
+    /// output topics in [`OutputTopic::ALL`] order (optional ones only when named).
     pub fn all_topics(&self) -> Vec<&str> {
         let mut topics = self.source_topics();
-        topics.extend(OutputTopic::ALL.map(|t| t.name(self)));
+        topics.extend(
+            OutputTopic::ALL
+                .into_iter()
+                .filter(|t| t.enabled(self))
+                .map(|t| t.name(self)),
+        );
         topics
     }
 }
@@ -251,7 +336,8 @@ pub struct PipelineConfig {
     /// `qunguard.truncated` header when cut), so a huge input cannot become an unproducible
     /// dead-letter that stops the pipeline.
     pub dead_letter_max_bytes: usize,
-    /// A verdict keeps at most this many hits (sorted by position; `hits_truncated` is set),
+    /// A verdict keeps at most this many hits, and as many suppressions (sorted by position;
+    /// `hits_truncated` is set),
     /// so a text full of matches cannot exceed the broker's record size.
     pub max_hits: usize,
     /// On shutdown and partition revoke, how long to wait for in-flight outputs to be
@@ -284,12 +370,20 @@ pub struct RulesConfig {
     /// Directory of rule packs (`*.toml`); relative paths are resolved against the config
     /// file's directory. Env: `QUNGUARD_RULES_DIR`.
     pub dir: PathBuf,
+    /// Reload the rules when a file under `dir` changes (SIGHUP always reloads). A set that
+    /// fails to load or compile is rejected and the running one keeps serving.
+    pub watch: bool,
+    /// How long the files must stay unchanged before a reload: an editor's save or a deploy
+    /// that copies several files becomes one reload.
+    pub reload_debounce_ms: u64,
 }
 
 impl Default for RulesConfig {
     fn default() -> Self {
         RulesConfig {
             dir: PathBuf::from("rules"),
+            watch: true,
+            reload_debounce_ms: 500,
         }
     }
 }
@@ -308,6 +402,20 @@ impl Default for MetricsConfig {
         MetricsConfig {
             listen: "127.0.0.1:9898".into(),
         }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Seconds between `run`'s one-line summaries (rates, lag, verdict mix); 0 turns them off.
+    pub summary_secs: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { summary_secs: 60 }
     }
 }
 
@@ -358,11 +466,13 @@ impl Config {
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         for (var, key) in ENV_OVERRIDES {
             let Some(v) = get(var) else { continue };
+            self.from_env.push((var, key));
             match *key {
                 "kafka.brokers" => self.kafka.brokers = v,
                 "kafka.group_id" => self.kafka.group_id = v,
                 "metrics.listen" => self.metrics.listen = v,
                 "rules.dir" => self.rules.dir = PathBuf::from(v),
+                "kafka.group_instance_id" => self.kafka.group_instance_id = v,
                 _ => unreachable!("every override names a key handled here"),
             }
         }
@@ -371,7 +481,10 @@ impl Config {
     /// Checks values that parse but cannot work.
     pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let err = |key: &str, problem: String, fix: &str| ConfigError {
-            file: file.to_string(),
+            file: match self.from_env.iter().find(|(_, k)| *k == key) {
+                Some((var, _)) => format!("environment variable {var} (overrides {file})"),
+                None => file.to_string(),
+            },
             key: key.to_string(),
             problem,
             fix: fix.to_string(),
@@ -400,16 +513,31 @@ impl Config {
         }
         for out in OutputTopic::ALL {
             let (key, topic) = (out.config_key(), out.name(k));
+            if out.optional() && topic.is_empty() {
+                continue;
+            }
             if topic.trim().is_empty() {
                 return Err(err(key, "is empty".into(), "name an output topic"));
             }
-            if k.input_topics.iter().any(|t| t == topic) || k.reports_topic == topic {
+            if k.input_topics.iter().any(|t| t == topic)
+                || k.reports_topic == topic
+                || k.decisions_topic == topic
+            {
                 return Err(err(
                     key,
                     format!("`{topic}` is also an input topic"),
                     "use distinct topics, or qunguard would screen its own output",
                 ));
             }
+        }
+        if !k.decisions_topic.is_empty()
+            && (k.input_topics.contains(&k.decisions_topic) || k.reports_topic == k.decisions_topic)
+        {
+            return Err(err(
+                "kafka.decisions_topic",
+                format!("`{}` is also an input or reports topic", k.decisions_topic),
+                "reviewers' decisions need their own topic",
+            ));
         }
         if k.input_topics.contains(&k.reports_topic) {
             return Err(err(
@@ -420,11 +548,19 @@ impl Config {
         }
         for (section, props) in [("consumer", &k.consumer), ("producer", &k.producer)] {
             for (prop, value) in props {
-                if prop == "bootstrap.servers" || prop == "group.id" {
+                if prop == "bootstrap.servers" || prop == "group.id" || prop == "group.instance.id"
+                {
                     return Err(err(
                         &format!("kafka.{section}.\"{prop}\""),
                         "is set by qunguard".into(),
-                        "use kafka.brokers / kafka.group_id instead",
+                        "use kafka.brokers / kafka.group_id / kafka.group_instance_id instead",
+                    ));
+                }
+                if prop == "enable.idempotence" && value != "true" {
+                    return Err(err(
+                        &format!("kafka.{section}.\"{prop}\""),
+                        format!("is {value}"),
+                        "remove it: without idempotence a retried send can duplicate or reorder verdicts, and offsets are committed on the strength of those acknowledgements",
                     ));
                 }
                 if prop == "enable.auto.offset.store" && value != "false" {
@@ -459,14 +595,21 @@ impl Config {
                 "the text is part of the record: lower it or raise max_message_bytes",
             ));
         }
-        if !self.metrics.listen.is_empty()
-            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
-        {
-            return Err(err(
-                "metrics.listen",
-                format!("`{}` is not an address", self.metrics.listen),
-                "use ip:port such as \"0.0.0.0:9898\", or \"\" to disable",
-            ));
+        if !self.metrics.listen.is_empty() {
+            use std::net::ToSocketAddrs;
+            // Host names are fine (`localhost:9898`); they must resolve, as bind will need.
+            let resolved = self.metrics.listen.to_socket_addrs().map(|mut a| a.next());
+            if !matches!(resolved, Ok(Some(_))) {
+                let why = match resolved {
+                    Err(e) => format!(" ({e})"),
+                    Ok(_) => String::new(),
+                };
+                return Err(err(
+                    "metrics.listen",
+                    format!("`{}` is not an address{why}", self.metrics.listen),
+                    "use host:port or ip:port such as \"127.0.0.1:9898\", \"localhost:9898\" or \"0.0.0.0:9898\", or \"\" to disable",
+                ));
+            }
         }
         self.watch
             .validate()
@@ -530,6 +673,16 @@ mod tests {
                 "ip:port",
             ),
             (
+                "[kafka.producer]\n\"enable.idempotence\" = \"false\"\n",
+                "enable.idempotence",
+                "duplicate or reorder",
+            ),
+            (
+                "[kafka.consumer]\n\"group.instance.id\" = \"a\"\n",
+                "group.instance.id",
+                "kafka.group_instance_id",
+            ),
+            (
                 "[pipeline]\nmax_text_bytes = 99999999\n",
                 "max_text_bytes",
                 "lower it",
@@ -559,6 +712,26 @@ mod tests {
                 "`watch.limits.members`",
                 "positive",
             ),
+            (
+                "[kafka]\ndecisions_topic = \"chat.messages\"\n",
+                "`kafka.decisions_topic`",
+                "their own topic",
+            ),
+            (
+                "[kafka]\ncorrections_topic = \"chat.reports\"\n",
+                "`kafka.corrections_topic`",
+                "screen its own output",
+            ),
+            (
+                "[kafka]\ndecisions_topic = \"d\"\nlabels_topic = \"d\"\n",
+                "`kafka.labels_topic`",
+                "screen its own output",
+            ),
+            (
+                "[recent_messages]\ncountt = 3\n",
+                "t.toml:2",
+                "unknown field `countt`",
+            ),
         ];
         for (src, want_where, want_fix) in table {
             let e = Config::parse(src, "t.toml")
@@ -579,9 +752,64 @@ mod tests {
     }
 
     #[test]
+    fn shipped_rules_in_production_keys_state_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/qunguard.toml");
+        let cfg = Config::load(&path).expect("shipped config loads");
+        let d = Config::default();
+        assert_eq!(cfg.recent_messages, d.recent_messages);
+        assert_eq!(
+            (cfg.rules.watch, cfg.rules.reload_debounce_ms),
+            (d.rules.watch, d.rules.reload_debounce_ms)
+        );
+        let k = &cfg.kafka;
+        assert_eq!(
+            [&k.decisions_topic, &k.corrections_topic, &k.labels_topic],
+            [
+                &d.kafka.decisions_topic,
+                &d.kafka.corrections_topic,
+                &d.kafka.labels_topic
+            ]
+        );
+        // Optional topics left unnamed are neither required nor created.
+        assert!(!k.all_topics().contains(&""));
+    }
+
+    #[test]
     fn unknown_watch_keys_are_rejected_with_their_name() {
         let e = Config::parse("[watch.rate]\nspeed = 3\n", "t.toml").unwrap_err();
         assert!(e.to_string().contains("speed"), "{e}");
+    }
+
+    #[test]
+    fn metrics_listen_accepts_host_names_and_errors_name_the_variable_that_set_it() {
+        // (value, from the environment?, accepted?)
+        let table: &[(&str, bool, bool)] = &[
+            ("localhost:9898", true, true),
+            ("localhost:9898", false, true),
+            ("127.0.0.1:0", false, true),
+            ("[::1]:9898", false, true),
+            ("", true, true),
+            ("localhost", true, false),
+            ("nine", false, false),
+        ];
+        for (value, env, ok) in table {
+            let mut cfg = Config::parse("", "q.toml").unwrap();
+            if *env {
+                cfg.apply_env(|k| (k == "QUNGUARD_METRICS_LISTEN").then(|| value.to_string()));
+            } else {
+                cfg.metrics.listen = value.to_string();
+            }
+            match (cfg.validate("q.toml"), ok) {
+                (Ok(()), true) => {}
+                (Err(e), false) => {
+                    let s = e.to_string();
+                    assert!(s.contains("`metrics.listen`"), "{s}");
+                    assert_eq!(s.contains("QUNGUARD_METRICS_LISTEN"), *env, "{s}");
+                    assert!(s.contains("q.toml"), "{s}");
+                }
+                (r, _) => panic!("{value:?} (env {env}): {r:?}"),
+            }
+        }
     }
 
     #[test]

@@ -78,9 +78,15 @@ pub fn run(
     k.group_id = "qunguard-demo".into();
     mock.create_topic(&k.input_topics[0], opts.partitions, 1)?;
     for t in std::iter::once(k.reports_topic.as_str()).chain(OutputTopic::ALL.map(|t| t.name(k))) {
+        // Optional outputs left unnamed are off.
+        if t.is_empty() {
+            continue;
+        }
         mock.create_topic(t, 4, 1)?;
     }
     cfg.metrics.listen = opts.metrics_listen.clone();
+    // Statistics each second, so lag and readiness show within a second of starting.
+    fast_statistics(&mut cfg);
 
     let mut categories: Vec<String> = engine.packs().iter().map(|p| p.category.clone()).collect();
     categories.sort();
@@ -89,11 +95,24 @@ pub fn run(
         &categories.iter().map(String::as_str).collect::<Vec<_>>(),
         crate::watch::ALERT_KINDS,
         crate::watch::REASONS,
+    )
+    .with_packs(
+        &engine
+            .packs()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
     );
+    metrics.readiness.set_rules_loaded(true);
     let _server = if cfg.metrics.listen.is_empty() {
         None
     } else {
-        let s = MetricsServer::start(&cfg.metrics.listen, metrics.clone())?;
+        let s = MetricsServer::start(&cfg.metrics.listen, metrics.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot serve metrics on {}: {e}; pick another address with --metrics ADDR (port 0 = any free port), or --metrics \"\" to disable",
+                cfg.metrics.listen
+            )
+        })?;
         println!("metrics: http://{}/metrics", s.addr());
         Some(s)
     };
@@ -140,6 +159,13 @@ pub fn run(
     })?;
     print_final(&metrics, &categories, start.elapsed());
     Ok(())
+}
+
+fn fast_statistics(cfg: &mut Config) {
+    cfg.kafka
+        .consumer
+        .entry("statistics.interval.ms".into())
+        .or_insert_with(|| "1000".into());
 }
 
 fn print_live(metrics: &Metrics, stop: &AtomicBool, duration: Option<Duration>, start: Instant) {

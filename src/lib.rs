@@ -32,15 +32,19 @@
 
 pub mod batch;
 pub mod config;
+pub mod diff;
+pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod reload;
 pub mod rules;
 pub mod scan;
 pub mod scorer;
 pub mod screen;
 pub mod watch;
 
+mod defaults;
 mod demo;
 mod hint;
 mod kafka;
@@ -48,6 +52,7 @@ mod loadgen;
 mod synth;
 
 pub use model::{Action, Hit, Id, MatchKind, Message, Reason, Recommendation, Scores, Verdict};
+pub use model::{SuppressedBy, Suppression};
 pub use rules::{Pack, RuleError, RuleSet, Validator};
 pub use screen::normalise::{Normalised, Normaliser, normalise};
 pub use screen::{CompileError, Engine, PackSummary};
@@ -57,6 +62,10 @@ pub use screen::{CompileError, Engine, PackSummary};
 /// without notice.
 #[doc(hidden)]
 pub mod internal {
+    /// The shipped config and rule packs, built in.
+    pub mod defaults {
+        pub use crate::defaults::{CONFIG_NAME, config, rules};
+    }
     /// `qunguard demo`.
     pub mod demo {
         pub use crate::demo::{DemoOptions, run};
@@ -71,6 +80,6 @@ pub mod internal {
     }
     /// Kafka client settings and topic admin.
     pub mod kafka {
-        pub use crate::kafka::{admin, consumer_config, producer_config};
+        pub use crate::kafka::{admin, admin_config, consumer_config, probe, producer_config};
     }
 }

@@ -156,10 +156,12 @@ pub fn run(
         if let Some(topic) = &opts.reports_topic
             && opts.report_every > 0
             && n % opts.report_every == opts.report_every - 1
-            && recent.len() == RECENT
+            && !recent.is_empty()
         {
-            // About a message from the older half of the ring.
-            let pick = (n.wrapping_mul(0x9E37_79B9) >> 7) as usize % (RECENT / 2);
+            // About a message from the older half of the ring (once it is full, 50k–100k
+            // messages back). Waiting for a full ring would mean no report at all in the first
+            // 100k messages; a report about a message not screened yet is answered `unknown`.
+            let pick = (n.wrapping_mul(0x9E37_79B9) >> 7) as usize % recent.len().div_ceil(2);
             let (id, group) = &recent[pick];
             let reason = ["广告", "辱骂", "谣言", "诈骗"][reports as usize % 4];
             let report = serde_json::json!({

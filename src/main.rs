@@ -23,15 +23,29 @@ use std::sync::atomic::AtomicBool;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `text` (for people) or `json` (one object a line, for log shippers).
+    /// Level: RUST_LOG (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Timestamp, level, target and message.
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `fields.message`.
+    Json,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Screen JSONL messages from FILE (or stdin) and print one verdict JSON line per input line.
     Scan {
-        /// Directory of rule packs (*.toml).
-        #[arg(long, default_value = "config/rules")]
-        rules: PathBuf,
+        /// Directory of rule packs (*.toml). Default: `rules.dir` of --config when given,
+        /// else config/rules.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         /// Input file of JSONL messages; stdin when absent or "-".
         file: Option<PathBuf>,
         /// Longest message text accepted, in bytes.
@@ -53,6 +67,10 @@ enum Command {
         /// Write alerts and scorecards here, one JSON object a line (default: discarded).
         #[arg(long)]
         records: Option<PathBuf>,
+        /// Add "explain" to each verdict line: the normalised text, and for each hit and
+        /// suppression its span there and the original bytes of each of its characters.
+        #[arg(long)]
+        explain: bool,
     },
     /// Write N synthetic city-chat messages as JSONL to stdout (for benchmarks and trials).
     Gen {
@@ -77,9 +95,10 @@ enum Command {
     /// live summary each second and a final report. No Kafka install needed.
     Demo {
         /// Config file whose rules, pipeline and watch settings are used (Kafka settings are
-        /// replaced by the embedded cluster's).
-        #[arg(long, default_value = "config/qunguard.toml")]
-        config: PathBuf,
+        /// replaced by the embedded cluster's). Default: the shipped config/qunguard.toml and
+        /// config/rules, built into the binary (QUNGUARD_RULES_DIR still overrides the rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         duration: Option<u64>,
@@ -100,6 +119,10 @@ enum Command {
         /// Bootstrap servers.
         #[arg(long, env = "QUNGUARD_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
         brokers: String,
+        /// Take the brokers and the `[kafka.producer]` settings (TLS, SASL…) from this config
+        /// file instead of --brokers.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Target topic.
         #[arg(long, default_value = "chat.messages")]
         topic: String,
@@ -136,6 +159,24 @@ enum Command {
         /// Partitions for new topics.
         #[arg(long, default_value_t = 8)]
         partitions: i32,
+        /// Replicas of each new topic (at most the cluster's broker count; 3 is usual in
+        /// production, 1 for a single-broker trial).
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+    },
+    /// Replay JSONL messages from FILE (or stdin) through two rule sets and print one JSON line
+    /// per message whose action or categories change; a summary goes to stderr. Run it on
+    /// recorded traffic before deploying a rule change.
+    DiffRules {
+        /// The rules directory as deployed now.
+        old: PathBuf,
+        /// The changed rules directory.
+        new: PathBuf,
+        /// Input file of JSONL messages; stdin when absent or "-".
+        file: Option<PathBuf>,
+        /// Longest message text accepted, in bytes (longer ones are skipped and counted).
+        #[arg(long, default_value_t = ScanOptions::default().max_text_bytes)]
+        max_text_bytes: usize,
     },
     /// Validate and compile a rules directory, print per-pack counts.
     CheckRules {
@@ -198,8 +239,36 @@ enum Command {
 }
 
 /// Where compiled Hyperscan databases are cached: `QUNGUARD_CACHE_DIR` (empty or `off` disables),
-/// else `$XDG_CACHE_HOME/qunguard`, else `~/.cache/qunguard`.
+/// else `$XDG_CACHE_HOME/qunguard`, else `~/.cache/qunguard`. A directory that cannot be
+/// written is warned about once and not used: the cache only saves start-up time, but an
+/// operator who set it should learn that it does nothing.
 fn cache_dir() -> Option<PathBuf> {
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = configured_cache_dir()?;
+        match writable(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                eprintln!(
+                    "qunguard: warning: cannot cache compiled rules in {} ({e}); rules are compiled at every start. Set QUNGUARD_CACHE_DIR to a writable directory, or to \"off\".",
+                    dir.display()
+                );
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".write-test.{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
+fn configured_cache_dir() -> Option<PathBuf> {
     match std::env::var_os("QUNGUARD_CACHE_DIR") {
         Some(d) if d.is_empty() || d == "off" => None,
         Some(d) => Some(PathBuf::from(d)),
@@ -216,6 +285,7 @@ fn load_engine(dir: &Path) -> anyhow::Result<Engine> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let log_format = cli.log_format;
     match cli.command {
         Command::Scan {
             rules,
@@ -226,6 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             no_watch,
             records,
+            explain,
         } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
@@ -233,14 +304,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .build_global()
                     .context("setting up the worker threads")?;
             }
+            let file_cfg = config.as_deref().map(Config::load).transpose()?;
+            let rules = match (rules, &file_cfg) {
+                (Some(dir), _) => dir,
+                (None, Some(cfg)) => cfg.rules.dir.clone(),
+                (None, None) => PathBuf::from("config/rules"),
+            };
             let engine = load_engine(&rules)?;
             let opts = ScanOptions {
                 max_text_bytes,
                 max_line_bytes,
+                explain,
                 ..ScanOptions::default()
             };
-            let watch_cfg = match &config {
-                Some(c) => Config::load(c)?.watch,
+            let watch_cfg = match file_cfg {
+                Some(c) => c.watch,
                 None => qunguard::watch::WatchConfig::default(),
             };
             let mut watch = (!no_watch && watch_cfg.enabled).then(|| Watch::new(watch_cfg));
@@ -328,14 +406,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run { config } => {
-            init_logging();
+            init_logging(log_format);
             let cfg = Config::load(&config)?;
             let engine = Arc::new(load_engine(&cfg.rules.dir)?);
             let metrics = new_metrics(&engine);
+            metrics.readiness.set_rules_loaded(true);
             let _server = start_metrics(&cfg.metrics.listen, &metrics)?;
             let stop = stop_on_signals()?;
             log::info!("rules {} loaded", engine.rules_version());
-            qunguard::pipeline::run(&cfg, engine, metrics, stop)
+            let live = Arc::new(qunguard::reload::LiveRules::new(engine));
+            // SIGHUP reloads the rules (it used to end the process); so can a file change.
+            let _reloader = qunguard::reload::Reloader::start(
+                live.clone(),
+                qunguard::reload::ReloadOptions {
+                    dir: cfg.rules.dir.clone(),
+                    cache: cache_dir(),
+                    sighup: true,
+                    watch_debounce: cfg
+                        .rules
+                        .watch
+                        .then(|| std::time::Duration::from_millis(cfg.rules.reload_debounce_ms)),
+                },
+                metrics.rules.clone(),
+            )
+            .context("starting the rules reloader")?;
+            qunguard::pipeline::run_live(&cfg, live, metrics, stop)
         }
         Command::Demo {
             config,
@@ -344,9 +439,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             metrics,
             groups,
         } => {
-            init_logging();
-            let cfg = Config::load(&config)?;
-            let engine = Arc::new(load_engine(&cfg.rules.dir)?);
+            init_logging(log_format);
+            use qunguard::internal::defaults;
+            let (cfg, engine) = match &config {
+                Some(path) => {
+                    let cfg = Config::load(path)?;
+                    let engine = load_engine(&cfg.rules.dir)?;
+                    (cfg, engine)
+                }
+                None => {
+                    let cfg = defaults::config()?;
+                    let engine = if std::env::var_os("QUNGUARD_RULES_DIR").is_some() {
+                        load_engine(&cfg.rules.dir)?
+                    } else {
+                        Engine::compile_cached(&defaults::rules()?, cache_dir().as_deref())?
+                    };
+                    (cfg, engine)
+                }
+            };
+            let engine = Arc::new(engine);
             let stop = stop_on_signals()?;
             let opts = qunguard::internal::demo::DemoOptions {
                 duration: duration.map(std::time::Duration::from_secs),
@@ -362,6 +473,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Loadgen {
             brokers,
+            config,
             topic,
             rate,
             count,
@@ -372,7 +484,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             reports_topic,
             report_every,
         } => {
-            init_logging();
+            init_logging(log_format);
             let stop = stop_on_signals()?;
             let opts = qunguard::internal::loadgen::LoadgenOptions {
                 topic,
@@ -389,14 +501,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report_every,
                 ..Default::default()
             };
-            let cfg = qunguard::internal::kafka::producer_config(&brokers, &Default::default());
+            let cfg = match &config {
+                Some(path) => {
+                    let k = Config::load(path)?.kafka;
+                    qunguard::internal::kafka::producer_config(&k.brokers, &k.producer)
+                }
+                None => qunguard::internal::kafka::producer_config(&brokers, &Default::default()),
+            };
+            use qunguard::internal::kafka::probe::{PROBE_TIMEOUT, probe};
+            probe(&cfg, PROBE_TIMEOUT)?;
             let stats = qunguard::internal::loadgen::run(&cfg, &opts, &stop, |_| {})?;
             let failed = stats.failed.load(std::sync::atomic::Ordering::Relaxed);
             anyhow::ensure!(failed == 0, "{failed} records failed delivery");
             Ok(())
         }
-        Command::Topics { config, partitions } => {
-            init_logging();
+        Command::Topics {
+            config,
+            partitions,
+            replication_factor,
+        } => {
+            init_logging(log_format);
             let cfg = Config::load(&config)?;
             let k = &cfg.kafka;
             let topics: Vec<(&str, i32)> = k
@@ -404,9 +528,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|t| (t, partitions))
                 .collect();
-            qunguard::internal::kafka::admin::create_topics(&k.brokers, &topics)?;
-            println!("ok: {} topics present on {}", topics.len(), k.brokers);
+            use qunguard::internal::kafka::admin::{TopicState, ensure_topics};
+            let admin = qunguard::internal::kafka::admin_config(&k.brokers, &k.consumer);
+            let states = ensure_topics(&admin, &topics, replication_factor)?;
+            for (topic, state) in &states {
+                match state {
+                    TopicState::Created => println!(
+                        "created {topic} ({partitions} partitions, replication factor {replication_factor})"
+                    ),
+                    TopicState::Existed => println!("exists  {topic} (left as it is)"),
+                }
+            }
+            let created = states
+                .iter()
+                .filter(|(_, s)| *s == TopicState::Created)
+                .count();
+            println!(
+                "ok: {} topics on {}: {created} created, {} already there",
+                states.len(),
+                k.brokers,
+                states.len() - created
+            );
             Ok(())
+        }
+        Command::DiffRules {
+            old,
+            new,
+            file,
+            max_text_bytes,
+        } => {
+            let old = load_engine(&old).with_context(|| format!("old rules {}", old.display()))?;
+            let new = load_engine(&new).with_context(|| format!("new rules {}", new.display()))?;
+            let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            let input: Box<dyn std::io::BufRead> = match file.as_deref() {
+                None => Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+                Some(p) if p == Path::new("-") => {
+                    Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
+                }
+                Some(p) => Box::new(BufReader::with_capacity(
+                    1 << 20,
+                    std::fs::File::open(p)
+                        .with_context(|| format!("cannot open input {}", p.display()))?,
+                )),
+            };
+            match qunguard::diff::diff_rules(&old, &new, input, out, max_text_bytes) {
+                Ok(s) => {
+                    eprint!(
+                        "qunguard diff-rules: rules {} -> {}: {s}",
+                        old.rules_version(),
+                        new.rules_version()
+                    );
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(e).context("diff-rules failed"),
+            }
         }
         Command::CheckRules { dir } => {
             let engine = load_engine(&dir)?;
@@ -416,14 +592,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             for p in engine.packs() {
                 println!(
-                    "{:<16} {:<16} {:<7} {:>7} {:>6} {:>6}  {}",
+                    "{:<16} {:<16} {:<7} {:>7} {:>6} {:>6}  {}{}",
                     p.name,
                     p.category,
                     p.action.as_str(),
                     p.terms,
                     p.allow,
                     p.regexes,
-                    if p.pinyin { "yes" } else { "no" }
+                    if p.pinyin { "yes" } else { "no" },
+                    // Shadow packs are tried on live traffic, never acted on.
+                    if p.shadow { "  (shadow)" } else { "" }
                 );
             }
             for s in engine.scorers() {
@@ -528,23 +706,35 @@ fn train(
     Ok(())
 }
 
-fn init_logging() {
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,librdkafka=warn,rdkafka=warn"),
-    )
-    .format_timestamp_millis()
-    .init();
+/// Logs through `tracing`; the `log` records of qunguard and its crates (rdkafka among them)
+/// arrive through tracing-subscriber's log bridge.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        // Colour codes only for people at a terminal, not in files and log collectors.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 fn new_metrics(engine: &Engine) -> Metrics {
     let mut categories: Vec<&str> = engine.packs().iter().map(|p| p.category.as_str()).collect();
     categories.sort();
     categories.dedup();
+    let packs: Vec<&str> = engine.packs().iter().map(|p| p.name.as_str()).collect();
     Metrics::new(
         &categories,
         qunguard::watch::ALERT_KINDS,
         qunguard::watch::REASONS,
     )
+    .with_packs(&packs)
 }
 
 fn start_metrics(listen: &str, metrics: &Metrics) -> anyhow::Result<Option<MetricsServer>> {
@@ -553,7 +743,10 @@ fn start_metrics(listen: &str, metrics: &Metrics) -> anyhow::Result<Option<Metri
     }
     let s = MetricsServer::start(listen, metrics.clone())
         .with_context(|| format!("cannot serve metrics on {listen}"))?;
-    log::info!("metrics on http://{}/metrics", s.addr());
+    log::info!(
+        "metrics on http://{0}/metrics, readiness on http://{0}/readyz",
+        s.addr()
+    );
     Ok(Some(s))
 }
 

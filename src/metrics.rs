@@ -14,6 +14,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// The `clock` label of `qunguard_verdict_latency_seconds`.
+pub const LATENCY_CLOCKS: [&str; 2] = ["event", "broker"];
+const ALERT_STATUSES: [&str; 3] = [
+    crate::watch::AlertStatus::Open.name(),
+    crate::watch::AlertStatus::Update.name(),
+    crate::watch::AlertStatus::Resolved.name(),
+];
+const ALERT_SEVERITIES: [&str; 3] = [
+    crate::watch::Severity::Warning.name(),
+    crate::watch::Severity::High.name(),
+    crate::watch::Severity::Critical.name(),
+];
+
 /// Registers `metric` and hands it back. Names are fixed in this file, so a clash is a bug.
 fn registered<M: prometheus::core::Collector + Clone + 'static>(
     registry: &Registry,
@@ -75,6 +88,28 @@ pub struct Metrics {
     pub watch_evictions: IntCounterVec,
     /// Inputs whose `ts` was too far ahead of the clock (held at `watch.max_future_secs`).
     pub future_timestamps: prometheus::IntCounter,
+    /// Rule hits, by pack (a verdict with two hits of one pack counts two).
+    pub rule_hits: IntCounterVec,
+    /// Alert records produced, by kind, status (`open`, `update`, `resolved`) and severity.
+    pub alert_records: IntCounterVec,
+    /// Time the watch stage spent on a batch: heuristics and serialising its outputs.
+    pub batch_watch_seconds: Histogram,
+    /// Produce→verdict latency of each batch's first message, by `clock`: `event` (the
+    /// message's `ts`) or `broker` (the Kafka record timestamp).
+    pub verdict_latency_seconds: prometheus::HistogramVec,
+    /// Consumer lag per assigned input partition, from librdkafka's statistics.
+    pub consumer_lag: prometheus::IntGaugeVec,
+    /// Brokers librdkafka has a working connection to, from its statistics.
+    pub kafka_brokers_up: IntGauge,
+    /// 1 while `/readyz` would answer 200; evaluated at each scrape.
+    pub ready: IntGauge,
+    /// What `/readyz` checks besides the partition count; shared with the pipeline.
+    pub readiness: Arc<crate::health::Readiness>,
+    /// Inputs whose `ts` looked like seconds instead of milliseconds (read as seconds).
+    pub seconds_timestamps: prometheus::IntCounter,
+    /// Rules in production: reloads, the live version, shadow hits, corrections, reviewers'
+    /// decisions.
+    pub rules: RulesMetrics,
 }
 
 impl Metrics {
@@ -208,10 +243,73 @@ impl Metrics {
             "qunguard_future_timestamps_total",
             "Inputs whose ts was too far ahead of the clock (held at watch.max_future_secs).",
         );
+        let rule_hits = counter_vec("qunguard_rule_hits_total", "Rule hits, by pack.", "pack");
+        let alert_records = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "qunguard_alert_records_total",
+                    "Alert records produced, by kind, status and severity.",
+                ),
+                &["kind", "status", "severity"],
+            )
+            .expect("valid metric"),
+        );
+        let batch_watch_seconds = histogram(
+            "qunguard_batch_watch_seconds",
+            "Time to run the heuristics over a batch and serialise its outputs.",
+            prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets"),
+        );
+        let verdict_latency_seconds = registered(
+            &registry,
+            prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "qunguard_verdict_latency_seconds",
+                    "Produce to verdict latency of each batch's first message, by clock (event: the message ts, broker: the record timestamp).",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 18).expect("valid buckets")),
+                &["clock"],
+            )
+            .expect("valid histogram"),
+        );
+        let consumer_lag = registered(
+            &registry,
+            prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "qunguard_consumer_lag_messages",
+                    "Messages behind the partition's end, per assigned input partition (librdkafka statistics).",
+                ),
+                &["topic", "partition"],
+            )
+            .expect("valid metric"),
+        );
+        let kafka_brokers_up = gauge(
+            "qunguard_kafka_brokers_up",
+            "Brokers with a working connection, from librdkafka statistics.",
+        );
+        let ready = gauge(
+            "qunguard_ready",
+            "1 while /readyz answers 200 (partitions assigned, broker answering, rules loaded).",
+        );
+        for clock in LATENCY_CLOCKS {
+            verdict_latency_seconds.with_label_values(&[clock]);
+        }
+        for kind in alert_kinds {
+            for status in ALERT_STATUSES {
+                for severity in ALERT_SEVERITIES {
+                    alert_records.with_label_values(&[kind, status, severity]);
+                }
+            }
+        }
+        let seconds_timestamps = counter(
+            "qunguard_seconds_timestamps_total",
+            "Inputs whose ts looked like seconds instead of milliseconds (read as seconds).",
+        );
+        let rules = RulesMetrics::new(&registry);
         for o in crate::watch::REPORT_OUTCOMES {
             reports.with_label_values(&[o]);
         }
-        for input in ["message", "report"] {
+        for input in ["message", "report", "decision"] {
             consumed.with_label_values(&[input]);
         }
         for a in ["allow", "review", "block"] {
@@ -225,7 +323,7 @@ impl Metrics {
         }
         for code in crate::batch::REJECTION_CODES
             .iter()
-            .chain(&["report_invalid"])
+            .chain(&["report_invalid", "decision_invalid"])
         {
             dead_letters.with_label_values(&[code]);
         }
@@ -261,11 +359,38 @@ impl Metrics {
             watch_entries,
             watch_evictions,
             future_timestamps,
+            rule_hits,
+            alert_records,
+            batch_watch_seconds,
+            verdict_latency_seconds,
+            consumer_lag,
+            kafka_brokers_up,
+            ready,
+            readiness: Arc::new(crate::health::Readiness::default()),
+            seconds_timestamps,
+            rules,
         }
+    }
+
+    /// Pre-creates the `qunguard_rule_hits_total` series of `packs` (pack names).
+    pub fn with_packs(self, packs: &[&str]) -> Metrics {
+        for p in packs {
+            self.rule_hits.with_label_values(&[p]);
+            self.rules.shadow_hits.with_label_values(&[p]);
+            self.rules.overturns.with_label_values(&[p]);
+        }
+        self
+    }
+
+    /// Whether this instance is ready (see [`crate::health::Readiness::check`]).
+    pub fn readiness_check(&self) -> Result<(), String> {
+        self.readiness
+            .check(self.assigned_partitions.get(), std::time::Instant::now())
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.ready.set(i64::from(self.readiness_check().is_ok()));
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .expect("text encoding cannot fail")
@@ -274,6 +399,92 @@ impl Metrics {
     /// Sum of a counter vector over its labels.
     pub fn total(v: &IntCounterVec, labels: &[&str]) -> u64 {
         labels.iter().map(|l| v.with_label_values(&[l]).get()).sum()
+    }
+}
+
+/// The metrics of rules in production (hot reload, shadow rules, corrections, reviewers'
+/// decisions).
+#[derive(Clone)]
+pub struct RulesMetrics {
+    /// Rule reloads, by `outcome` (`ok`: the set compiled and is live, or was unchanged;
+    /// `failed`: rejected, the previous set keeps serving).
+    pub reloads: IntCounterVec,
+    /// 1 for the live rules version (the only series; a reload replaces it).
+    pub info: prometheus::IntGaugeVec,
+    /// Hits of shadow rules, by pack.
+    pub shadow_hits: IntCounterVec,
+    /// Correction records (a message's action changed by a reload), by old and new action.
+    pub corrections: IntCounterVec,
+    /// Reviewers' decisions read, by decision (`confirm`, `overturn`).
+    pub review_decisions: IntCounterVec,
+    /// Overturned flags, by the pack of each rule that flagged the message.
+    pub overturns: IntCounterVec,
+}
+
+impl RulesMetrics {
+    fn new(registry: &Registry) -> RulesMetrics {
+        let vec = |name: &str, help: &str, labels: &[&str]| {
+            registered(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let reloads = vec(
+            "qunguard_rules_reloads_total",
+            "Rule reloads, by outcome (failed: rejected, the previous set keeps serving).",
+            &["outcome"],
+        );
+        let info = registered(
+            registry,
+            prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "qunguard_rules_info",
+                    "1 for the rules version now screening (one series).",
+                ),
+                &["version"],
+            )
+            .expect("valid metric"),
+        );
+        let shadow_hits = vec(
+            "qunguard_rule_shadow_hits_total",
+            "Hits of shadow rules (recorded, not acted on), by pack.",
+            &["pack"],
+        );
+        let corrections = vec(
+            "qunguard_corrections_total",
+            "Correction records: recent messages whose action a reload changed.",
+            &["old_action", "new_action"],
+        );
+        let review_decisions = vec(
+            "qunguard_review_decisions_total",
+            "Reviewers' decisions read, by decision.",
+            &["decision"],
+        );
+        let overturns = vec(
+            "qunguard_rule_overturns_total",
+            "Flags reviewers overturned, by the pack of each rule that flagged the message.",
+            &["pack"],
+        );
+        for o in ["ok", "failed"] {
+            reloads.with_label_values(&[o]);
+        }
+        for d in ["confirm", "overturn"] {
+            review_decisions.with_label_values(&[d]);
+        }
+        RulesMetrics {
+            reloads,
+            info,
+            shadow_hits,
+            corrections,
+            review_decisions,
+            overturns,
+        }
+    }
+
+    /// Makes `version` the one series of `qunguard_rules_info`.
+    pub fn set_live(&self, version: &str) {
+        self.info.reset();
+        self.info.with_label_values(&[version]).set(1);
     }
 }
 
@@ -354,10 +565,18 @@ fn serve_one(stream: std::net::TcpStream, metrics: &Metrics) -> std::io::Result<
             metrics.render(),
         ),
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+        "/readyz" => match metrics.readiness_check() {
+            Ok(()) => ("200 OK", "text/plain", "ready\n".to_string()),
+            Err(why) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
         _ => (
             "404 Not Found",
             "text/plain",
-            "try /metrics or /healthz\n".to_string(),
+            "try /metrics, /healthz or /readyz\n".to_string(),
         ),
     };
     let mut stream = reader.into_inner();
@@ -396,6 +615,10 @@ impl WatchPublisher {
             now.future_timestamps
                 .saturating_sub(self.last.future_timestamps),
         );
+        m.seconds_timestamps.inc_by(
+            now.seconds_timestamps
+                .saturating_sub(self.last.seconds_timestamps),
+        );
         m.alerts_open.set(w.open_alerts() as i64);
         for (map, n, evicted) in w.sizes() {
             m.watch_entries.with_label_values(&[map]).set(n as i64);
@@ -403,6 +626,66 @@ impl WatchPublisher {
             c.inc_by(evicted.saturating_sub(c.get()));
         }
         self.last = now.clone();
+    }
+}
+
+/// Publishes what librdkafka's statistics (every `statistics.interval.ms`) say about the
+/// consumer: lag per assigned partition, brokers up, and that the client is alive (readiness).
+pub struct ConsumerStatsPublisher {
+    metrics: Metrics,
+    /// How long one report stands for readiness (a few statistics intervals).
+    max_age: Duration,
+    /// Lag series set by the last report, so series of partitions no longer held are removed.
+    lag_series: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl ConsumerStatsPublisher {
+    /// Publishes into `metrics`; statistics arrive every `interval`.
+    pub fn new(metrics: Metrics, interval: Duration) -> ConsumerStatsPublisher {
+        ConsumerStatsPublisher {
+            metrics,
+            // Generous: the poll loop that serves the statistics also waits out backpressure.
+            max_age: (interval * 3).max(Duration::from_secs(30)),
+            lag_series: Default::default(),
+        }
+    }
+
+    /// Publishes one statistics report.
+    pub fn publish(&self, stats: &rdkafka::Statistics) {
+        // Real brokers only: bootstrap entries (node id -1) duplicate a learned broker's
+        // connection, and librdkafka's internal and logical handles are not connections.
+        let up = stats
+            .brokers
+            .values()
+            .filter(|b| b.state == "UP" && b.nodeid >= 0 && b.source == "learned")
+            .count();
+        self.metrics
+            .readiness
+            .broker_report(up as i64, std::time::Instant::now(), self.max_age);
+        self.metrics.kafka_brokers_up.set(up as i64);
+        let mut now = Vec::new();
+        for (topic, t) in &stats.topics {
+            for p in t.partitions.values() {
+                // Partition -1 is librdkafka's internal unassigned queue; a lag of -1 means
+                // unknown (not assigned here, or no offsets yet).
+                if p.partition >= 0 && p.consumer_lag >= 0 {
+                    let labels = (topic.clone(), p.partition.to_string());
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&labels.0, &labels.1])
+                        .set(p.consumer_lag);
+                    now.push(labels);
+                }
+            }
+        }
+        let mut last = self.lag_series.lock().expect("not poisoned");
+        for old in last.iter().filter(|l| !now.contains(l)) {
+            let _ = self
+                .metrics
+                .consumer_lag
+                .remove_label_values(&[&old.0, &old.1]);
+        }
+        *last = now;
     }
 }
 
@@ -465,6 +748,76 @@ mod tests {
     }
 
     #[test]
+    fn consumer_statistics_publish_lag_of_held_partitions_and_learned_brokers_up() {
+        use rdkafka::statistics::{Broker, Partition, Statistics, Topic};
+        let m = Metrics::new(&["ads"], &["flood"], &["rate_limit"]);
+        let p = ConsumerStatsPublisher::new(m.clone(), Duration::from_secs(5));
+        let broker = |state: &str, source: &str, nodeid: i32| Broker {
+            state: state.into(),
+            source: source.into(),
+            nodeid,
+            ..Default::default()
+        };
+        let stats = |parts: &[(i32, i64)]| Statistics {
+            brokers: [
+                ("a:9092/bootstrap", broker("UP", "configured", -1)),
+                ("a:9092/1", broker("UP", "learned", 1)),
+                ("b:9092/2", broker("DOWN", "learned", 2)),
+                ("GroupCoordinator", broker("UP", "logical", 1)),
+            ]
+            .into_iter()
+            .map(|(k, b)| (k.to_string(), b))
+            .collect(),
+            topics: [(
+                "chat.messages".to_string(),
+                Topic {
+                    partitions: parts
+                        .iter()
+                        .map(|&(partition, consumer_lag)| {
+                            let p = Partition {
+                                partition,
+                                consumer_lag,
+                                ..Default::default()
+                            };
+                            (partition, p)
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let lag = |part: &str| {
+            m.render()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!(
+                        "qunguard_consumer_lag_messages{{partition=\"{part}\",topic=\"chat.messages\"}} "
+                    ))
+                    .map(|v| v.parse::<i64>().unwrap())
+                })
+        };
+        // -1: librdkafka's unassigned queue, and a partition whose lag is not known.
+        p.publish(&stats(&[(-1, -1), (0, 7), (1, 3), (2, -1)]));
+        assert_eq!(
+            (lag("0"), lag("1"), lag("2"), lag("-1")),
+            (Some(7), Some(3), None, None)
+        );
+        assert_eq!(
+            m.kafka_brokers_up.get(),
+            1,
+            "only the learned broker that is UP"
+        );
+        m.readiness.set_rules_loaded(true);
+        assert_eq!(m.readiness.check(2, std::time::Instant::now()), Ok(()));
+        // Partition 0 moved to another instance: its series goes.
+        p.publish(&stats(&[(1, 0)]));
+        assert_eq!((lag("0"), lag("1")), (None, Some(0)));
+    }
+
+    #[test]
     fn endpoint_serves_prometheus_text() {
         let m = Metrics::new(&["ads", "insult"], &["spike"], &["rate_limit"]);
         m.verdicts.with_label_values(&["block"]).inc_by(3);
@@ -488,5 +841,34 @@ mod tests {
         assert!(body.contains("qunguard_batch_size_messages_count 1"));
         assert!(body.contains("qunguard_dead_letters_total{reason=\"invalid_utf8\"} 0"));
         assert!(fetch("/nope").starts_with("HTTP/1.1 404"));
+        assert!(fetch("/healthz").starts_with("HTTP/1.1 200"));
+    }
+
+    #[test]
+    fn readyz_answers_503_with_the_reason_until_ready_then_200() {
+        let m = Metrics::new(&["ads"], &["spike"], &["rate_limit"]);
+        let server = MetricsServer::start("127.0.0.1:0", m.clone()).unwrap();
+        let fetch = |path: &str| {
+            let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        let not_ready = fetch("/readyz");
+        assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+        assert!(not_ready.contains("no rule set loaded"), "{not_ready}");
+        assert!(fetch("/metrics").contains("qunguard_ready 0"));
+        m.readiness.set_rules_loaded(true);
+        m.readiness
+            .broker_report(1, std::time::Instant::now(), Duration::from_secs(60));
+        let still = fetch("/readyz");
+        assert!(still.contains("no input partitions assigned"), "{still}");
+        assert!(!still.contains("rule set"), "{still}");
+        m.assigned_partitions.set(3);
+        let ready = fetch("/readyz");
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        assert!(fetch("/metrics").contains("qunguard_ready 1"));
+        assert!(fetch("/healthz").starts_with("HTTP/1.1 200"));
     }
 }

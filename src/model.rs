@@ -89,6 +89,11 @@ pub struct Hit {
     /// `text[start..end]`: what the member actually wrote, noise characters included (short,
     /// so kept inline like [`Id`]).
     pub text: compact_str::CompactString,
+    /// Set when the rule is in shadow (its pack or regex says `shadow = true`): the hit is
+    /// recorded and counted, but changes neither the verdict's `action` nor its `categories`,
+    /// nor anything the heuristics do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// The screening result for one message.
@@ -108,7 +113,8 @@ pub struct Verdict {
     pub categories: Vec<Arc<str>>,
     /// Every hit, sorted by `start`, then `end`, then `rule`.
     pub hits: Vec<Hit>,
-    /// Set when `hits` was cut to the pipeline's `max_hits` (a text full of matches).
+    /// Set when `hits` (or `suppressed`) was cut to the pipeline's `max_hits` (a text full of
+    /// matches).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hits_truncated: bool,
     /// Heuristic findings about this message (flooding, rate, incident mode), each with the
@@ -121,6 +127,11 @@ pub struct Verdict {
     pub recommend: Option<Box<Recommendation>>,
     /// Version of the compiled rule set that produced this verdict.
     pub rules_version: compact_str::CompactString,
+    /// Matches that were found and then dropped, with why: so a reviewer sees why a message
+    /// that holds a term passed. One per rule per overlapping span; none that a reported hit of
+    /// the same rule already covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<Suppression>,
     /// Each model pack's score (0–1), keyed by its category; absent without model packs.
     #[serde(default, skip_serializing_if = "Scores::is_empty")]
     pub scores: Scores,
@@ -184,6 +195,52 @@ impl<'de> Deserialize<'de> for Scores {
             more: all.collect(),
         })
     }
+}
+
+/// Why a match was not reported as a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressedBy {
+    /// An allowed term of the same pack covers the match (`by` is the entry as written).
+    Allow,
+    /// A sound-alike whose characters are an ordinary word (`by` is the lexicon word, or the
+    /// sentence-final particle, that explains them).
+    Lexicon,
+    /// A sound-alike that runs across sentence punctuation (…关照。代理… is not 招代理).
+    Sentence,
+}
+
+impl SuppressedBy {
+    /// The snake-case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressedBy::Allow => "allow",
+            SuppressedBy::Lexicon => "lexicon",
+            SuppressedBy::Sentence => "sentence",
+        }
+    }
+}
+
+/// A match that was dropped, on a verdict's `suppressed` list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// The rule that matched, as on a [`Hit`].
+    pub rule: Cow<'static, str>,
+    /// The rule's category.
+    pub category: Arc<str>,
+    /// How it matched.
+    pub kind: MatchKind,
+    /// Byte offset of the match in the original `text` (inclusive).
+    pub start: usize,
+    /// Byte offset of the match in the original `text` (exclusive).
+    pub end: usize,
+    /// `text[start..end]`.
+    pub text: compact_str::CompactString,
+    /// What dropped it.
+    pub reason: SuppressedBy,
+    /// The allow entry or lexicon word that dropped it (absent for `sentence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<compact_str::CompactString>,
 }
 
 /// A heuristic finding on a verdict (see README "Heuristics").

@@ -25,6 +25,9 @@ pub struct ScanOptions {
     pub max_text_bytes: usize,
     /// Lines per batch handed to the engine.
     pub batch_lines: usize,
+    /// Add `"explain"` to every verdict line: the normalised text, and where each hit and
+    /// suppression lies in it ([`crate::screen::explain`]).
+    pub explain: bool,
 }
 
 impl Default for ScanOptions {
@@ -33,6 +36,7 @@ impl Default for ScanOptions {
             max_line_bytes: 1 << 20,
             max_text_bytes: 64 << 10,
             batch_lines: 8192,
+            explain: false,
         }
     }
 }
@@ -189,7 +193,10 @@ where
         });
         let serialiser = s.spawn(move || {
             for (first_line, b) in watched_rx {
-                if out_tx.send(serialise(first_line, &b)).is_err() {
+                if out_tx
+                    .send(serialise(first_line, &b, opts.explain))
+                    .is_err()
+                {
                     break; // the writer failed; its error is returned below
                 }
             }
@@ -234,7 +241,7 @@ where
 
 /// The output lines of a batch whose first line is `first_line`: verdicts and error lines in
 /// input order.
-fn serialise(first_line: u64, b: &Watched) -> Vec<u8> {
+fn serialise(first_line: u64, b: &Watched, explain: bool) -> Vec<u8> {
     let outcomes: Vec<Outcome<'_>> = b.outcomes().collect();
     outcomes
         .par_chunks(512)
@@ -243,6 +250,13 @@ fn serialise(first_line: u64, b: &Watched) -> Vec<u8> {
             let mut buf = Vec::with_capacity(chunk.len() * 256);
             for (i, o) in chunk.iter().enumerate() {
                 match o {
+                    Outcome::Verdict { verdict, message } if explain => serde_json::to_writer(
+                        &mut buf,
+                        &Explained {
+                            verdict,
+                            explain: crate::screen::explain::explain(message, verdict),
+                        },
+                    ),
                     Outcome::Verdict { verdict, .. } => serde_json::to_writer(&mut buf, verdict),
                     Outcome::Rejected(r) => {
                         let line = first_line + (c * 512 + i) as u64;
@@ -251,7 +265,9 @@ fn serialise(first_line: u64, b: &Watched) -> Vec<u8> {
                             &serde_json::json!({ "line": line, "error": r.detail }),
                         )
                     }
-                    Outcome::Report => unreachable!("scan reads no reports"),
+                    Outcome::Report | Outcome::Decision(..) => {
+                        unreachable!("scan reads no reports or decisions")
+                    }
                 }
                 .expect("serialising to memory cannot fail");
                 buf.push(b'\n');
@@ -260,6 +276,14 @@ fn serialise(first_line: u64, b: &Watched) -> Vec<u8> {
         })
         .collect::<Vec<_>>()
         .concat()
+}
+
+/// A verdict line of `scan --explain`: the verdict's fields, then `"explain"`.
+#[derive(serde::Serialize)]
+struct Explained<'a> {
+    #[serde(flatten)]
+    verdict: &'a crate::model::Verdict,
+    explain: crate::screen::explain::Explanation,
 }
 
 /// Writes watch records as `{"KIND": RECORD}` lines.

@@ -281,3 +281,198 @@ fn scan_output_does_not_depend_on_the_number_of_threads() {
         );
     }
 }
+
+/// The demo carries its own config and rule packs, so it works from any directory; a metrics
+/// port in use is named in the error.
+#[test]
+fn demo_runs_outside_the_repository_and_names_a_busy_metrics_address() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = qunguard()
+        .current_dir(elsewhere.path())
+        .args(["demo", "--duration", "3", "--metrics", "", "--rate", "1000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("every consumed message has a verdict or a dead-letter: yes"),
+        "{stdout}"
+    );
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = qunguard()
+        .current_dir(elsewhere.path())
+        .args(["demo", "--duration", "3", "--metrics", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&addr), "names {addr}: {err}");
+    assert!(err.contains("--metrics"), "says how to change it: {err}");
+}
+
+/// `scan --config FILE` screens with that config's `rules.dir` (unless --rules says
+/// otherwise), and a missing rules directory names the keys that really exist.
+#[test]
+fn scan_with_a_config_uses_its_rules_dir_and_errors_name_real_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("packs")).unwrap();
+    std::fs::write(
+        dir.path().join("packs/secret.toml"),
+        "category = \"secret\"\naction = \"block\"\nwords = [\"独角兽暗号\"]\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("q.toml");
+    std::fs::write(&cfg, "[rules]\ndir = \"packs\"\n").unwrap();
+    let line =
+        r#"{"id":"a","group_id":"g","sender_id":"u","ts":1,"text":"今天的独角兽暗号是什么"}"#
+            .as_bytes();
+    let run = |args: &[&str]| {
+        let mut child = qunguard()
+            .arg("scan")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(line).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let cfg_arg = cfg.to_str().unwrap();
+    let out = run(&["--config", cfg_arg, "--no-watch"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["categories"], serde_json::json!(["secret"]), "{v}");
+
+    // --rules wins over the config's rules.dir.
+    let out = run(&["--config", cfg_arg, "--rules", "config/rules", "--no-watch"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["action"], "allow", "{v}");
+
+    let out = run(&["--rules", dir.path().join("nowhere").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("rules.dir") && !err.contains("rules_dir"),
+        "{err}"
+    );
+}
+
+/// An unusable QUNGUARD_CACHE_DIR is warned about once, and the command still works.
+#[test]
+fn an_unwritable_cache_dir_is_warned_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory below a plain file can never be created, even by root.
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"").unwrap();
+    let cache = file.join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .args(["check-rules", "config/rules"])
+        .env("QUNGUARD_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("cannot cache compiled rules").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains(cache.to_str().unwrap()), "{err}");
+    assert!(err.contains("QUNGUARD_CACHE_DIR"), "{err}");
+
+    let writable = dir.path().join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .args(["check-rules", "config/rules"])
+        .env("QUNGUARD_CACHE_DIR", &writable)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_dir(&writable).unwrap().count() > 0,
+        "the compiled rules are cached there"
+    );
+}
+
+/// README's verdict example is consistent: each hit's `end - start` is its text's byte length.
+#[test]
+fn readme_verdict_example_offsets_span_the_hit_text() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("### Verdict")
+        .nth(1)
+        .expect("a Verdict section");
+    let json = section
+        .split("```json")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a json block");
+    let v: serde_json::Value = serde_json::from_str(json).expect("the example is JSON");
+    let hits = v["hits"].as_array().expect("hits");
+    assert!(!hits.is_empty());
+    for h in hits {
+        let text = h["text"].as_str().unwrap();
+        let (start, end) = (h["start"].as_u64().unwrap(), h["end"].as_u64().unwrap());
+        assert_eq!(end - start, text.len() as u64, "{h}");
+    }
+}
+
+/// `scan --explain` adds the normalised text and each hit's offset map, and nothing else.
+#[test]
+fn scan_explain_adds_the_normalised_text_and_each_hits_offset_map() {
+    let input = concat!(
+        r#"{"id":"1","group_id":"g","sender_id":"u","ts":1,"text":"买了大麻花"}"#,
+        "\n",
+        r#"{"id":"2","group_id":"g","sender_id":"u","ts":2,"text":"出售仿 真 枪"}"#,
+        "\n",
+        r#"{"id":"3","group_id":"g","#,
+        "\n",
+    );
+    let (plain, _) = scan(input.as_bytes(), &["--no-watch"]);
+    let (lines, _) = scan(input.as_bytes(), &["--no-watch", "--explain"]);
+    assert_eq!(lines.len(), 3);
+    // The allow-listed drug term is explained, not silently dropped.
+    assert_eq!(lines[0]["action"], "allow");
+    assert_eq!(lines[0]["suppressed"][0]["by"], "大麻花");
+    assert_eq!(lines[0]["explain"]["normalised"], "买了大麻花");
+    assert_eq!(
+        lines[0]["explain"]["suppressed"][0]["map"],
+        serde_json::json!([[6, 9, 6, 9], [9, 12, 9, 12]])
+    );
+    // One hit for the term, mapped character by character past the spaces.
+    assert_eq!(
+        lines[1]["hits"].as_array().unwrap().len(),
+        1,
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["explain"]["normalised"], "出售仿真枪");
+    assert_eq!(
+        lines[1]["explain"]["hits"][0]["map"],
+        serde_json::json!([[6, 9, 6, 9], [9, 12, 10, 13], [12, 15, 14, 17]])
+    );
+    // Error lines stay as they are; without the explanation, verdict lines are the plain ones.
+    assert!(lines[2]["error"].is_string() && lines[2].get("explain").is_none());
+    for (mut explained, plain) in lines.into_iter().zip(plain) {
+        if let Some(o) = explained.as_object_mut() {
+            o.remove("explain");
+        }
+        assert_eq!(explained, plain);
+    }
+}

@@ -296,6 +296,17 @@ fn two_instances_share_the_partitions_and_hand_over_cleanly() {
         counts.values().all(|&c| c == 1),
         "steady state: exactly once"
     );
+    // Both hold partitions of a live broker with rules loaded: ready, and their lag (from
+    // librdkafka's statistics) is published per partition they hold.
+    for q in [&a, &b] {
+        q.wait_ready(WAIT);
+        let (_, body) = q.get("/metrics");
+        assert!(
+            body.contains("qunguard_consumer_lag_messages{partition=")
+                && body.contains("qunguard_kafka_brokers_up 1"),
+            "{body}"
+        );
+    }
     let series = "qunguard_messages_consumed_total{input=\"message\"}";
     let (ca, cb) = (a.metric(series), b.metric(series));
     assert!(ca > 0.0 && cb > 0.0, "both instances worked: {ca} / {cb}");
@@ -503,4 +514,149 @@ fn heuristics_alerts_reports_and_scorecards_through_kafka() {
     assert_eq!(c["g-q"]["messages"], 7);
     assert_eq!(c["g-q"]["alerts"], 1);
     assert_eq!(c["g-q"]["assessment"], "rectify");
+}
+
+/// After a crash, a restarted instance says why it has no partitions yet (the dead member's
+/// session timeout); with static membership (`kafka.group_instance_id`) it gets them at once.
+#[test]
+fn a_restart_after_kill_9_explains_the_wait_and_static_membership_skips_it() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create(brokers, 2);
+    // A session long enough that the wait is unmistakable (20 s, against the 5 s after which
+    // the explanation is logged).
+    let long_session = |path: std::path::PathBuf, instance: &str| {
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "\"session.timeout.ms\" = \"6000\"",
+            "\"session.timeout.ms\" = \"20000\"",
+        );
+        let text = if instance.is_empty() {
+            text
+        } else {
+            text.replacen(
+                "[kafka]\n",
+                &format!("[kafka]\ngroup_instance_id = \"{instance}\"\n"),
+                1,
+            )
+        };
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // (static instance name, whether the restart must wait and explain)
+    for (instance, waits) in [("", true), ("qunguard-0", false)] {
+        let group = unique("g");
+        let cfg = long_session(t.config(dir.path(), brokers, &group, ""), instance);
+        let mut first = Qunguard::start("first", &cfg);
+        first.wait_log("partitions assigned:", WAIT);
+        first.kill9();
+        let second = Qunguard::start("second", &cfg);
+        if waits {
+            let line = second.wait_log("no partitions assigned after", Duration::from_secs(15));
+            assert!(line.contains("session.timeout.ms = 20000"), "{line}");
+            assert!(line.contains("kafka.group_instance_id"), "{line}");
+        } else {
+            let started = std::time::Instant::now();
+            second.wait_log("partitions assigned:", Duration::from_secs(15));
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "static member rejoined after {:?}",
+                started.elapsed()
+            );
+            // Both partitions of the input and of the reports topic.
+            assert_eq!(second.assigned().len(), 4, "{:?}", second.assigned());
+            let log = second.log.lock().unwrap().join("\n");
+            assert!(!log.contains("no partitions assigned after"), "{log}");
+        }
+    }
+}
+
+/// `topics` says what it did with each topic, and a replication factor the cluster cannot
+/// give is refused with the option to change.
+#[test]
+fn topics_says_whether_it_created_or_found_each_topic() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = || {
+        let p = unique("fresh");
+        Topics {
+            input: format!("{p}.in"),
+            reports: format!("{p}.reports"),
+            verdicts: format!("{p}.verdicts"),
+            review: format!("{p}.review"),
+            dead: format!("{p}.dead"),
+            alerts: format!("{p}.alerts"),
+            scorecards: format!("{p}.scorecards"),
+            rewards: format!("{p}.rewards"),
+        }
+    };
+    let topics = |cfg: &std::path::Path, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+            .arg("topics")
+            .arg("--config")
+            .arg(cfg)
+            .args(extra)
+            .env("QUNGUARD_CACHE_DIR", "off")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let t = fresh();
+    let cfg = t.config(dir.path(), brokers, &unique("g"), "");
+    let (ok, out, err) = topics(&cfg, &["--partitions", "3"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("created ").count(), 8, "{out}");
+    assert!(
+        out.contains(&format!("created {} (3 partitions", t.input)),
+        "{out}"
+    );
+    assert!(out.contains("8 created, 0 already there"), "{out}");
+    let (ok, out, err) = topics(&cfg, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("exists ").count(), 8, "{out}");
+    assert!(out.contains("0 created, 8 already there"), "{out}");
+
+    let t = fresh();
+    let cfg = t.config(dir.path(), brokers, &unique("g"), "");
+    let (ok, _, err) = topics(&cfg, &["--replication-factor", "3"]);
+    assert!(!ok);
+    assert!(err.contains("--replication-factor"), "{err}");
+}
+
+/// `loadgen --report-every N` produces reports from the start, not only after its memory of
+/// recent messages has filled (which took 102,400 messages).
+#[test]
+fn loadgen_reports_start_with_the_first_messages() {
+    let Some(brokers) = broker() else { return };
+    let t = Topics::create(brokers, 1);
+    let reports = Reader::start(brokers, &t.reports);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .args(["loadgen", "--brokers", brokers, "--topic", &t.input])
+        .args([
+            "--count",
+            "1000",
+            "--report-every",
+            "200",
+            "--reports-topic",
+            &t.reports,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = reports.wait_until("5 reports", WAIT, |r| r.len() >= 5);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(reports.len(), 5, "one report per 200 messages");
+    for r in &got {
+        let v = r.json();
+        let id = v["message_id"].as_str().unwrap();
+        let n: u64 = id.trim_start_matches('m').parse().unwrap();
+        assert!(n < 1000, "about a message produced before it: {id}");
+    }
 }

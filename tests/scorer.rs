@@ -167,7 +167,7 @@ fn a_model_pack_scores_every_verdict_and_flags_at_its_threshold() {
 }
 
 #[test]
-fn a_shadow_model_pack_reports_its_score_and_nothing_else() {
+fn a_shadow_model_pack_reports_its_score_and_a_shadow_hit_and_acts_on_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_with_model(
         dir.path(),
@@ -177,7 +177,13 @@ fn a_shadow_model_pack_reports_its_score_and_nothing_else() {
     let v = engine.screen(&msg("a", "黑鬼都是垃圾，滚回非洲去"));
     assert!(v.scores.get("offensive").unwrap() > 0.5);
     assert_eq!(v.action, Action::Allow);
-    assert!(v.hits.is_empty() && v.categories.is_empty(), "{v:?}");
+    assert!(v.categories.is_empty(), "{v:?}");
+    // Recorded like any shadow rule's hit, not acted on.
+    assert_eq!(v.hits.len(), 1, "{v:?}");
+    assert!(v.hits[0].shadow && v.hits[0].kind == MatchKind::Model);
+    // Under the threshold: the score only.
+    let v = engine.screen(&msg("b", "今天天气真好"));
+    assert!(v.scores.get("offensive").unwrap() < 0.5 && v.hits.is_empty());
 }
 
 #[test]

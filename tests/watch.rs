@@ -725,3 +725,45 @@ fn a_broken_sender_clock_cannot_end_windows_or_close_the_day() {
         );
     }
 }
+
+#[test]
+fn a_ts_in_seconds_is_read_as_seconds_and_counted() {
+    let quarrel = |secs: bool| -> Vec<Message> {
+        INSULTS[..5]
+            .iter()
+            .chain(["神经病"].iter())
+            .enumerate()
+            .map(|(i, t)| {
+                let ts = T0 + i as i64 * 10 * SEC;
+                msg(
+                    format!("q{i}"),
+                    "g1",
+                    format!("u{}", i % 3),
+                    if secs { ts / 1000 } else { ts },
+                    t,
+                )
+            })
+            .collect()
+    };
+    let reasons = |vs: &[Verdict]| -> Vec<Vec<String>> {
+        vs.iter()
+            .map(|v| v.reasons.iter().map(|r| format!("{r:?}")).collect())
+            .collect()
+    };
+    let mut in_ms = Watch::new(WatchConfig::default());
+    let (want, _) = run_with(&mut in_ms, &quarrel(false), 100);
+    let mut in_s = Watch::new(WatchConfig::default());
+    let secs = quarrel(true);
+    let (got, out) = run_with(&mut in_s, &secs, 100);
+    assert_eq!(reasons(&got), reasons(&want), "the same heuristics fire");
+    assert!(has_reason(&got[5], "incident"), "{:?}", got[5]);
+    assert_eq!(in_s.stats().seconds_timestamps, 6);
+    assert_eq!(in_ms.stats().seconds_timestamps, 0);
+    assert_eq!(got[0].ts, secs[0].ts, "the verdict keeps the original ts");
+    let opened = alerts(&out, "quarrel");
+    assert!(!opened.is_empty());
+    assert!(
+        opened.iter().all(|a| a.ts >= T0),
+        "alerts are dated in milliseconds: {opened:?}"
+    );
+}

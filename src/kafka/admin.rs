@@ -3,29 +3,56 @@
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
 
-/// Creates each `(topic, partitions)` that does not exist yet (replication factor 1 unless the
-/// broker's default applies). Existing topics are left as they are.
+/// Creates each `(topic, partitions)` that does not exist yet (replication factor 1).
+/// Existing topics are left as they are.
 pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    ensure_topics(&config, topics, 1)?;
+    Ok(())
+}
+
+/// What [`ensure_topics`] did with one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicState {
+    /// The topic did not exist and was created.
+    Created,
+    /// The topic existed already and was left as it is.
+    Existed,
+}
+
+/// Creates each `(topic, partitions)` that does not exist yet with `replication` replicas,
+/// through a client made from `config` (so its TLS/SASL settings apply), after a
+/// [`probe`](super::probe::probe) so an unreachable broker fails fast. Returns each topic's
+/// state in the order given.
+pub fn ensure_topics(
+    config: &ClientConfig,
+    topics: &[(&str, i32)],
+    replication: i32,
+) -> anyhow::Result<Vec<(String, TopicState)>> {
+    super::probe::probe(config, super::probe::PROBE_TIMEOUT)?;
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(replication)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = futures_executor::block_on(admin.create_topics(&new, &opts))?;
+    let mut states = Vec::with_capacity(results.len());
     for r in results {
         match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(t) => states.push((t, TopicState::Created)),
+            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => states.push((t, TopicState::Existed)),
+            Err((t, RDKafkaErrorCode::InvalidReplicationFactor)) => anyhow::bail!(
+                "cannot create topic {t}: replication factor {replication} is more than the cluster's brokers; lower --replication-factor"
+            ),
             Err((t, e)) => anyhow::bail!("cannot create topic {t}: {e}"),
         }
     }
-    Ok(())
+    Ok(states)
 }
 
 /// Returns the topics among `topics` that the cluster does not have (so `run` can refuse to
@@ -35,8 +62,7 @@ pub fn missing_topics(
     topics: &[&str],
     timeout: Duration,
 ) -> anyhow::Result<Vec<String>> {
-    let client: BaseConsumer = config.create()?;
-    let md = client.fetch_metadata(None, timeout)?;
+    let md = super::probe::probe(config, timeout)?;
     let have: std::collections::HashSet<&str> = md
         .topics()
         .iter()

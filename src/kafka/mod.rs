@@ -7,6 +7,7 @@
 //! most the batches whose outputs were in flight, and loses nothing.
 
 pub mod admin;
+pub mod probe;
 
 use crate::config::{KafkaConfig, OutputTopic};
 use crate::metrics::Metrics;
@@ -58,6 +59,24 @@ pub fn producer_config(
     for (k, v) in overrides {
         c.set(k, v);
     }
+    c
+}
+
+/// Settings for admin clients (`topics`): the brokers and the `[kafka.consumer]` overrides,
+/// which carry the cluster's TLS/SASL settings.
+pub fn admin_config(
+    brokers: &str,
+    overrides: &std::collections::BTreeMap<String, String>,
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("client.id", "qunguard");
+    for (k, v) in overrides {
+        c.set(k, v);
+    }
+    // Consumer-only overrides (session.timeout.ms…) would each be warned about by an admin
+    // client, which ignores them anyway.
+    c.set_log_level(rdkafka::config::RDKafkaLogLevel::Error);
     c
 }
 

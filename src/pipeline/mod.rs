@@ -15,16 +15,19 @@
 //! (`screen-N`). A full queue blocks the poll loop and a full producer queue blocks `send`, so
 //! a slow broker slows consumption instead of growing memory.
 
+mod join_wait;
 mod offsets;
+mod recent;
 mod screen_stage;
 mod sink;
 mod source;
+mod summary;
 mod watch_stage;
 
-use crate::batch::Screener;
-use crate::config::Config;
+use crate::config::{Config, OutputTopic};
 use crate::kafka::{self, Sink};
 use crate::metrics::Metrics;
+use crate::reload::LiveRules;
 use crate::screen::Engine;
 use crate::watch::Watch;
 use offsets::{Offsets, RebalanceContext};
@@ -42,22 +45,40 @@ pub fn run(
     metrics: Metrics,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    run_live(cfg, Arc::new(LiveRules::new(engine)), metrics, stop)
+}
+
+pub use recent::Correction;
+
+/// Like [`run`], screening each batch with the rule set live in `rules` when the batch starts
+/// (a [`crate::reload::Reloader`] replaces it while the pipeline runs).
+pub fn run_live(
+    cfg: &Config,
+    rules: Arc<LiveRules>,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    metrics.rules.set_live(rules.current().rules_version());
     let k = &cfg.kafka;
     let pc = &cfg.pipeline;
-    let sink = Arc::new(Sink::new(
-        &kafka::producer_config(&k.brokers, &k.producer),
-        &metrics,
-    )?);
+    let producer_cfg = kafka::producer_config(&k.brokers, &k.producer);
+    // [kafka.producer] may carry its own credentials: check them before consuming anything.
+    kafka::probe::probe(&producer_cfg, kafka::probe::PROBE_TIMEOUT)
+        .map_err(|e| anyhow::anyhow!("producer: {e}"))?;
+    let sink = Arc::new(Sink::new(&producer_cfg, &metrics)?);
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(pc.queue_batches);
     let source = Arc::new(Source::new(
         batch_tx,
         Offsets::new(metrics.clone(), Duration::from_millis(pc.drain_timeout_ms)),
         metrics.clone(),
     ));
-    let consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
+    let mut consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
+    if !k.group_instance_id.is_empty() {
+        consumer_cfg.set("group.instance.id", &k.group_instance_id);
+    }
     let missing =
-        kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), Duration::from_secs(30))
-            .map_err(|e| anyhow::anyhow!("cannot read cluster metadata from {}: {e}", k.brokers))?;
+        kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), kafka::probe::PROBE_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("consumer: {e}"))?;
     if !missing.is_empty() {
         anyhow::bail!(
             "topics missing on {}: {}; create them (README: \"Running against your Kafka\") or fix [kafka] in the config",
@@ -65,9 +86,15 @@ pub fn run(
             missing.join(", ")
         );
     }
+    // Lag per partition and readiness come from librdkafka's statistics (the metadata
+    // check above ran without them: its short-lived client has nobody to report to).
+    let stats_interval = stats_interval(&mut consumer_cfg);
+    let join = Arc::new(join_wait::JoinWait::default());
     let consumer: BaseConsumer<RebalanceContext> =
         consumer_cfg.create_with_context(RebalanceContext {
             source: source.clone(),
+            stats: crate::metrics::ConsumerStatsPublisher::new(metrics.clone(), stats_interval),
+            join: join.clone(),
         })?;
     let topics = k.source_topics();
     consumer.subscribe(&topics)?;
@@ -78,9 +105,25 @@ pub fn run(
         k.brokers
     );
 
+    let summary = summary::Summary::start(metrics.clone(), cfg.log.summary_secs)?;
+    {
+        let (consumer, group, instance) = (
+            k.consumer.clone(),
+            k.group_id.clone(),
+            k.group_instance_id.clone(),
+        );
+        join_wait::watch(join, stop.clone(), move |waited| {
+            join_wait::explanation(&consumer, &group, &instance, waited)
+        });
+    }
+
     let watch = cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone()));
     let fingerprinter = watch.as_ref().map(Watch::fingerprinter);
-    let mut watch_stage = WatchStage::new(watch, pc, metrics.clone());
+    let mut watch_stage = WatchStage::new(watch, pc, metrics.clone()).with_recent(
+        recent::RecentMessages::new(&cfg.recent_messages),
+        OutputTopic::Corrections.enabled(k),
+        OutputTopic::Labels.enabled(k),
+    );
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(pc.threads)
         .thread_name(|i| format!("screen-{i}"))
@@ -89,13 +132,17 @@ pub fn run(
     let (screened_tx, screened_rx) = crossbeam_channel::bounded(1);
     let (outgoing_tx, outgoing_rx) = crossbeam_channel::bounded(1);
     let screen = {
-        let (pool, max_bytes, max_text) = (pool.clone(), pc.max_message_bytes, pc.max_text_bytes);
+        let stage = screen_stage::ScreenStage {
+            rules: rules.clone(),
+            fingerprinter,
+            max_message_bytes: pc.max_message_bytes,
+            max_text_bytes: pc.max_text_bytes,
+            metrics: metrics.clone(),
+        };
+        let pool = pool.clone();
         std::thread::Builder::new()
             .name("screen".into())
-            .spawn(move || {
-                let screener = Screener::new(&engine, fingerprinter, max_text);
-                screen_stage::run(&screener, max_bytes, batch_rx, screened_tx, &pool)
-            })?
+            .spawn(move || stage.run(batch_rx, screened_tx, &pool))?
     };
     let watch = std::thread::Builder::new()
         .name("watch".into())
@@ -107,7 +154,9 @@ pub fn run(
             .spawn(move || sink::run(&sink, &topics, &metrics, outgoing_rx))?
     };
 
-    source::poll_loop(&consumer, &source, cfg, &stop);
+    source::poll_loop(&consumer, &source, cfg, &rules, &stop);
+    // Summaries describe the running pipeline, not its shutdown.
+    drop(summary);
 
     // Drain: screen what was polled, wait for its outputs, commit, then leave the group.
     source.close();
@@ -129,4 +178,24 @@ pub fn run(
     }
     log::info!("stopped cleanly; offsets committed");
     Ok(())
+}
+
+/// librdkafka's statistics interval: the one set in `[kafka.consumer]`, else 5 s (set here).
+fn stats_interval(cfg: &mut rdkafka::ClientConfig) -> Duration {
+    const KEY: &str = "statistics.interval.ms";
+    let ms = match cfg.get(KEY).map(str::parse::<u64>) {
+        Some(Ok(ms)) => ms,
+        // librdkafka itself rejects a malformed value when the consumer is created.
+        Some(Err(_)) => 5000,
+        None => {
+            cfg.set(KEY, "5000");
+            5000
+        }
+    };
+    if ms == 0 {
+        log::warn!(
+            "[kafka.consumer] {KEY} = 0 turns librdkafka's statistics off: no consumer lag metrics, and /readyz never reports ready"
+        );
+    }
+    Duration::from_millis(ms)
 }

@@ -123,12 +123,26 @@ fn describe(tpl: &TopicPartitionList) -> String {
     parts.join(",")
 }
 
-/// Consumer context: drains and commits before partitions are taken away.
+/// Consumer context: drains and commits before partitions are taken away, and publishes
+/// librdkafka's statistics (lag, brokers up).
 pub(super) struct RebalanceContext {
     pub(super) source: Arc<Source>,
+    pub(super) stats: crate::metrics::ConsumerStatsPublisher,
+    pub(super) join: Arc<super::join_wait::JoinWait>,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.stats.publish(&statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.source.offsets.metrics.readiness.brokers_down();
+        }
+        log::error!("librdkafka: {error}: {reason}");
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -154,6 +168,7 @@ impl ConsumerContext for RebalanceContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 log::info!("partitions assigned: {}", describe(tpl));
+                self.join.joined();
                 self.source
                     .offsets
                     .metrics

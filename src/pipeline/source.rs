@@ -6,6 +6,7 @@ use super::offsets::{Offsets, RebalanceContext};
 use crate::config::Config;
 use crate::kafka::BatchAck;
 use crate::metrics::Metrics;
+use crate::reload::LiveRules;
 use crossbeam_channel::{Sender, TrySendError};
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode};
@@ -22,6 +23,10 @@ pub(super) struct Polled {
     pub(super) payload: Option<Vec<u8>>,
     /// Read from the reports topic.
     pub(super) report: bool,
+    /// The record's Kafka timestamp (ms since the epoch), when it has one.
+    pub(super) timestamp: Option<i64>,
+    /// Read from the reviewers' decisions topic.
+    pub(super) decision: bool,
 }
 
 /// A batch on its way to the screen stage.
@@ -93,6 +98,22 @@ impl Source {
         ok
     }
 
+    /// Sends an empty batch through the stages, so that a rules reload while no input arrives
+    /// is noticed at once (the watch stage writes its corrections then, not with the next
+    /// message). Its outputs are tracked like any batch's; it has no offsets to commit.
+    pub(super) fn dispatch_tick(&self) -> bool {
+        let ack = self.offsets.register(Vec::new(), Instant::now());
+        let tx = self.tx.lock().expect("not poisoned");
+        let Some(tx) = tx.as_ref() else {
+            return false;
+        };
+        tx.send(Batch {
+            records: Vec::new(),
+            ack,
+        })
+        .is_ok()
+    }
+
     /// Dispatches what is pending and closes the queue, so the stages finish and exit.
     pub(super) fn close(&self) {
         self.dispatch();
@@ -129,13 +150,17 @@ pub(super) fn poll_loop(
     consumer: &BaseConsumer<RebalanceContext>,
     source: &Source,
     cfg: &Config,
+    rules: &LiveRules,
     stop: &AtomicBool,
 ) {
+    let mut rules_seen = rules.generation();
     let max_batch = cfg.pipeline.batch_max_messages;
     let max_wait = Duration::from_millis(cfg.pipeline.batch_max_wait_ms);
     let reports_topic = cfg.kafka.reports_topic.as_str();
     let consumed_msgs = source.metrics.consumed.with_label_values(&["message"]);
     let consumed_reports = source.metrics.consumed.with_label_values(&["report"]);
+    let decisions_topic = cfg.kafka.decisions_topic.as_str();
+    let consumed_decisions = source.metrics.consumed.with_label_values(&["decision"]);
     // Interned topic names, so a polled record costs no allocation for its topic.
     let mut topic_names: Vec<Arc<str>> = Vec::new();
     let mut since_store = 0u32;
@@ -156,8 +181,11 @@ pub(super) fn poll_loop(
                     }
                 };
                 let report = !reports_topic.is_empty() && m.topic() == reports_topic;
+                let decision = !decisions_topic.is_empty() && m.topic() == decisions_topic;
                 if report {
                     consumed_reports.inc();
+                } else if decision {
+                    consumed_decisions.inc();
                 } else {
                     consumed_msgs.inc();
                 }
@@ -168,6 +196,8 @@ pub(super) fn poll_loop(
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
                     report,
+                    timestamp: m.timestamp().to_millis(),
+                    decision,
                 };
                 if source.push(record, max_batch) && !source.dispatch() {
                     break;
@@ -175,6 +205,13 @@ pub(super) fn poll_loop(
             }
             Some(Err(e)) => log::warn!("consumer: {e}"),
             None => idle = true,
+        }
+        // Checked only when idle: with input flowing, the next batch carries a reload anyway.
+        if idle && rules.generation() != rules_seen {
+            rules_seen = rules.generation();
+            if source.pending_since().is_none() && !source.dispatch_tick() {
+                break;
+            }
         }
         let age_out = source
             .pending_since()

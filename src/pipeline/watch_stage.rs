@@ -2,13 +2,15 @@
 //! then every output record of the batch, serialised (verdicts in parallel on the pipeline's
 //! rayon pool). On a thread of its own, the watch of one batch overlaps screening of the next.
 
+use super::recent::RecentMessages;
 use super::screen_stage::ScreenedBatch;
 use super::source::Polled;
-use crate::batch::{Outcome, Rejection};
+use crate::batch::{Outcome, Rejection, Screened};
 use crate::config::{OutputTopic, PipelineConfig};
 use crate::kafka::BatchAck;
 use crate::metrics::Metrics;
 use crate::model::{Action, Verdict};
+use crate::screen::Engine;
 use crate::watch::Watch;
 use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;
@@ -51,6 +53,28 @@ pub(super) struct WatchStage {
     metrics: Metrics,
     /// Per [`Action`], resolved once so counting a verdict costs no label lookup.
     verdict_counters: [prometheus::IntCounter; 3],
+    /// Recent messages with their texts, when `[recent_messages]` turns the store on.
+    recent: Option<RecentMessages>,
+    /// Write corrections after a reload (the corrections topic is named).
+    corrections: bool,
+    /// The version of the rules that screened the previous batch.
+    last_version: Option<compact_str::CompactString>,
+    /// Write labelled examples from reviewers' decisions (the labels topic is named).
+    labels: bool,
+}
+
+/// A labelled example from a reviewer's decision (labels topic): one JSONL line of training
+/// data.
+#[derive(Serialize)]
+struct Label<'a> {
+    /// The message text.
+    text: &'a str,
+    /// 1: a confirmed violation; 0: overturned, the text is fine.
+    label: u8,
+    /// The reviewer's category, else the flag's first category (none for an unflagged text).
+    category: Option<String>,
+    /// When the reviewer decided (ms since the epoch).
+    decided_at: i64,
 }
 
 impl WatchStage {
@@ -64,7 +88,106 @@ impl WatchStage {
             dead_letter_max_bytes: cfg.dead_letter_max_bytes,
             metrics,
             verdict_counters,
+            recent: None,
+            corrections: false,
+            last_version: None,
+            labels: false,
         }
+    }
+
+    /// Keeps recent messages in `recent` (if on); writes corrections after a reload when
+    /// `corrections` is set, and labelled examples of decisions when `labels` is.
+    pub(super) fn with_recent(
+        mut self,
+        recent: Option<RecentMessages>,
+        corrections: bool,
+        labels: bool,
+    ) -> Self {
+        self.recent = recent;
+        self.corrections = corrections;
+        self.labels = labels;
+        self
+    }
+
+    /// Counts a reviewer's decision (and an overturn per pack of the rules that flagged the
+    /// message); returns its labelled example when the labels topic is on and the message's
+    /// text is still kept.
+    fn decided(
+        &mut self,
+        engine: &Engine,
+        d: &crate::watch::Decision,
+        o: &crate::watch::DecisionOutcome,
+    ) -> Option<OutRecord> {
+        use crate::watch::DecisionKind;
+        let rm = &self.metrics.rules;
+        rm.review_decisions
+            .with_label_values(&[d.decision.as_str()])
+            .inc();
+        if o.outcome == "overturned" {
+            let mut packs: Vec<&str> = o
+                .rules
+                .iter()
+                .map(|r| engine.pack_of(r).unwrap_or("unknown"))
+                .collect();
+            packs.sort_unstable();
+            packs.dedup();
+            for p in packs {
+                rm.overturns.with_label_values(&[p]).inc();
+            }
+        }
+        if !self.labels || o.outcome == "duplicate" {
+            return None;
+        }
+        let text = self.recent.as_mut()?.text(&d.message_id, Instant::now())?;
+        let category = d
+            .category
+            .clone()
+            .or_else(|| o.categories.first().map(|c| c.to_string()));
+        let label = Label {
+            text,
+            label: u8::from(d.decision == DecisionKind::Confirm),
+            category,
+            decided_at: d.ts,
+        };
+        Some(OutRecord {
+            topic: OutputTopic::Labels,
+            key: Some(d.group_id.as_bytes().to_vec()),
+            payload: serde_json::to_vec(&label).expect("labels serialise"),
+            headers: None,
+        })
+    }
+
+    /// After a reload, the corrections of recent messages; then keeps the batch's messages.
+    fn corrections(&mut self, engine: &Engine, screened: &Screened) -> Vec<OutRecord> {
+        let version = engine.rules_version();
+        let reloaded = self.last_version.as_deref().is_some_and(|v| v != version);
+        if self.last_version.as_deref() != Some(version) {
+            self.last_version = Some(version.into());
+        }
+        let Some(recent) = self.recent.as_mut() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut out = Vec::new();
+        if reloaded && self.corrections {
+            for c in recent.correct(engine, now) {
+                self.metrics
+                    .rules
+                    .corrections
+                    .with_label_values(&[c.old.action.as_str(), c.new.action.as_str()])
+                    .inc();
+                out.push(OutRecord {
+                    topic: OutputTopic::Corrections,
+                    key: Some(c.group_id.as_bytes().to_vec()),
+                    payload: serde_json::to_vec(&c).expect("corrections serialise"),
+                    headers: None,
+                });
+            }
+        }
+        for (m, v) in screened.messages().iter().zip(screened.verdicts()) {
+            recent.keep(m, v, now);
+        }
+        out
     }
 
     /// Runs the watch over a screened batch; returns its outputs in order: per input its
@@ -75,8 +198,11 @@ impl WatchStage {
             records: inputs,
             ack,
             screened,
+            engine,
             took,
         } = b;
+        self.observe_latency(&inputs, &screened);
+        let corrections = self.corrections(&engine, &screened);
         let watched = screened.watch(self.watch.as_mut(), self.max_hits);
         if let Some(w) = &self.watch {
             self.publisher.publish(&self.metrics, w);
@@ -123,6 +249,11 @@ impl WatchStage {
                     }
                 }
                 Outcome::Report => {}
+                Outcome::Decision(d, o) => {
+                    if let Some(label) = self.decided(&engine, d, o) {
+                        records.push(label);
+                    }
+                }
                 Outcome::Rejected(r) => records.push(self.dead_letter(input, r)),
             }
         }
@@ -133,6 +264,12 @@ impl WatchStage {
                     .with_label_values(&[alert_kind.name()])
                     .inc();
             }
+            if let crate::watch::Output::Alert(a) = o {
+                self.metrics
+                    .alert_records
+                    .with_label_values(&[a.kind.name(), a.status.name(), a.severity.name()])
+                    .inc();
+            }
             records.push(OutRecord {
                 topic: OutputTopic::of_watch_output(o),
                 key: Some(o.key().as_bytes().to_vec()),
@@ -140,10 +277,36 @@ impl WatchStage {
                 headers: None,
             });
         }
+        records.extend(corrections);
         self.metrics
             .batch_screen_seconds
-            .observe((took + t0.elapsed()).as_secs_f64());
+            .observe(took.as_secs_f64());
+        self.metrics
+            .batch_watch_seconds
+            .observe(t0.elapsed().as_secs_f64());
         Outgoing { ack, records }
+    }
+
+    /// Observes the produce→verdict latency of the batch's first message, by its event time
+    /// and by its record's broker timestamp: one sample a batch keeps this off the per-message
+    /// path, and the first message is the batch's oldest.
+    fn observe_latency(&self, inputs: &[Polled], screened: &crate::batch::Screened) {
+        let Some(first) = screened.verdicts().first() else {
+            return;
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let since = |ms: i64| (now_ms.saturating_sub(ms)).max(0) as f64 / 1000.0;
+        let [event, broker] = crate::metrics::LATENCY_CLOCKS;
+        let h = &self.metrics.verdict_latency_seconds;
+        h.with_label_values(&[event]).observe(since(first.ts));
+        // The verdicts are in input order, so the first message is the first polled record
+        // that is neither a report nor rejected; its broker timestamp is close enough to
+        // the first polled record's for a latency sample.
+        if let Some(ts) = inputs.iter().find(|r| !r.report).and_then(|r| r.timestamp) {
+            h.with_label_values(&[broker]).observe(since(ts));
+        }
     }
 
     /// The dead-letter copy of `input`: its key and (capped) bytes, with where it came from

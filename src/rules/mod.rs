@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+mod regex_check;
 mod validate;
 pub use validate::Validator;
 pub(crate) use validate::check as validate_match;
@@ -85,6 +86,8 @@ struct PackFile {
     pinyin: bool,
     #[serde(default)]
     regex: Vec<Spanned<RegexFile>>,
+    #[serde(default)]
+    shadow: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +99,8 @@ struct RegexFile {
     action: Option<PackAction>,
     #[serde(default)]
     validate: Option<Validator>,
+    #[serde(default)]
+    shadow: Option<bool>,
 }
 
 /// One term of a pack, after normalisation.
@@ -232,6 +237,9 @@ pub struct RegexRule {
     pub action: Action,
     /// Optional checksum/format validator every hit must pass.
     pub validate: Option<Validator>,
+    /// Hits are only recorded (marked `shadow` on the verdict), never acted on. Set on the
+    /// regex, or inherited from its pack.
+    pub shadow: bool,
     pub(crate) file: PathBuf,
     pub(crate) line: usize,
 }
@@ -255,6 +263,10 @@ pub struct Pack {
     pub pinyin: bool,
     /// Regex rules.
     pub regexes: Vec<RegexRule>,
+    /// A shadow pack's hits are written on verdicts with `"shadow": true` and counted, but
+    /// change neither the action nor the categories (nor anything the heuristics do): how a
+    /// new rule is tried on live traffic. Any kind of pack honours it through this flag.
+    pub shadow: bool,
     /// Where the pack was loaded from.
     pub path: PathBuf,
 }
@@ -276,8 +288,7 @@ impl RuleSet {
             key: String::new(),
             line: None,
             problem: format!("cannot read the rules directory: {e}"),
-            fix: "point --rules (or `rules_dir` in the config) at a directory of *.toml packs"
-                .into(),
+            fix: "point --rules, `rules.dir` in the config or QUNGUARD_RULES_DIR at a directory of *.toml packs (the shipped ones are in config/rules)".into(),
         })?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -518,14 +529,14 @@ impl Pack {
             }
             let pattern = rf.pattern.get_ref().clone();
             let pattern_line = lines.line_of(rf.pattern.span().start);
-            if let Err(problem) = crate::screen::matcher::check_regex(&pattern) {
+            if let Err(problem) = regex_check::check(&pattern) {
                 return Err(err(
                     &format!("regex[{i}].pattern"),
                     Some(pattern_line),
                     format!("pattern {pattern:?} of `{id}` cannot be used: {problem}"),
-                    "patterns use Rust regex syntax without lookaround, backreferences or word \
-                     boundaries, and match normalised text: lowercase, with spaces and \
-                     punctuation removed; write digits as [0-9], not \\d",
+                    "patterns use Rust regex syntax without lookaround, backreferences, word \
+                     boundaries or \\d \\w \\s, and match normalised text: lowercase, with \
+                     spaces and punctuation removed (README: \"Rule packs\")",
                 ));
             }
             regexes.push(RegexRule {
@@ -533,6 +544,7 @@ impl Pack {
                 pattern,
                 action: rf.action.map(Action::from).unwrap_or(file.action.into()),
                 validate: rf.validate,
+                shadow: rf.shadow.unwrap_or(file.shadow),
                 file: path.to_path_buf(),
                 line,
             });
@@ -554,6 +566,7 @@ impl Pack {
             allow,
             pinyin: file.pinyin,
             regexes,
+            shadow: file.shadow,
             path: path.to_path_buf(),
         })
     }

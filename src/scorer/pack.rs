@@ -58,6 +58,16 @@ pub(crate) fn is_model_pack(src: &str) -> bool {
 impl ModelPack {
     /// Parses a model pack and loads its model from beside it.
     pub fn parse(path: &Path, src: &str) -> Result<ModelPack, RuleError> {
+        ModelPack::parse_with(path, src, Model::load)
+    }
+
+    /// Like [`ModelPack::parse`], with the model read by `load` from the path the pack names
+    /// (the binary's built-in packs carry their model in memory).
+    pub fn parse_with(
+        path: &Path,
+        src: &str,
+        load: impl FnOnce(&Path) -> Result<Model, super::ModelError>,
+    ) -> Result<ModelPack, RuleError> {
         let line_of = |at: usize| src[..at.min(src.len())].matches('\n').count() + 1;
         let err = |key: &str, line: Option<usize>, problem: String, fix: &str| RuleError {
             file: path.to_path_buf(),
@@ -109,7 +119,7 @@ impl ModelPack {
             .parent()
             .unwrap_or(Path::new("."))
             .join(file.model.get_ref());
-        let model = Model::load(&model_path).map_err(|e| RuleError {
+        let model = load(&model_path).map_err(|e| RuleError {
             file: model_path.clone(),
             key: String::new(),
             line: None,

@@ -110,8 +110,9 @@ pub(crate) fn bmp3(c0: u8, c1: u8, c2: u8) -> usize {
 /// purpose: they do not appear in digit-by-digit numbers.
 #[inline]
 pub(crate) fn numeral_value(c: char) -> Option<u8> {
-    // Fast exit for the common case: every numeral is an ASCII digit or in U+3007..=U+9646.
-    if !c.is_ascii_digit() && !('\u{3007}'..='\u{9646}').contains(&c) {
+    // Fast exit for the common case: every numeral is an ASCII digit or in U+3007..=U+96F6
+    // (零 is the highest).
+    if !c.is_ascii_digit() && !('\u{3007}'..='\u{96F6}').contains(&c) {
         return None;
     }
     Some(match c {

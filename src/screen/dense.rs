@@ -351,6 +351,20 @@ pub(crate) fn translate_regex(pattern: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// How a pack author wrote a look-around assertion (errors quote the syntax, not the parser's
+/// names for it).
+fn look_syntax(look: Look) -> &'static str {
+    match look {
+        Look::WordAscii | Look::WordUnicode => "\\b",
+        Look::WordAsciiNegate | Look::WordUnicodeNegate => "\\B",
+        Look::WordStartAscii | Look::WordStartUnicode => "\\b{start} or \\<",
+        Look::WordEndAscii | Look::WordEndUnicode => "\\b{end} or \\>",
+        Look::WordStartHalfAscii | Look::WordStartHalfUnicode => "\\b{start-half}",
+        Look::WordEndHalfAscii | Look::WordEndHalfUnicode => "\\b{end-half}",
+        _ => "a look-around assertion",
+    }
+}
+
 fn emit(h: &Hir, out: &mut String) -> Result<(), String> {
     match h.kind() {
         HirKind::Empty => {}
@@ -387,9 +401,10 @@ fn emit(h: &Hir, out: &mut String) -> Result<(), String> {
             Look::End | Look::EndLF | Look::EndCRLF => "$",
             _ => {
                 return Err(format!(
-                    "word boundaries ({look:?}) are not supported: normalised text is all \
+                    "word boundaries ({}) are not supported: normalised text is all \
                      letters and digits, so a boundary falls only at a message's start or end \
-                     (write ^ or $)"
+                     (write ^ or $)",
+                    look_syntax(*look)
                 ));
             }
         }),

@@ -7,13 +7,15 @@
 
 mod chars;
 pub mod dense;
+pub mod explain;
+pub(crate) mod lexicon;
 pub(crate) mod matcher;
 pub mod normalise;
 
-use crate::model::{Action, Hit, MatchKind, Message, Verdict};
+use crate::model::{Action, Hit, MatchKind, Message, SuppressedBy, Suppression, Verdict};
 use crate::rules::{RuleSet, Validator, validate_match};
 use hyperscan::BlockDatabase;
-use normalise::{Buffer, Mapped, PinyinBuffer, pinyin_key};
+use normalise::{Buffer, Mapped, PinyinBuffer, fold_letter_repeats, pinyin_key};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -26,7 +28,54 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Bumped whenever normalisation or matching semantics change, so `rules_version` changes too.
-const ENGINE_SEMANTICS: &str = "qunguard-engine-1";
+const ENGINE_SEMANTICS: &str = "qunguard-engine-2";
+
+/// The version of a rule set: the first 16 hex digits of a SHA-256 over everything that decides
+/// a verdict (every pack's settings, terms, allowed terms and regexes, words files included as
+/// loaded, and the engine's matching semantics). The one place a rule set's identity is
+/// computed: anything else that decides verdicts (a model file) is folded in here.
+pub fn rules_version(rules: &RuleSet) -> compact_str::CompactString {
+    let mut hasher = Sha256::new();
+    hasher.update(ENGINE_SEMANTICS);
+    for pack in &rules.packs {
+        hasher.update(format!(
+            "\0pack\0{}\0{}\0{:?}\0{}",
+            pack.name, pack.category, pack.action, pack.pinyin
+        ));
+        // Only when set, so versions of rule sets without shadow rules stay as they were.
+        if pack.shadow {
+            hasher.update("\0shadow");
+        }
+        for t in pack.terms.iter() {
+            hasher.update("\0t\0");
+            hasher.update(t.normalised);
+        }
+        for a in pack.allow.iter() {
+            hasher.update("\0a\0");
+            hasher.update(a.normalised);
+        }
+        for r in &pack.regexes {
+            hasher.update(format!(
+                "\0r\0{}\0{}\0{:?}\0{:?}",
+                r.id, r.pattern, r.action, r.validate
+            ));
+            if r.shadow {
+                hasher.update("\0shadow");
+            }
+        }
+    }
+    for m in &rules.models {
+        // The model file's digest makes the model part of the version.
+        hasher.update(format!(
+            "\0model\0{}\0{}\0{:?}\0{}\0{}\0",
+            m.name, m.category, m.action, m.threshold, m.shadow
+        ));
+        hasher.update(m.model.digest());
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    hex.into()
+}
 
 /// What a pattern id of the main database stands for.
 #[derive(Debug)]
@@ -39,6 +88,8 @@ enum MainRule {
     Allow {
         pack: u32,
         len: u32,
+        /// The entry as written in the pack, named on the suppressions it causes.
+        entry: &'static str,
     },
     Regex {
         regex: u32,
@@ -53,12 +104,16 @@ struct PinyinRule {
     /// The term's characters after folding repeats, for the homophone check: a range of
     /// [`Engine::pinyin_units`].
     units: (u32, u32),
+    /// The key with repeated letters folded ([`fold_letter_repeats`]): only romanised text
+    /// (ASCII letters in the span) is folded that way, so only such a match counts.
+    romanised_only: bool,
 }
 
 #[derive(Debug)]
 struct PackInfo {
     category: Arc<str>,
     action: Action,
+    shadow: bool,
 }
 
 #[derive(Debug)]
@@ -67,6 +122,7 @@ struct RegexInfo {
     pack: u32,
     action: Action,
     validate: Option<Validator>,
+    shadow: bool,
 }
 
 /// Per-pack counts, as `check-rules` prints them.
@@ -86,6 +142,8 @@ pub struct PackSummary {
     pub regexes: usize,
     /// Whether pinyin/homophone matching is on.
     pub pinyin: bool,
+    /// Whether the whole pack is in shadow.
+    pub shadow: bool,
 }
 
 /// A compiled rule set, ready to screen messages. Cheap to share behind an `Arc`.
@@ -102,6 +160,10 @@ pub struct Engine {
     summary: Vec<PackSummary>,
     /// Model packs, scored on every message's normalised text.
     scorers: Vec<crate::scorer::Scorer>,
+    /// Pack names by pack index, and the pack of each regex id: which pack a hit came from
+    /// (term rule ids are `PACK:TERM`), for per-pack metrics.
+    pack_names: Vec<&'static str>,
+    regex_packs: std::collections::HashMap<&'static str, u32>,
     /// 16 hex digits: kept inline, so copying it onto every verdict is not an atomic increment.
     version: compact_str::CompactString,
 }
@@ -141,19 +203,16 @@ impl Engine {
         let mut summary = Vec::new();
         let mut hasher = Sha256::new();
         hasher.update(ENGINE_SEMANTICS);
+        hasher.update(lexicon::fingerprint());
+        let mut pack_names = Vec::new();
+        let mut regex_packs = std::collections::HashMap::new();
         let mut rule_id = String::new();
 
         for (p, pack) in rules.packs.iter().enumerate() {
             let p = p as u32;
             let category: Arc<str> = pack.category.as_str().into();
-            hasher.update(format!(
-                "\0pack\0{}\0{}\0{:?}\0{}",
-                pack.name, pack.category, pack.action, pack.pinyin
-            ));
             let mut seen_keys = std::collections::HashSet::new();
             for t in pack.terms.iter() {
-                hasher.update("\0t\0");
-                hasher.update(t.normalised);
                 rule_id.clear();
                 rule_id.push_str(&pack.name);
                 rule_id.push(':');
@@ -168,33 +227,36 @@ impl Engine {
                 });
                 if pack.pinyin {
                     let (key, units) = pinyin_key(t.normalised);
-                    if seen_keys.insert(key.clone()) {
-                        let first = pinyin_units.len() as u32;
-                        pinyin_units.extend_from_slice(&units);
-                        pinyin_rules.push(PinyinRule {
-                            pack: p,
-                            rule,
-                            len: key.len() as u32,
-                            units: (first, pinyin_units.len() as u32),
-                        });
-                        pinyin_sources.push_literal(key.as_bytes());
+                    let folded = fold_letter_repeats(&key);
+                    // A folded key of one or two letters ("qq" as "q") would match too much.
+                    let folded = (folded != key && folded.len() >= 3).then_some(folded);
+                    let first = pinyin_units.len() as u32;
+                    pinyin_units.extend_from_slice(&units);
+                    let units = (first, pinyin_units.len() as u32);
+                    for (key, romanised_only) in [(Some(key), false), (folded, true)] {
+                        let Some(key) = key else { continue };
+                        if seen_keys.insert(key.clone()) {
+                            pinyin_rules.push(PinyinRule {
+                                pack: p,
+                                rule,
+                                len: key.len() as u32,
+                                units,
+                                romanised_only,
+                            });
+                            pinyin_sources.push_literal(key.as_bytes());
+                        }
                     }
                 }
             }
             for a in pack.allow.iter() {
-                hasher.update("\0a\0");
-                hasher.update(a.normalised);
                 let len = sources.push_literal_with(|b| dense::encode_into(a.normalised, b));
                 main_rules.push(MainRule::Allow {
                     pack: p,
                     len: len as u32,
+                    entry: intern(a.written),
                 });
             }
             for r in &pack.regexes {
-                hasher.update(format!(
-                    "\0r\0{}\0{}\0{:?}\0{:?}",
-                    r.id, r.pattern, r.action, r.validate
-                ));
                 // Regexes are translated to the encoding.
                 sources.push_regex(
                     &dense::translate_regex(&r.pattern)
@@ -208,12 +270,16 @@ impl Engine {
                     pack: p,
                     action: r.action,
                     validate: r.validate,
+                    shadow: r.shadow,
                 });
+                regex_packs.insert(intern(&r.id), p);
             }
             packs.push(PackInfo {
                 category,
                 action: pack.action,
+                shadow: pack.shadow,
             });
+            pack_names.push(intern(&pack.name));
             summary.push(PackSummary {
                 name: pack.name.clone(),
                 category: pack.category.clone(),
@@ -222,10 +288,15 @@ impl Engine {
                 allow: pack.allow.len(),
                 regexes: pack.regexes.len(),
                 pinyin: pack.pinyin,
+                shadow: pack.shadow,
             });
         }
         let main = matcher::compile(&sources, cache).map_err(CompileError)?;
         drop(sources);
+        if !pinyin_sources.is_empty() {
+            // Loaded here, not on the first sound-alike hit, so no verdict waits for it.
+            lexicon::lexicon();
+        }
         let pinyin = if pinyin_sources.is_empty() {
             None
         } else {
@@ -233,12 +304,6 @@ impl Engine {
         };
         let mut scorers = Vec::new();
         for m in &rules.models {
-            // The model's file digest makes the model part of the rules version.
-            hasher.update(format!(
-                "\0model\0{}\0{}\0{:?}\0{}\0{}\0",
-                m.name, m.category, m.action, m.threshold, m.shadow
-            ));
-            hasher.update(m.model.digest());
             scorers.push(crate::scorer::Scorer {
                 name: m.name.clone(),
                 category: m.category.as_str().into(),
@@ -257,13 +322,14 @@ impl Engine {
                 allow: 0,
                 regexes: 0,
                 pinyin: false,
+                shadow: m.shadow,
             });
+            pack_names.push(intern(&m.name));
         }
         main_rules.shrink_to_fit();
         pinyin_rules.shrink_to_fit();
         pinyin_units.shrink_to_fit();
-        let digest = hasher.finalize();
-        let version: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let version = rules_version(rules);
         Ok(Engine {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             main,
@@ -275,7 +341,9 @@ impl Engine {
             regexes,
             summary,
             scorers,
-            version: version.into(),
+            pack_names,
+            regex_packs,
+            version,
         })
     }
 
@@ -292,6 +360,33 @@ impl Engine {
     /// The model packs.
     pub fn scorers(&self) -> &[crate::scorer::Scorer] {
         &self.scorers
+    }
+
+    /// Every rule id a hit can carry, with the index in [`Engine::packs`] of its pack (for
+    /// counting hits by pack: the wire format names rules, not packs).
+    pub fn rule_packs(&self) -> impl Iterator<Item = (&'static str, usize)> + '_ {
+        let terms = self.main_rules.iter().filter_map(|r| match *r {
+            MainRule::Term { pack, rule, .. } => Some((rule, pack as usize)),
+            _ => None,
+        });
+        // Model packs come after the term packs in `packs()`.
+        let models = self.scorers.iter().enumerate();
+        let models = models.map(|(k, s)| (s.rule, self.packs.len() + k));
+        terms
+            .chain(self.regexes.iter().map(|r| (r.id, r.pack as usize)))
+            .chain(models)
+    }
+
+    /// The pack a rule id of this engine's hits belongs to (`None` for a rule it does not
+    /// have, e.g. one removed by a reload since).
+    pub fn pack_of(&self, rule: &str) -> Option<&'static str> {
+        if let Some(&p) = self.regex_packs.get(rule) {
+            return Some(self.pack_names[p as usize]);
+        }
+        // Term ids are `PACK:TERM`; a pack name may itself hold ':', so match whole names.
+        self.pack_names.iter().copied().find(|n| {
+            rule.len() > n.len() && rule.starts_with(n) && rule.as_bytes()[n.len()] == b':'
+        })
     }
 
     /// Screens one message.
@@ -494,6 +589,7 @@ impl Engine {
             reasons: Vec::new(),
             recommend: None,
             rules_version: self.version.clone(),
+            suppressed: Vec::new(),
             scores: Default::default(),
         };
         if raw.is_empty() && py_raw.is_empty() {
@@ -505,10 +601,12 @@ impl Engine {
             hits,
             allowed,
             regex: regex_cands,
+            dropped,
         } = scratch;
         hits.clear();
         allowed.clear();
         regex_cands.clear();
+        dropped.clear();
         let map = &mut LazyMap {
             text: &msg.text,
             dense: dense_text,
@@ -533,9 +631,9 @@ impl Engine {
             };
             let (from, to) = utf8(dfrom, dto);
             match rule {
-                MainRule::Allow { pack, .. } => {
+                MainRule::Allow { pack, entry, .. } => {
                     let (s, e) = map.original_range(from, to);
-                    allowed.push((*pack, s, e));
+                    allowed.push((*pack, s, e, *entry));
                 }
                 MainRule::Term { pack, rule, .. } => {
                     let (s, e) = map.original_range(from, to);
@@ -566,6 +664,7 @@ impl Engine {
             let (s, e) = map.original_range(from, to);
             let mut hit = self.hit(info.pack, info.id, MatchKind::Regex, msg, s, e);
             hit.action = info.action;
+            hit.shadow = info.shadow;
             hits.push((info.pack, hit));
         }
 
@@ -579,42 +678,57 @@ impl Engine {
                 let (first, last) = (py.unit_at(i, f), py.unit_at(i, t - 1));
                 let units = &py.units[first..=last];
                 let term = &self.pinyin_units[rule.units.0 as usize..rule.units.1 as usize];
-                if !on_units || !sounds_deliberate(units.iter().map(|u| u.c), term) {
+                let romanised = units.iter().any(|u| u.c.is_ascii_alphabetic());
+                if !on_units
+                    || (rule.romanised_only && !romanised)
+                    || !sounds_deliberate(units.iter().map(|u| u.c), term)
+                {
                     continue;
                 }
                 let (ns, ne) = utf8(units[0].ns as usize, units[units.len() - 1].ne as usize);
                 let (s, e) = map.original_range(ns, ne);
-                if stands_alone(original, s, e) {
-                    hits.push((
-                        rule.pack,
-                        self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e),
-                    ));
+                if !stands_alone(original, s, e) {
+                    continue;
                 }
+                let hit = self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e);
+                // Romanised spellings are deliberate, and the term's own characters are its
+                // literal hit (kept over this one); only a sound-alike in other Han characters
+                // is checked against sentence breaks and ordinary words (rare: only those pay).
+                if !romanised && !units.iter().map(|u| u.c).eq(term.iter().copied()) {
+                    let why = self.ordinary_sound_alike(dense_text, units, term, &utf8, map);
+                    if let Some((reason, by)) = why {
+                        dropped.push((hit, reason, by));
+                        continue;
+                    }
+                }
+                hits.push((rule.pack, hit));
             }
         }
 
         let mut hits: Vec<Hit> = hits
             .drain(..)
-            .filter(|(pack, h)| {
-                !allowed
+            .filter_map(|(pack, h)| {
+                let allow = allowed
                     .iter()
-                    .any(|&(ap, s, e)| ap == *pack && s <= h.start && h.end <= e)
+                    .find(|&&(ap, s, e, _)| ap == pack && s <= h.start && h.end <= e);
+                match allow {
+                    Some(&(_, _, _, entry)) => {
+                        dropped.push((h, SuppressedBy::Allow, Some(entry.into())));
+                        None
+                    }
+                    None => Some(h),
+                }
             })
-            .map(|(_, h)| h)
             .collect();
-        // A term found both literally and through pinyin is one hit: keep the literal one.
-        hits.sort_by(|a, b| {
-            (a.start, a.end, &a.rule, kind_rank(a.kind)).cmp(&(
-                b.start,
-                b.end,
-                &b.rule,
-                kind_rank(b.kind),
-            ))
-        });
-        hits.dedup_by(|b, a| a.start == b.start && a.end == b.end && a.rule == b.rule);
+        one_per_rule_and_span(&mut hits);
+        if !dropped.is_empty() {
+            verdict.suppressed = suppressions(dropped, &hits);
+        }
 
-        verdict.action = hits.iter().map(|h| h.action).max().unwrap_or_default();
-        let mut categories: Vec<Arc<str>> = hits.iter().map(|h| h.category.clone()).collect();
+        // Shadow hits are on the verdict for people and metrics only.
+        let live = || hits.iter().filter(|h| !h.shadow);
+        verdict.action = live().map(|h| h.action).max().unwrap_or_default();
+        let mut categories: Vec<Arc<str>> = live().map(|h| h.category.clone()).collect();
         categories.sort();
         categories.dedup();
         verdict.categories = categories;
@@ -630,7 +744,7 @@ impl Engine {
             // bytes on every verdict, and the verdict then shows exactly what was compared.
             let score = (score * 1e4).round() / 1e4;
             verdict.scores.push(s.key, score);
-            if s.shadow || score < s.threshold {
+            if score < s.threshold {
                 continue;
             }
             let hit = Hit {
@@ -641,15 +755,53 @@ impl Engine {
                 start: 0,
                 end: msg.text.len(),
                 text: msg.text.as_str().into(),
+                shadow: s.shadow,
             };
             let key = |h: &Hit| (h.start, h.end, h.rule.clone());
             let at = verdict.hits.partition_point(|h| key(h) < key(&hit));
             verdict.hits.insert(at, hit);
+            // A shadow pack's hit is recorded, not acted on, like any shadow rule's.
+            if s.shadow {
+                continue;
+            }
             verdict.action = verdict.action.max(s.action);
             if let Err(at) = verdict.categories.binary_search(&s.category) {
                 verdict.categories.insert(at, s.category.clone());
             }
         }
+    }
+
+    /// Why a sound-alike in Han characters (`units` of the pinyin view, matching the term's
+    /// characters `term`) is not the term: it runs across sentence punctuation, or the lexicon
+    /// explains it as an ordinary word (then with the word).
+    fn ordinary_sound_alike(
+        &self,
+        dense_text: &[u8],
+        units: &[normalise::Unit],
+        term: &[char],
+        utf8: &impl Fn(usize, usize) -> (usize, usize),
+        map: &mut LazyMap<'_>,
+    ) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
+        let text = map.text;
+        let spans: Vec<(usize, usize)> = units
+            .iter()
+            .map(|u| {
+                let (f, t) = utf8(u.ns as usize, u.ne as usize);
+                map.original_range(f, t)
+            })
+            .collect();
+        let gaps = spans.windows(2).map(|w| &text[w[0].1..w[1].0]);
+        if lexicon::crosses_sentence(gaps) {
+            return Some((SuppressedBy::Sentence, None));
+        }
+        // The message's characters, and where the span starts and ends among them.
+        let chars: Vec<(usize, usize, char)> = dense::chars(dense_text).collect();
+        let first = chars.partition_point(|c| c.0 < units[0].ns as usize);
+        let end = chars.partition_point(|c| c.0 < units[units.len() - 1].ne as usize);
+        let chars: Vec<char> = chars.into_iter().map(|c| c.2).collect();
+        lexicon::lexicon()
+            .explain(&chars, first, end, term)
+            .map(|w| (SuppressedBy::Lexicon, Some(w.into())))
     }
 
     fn hit(
@@ -670,6 +822,7 @@ impl Engine {
             start: s,
             end: e,
             text: msg.text[s..e].into(),
+            shadow: info.shadow,
         }
     }
 }
@@ -739,6 +892,93 @@ fn message_at(bounds: &[(usize, usize)], cursor: &mut usize, to: usize) -> usize
     *cursor
 }
 
+/// Keeps one hit per rule per overlapping span: a term found literally and through pinyin over
+/// different spans (仿真枪 as the term, and 真枪 as a sound-alike of it) is one finding. Of the
+/// overlapping hits the literal one is kept, then the regex, then the sound-alike; then the
+/// longest, then the first. The result is sorted by start, end, then rule.
+fn one_per_rule_and_span(hits: &mut Vec<Hit>) {
+    let by_position = |a: &Hit, b: &Hit| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule));
+    hits.sort_unstable_by(by_position);
+    if hits.len() < 2 {
+        return;
+    }
+    // Compacted in place: `hits[..kept]` are the clusters' best hits so far, and `ends` the end
+    // of each one's cluster. A message has a handful of hits, so the clusters are searched (past
+    // 16 clusters, later ones are kept as they come: a text that full is cut to `max_hits`).
+    let mut ends: [usize; 16] = [0; 16];
+    let (mut kept, mut replaced) = (0, false);
+    for r in 0..hits.len() {
+        let open = (0..kept.min(ends.len()))
+            .rev()
+            .find(|&k| hits[k].rule == hits[r].rule && hits[r].start < ends[k]);
+        match open {
+            Some(k) => {
+                ends[k] = ends[k].max(hits[r].end);
+                let rank = |h: &Hit| (kind_rank(h.kind), std::cmp::Reverse(h.end - h.start));
+                if rank(&hits[r]) < rank(&hits[k]) {
+                    hits.swap(k, r);
+                    replaced = true;
+                }
+            }
+            None => {
+                if kept < ends.len() {
+                    ends[kept] = hits[r].end;
+                }
+                hits.swap(kept, r);
+                kept += 1;
+            }
+        }
+    }
+    hits.truncate(kept);
+    if replaced {
+        hits.sort_unstable_by(by_position);
+    }
+}
+
+/// The verdict's suppressions from the dropped matches: one per rule per overlapping span, and
+/// none where a reported hit of the same rule overlaps (the finding is on the verdict already).
+fn suppressions(
+    dropped: &mut Vec<(Hit, SuppressedBy, Option<compact_str::CompactString>)>,
+    hits: &[Hit],
+) -> Vec<Suppression> {
+    dropped.retain(|(d, _, _)| {
+        !hits
+            .iter()
+            .any(|h| h.rule == d.rule && h.start < d.end && d.start < h.end)
+    });
+    dropped.sort_by(|a, b| {
+        (&a.0.rule, a.0.start, kind_rank(a.0.kind)).cmp(&(
+            &b.0.rule,
+            b.0.start,
+            kind_rank(b.0.kind),
+        ))
+    });
+    let mut out: Vec<Suppression> = Vec::new();
+    let mut cluster_end = 0;
+    for (h, reason, by) in dropped.drain(..) {
+        if let Some(last) = out.last_mut()
+            && last.rule == h.rule
+            && h.start < cluster_end
+        {
+            cluster_end = cluster_end.max(h.end);
+            continue;
+        }
+        cluster_end = h.end;
+        out.push(Suppression {
+            rule: h.rule,
+            category: h.category,
+            kind: h.kind,
+            start: h.start,
+            end: h.end,
+            text: h.text,
+            reason,
+            by,
+        });
+    }
+    out.sort_by(|a, b| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule)));
+    out
+}
+
 fn kind_rank(k: MatchKind) -> u8 {
     match k {
         MatchKind::Term => 0,
@@ -798,10 +1038,12 @@ struct Scratch {
     map: Mapped,
     /// Hits with the pack that produced them, before allow-lists and de-duplication.
     hits: Vec<(u32, Hit)>,
-    /// Allowed spans (pack, original start, original end).
-    allowed: Vec<(u32, usize, usize)>,
+    /// Allowed spans (pack, original start, original end, the entry as written).
+    allowed: Vec<(u32, usize, usize, &'static str)>,
     /// Regex matches (regex, normalised from, to) before validation and overlap removal.
     regex: Vec<(u32, usize, usize)>,
+    /// Matches dropped, with why and by what (the allow entry or lexicon word).
+    dropped: Vec<(Hit, SuppressedBy, Option<compact_str::CompactString>)>,
 }
 
 /// The offset map of one message, built on first use: only messages with matches need one.
@@ -853,6 +1095,69 @@ impl Raw {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_hit_is_kept_per_rule_per_overlapping_span() {
+        use MatchKind::*;
+        let hit = |rule: &'static str, kind, start, end| Hit {
+            rule: Cow::Borrowed(rule),
+            category: "c".into(),
+            action: Action::Review,
+            kind,
+            start,
+            end,
+            text: "".into(),
+            shadow: false,
+        };
+        type Spec = (&'static str, MatchKind, usize, usize);
+        // (case, hits in, hits kept)
+        let table: &[(&str, &[Spec], &[Spec])] = &[
+            (
+                "term and pinyin over different spans",
+                &[("w:a", Pinyin, 3, 12), ("w:a", Term, 0, 9)],
+                &[("w:a", Term, 0, 9)],
+            ),
+            (
+                "two sound-alikes: the longest",
+                &[("w:a", Pinyin, 0, 6), ("w:a", Pinyin, 3, 12)],
+                &[("w:a", Pinyin, 3, 12)],
+            ),
+            (
+                "a chain of overlaps is one span",
+                &[
+                    ("w:a", Pinyin, 0, 6),
+                    ("w:a", Pinyin, 5, 9),
+                    ("w:a", Term, 8, 12),
+                ],
+                &[("w:a", Term, 8, 12)],
+            ),
+            (
+                "apart, the same rule twice",
+                &[("w:a", Term, 6, 9), ("w:a", Term, 0, 3)],
+                &[("w:a", Term, 0, 3), ("w:a", Term, 6, 9)],
+            ),
+            (
+                "other rules overlapping stay",
+                &[
+                    ("w:b", Pinyin, 3, 9),
+                    ("w:a", Term, 0, 6),
+                    ("w:a", Pinyin, 0, 6),
+                ],
+                &[("w:a", Term, 0, 6), ("w:b", Pinyin, 3, 9)],
+            ),
+            ("one hit", &[("w:a", Regex, 0, 3)], &[("w:a", Regex, 0, 3)]),
+        ];
+        for (case, input, want) in table {
+            let mut hits: Vec<Hit> = input.iter().map(|&(r, k, s, e)| hit(r, k, s, e)).collect();
+            one_per_rule_and_span(&mut hits);
+            let got: Vec<Spec> = hits
+                .iter()
+                .map(|h| (&*h.rule, h.kind, h.start, h.end))
+                .map(|(r, k, s, e)| (if r == "w:a" { "w:a" } else { "w:b" }, k, s, e))
+                .collect();
+            assert_eq!(&got, want, "{case}");
+        }
+    }
 
     #[test]
     fn message_at_follows_matches_forward_and_searches_when_one_goes_back() {

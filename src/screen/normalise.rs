@@ -19,10 +19,11 @@ use super::chars::{
 use std::sync::OnceLock;
 
 /// A run of this many numeric characters (digits or Chinese numerals, noise removed between them)
-/// is read as a number. Five keeps idioms such as 一五一十 and words such as 一夜情 intact while
-/// phone, QQ, ID-card and bank-card numbers (5–19 digits) written in Chinese numerals still
-/// reach the number rules.
-pub(crate) const MIN_NUMERAL_RUN: usize = 5;
+/// is read as a number. Seven keeps idioms and counted phrases (一五一十, 九九八十一 reads as
+/// 九九八 + 十 + 一, 三三两两, 一二三四五六 in a count-off) words, while phone, ID-card and
+/// bank-card numbers (11–19 digits) and most QQ numbers written in Chinese numerals still reach
+/// the number rules.
+pub(crate) const MIN_NUMERAL_RUN: usize = 7;
 
 /// Byte written between messages when a batch is normalised into one buffer. It can never occur
 /// inside a normalised message (line breaks are noise), so no term can match across it.
@@ -569,8 +570,9 @@ struct NumeralRun {
 }
 
 /// The pinyin view used by packs with `pinyin = true`: every Han character of the normalised
-/// text is replaced by its toneless pinyin, other characters stay, and a Han character repeated
-/// right after itself (代代开开) is folded into the first. Each view byte belongs to a unit (one
+/// text is replaced by its toneless pinyin, other characters stay, and a Han character or an
+/// ASCII letter repeated right after itself (代代开开, and after letter styles are folded,
+/// ⒻⒻⓕ or VV) is folded into the first. Each view byte belongs to a unit (one
 /// normalised character, with the original byte range it covers), so matches can be checked to
 /// begin and end on whole units and mapped back to the original.
 #[derive(Debug, Default)]
@@ -623,6 +625,7 @@ impl PinyinBuffer {
     pub fn push_message(&mut self, dense: &[u8]) {
         let start = self.text.len();
         let first_unit = self.units.len() as u32;
+        // The last unit's character when a repeat of it folds into it (Han, ASCII letter).
         let mut prev_han: Option<char> = None;
         for (ds, de, c) in super::dense::chars(dense) {
             let (ns, ne) = (ds as u32, de as u32);
@@ -653,7 +656,7 @@ impl PinyinBuffer {
                     let len = c.encode_utf8(&mut utf8).len();
                     self.text.extend_from_slice(&utf8);
                     self.text.truncate(at + len);
-                    prev_han = None;
+                    prev_han = folds_repeats(c).then_some(c);
                 }
             }
         }
@@ -734,12 +737,31 @@ pub(crate) fn pinyin_key(norm_term: &str) -> (String, Vec<char>) {
             }
             None => {
                 key.push(c);
-                prev = None;
+                prev = folds_repeats(c).then_some(c);
             }
         }
         units.push(c);
     }
     (key, units)
+}
+
+/// Whether a repeat of this non-Han character folds into it in the pinyin view: ASCII letters
+/// (ffuuck, VVXX), not digits, which spell numbers.
+fn folds_repeats(c: char) -> bool {
+    c.is_ascii_lowercase()
+}
+
+/// A pinyin key as romanised text shows it in the view: repeated ASCII letters are folded there
+/// letter by letter, so a key whose syllables meet on the same letter (新年 xin|nian, romanised
+/// "xinnian") is written once more with the pair folded ("xinian").
+pub(crate) fn fold_letter_repeats(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.chars() {
+        if !(folds_repeats(c) && out.ends_with(c)) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -779,10 +801,28 @@ mod tests {
                 "13812345678",
             ),
             ("mixed numerals", "1三8 1二3 4五6 7八", "13812345678"),
-            ("financial numerals", "壹叁捌贰肆伍", "138245"),
+            ("financial numerals", "壹叁捌贰肆伍陆", "1382456"),
+            (
+                "numbers holding 零",
+                "一三八零零一二三四五六",
+                "13800123456",
+            ),
+            (
+                "幺 and 零 together",
+                "幺五零零一二三零四五六",
+                "15001230456",
+            ),
+            ("〇 as zero", "一三八〇〇一二三四五六", "13800123456"),
+            (
+                "零 with noise and ascii digits",
+                "1 三 8 零-零 1 2",
+                "1380012",
+            ),
+            ("six numerals stay words", "一二三四五六", "一二三四五六"),
+            ("counting rhyme stays", "九九八十一", "九九八十一"),
             ("short numeral words stay words", "一夜情", "一夜情"),
             ("idioms stay", "一五一十", "一五一十"),
-            ("numeral run at end", "电话一三八一二", "电话13812"),
+            ("numeral run at end", "电话一三八一二三四", "电话1381234"),
             ("four numerals stay", "三三两两", "三三两两"),
             ("empty", "", ""),
             ("only noise", " ，。😀 ", ""),
@@ -800,8 +840,10 @@ mod tests {
             ("ＡＢ", (0, 2), "ＡＢ"),
             ("x①y", (1, 2), "①"),
             ("😀代😀开😀", (0, 6), "代😀开"),
-            ("幺三八", (0, 9), "幺三八"),
-            ("电话幺 三 八 一 二", (6, 11), "幺 三 八 一 二"),
+            ("幺三八一二三四", (0, 7), "幺三八一二三四"),
+            ("电话幺 三 八 一 二 三 四", (6, 13), "幺 三 八 一 二 三 四"),
+            ("电话幺五零零一二三", (8, 11), "零零一"),
+            ("三个字幺三八", (0, 6), "三个"),
             ("代\u{200B}開", (0, 6), "代\u{200B}開"),
         ];
         for (input, (from, to), want) in cases {
@@ -898,5 +940,29 @@ mod tests {
         assert!(py.on_unit_boundary(0, e), "the message's end is a boundary");
         assert_eq!(pinyin_key("代开发票").0, "daikaifapiao");
         assert_eq!(pinyin_key("加v").0, "jiav");
+    }
+
+    #[test]
+    fn pinyin_view_folds_repeated_letters_but_not_digits_or_syllable_edges() {
+        // (normalised text, its view)
+        let table = [
+            ("加加vvxx", "jiavx"),
+            ("ffffuuuucck", "fuck"),
+            ("新年", "xinnian"),
+            ("xinnian", "xinian"),
+            ("110", "110"),
+            ("a代代a", "adaia"),
+        ];
+        for (text, want) in table {
+            let mut norm = Buffer::default();
+            norm.push_message(text);
+            let mut py = PinyinBuffer::default();
+            py.push_message(norm.dense_message(0));
+            let (s, e) = py.bounds[0];
+            assert_eq!(std::str::from_utf8(&py.text[s..e]).unwrap(), want, "{text}");
+        }
+        assert_eq!(pinyin_key("加vvx").0, "jiavx");
+        assert_eq!(fold_letter_repeats("xinnianhongbao"), "xinianhongbao");
+        assert_eq!(fold_letter_repeats("a11b"), "a11b");
     }
 }

@@ -18,6 +18,7 @@
 mod alerting;
 mod alerts;
 mod config;
+mod decisions;
 mod fingerprint;
 mod flood;
 mod reports;
@@ -27,6 +28,7 @@ mod state;
 
 pub use alerts::{ALERT_KINDS, Alert, AlertKind, AlertStatus, Severity};
 pub use config::*;
+pub use decisions::{Decision, DecisionKind, DecisionOutcome};
 pub use fingerprint::{Fingerprinter, Signature};
 pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
 pub use scorecard::Scorecard;
@@ -145,6 +147,10 @@ pub struct WatchStats {
     pub scorecards: u64,
     /// Messages and reports whose `ts` was too far ahead of the clock (held at the limit).
     pub future_timestamps: u64,
+    /// Messages and reports whose `ts` looked like seconds, not milliseconds (read as seconds).
+    pub seconds_timestamps: u64,
+    /// Reviewers' decisions by outcome (see [`DecisionOutcome::outcome`]).
+    pub decisions: HashMap<&'static str, u64>,
 }
 
 /// The watch's state. See the module docs.
@@ -170,6 +176,10 @@ pub struct Watch {
     /// Wall clock in ms since the epoch, for the future-timestamp guard only.
     clock: fn() -> i64,
 }
+
+/// A millisecond `ts` below this (1973-03-03) is taken for seconds: no chat message is that
+/// old, and seconds stay below it until the year 5138.
+pub const SECONDS_BELOW: i64 = 100_000_000_000;
 
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
@@ -292,8 +302,8 @@ impl Watch {
                 self.sweep(&mut alerts);
                 self.next_sweep = self.watermark + SWEEP_EVERY_MS;
             }
-            self.one(m, s, ts, v, &mut alerts);
-            self.reports.remember(v, &m.text);
+            let member = self.one(m, s, ts, v, &mut alerts);
+            self.reports.remember(v, &m.text, member);
             out.extend(alerts.drain(..).map(Output::Alert));
         }
         out.extend(alerts.drain(..).map(Output::Alert));
@@ -362,11 +372,29 @@ impl Watch {
     }
 
     fn event_time(&mut self, ts: i64, limit: i64) -> i64 {
+        let ts = self.seconds_guard(ts);
         if ts <= limit {
             return ts;
         }
         self.stats.future_timestamps += 1;
         limit
+    }
+
+    /// A `ts` in seconds (a common producer slip) read as milliseconds would date the message
+    /// in January 1970: every window would treat it as ancient and scorecards would be dated
+    /// 1970. Below [`SECONDS_BELOW`] it is read as seconds, counted, and warned about once.
+    fn seconds_guard(&mut self, ts: i64) -> i64 {
+        if !(1..SECONDS_BELOW).contains(&ts) {
+            return ts;
+        }
+        self.stats.seconds_timestamps += 1;
+        if self.stats.seconds_timestamps == 1 {
+            log::warn!(
+                "an input's ts {ts} looks like seconds since the epoch, not milliseconds: read as {} for heuristics and scorecards (verdicts keep the original); fix the producer. Counted in qunguard_seconds_timestamps_total; warned once",
+                ts * 1000
+            );
+        }
+        ts * 1000
     }
 
     /// Replaces the wall clock used by the future-timestamp guard (tests, replays).
@@ -382,7 +410,7 @@ impl Watch {
         ts: i64,
         v: &mut Verdict,
         alerts: &mut Vec<Alert>,
-    ) {
+    ) -> u64 {
         let mut reasons: Vec<Reason> = Vec::new();
         let mut reason = |code: &'static str, action: Action, detail: String| {
             reasons.push(Reason {
@@ -449,7 +477,12 @@ impl Watch {
             );
         }
         // Links, contact ids and mentions: decaying counts per member.
-        let contacts = v.hits.iter().filter(|h| h.kind == MatchKind::Regex).count();
+        // Shadow hits are tried on live traffic, never acted on: they count for nothing here.
+        let contacts = v
+            .hits
+            .iter()
+            .filter(|h| h.kind == MatchKind::Regex && !h.shadow)
+            .count();
         // A URL is usually also a regex hit (ads.url): count the larger, not both.
         let links = (s.links as usize).max(contacts) as f32;
         if mem.links + mem.mentions + links + f32::from(s.mentions) > 0.0 {
@@ -513,7 +546,7 @@ impl Watch {
         // Duplicate and near-duplicate flooding. Many members echoing one harmless text in
         // their group (接龙, greetings, 收到谢谢) is how groups work; many accounts posting
         // the same text with a payload (a rule hit, a link, a contact id, mentions) is a raid.
-        let payload = !v.hits.is_empty() || s.links > 0 || s.mentions > 0;
+        let payload = v.hits.iter().any(|h| !h.shadow) || s.links > 0 || s.mentions > 0;
         let mut flood_alert = None;
         let mut flood_cluster = None;
         if let Some(sim) = s.sim {
@@ -651,6 +684,7 @@ impl Watch {
             let hash = c.alert_hash();
             self.alerts.touch(AlertKind::Flood, hash, ts);
         }
+        pair(s.sender, s.group)
     }
 
     /// Joins a member report with what this instance screened: rewards verified reporters,

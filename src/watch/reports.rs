@@ -89,6 +89,16 @@ pub const REPORT_OUTCOMES: &[&str] = &[
 struct Flagged {
     action: Action,
     categories: Box<[Arc<str>]>,
+    /// The member (sender in group) and the event time of the flag, for a reviewer's decision
+    /// to confirm or take back the pressure it added (the points of `action`).
+    member: u64,
+    ts: i64,
+    /// The rules (live hits) that flagged it, for counting overturns per pack. Borrowed from
+    /// the engine's interned ids: one small box per flagged message.
+    rules: Box<[std::borrow::Cow<'static, str>]>,
+    /// A reviewer's decision so far: confirmed (`Some(true)`) or overturned (`Some(false)`,
+    /// and then it no longer counts as flagged).
+    decided: Option<bool>,
     /// Reporters already credited for this message (allocated on the first report).
     // Boxed: 8 bytes inline instead of a Vec's 24, in an entry there are 500k of.
     #[allow(clippy::box_collection)]
@@ -190,6 +200,8 @@ struct Reported {
     weight: f64,
     reasons: Vec<String>,
     sent: bool,
+    /// A reviewer decided on it.
+    decided: bool,
 }
 
 pub struct Reports {
@@ -234,15 +246,27 @@ impl Reports {
         ]
     }
 
-    /// Remembers a verdict for later reports.
-    pub fn remember(&mut self, v: &Verdict, text: &str) {
+    /// Remembers a verdict for later reports and decisions; `member` is the sender-in-group key.
+    pub fn remember(&mut self, v: &Verdict, text: &str, member: u64) {
         let k = key_of(&v.id);
         if v.action > Action::Allow {
+            let mut rules: Vec<_> = v
+                .hits
+                .iter()
+                .filter(|h| !h.shadow)
+                .map(|h| h.rule.clone())
+                .collect();
+            rules.sort();
+            rules.dedup();
             self.flagged.put(
                 k,
                 Flagged {
                     action: v.action,
                     categories: v.categories.as_slice().into(),
+                    member,
+                    ts: v.ts,
+                    rules: rules.into(),
+                    decided: None,
                     credited: None,
                 },
             );
@@ -261,7 +285,9 @@ impl Reports {
         let mk = key_of(&r.message_id);
         let reporter = key_of(&r.reporter_id);
         let rep = self.reputation.entry(reporter, || cfg.initial_reputation);
-        if let Some(f) = self.flagged.get_mut(mk) {
+        if let Some(f) = self.flagged.get_mut(mk)
+            && f.decided != Some(false)
+        {
             let credited = f.credited.get_or_insert_with(Default::default);
             if credited.contains(&reporter) {
                 return "duplicate";
@@ -290,6 +316,7 @@ impl Reports {
             weight: 0.0,
             reasons: Vec::new(),
             sent: false,
+            decided: false,
         });
         if p.reporters.contains(&reporter) {
             return "duplicate";
@@ -322,6 +349,123 @@ impl Reports {
             ts: r.ts,
         }));
         "review_requested"
+    }
+}
+
+/// The pressure points a verdict with `action` added (as the watch counts them).
+fn flag_points(action: Action, pc: &super::config::PressureConfig) -> f64 {
+    match action {
+        Action::Allow => 0.0,
+        Action::Review => pc.review_points,
+        Action::Block => pc.block_points,
+    }
+}
+
+/// What a reviewer's decision does to the reports side (the watch applies `pressure`).
+pub struct Decided {
+    /// `confirmed`, `overturned`, `duplicate` or `unknown` (see [`super::DecisionOutcome`]).
+    pub outcome: &'static str,
+    /// The member whose pressure changes, and by how much (negative: taken back).
+    pub pressure: Option<(u64, f64)>,
+    /// The message's event time (ms) when the watch flagged it: what it added has decayed
+    /// since. `None` for a message it allowed.
+    pub flagged_ts: Option<i64>,
+    /// The rules that flagged it.
+    pub rules: Vec<std::borrow::Cow<'static, str>>,
+    /// Its categories when flagged.
+    pub categories: Vec<Arc<str>>,
+}
+
+impl Reports {
+    /// Applies a reviewer's decision on message `message_id` to reporters' reputation and the
+    /// flag; returns what the member's pressure must do (a verified violation counts as a
+    /// `block`).
+    pub fn decide(
+        &mut self,
+        message_id: &str,
+        group_id: &str,
+        confirm: bool,
+        pc: &super::config::PressureConfig,
+    ) -> Decided {
+        let confirm_points = pc.block_points;
+        let cfg = &self.cfg;
+        let mk = key_of(message_id);
+        let mut out = Decided {
+            outcome: "unknown",
+            pressure: None,
+            flagged_ts: None,
+            rules: Vec::new(),
+            categories: Vec::new(),
+        };
+        if let Some(f) = self.flagged.get_mut(mk) {
+            if f.decided.is_some() {
+                out.outcome = "duplicate";
+                return out;
+            }
+            f.decided = Some(confirm);
+            out.flagged_ts = Some(f.ts);
+            out.rules = f.rules.to_vec();
+            out.categories = f.categories.to_vec();
+            let credited: Vec<u64> = f.credited.as_deref().cloned().unwrap_or_default();
+            if confirm {
+                // A verified violation counts as a block, whatever the rules said.
+                let more = confirm_points - flag_points(f.action, pc);
+                if more > 0.0 {
+                    out.pressure = Some((f.member, more));
+                }
+                for r in credited {
+                    let rep = self.reputation.entry(r, || cfg.initial_reputation);
+                    *rep = (*rep + cfg.verified_gain).min(1.0);
+                }
+                out.outcome = "confirmed";
+            } else {
+                out.pressure = Some((f.member, -flag_points(f.action, pc)));
+                // The reporters were credited for a flag that did not hold: the credit goes,
+                // and the report counts as one on an allowed message.
+                for r in credited {
+                    let rep = self.reputation.entry(r, || cfg.initial_reputation);
+                    *rep = ((*rep - cfg.verified_gain) * cfg.unverified_factor)
+                        .max(cfg.min_reputation);
+                }
+                out.outcome = "overturned";
+            }
+            return out;
+        }
+        // Reported but allowed: the decision settles what the reporters said.
+        if let Some(p) = self.reported.get_mut(mk) {
+            if p.decided {
+                out.outcome = "duplicate";
+                return out;
+            }
+            p.decided = true;
+            let reporters = p.reporters.clone();
+            if confirm {
+                for r in reporters {
+                    let rep = self.reputation.entry(r, || cfg.initial_reputation);
+                    *rep = (*rep + cfg.verified_gain).min(1.0);
+                }
+                let sender = self.allowed.get(mk).map(|(sender, _)| sender);
+                out.pressure = sender.map(|s| {
+                    (
+                        super::state::pair(key_of(&s), key_of(group_id)),
+                        confirm_points,
+                    )
+                });
+                out.outcome = "confirmed";
+            } else {
+                for r in reporters {
+                    let rep = self.reputation.entry(r, || cfg.initial_reputation);
+                    *rep = (*rep * cfg.unverified_factor).max(cfg.min_reputation);
+                }
+                out.outcome = "overturned";
+            }
+        }
+        out
+    }
+
+    /// A reporter's reputation (for tests and tools).
+    pub fn reputation(&mut self, reporter_id: &str) -> Option<f64> {
+        self.reputation.get_mut(key_of(reporter_id)).copied()
     }
 }
 
@@ -370,6 +514,7 @@ mod tests {
             reasons: vec![],
             recommend: None,
             rules_version: "v".into(),
+            suppressed: vec![],
             scores: Default::default(),
         }
     }
@@ -392,8 +537,8 @@ mod tests {
             ..Default::default()
         };
         let mut r = Reports::new(cfg, &Default::default());
-        r.remember(&verdict("bad", Action::Block), "代开发票");
-        r.remember(&verdict("ok", Action::Allow), "今天开会");
+        r.remember(&verdict("bad", Action::Block), "代开发票", 1);
+        r.remember(&verdict("ok", Action::Allow), "今天开会", 1);
         let mut out = Vec::new();
         // (reporter, message, outcome)
         let steps = [

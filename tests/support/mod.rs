@@ -374,6 +374,14 @@ impl Qunguard {
 
     /// A counter value from this instance's /metrics endpoint.
     pub fn metric(&self, series: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{series} not in /metrics"))
+    }
+
+    /// GET `path` from this instance's metrics address: status and the whole reply.
+    pub fn get(&self, path: &str) -> (u16, String) {
         let line = self.wait_log("metrics on http://", Duration::from_secs(30));
         let addr = line
             .split("http://")
@@ -383,12 +391,38 @@ impl Qunguard {
             .to_string();
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
-        body.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("{series} not in /metrics"))
+        let status = body
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, body)
+    }
+
+    /// Waits until `/readyz` answers 200 (librdkafka's first statistics come a few seconds
+    /// after the start); panics with its last answer after `timeout`.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get("/readyz");
+            if status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: not ready after {timeout:?}: {body}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().as_ref().expect("running").id()
     }
 
     pub fn kill9(&mut self) {
@@ -438,4 +472,85 @@ pub fn id_counts(records: &[Record]) -> HashMap<String, usize> {
             .or_insert(0) += 1;
     }
     m
+}
+
+/// A broker of its own with a SASL_SSL listener (SCRAM-SHA-512, user [`SASL_USER`] with
+/// [`SASL_PASSWORD`], a throw-away CA made by scripts/kafka-broker), for the tests that
+/// exercise TLS and SASL. `None` when explicitly skipped.
+pub fn sasl_broker() -> Option<&'static SaslBroker> {
+    if std::env::var("QUNGUARD_SKIP_KAFKA_TESTS").as_deref() == Ok("1") {
+        eprintln!("QUNGUARD_SKIP_KAFKA_TESTS=1: skipping a test that needs Kafka");
+        return None;
+    }
+    static BROKER: OnceLock<Result<SaslBroker, String>> = OnceLock::new();
+    let r = BROKER.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("qunguard-kafka-sasl-{}", std::process::id()));
+        let out = Command::new(repo().join("scripts/kafka-broker"))
+            .arg("start")
+            .arg(&dir)
+            .env("QUNGUARD_KAFKA_WATCH_PID", std::process::id().to_string())
+            .env(
+                "QUNGUARD_KAFKA_SASL_SSL",
+                format!("{SASL_USER}:{SASL_PASSWORD}"),
+            )
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("cannot run scripts/kafka-broker: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "scripts/kafka-broker start (SASL_SSL) failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let sasl_ssl = std::fs::read_to_string(dir.join("sasl_ssl_bootstrap"))
+            .map_err(|e| format!("no sasl_ssl_bootstrap in {}: {e}", dir.display()))?;
+        Ok(SaslBroker {
+            plaintext: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            sasl_ssl: sasl_ssl.trim().to_string(),
+            ca: dir.join("tls/ca.pem"),
+        })
+    });
+    match r {
+        Ok(b) => Some(b),
+        Err(e) => panic!(
+            "the SASL_SSL tests need a broker and it did not start: {e}\n\
+             (needs java 17+, mvn and openssl; set QUNGUARD_SKIP_KAFKA_TESTS=1 to skip explicitly)"
+        ),
+    }
+}
+
+/// The SCRAM user of [`sasl_broker`].
+pub const SASL_USER: &str = "qunguard";
+/// Its password.
+pub const SASL_PASSWORD: &str = "scram-test-secret";
+
+/// Addresses of the [`sasl_broker`].
+pub struct SaslBroker {
+    /// PLAINTEXT listener, for test tools (topic creation, producing input, reading output).
+    pub plaintext: String,
+    /// SASL_SSL listener, for qunguard.
+    pub sasl_ssl: String,
+    /// The CA that signed the broker's certificate (PEM).
+    pub ca: PathBuf,
+}
+
+impl Qunguard {
+    /// Waits up to `timeout` for the process to exit by itself; its status, or `None`.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(c) = self.child.lock().unwrap().as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                // Let the stderr reader catch the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

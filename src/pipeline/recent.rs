@@ -1,0 +1,234 @@
+//! The bounded store of recent messages (text included), and the corrections made from it
+//! after a rules reload.
+//!
+//! Off unless `[recent_messages] count` is set: it is the one place qunguard keeps members'
+//! texts beyond the batch being screened. It holds at most `count` messages, none older than
+//! `max_age_secs` since it was screened. After a reload each kept message is screened again by
+//! the new set; where the rules' action changed, a [`Correction`] is written (the city's rules
+//! ask admins to correct wrong information and tell the group) and the kept screening becomes
+//! the new one.
+
+use crate::config::RecentMessagesConfig;
+use crate::model::{Action, Message, Verdict};
+use crate::screen::Engine;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A message whose rules verdict a reload changed (corrections topic).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Correction {
+    /// The message's id.
+    pub id: crate::model::Id,
+    /// Its group (the record's key).
+    pub group_id: crate::model::Id,
+    /// The action and categories the rules gave it before.
+    pub old: crate::diff::Screening,
+    /// The action and categories the new rules give it.
+    pub new: crate::diff::Screening,
+    /// The rules version that screened it before.
+    pub old_rules_version: compact_str::CompactString,
+    /// The rules version now live.
+    pub new_rules_version: compact_str::CompactString,
+    /// The message's event time (ms since the epoch).
+    pub ts: i64,
+}
+
+struct Kept {
+    msg: Message,
+    /// The rules' verdict (before the heuristics, which depend on history a re-screen lacks).
+    action: Action,
+    categories: Vec<Arc<str>>,
+    version: compact_str::CompactString,
+    at: Instant,
+}
+
+/// Recent messages, oldest first.
+pub(super) struct RecentMessages {
+    kept: VecDeque<Kept>,
+    cap: usize,
+    max_age: Duration,
+}
+
+impl RecentMessages {
+    /// `None` when the config turns the store off.
+    pub(super) fn new(cfg: &RecentMessagesConfig) -> Option<RecentMessages> {
+        (cfg.count > 0).then(|| RecentMessages {
+            kept: VecDeque::with_capacity(cfg.count.min(1 << 16)),
+            cap: cfg.count,
+            max_age: Duration::from_secs(cfg.max_age_secs),
+        })
+    }
+
+    /// Keeps `msg` with its rules verdict `v`.
+    pub(super) fn keep(&mut self, msg: &Message, v: &Verdict, now: Instant) {
+        if self.kept.len() == self.cap {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(Kept {
+            msg: msg.clone(),
+            action: v.action,
+            categories: v.categories.clone(),
+            version: v.rules_version.clone(),
+            at: now,
+        });
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self
+            .kept
+            .front()
+            .is_some_and(|k| now.duration_since(k.at) > self.max_age)
+        {
+            self.kept.pop_front();
+        }
+    }
+
+    /// The text of the newest kept message `id` (for labelled examples).
+    pub(super) fn text(&mut self, id: &str, now: Instant) -> Option<&str> {
+        self.expire(now);
+        self.kept
+            .iter()
+            .rev()
+            .find(|k| k.msg.id == id)
+            .map(|k| k.msg.text.as_str())
+    }
+
+    /// Screens every kept message screened by another version with `engine`; returns a
+    /// correction for each whose action changed. Every kept message then carries `engine`'s
+    /// screening, so a message is corrected once per change.
+    pub(super) fn correct(&mut self, engine: &Engine, now: Instant) -> Vec<Correction> {
+        self.expire(now);
+        let version = engine.rules_version();
+        let stale: Vec<usize> = (0..self.kept.len())
+            .filter(|&i| self.kept[i].version != version)
+            .collect();
+        if stale.is_empty() {
+            return Vec::new();
+        }
+        let msgs: Vec<Message> = stale.iter().map(|&i| self.kept[i].msg.clone()).collect();
+        let verdicts = engine.screen_batch(&msgs);
+        let mut out = Vec::new();
+        for (&i, v) in stale.iter().zip(&verdicts) {
+            let k = &mut self.kept[i];
+            if v.action != k.action {
+                out.push(Correction {
+                    id: k.msg.id.clone(),
+                    group_id: k.msg.group_id.clone(),
+                    old: crate::diff::Screening {
+                        action: k.action,
+                        categories: k.categories.clone(),
+                    },
+                    new: crate::diff::Screening {
+                        action: v.action,
+                        categories: v.categories.clone(),
+                    },
+                    old_rules_version: k.version.clone(),
+                    new_rules_version: v.rules_version.clone(),
+                    ts: k.msg.ts,
+                });
+            }
+            k.action = v.action;
+            k.categories = v.categories.clone();
+            k.version = v.rules_version.clone();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Pack, RuleSet};
+    use std::path::Path;
+
+    fn engine(ads_action: &str, extra_words: &str) -> Engine {
+        let src = format!(
+            "category = \"ads\"\naction = \"{ads_action}\"\nwords = [\"代开发票\"{extra_words}]\n"
+        );
+        let pack = Pack::parse(Path::new("r/ads.toml"), &src).unwrap();
+        Engine::compile(&RuleSet::new(vec![pack]).unwrap()).unwrap()
+    }
+
+    fn msg(id: &str, text: &str) -> Message {
+        Message {
+            id: id.into(),
+            group_id: "g1".into(),
+            sender_id: "u1".into(),
+            ts: 7,
+            text: text.into(),
+        }
+    }
+
+    /// (id, text, corrected after the reload: (old action, new action))
+    #[test]
+    fn corrections_are_made_for_exactly_the_messages_whose_action_changed() {
+        let (old, new) = (engine("review", ""), engine("block", ", \"刷单\""));
+        type Case = (&'static str, &'static str, Option<(Action, Action)>);
+        let table: &[Case] = &[
+            ("a", "代开发票", Some((Action::Review, Action::Block))),
+            ("b", "刷单赚钱", Some((Action::Allow, Action::Block))),
+            ("c", "今天天气不错", None),
+            ("d", "代 开 发 票", Some((Action::Review, Action::Block))),
+        ];
+        let cfg = RecentMessagesConfig {
+            count: 10,
+            max_age_secs: 60,
+        };
+        let mut store = RecentMessages::new(&cfg).unwrap();
+        let now = Instant::now();
+        for (id, text, _) in table {
+            let m = msg(id, text);
+            store.keep(&m, &old.screen(&m), now);
+        }
+        assert!(
+            store.correct(&old, now).is_empty(),
+            "same version: nothing to correct"
+        );
+        let got = store.correct(&new, now);
+        let want: Vec<(&str, Action, Action)> = table
+            .iter()
+            .filter_map(|(id, _, c)| c.map(|(a, b)| (*id, a, b)))
+            .collect();
+        let got_ids: Vec<(&str, Action, Action)> = got
+            .iter()
+            .map(|c| (c.id.as_str(), c.old.action, c.new.action))
+            .collect();
+        assert_eq!(got_ids, want);
+        assert!(
+            got.iter()
+                .all(|c| c.old_rules_version == old.rules_version()
+                    && c.new_rules_version == new.rules_version()
+                    && c.group_id == "g1"
+                    && c.ts == 7)
+        );
+        assert!(store.correct(&new, now).is_empty(), "corrected once");
+        // And back: the same messages are corrected again, the other way.
+        assert_eq!(store.correct(&old, now).len(), want.len());
+    }
+
+    #[test]
+    fn the_store_keeps_at_most_count_messages_and_none_too_old() {
+        let e = engine("review", "");
+        let cfg = RecentMessagesConfig {
+            count: 2,
+            max_age_secs: 10,
+        };
+        let mut store = RecentMessages::new(&cfg).unwrap();
+        let t0 = Instant::now();
+        for (i, id) in ["x", "y", "z"].iter().enumerate() {
+            let m = msg(id, "代开发票");
+            store.keep(&m, &e.screen(&m), t0 + Duration::from_secs(i as u64 * 6));
+        }
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(store.text("x", at(12)), None, "pushed out by the count");
+        assert_eq!(store.text("y", at(12)), Some("代开发票"));
+        assert_eq!(store.text("y", at(17)), None, "older than max_age");
+        assert_eq!(store.text("z", at(17)), Some("代开发票"));
+        assert!(
+            RecentMessages::new(&RecentMessagesConfig::default()).is_none(),
+            "off by default"
+        );
+    }
+}

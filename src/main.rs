@@ -222,6 +222,10 @@ enum Command {
         /// Raw n-gram counts, without dividing by the square root of the text's n-grams.
         #[arg(long)]
         no_sqrt_len: bool,
+        /// Divide shorter texts as if they had this many n-grams (short texts are not scored
+        /// more extreme than their few n-grams warrant).
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().len_floor)]
+        len_floor: u32,
         /// Choose the lowest threshold flagging at most this share of the dev negatives.
         #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().max_flag_rate)]
         max_flag_rate: f64,
@@ -636,6 +640,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             learning_rate,
             no_nb,
             no_sqrt_len,
+            len_floor,
             max_flag_rate,
         } => {
             let opts = qunguard::scorer::train::TrainOptions {
@@ -648,6 +653,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 learning_rate,
                 nb: !no_nb,
                 sqrt_len: !no_sqrt_len,
+                len_floor,
                 max_flag_rate,
             };
             train(&data, dev.as_deref(), &out, &opts)

@@ -307,7 +307,7 @@ fn train_writes_the_same_model_twice_and_prints_its_figures() {
     run("b.model");
     let a = std::fs::read(dir.path().join("a.model")).unwrap();
     assert_eq!(a, std::fs::read(dir.path().join("b.model")).unwrap());
-    assert_eq!(a.len(), 32 + (1 << 16) + 32, "header, weights, checksum");
+    assert_eq!(a.len(), 36 + (1 << 16) + 32, "header, weights, checksum");
     for needle in [
         "accuracy",
         "macro-F1",

@@ -49,8 +49,9 @@ const MAGIC: &[u8; 8] = b"QGSCORE\0";
 /// Bumped when the file layout or the feature hashing changes: a model trained for another
 /// version would score garbage, so it is rejected instead.
 const FORMAT_VERSION: u32 = 1;
-/// Header: magic, version, bits, min_n, max_n, flags, scale, bias, encoding fingerprint.
-const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 4 + 8;
+/// Header: magic, version, bits, min_n, max_n, flags, scale, bias, length floor, encoding
+/// fingerprint.
+const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 4 + 4 + 8;
 const CHECKSUM_LEN: usize = 32;
 /// Longest n-gram a model may use.
 pub(crate) const MAX_N: usize = 3;
@@ -96,6 +97,9 @@ pub(crate) struct Features {
     /// Divide the weighted sum by the square root of the number of n-grams, so a long text
     /// is not scored more extreme for its length alone.
     pub sqrt_len: bool,
+    /// With `sqrt_len`, texts with fewer n-grams are divided as if they had this many: a
+    /// short text is not scored more extreme than its few n-grams warrant ("垃圾桶满了").
+    pub len_floor: u32,
 }
 
 impl Features {
@@ -266,7 +270,7 @@ impl Model {
     fn probability(&self, sum: i32, n: u32) -> f32 {
         let mut margin = self.scale * sum as f32;
         if self.features.sqrt_len && n > 1 {
-            margin /= (n as f32).sqrt();
+            margin /= (n.max(self.features.len_floor) as f32).sqrt();
         }
         let margin = self.bias + margin;
         1.0 / (1.0 + (-margin).exp())
@@ -278,7 +282,8 @@ impl Model {
     }
 
     /// The file's bytes. Layout, little-endian: `QGSCORE\0`, format version (u32), bucket bits,
-    /// min n, max n, flags (one byte each; flag 1: `sqrt_len`), scale (f32), bias (f32), the
+    /// min n, max n, flags (one byte each; flag 1: `sqrt_len`), scale (f32), bias (f32), length
+    /// floor (u32), the
     /// first 8 bytes of the matcher encoding's fingerprint (characters are hashed by their codes
     /// in it), `2^bits` weights (i8), then the SHA-256 of everything before it.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -293,6 +298,7 @@ impl Model {
         ]);
         b.extend_from_slice(&self.scale.to_le_bytes());
         b.extend_from_slice(&self.bias.to_le_bytes());
+        b.extend_from_slice(&self.features.len_floor.to_le_bytes());
         b.extend_from_slice(&dense::codes_digest()[..8]);
         b.extend(self.weights.iter().map(|&w| w as u8));
         let sum = Sha256::digest(&b);
@@ -319,6 +325,7 @@ impl Model {
             min_n: bytes[13],
             max_n: bytes[14],
             sqrt_len: bytes[15] & 1 != 0,
+            len_floor: u32::from_le_bytes(bytes[24..28].try_into().expect("4 bytes")),
         };
         features.check()?;
         if bytes[15] & !1 != 0 {
@@ -340,7 +347,7 @@ impl Model {
         }
         let f32_at = |i: usize| f32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
         let (scale, bias) = (f32_at(16), f32_at(20));
-        if bytes[24..32] != dense::codes_digest()[..8] {
+        if bytes[28..36] != dense::codes_digest()[..8] {
             return Err(ModelError::Format(
                 "it was trained for another build's character encoding; retrain it with \
                  `qunguard train` using this build"
@@ -378,6 +385,7 @@ mod tests {
             min_n: 1,
             max_n: 3,
             sqrt_len: true,
+            len_floor: 4,
         };
         let w: Vec<f64> = (0..1024).map(|i| ((i % 7) as f64 - 3.0) / 10.0).collect();
         Model::quantise(f, -0.25, &w)
@@ -412,6 +420,7 @@ mod tests {
                 min_n,
                 max_n,
                 sqrt_len: true,
+                len_floor: 3,
             };
             let w: Vec<f64> = (0..4096)
                 .map(|i| ((i * 37 % 255) as f64 - 127.0) / 100.0)
@@ -467,6 +476,7 @@ mod tests {
             min_n: 1,
             max_n: 3,
             sqrt_len: false,
+            len_floor: 0,
         };
         // (text, features): n chars give n + (n-1) + (n-2) n-grams of 1–3 characters.
         for (text, want) in [("", 0), ("a", 1), ("ab", 3), ("abc", 6), ("你好世界吗", 12)] {
@@ -499,7 +509,7 @@ mod tests {
         let mut bits = good.clone();
         bits[12] = 40;
         let mut encoding = good.clone();
-        encoding[24] ^= 1;
+        encoding[28] ^= 1;
         let sum = Sha256::digest(&encoding[..encoding.len() - CHECKSUM_LEN]);
         let at = encoding.len() - CHECKSUM_LEN;
         encoding[at..].copy_from_slice(&sum);

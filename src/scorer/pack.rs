@@ -181,6 +181,7 @@ mod tests {
             min_n: 1,
             max_n: 2,
             sqrt_len: false,
+            len_floor: 0,
         };
         let model = Model::quantise(f, 0.0, &[0.1; 1024]);
         std::fs::write(dir.path().join("m.model"), model.to_bytes()).unwrap();

@@ -36,8 +36,10 @@ pub struct TrainOptions {
     pub l2: f64,
     /// Scale features by their naive-Bayes log-count ratio.
     pub nb: bool,
-    /// Divide each text's features by the square root of its number of n-grams.
+    /// Divide each text's features by the square root of its number of n-grams...
     pub sqrt_len: bool,
+    /// ...or of this many, when it has fewer.
+    pub len_floor: u32,
     /// Seed of the example order.
     pub seed: u64,
     /// The threshold is the lowest that flags at most this share of the dev negatives.
@@ -55,6 +57,7 @@ impl Default for TrainOptions {
             l2: 1e-6,
             nb: true,
             sqrt_len: true,
+            len_floor: 32,
             seed: 42,
             max_flag_rate: 0.0075,
         }
@@ -81,7 +84,7 @@ fn featurise(features: &Features, norm: &mut Normaliser, text: &str, buf: &mut V
     features.for_each(norm.normalise(text), |b| buf.push(b as u32));
     buf.sort_unstable();
     let one = if features.sqrt_len && buf.len() > 1 {
-        1.0 / (buf.len() as f64).sqrt()
+        1.0 / (buf.len().max(features.len_floor as usize) as f64).sqrt()
     } else {
         1.0
     };
@@ -102,6 +105,7 @@ pub fn train(data: &[Labelled], dev: Option<&[Labelled]>, opts: &TrainOptions) -
         min_n: opts.min_n,
         max_n: opts.max_n,
         sqrt_len: opts.sqrt_len,
+        len_floor: opts.len_floor,
     };
     let buckets = 1usize << opts.bits;
     let mut norm = Normaliser::default();

@@ -471,6 +471,14 @@ impl RulesMetrics {
         for d in ["confirm", "overturn"] {
             review_decisions.with_label_values(&[d]);
         }
+        // The six ways an action can change, so dashboards see zeros rather than no series.
+        use crate::model::Action;
+        let actions = [Action::Allow, Action::Review, Action::Block];
+        for old in actions {
+            for new in actions.into_iter().filter(|&n| n != old) {
+                corrections.with_label_values(&[old.as_str(), new.as_str()]);
+            }
+        }
         RulesMetrics {
             reloads,
             info,

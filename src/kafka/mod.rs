@@ -295,7 +295,9 @@ impl ProducerContext for SinkContext {
             Err((e, _)) => {
                 self.errors[d.topic.index()].inc();
                 let kind = d.topic.record_kind();
-                log::error!("delivery of a {kind} record failed: {e}");
+                log::error!(
+                    "delivery of a {kind} record failed after librdkafka's retries: {e}; check the broker's logs, the topic's ACLs and min.insync.replicas (this batch's offsets stay uncommitted, so a restart re-screens it)"
+                );
                 d.ack
                     .done_one(Err(format!("delivery of a {kind} record failed: {e}")));
             }

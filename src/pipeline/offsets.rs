@@ -109,7 +109,9 @@ fn commit_stored<C: ConsumerContext>(consumer: &BaseConsumer<C>, mode: CommitMod
         Ok(()) => {}
         // Nothing new stored since the last commit.
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => log::warn!("committing offsets: {e}"),
+        Err(e) => log::warn!(
+            "committing offsets failed: {e}; the next commit retries them (if none succeeds, a restart re-screens from the last committed offset: check the group's ACLs and the broker)"
+        ),
     }
 }
 
@@ -140,7 +142,9 @@ impl ClientContext for RebalanceContext {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.source.offsets.metrics.readiness.brokers_down();
         }
-        log::error!("librdkafka: {error}: {reason}");
+        log::error!(
+            "librdkafka: {error}: {reason} (librdkafka retries by itself; if this repeats, check kafka.brokers and the [kafka.consumer] security settings)"
+        );
     }
 }
 
@@ -176,7 +180,9 @@ impl ConsumerContext for RebalanceContext {
                     .set(tpl.count() as i64);
             }
             Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => log::warn!("rebalance error: {e}"),
+            Rebalance::Error(e) => log::warn!(
+                "rebalance error: {e}; the consumer re-joins the group (if it repeats, check the group's ACLs and that kafka.group_instance_id is unique per instance)"
+            ),
         }
     }
 }

@@ -203,7 +203,9 @@ pub(super) fn poll_loop(
                     break;
                 }
             }
-            Some(Err(e)) => log::warn!("consumer: {e}"),
+            Some(Err(e)) => log::warn!(
+                "consumer: {e} (polling goes on; if this repeats, check kafka.brokers, the input topics and the [kafka.consumer] settings)"
+            ),
             None => idle = true,
         }
         // Checked only when idle: with input flowing, the next batch carries a reload anyway.

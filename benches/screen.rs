@@ -11,6 +11,10 @@
 //! The engine runs with full normalisation; the baseline searches pre-normalised text. Two floor
 //! lines run Hyperscan alone on the pre-normalised texts: in UTF-8, and in the dense encoding the
 //! engine scans.
+//!
+//! `engine_plus_scorer_1_thread` is the same engine with the shipped model pack
+//! (config/rules/offensive.toml) added, so every message is also scored; after the criterion
+//! lines the set prints the ratio of the two throughputs, timed alternately in the same run.
 
 use aho_corasick::AhoCorasick;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -27,6 +31,11 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
     let t0 = std::time::Instant::now();
     let (terms, rules) = workload::rule_set(terms, dir.path()).unwrap();
     let engine = Engine::compile(&rules).unwrap();
+    let pack_path = std::path::Path::new("config/rules/offensive.toml");
+    let model_pack =
+        qunguard::scorer::ModelPack::parse(pack_path, &std::fs::read_to_string(pack_path).unwrap())
+            .unwrap();
+    let scored = Engine::compile(&rules.clone().with_models(vec![model_pack]).unwrap()).unwrap();
     eprintln!(
         "{name}: {} terms loaded and compiled in {:?}",
         terms.len(),
@@ -144,6 +153,16 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
     g.bench_function("engine_1_thread", |b| {
         b.iter(|| one.install(|| black_box(hits(&msgs))))
     });
+    let scored_hits = |msgs: &[Message]| -> usize {
+        scored
+            .screen_batch(msgs)
+            .iter()
+            .map(|v| v.hits.len() + v.scores.iter().count())
+            .sum()
+    };
+    g.bench_function("engine_plus_scorer_1_thread", |b| {
+        b.iter(|| one.install(|| black_box(scored_hits(&msgs))))
+    });
     g.bench_function("engine_all_threads", |b| b.iter(|| black_box(hits(&msgs))));
     // The engine's normalisation path (no offset map), message by message into one buffer.
     let mut normaliser = Normaliser::default();
@@ -164,6 +183,24 @@ fn bench_set(c: &mut Criterion, name: &str, terms: Vec<String>) {
         b.iter(|| black_box(ac_count(&normalised)))
     });
     g.finish();
+
+    // The scorer's cost as a ratio measured in this run: both engines timed in alternation on
+    // one thread, the best of several rounds each (the least disturbed by other work).
+    let (mut plain, mut with) = (f64::MAX, f64::MAX);
+    for _ in 0..7 {
+        let t = std::time::Instant::now();
+        one.install(|| black_box(hits(&msgs)));
+        plain = plain.min(t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        one.install(|| black_box(scored_hits(&msgs)));
+        with = with.min(t.elapsed().as_secs_f64());
+    }
+    eprintln!(
+        "{name}: engine {:.0} msg/s, engine + scorer {:.0} msg/s on one thread: ratio {:.2}",
+        MESSAGES as f64 / plain,
+        MESSAGES as f64 / with,
+        plain / with
+    );
 }
 
 fn screening(c: &mut Criterion) {

@@ -25,6 +25,10 @@ pub const PACKS: &[(&str, &str)] = &[
     ),
     ("insult.toml", include_str!("../config/rules/insult.toml")),
     (
+        "offensive.toml",
+        include_str!("../config/rules/offensive.toml"),
+    ),
+    (
         "pornography.toml",
         include_str!("../config/rules/pornography.toml"),
     ),
@@ -49,6 +53,12 @@ pub const PACKS: &[(&str, &str)] = &[
     ("weapons.toml", include_str!("../config/rules/weapons.toml")),
 ];
 
+/// The model files of `config/rules` as shipped, by file name.
+pub const MODELS: &[(&str, &[u8])] = &[(
+    "offensive.model",
+    include_bytes!("../config/rules/offensive.model"),
+)];
+
 /// The built-in config with environment overrides applied, validated.
 pub fn config() -> Result<Config, ConfigError> {
     let mut cfg = Config::parse(CONFIG, CONFIG_NAME)?;
@@ -59,11 +69,27 @@ pub fn config() -> Result<Config, ConfigError> {
 
 /// The built-in rule packs.
 pub fn rules() -> Result<RuleSet, RuleError> {
-    let packs = PACKS
-        .iter()
-        .map(|(name, src)| Pack::parse(&Path::new("<built-in>/config/rules").join(name), src))
-        .collect::<Result<Vec<_>, _>>()?;
-    RuleSet::new(packs)
+    let dir = Path::new("<built-in>/config/rules");
+    let (mut packs, mut models) = (Vec::new(), Vec::new());
+    for (name, src) in PACKS {
+        if crate::scorer::is_model_pack(src) {
+            let built_in = |p: &Path| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                match MODELS.iter().find(|(n, _)| *n == name) {
+                    Some((_, bytes)) => crate::scorer::Model::from_bytes(bytes),
+                    None => Err(crate::scorer::ModelError::Read("not built in".into())),
+                }
+            };
+            models.push(crate::scorer::ModelPack::parse_with(
+                &dir.join(name),
+                src,
+                built_in,
+            )?);
+        } else {
+            packs.push(Pack::parse(&dir.join(name), src)?);
+        }
+    }
+    RuleSet::new(packs)?.with_models(models)
 }
 
 #[cfg(test)]
@@ -88,6 +114,10 @@ mod tests {
         let loaded = RuleSet::load_dir(&dir).unwrap();
         let embedded = rules().unwrap();
         assert_eq!(loaded.packs.len(), embedded.packs.len());
+        assert_eq!(loaded.models.len(), embedded.models.len());
+        for (a, b) in loaded.models.iter().zip(&embedded.models) {
+            assert_eq!((&a.name, &a.model), (&b.name, &b.model));
+        }
         for (a, b) in loaded.packs.iter().zip(&embedded.packs) {
             assert_eq!(a.name, b.name);
             assert_eq!(a.terms.len(), b.terms.len(), "{}", a.name);

@@ -40,6 +40,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod rules;
 pub mod scan;
+pub mod scorer;
 pub mod screen;
 pub mod watch;
 
@@ -50,7 +51,7 @@ mod kafka;
 mod loadgen;
 mod synth;
 
-pub use model::{Action, Hit, Id, MatchKind, Message, Reason, Recommendation, Verdict};
+pub use model::{Action, Hit, Id, MatchKind, Message, Reason, Recommendation, Scores, Verdict};
 pub use model::{SuppressedBy, Suppression};
 pub use rules::{Pack, RuleError, RuleSet, Validator};
 pub use screen::normalise::{Normalised, Normaliser, normalise};

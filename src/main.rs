@@ -183,6 +183,63 @@ enum Command {
         /// Directory of rule packs (*.toml).
         dir: PathBuf,
     },
+    /// Train a model for a model pack from labelled texts (CSV with `text` and `label` columns,
+    /// e.g. COLD's, or JSONL {"text", "label"}); print dev figures and the chosen threshold.
+    Train {
+        /// Training data.
+        #[arg(long)]
+        data: PathBuf,
+        /// Held-out data: the threshold is chosen and the figures measured on it.
+        #[arg(long)]
+        dev: Option<PathBuf>,
+        /// Where to write the model file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the training order (same data, options and seed → same file).
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().seed)]
+        seed: u64,
+        /// Passes over the data.
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().epochs)]
+        epochs: u32,
+        /// log2 of the number of feature buckets (20 → a 1 MiB model).
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().bits)]
+        bits: u8,
+        /// Shortest character n-gram.
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().min_n)]
+        min_n: u8,
+        /// Longest character n-gram.
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().max_n)]
+        max_n: u8,
+        /// L2 penalty.
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().l2)]
+        l2: f64,
+        /// AdaGrad learning rate.
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().learning_rate)]
+        learning_rate: f64,
+        /// Plain logistic regression, without naive-Bayes feature scaling.
+        #[arg(long)]
+        no_nb: bool,
+        /// Raw n-gram counts, without dividing by the square root of the text's n-grams.
+        #[arg(long)]
+        no_sqrt_len: bool,
+        /// Divide shorter texts as if they had this many n-grams (short texts are not scored
+        /// more extreme than their few n-grams warrant).
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().len_floor)]
+        len_floor: u32,
+        /// Choose the lowest threshold flagging at most this share of the dev negatives.
+        #[arg(long, default_value_t = qunguard::scorer::train::TrainOptions::default().max_flag_rate)]
+        max_flag_rate: f64,
+    },
+    /// Measure a rules directory on labelled texts (CSV or JSONL, as for `train`; a label may
+    /// also name a category): precision, recall, F1 and negatives flagged per category and
+    /// overall, and a threshold sweep per model pack.
+    Eval {
+        /// Directory of rule packs (*.toml).
+        #[arg(long, default_value = "config/rules")]
+        rules: PathBuf,
+        /// Labelled texts.
+        file: PathBuf,
+    },
 }
 
 /// Where compiled Hyperscan databases are cached: `QUNGUARD_CACHE_DIR` (empty or `off` disables),
@@ -559,6 +616,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     if p.shadow { "  (shadow)" } else { "" }
                 );
             }
+            for s in engine.scorers() {
+                println!(
+                    "model pack {}: threshold {}{}",
+                    s.name,
+                    s.threshold,
+                    if s.shadow {
+                        ", shadow (score only)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             println!(
                 "ok: {} packs compiled, rules version {}",
                 engine.packs().len(),
@@ -566,7 +635,89 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Train {
+            data,
+            dev,
+            out,
+            seed,
+            epochs,
+            bits,
+            min_n,
+            max_n,
+            l2,
+            learning_rate,
+            no_nb,
+            no_sqrt_len,
+            len_floor,
+            max_flag_rate,
+        } => {
+            let opts = qunguard::scorer::train::TrainOptions {
+                seed,
+                epochs,
+                bits,
+                min_n,
+                max_n,
+                l2,
+                learning_rate,
+                nb: !no_nb,
+                sqrt_len: !no_sqrt_len,
+                len_floor,
+                max_flag_rate,
+            };
+            train(&data, dev.as_deref(), &out, &opts)
+        }
+        Command::Eval { rules, file } => {
+            let engine = load_engine(&rules)?;
+            let rows = qunguard::scorer::data::read(&file)?;
+            let report = qunguard::scorer::eval::evaluate(&engine, &rows);
+            print!("{report}");
+            println!("rules version {}", engine.rules_version());
+            Ok(())
+        }
     }
+}
+
+fn train(
+    data: &Path,
+    dev: Option<&Path>,
+    out: &Path,
+    opts: &qunguard::scorer::train::TrainOptions,
+) -> anyhow::Result<()> {
+    use qunguard::scorer::{data::read, train::train};
+    anyhow::ensure!(
+        (10..=24).contains(&opts.bits)
+            && (1..=3).contains(&opts.max_n)
+            && (1..=opts.max_n).contains(&opts.min_n),
+        "--bits must be 10..=24, --max-n 1..=3 and --min-n 1..=max-n"
+    );
+    let rows = read(data)?;
+    let dev_rows = dev.map(read).transpose()?;
+    let t = train(&rows, dev_rows.as_deref(), opts);
+    std::fs::write(out, t.model.to_bytes())
+        .with_context(|| format!("cannot write the model to {}", out.display()))?;
+    let on = match dev {
+        Some(d) => format!(
+            "dev {} ({} texts)",
+            d.display(),
+            dev_rows.as_ref().map_or(0, Vec::len)
+        ),
+        None => "the training data (no --dev: optimistic)".into(),
+    };
+    println!(
+        "trained on {} texts ({} positive) → {} ({} bytes)",
+        rows.len(),
+        rows.iter().filter(|r| r.label.is_positive()).count(),
+        out.display(),
+        t.model.to_bytes().len()
+    );
+    println!("figures on {on}:");
+    println!("{}", t.figures);
+    println!(
+        "threshold = {}   # the lowest flagging at most {:.2}% of the negatives",
+        t.threshold,
+        100.0 * opts.max_flag_rate
+    );
+    Ok(())
 }
 
 /// Logs through `tracing`; the `log` records of qunguard and its crates (rdkafka among them)

@@ -66,6 +66,8 @@ pub enum MatchKind {
     Pinyin,
     /// A pack regex matched the normalised text (and passed its validator, if any).
     Regex,
+    /// A model pack's score reached its threshold (the hit spans the whole text).
+    Model,
 }
 
 /// One rule that matched a message.
@@ -130,6 +132,69 @@ pub struct Verdict {
     /// the same rule already covers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suppressed: Vec<Suppression>,
+    /// Each model pack's score (0–1), keyed by its category; absent without model packs.
+    #[serde(default, skip_serializing_if = "Scores::is_empty")]
+    pub scores: Scores,
+}
+
+/// Model scores of a verdict by category, written as a JSON object `{"offensive": 0.87}`.
+/// The first score is kept inline: a verdict usually holds one (one model pack), and a list
+/// allocated for it on every message cost more than scoring.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scores {
+    first: Option<(Cow<'static, str>, f32)>,
+    more: Vec<(Cow<'static, str>, f32)>,
+}
+
+impl Scores {
+    /// True when there are no scores.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// The score of `category`, if a model pack gave one.
+    pub fn get(&self, category: &str) -> Option<f32> {
+        self.iter().find(|(c, _)| *c == category).map(|s| s.1)
+    }
+
+    /// (category, score) pairs in model-pack order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f32)> {
+        self.first
+            .iter()
+            .chain(&self.more)
+            .map(|(c, s)| (c.as_ref(), *s))
+    }
+
+    pub(crate) fn push(&mut self, category: &'static str, score: f32) {
+        let entry = (Cow::Borrowed(category), score);
+        if self.first.is_none() {
+            self.first = Some(entry);
+        } else {
+            self.more.push(entry);
+        }
+    }
+}
+
+impl Serialize for Scores {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (c, score) in self.iter() {
+            m.serialize_entry(c, &score)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Scores {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = std::collections::BTreeMap::<String, f32>::deserialize(d)?;
+        let mut all = m.into_iter().map(|(c, s)| (Cow::Owned(c), s));
+        Ok(Scores {
+            first: all.next(),
+            more: all.collect(),
+        })
+    }
 }
 
 /// Why a match was not reported as a hit.

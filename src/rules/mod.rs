@@ -276,6 +276,8 @@ pub struct Pack {
 pub struct RuleSet {
     /// Packs in file-name order.
     pub packs: Vec<Pack>,
+    /// Model packs (a `model` key instead of terms) in file-name order.
+    pub models: Vec<crate::scorer::ModelPack>,
 }
 
 impl RuleSet {
@@ -302,20 +304,66 @@ impl RuleSet {
                 fix: "add at least one pack; see README.md, \"Rule packs\"".into(),
             });
         }
-        let packs = files
-            .iter()
-            .map(|f| {
-                let src = std::fs::read_to_string(f).map_err(|e| RuleError {
-                    file: f.clone(),
+        let mut packs = Vec::new();
+        let mut models = Vec::new();
+        for f in &files {
+            let src = std::fs::read_to_string(f).map_err(|e| RuleError {
+                file: f.clone(),
+                key: String::new(),
+                line: None,
+                problem: format!("cannot read the pack: {e}"),
+                fix: "make the file readable UTF-8 text".into(),
+            })?;
+            if crate::scorer::is_model_pack(&src) {
+                models.push(crate::scorer::ModelPack::parse(f, &src)?);
+            } else {
+                packs.push(Pack::parse(f, &src)?);
+            }
+        }
+        RuleSet::new(packs)?.with_models(models)
+    }
+
+    /// Adds model packs, checking that their names are not used by another pack and their
+    /// categories not by another model pack.
+    pub fn with_models(
+        mut self,
+        models: Vec<crate::scorer::ModelPack>,
+    ) -> Result<RuleSet, RuleError> {
+        for (i, m) in models.iter().enumerate() {
+            let earlier = &models[..i];
+            let clash = self
+                .packs
+                .iter()
+                .map(|p| (&p.name, &p.path))
+                .chain(earlier.iter().map(|o| (&o.name, &o.path)))
+                .find(|(name, _)| **name == m.name);
+            if let Some((_, other)) = clash {
+                return Err(RuleError {
+                    file: m.path.clone(),
                     key: String::new(),
                     line: None,
-                    problem: format!("cannot read the pack: {e}"),
-                    fix: "make the file readable UTF-8 text".into(),
-                })?;
-                Pack::parse(f, &src)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        RuleSet::new(packs)
+                    problem: format!("pack name `{}` is also used by {}", m.name, other.display()),
+                    fix: "rename one of the files".into(),
+                });
+            }
+            // A term pack may share the category (the model then adds to it); two models may
+            // not, since a score is keyed by its category.
+            if let Some(other) = earlier.iter().find(|o| o.category == m.category) {
+                return Err(RuleError {
+                    file: m.path.clone(),
+                    key: "category".into(),
+                    line: None,
+                    problem: format!(
+                        "category `{}` is also used by {}; a model pack's category keys its score",
+                        m.category,
+                        other.path.display()
+                    ),
+                    fix: "give the model pack a category of its own".into(),
+                });
+            }
+        }
+        self.models.extend(models);
+        Ok(self)
     }
 
     /// Builds a rule set from already parsed packs, checking cross-pack constraints
@@ -353,7 +401,10 @@ impl RuleSet {
                 }
             }
         }
-        Ok(RuleSet { packs })
+        Ok(RuleSet {
+            packs,
+            models: Vec::new(),
+        })
     }
 }
 

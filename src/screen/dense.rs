@@ -270,6 +270,52 @@ pub(crate) fn chars(dense: &[u8]) -> impl Iterator<Item = (usize, usize, char)> 
     })
 }
 
+/// The code of the character starting at `dense[d]`, its bytes packed into a `u32` (distinct
+/// characters give distinct values), and its length. For the learned scorer, which only hashes
+/// characters: decoding them (a table per code length, a branch each) cost it more than the
+/// hashing.
+#[inline(always)]
+pub(crate) fn code_at(dense: &[u8], d: usize) -> (u32, usize) {
+    // Computed, not looked up: where the next character starts waits on this.
+    let b = dense[d];
+    let len = 1 + usize::from(b >= LEAD2_FIRST) + 2 * usize::from(b > LEAD2_LAST);
+    let w = match dense.get(d..d + 4) {
+        Some(w) => u32::from_be_bytes(w.try_into().expect("four bytes")),
+        None => {
+            let mut w = [0u8; 4];
+            w[..dense.len() - d].copy_from_slice(&dense[d..]);
+            u32::from_be_bytes(w)
+        }
+    };
+    (w >> (32 - 8 * len as u32), len)
+}
+
+/// Calls `f` with the code ([`code_at`]) of each character of one encoded message.
+#[inline]
+pub(crate) fn for_each_code(dense: &[u8], mut f: impl FnMut(u32)) {
+    let mut d = 0;
+    while d < dense.len() {
+        let (code, len) = code_at(dense, d);
+        f(code);
+        d += len;
+    }
+}
+
+/// Fingerprint of the short-code assignment: what [`for_each_code`] yields for a character
+/// depends on it, so a model that hashed codes records it and is refused under another one.
+pub(crate) fn codes_digest() -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    static DIGEST: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *DIGEST.get_or_init(|| {
+        let mut h = Sha256::new();
+        for &(c, k) in &codes().coded {
+            h.update(u32::from(c).to_le_bytes());
+            h.update(k.to_le_bytes());
+        }
+        h.finalize().into()
+    })
+}
+
 /// Decodes encoded text back to its characters.
 pub(crate) fn decode_chars(dense: &[u8]) -> Vec<char> {
     chars(dense).map(|(_, _, c)| c).collect()

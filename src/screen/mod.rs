@@ -37,6 +37,9 @@ const ENGINE_SEMANTICS: &str = "qunguard-engine-2";
 pub fn rules_version(rules: &RuleSet) -> compact_str::CompactString {
     let mut hasher = Sha256::new();
     hasher.update(ENGINE_SEMANTICS);
+    // The common-word lexicon decides which sound-alike hits stand, so a new one is a new
+    // rule set even when no pack changed.
+    hasher.update(lexicon::fingerprint());
     for pack in &rules.packs {
         hasher.update(format!(
             "\0pack\0{}\0{}\0{:?}\0{}",
@@ -63,6 +66,14 @@ pub fn rules_version(rules: &RuleSet) -> compact_str::CompactString {
                 hasher.update("\0shadow");
             }
         }
+    }
+    for m in &rules.models {
+        // The model file's digest makes the model part of the version.
+        hasher.update(format!(
+            "\0model\0{}\0{}\0{:?}\0{}\0{}\0",
+            m.name, m.category, m.action, m.threshold, m.shadow
+        ));
+        hasher.update(m.model.digest());
     }
     let digest = hasher.finalize();
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -150,6 +161,8 @@ pub struct Engine {
     packs: Vec<PackInfo>,
     regexes: Vec<RegexInfo>,
     summary: Vec<PackSummary>,
+    /// Model packs, scored on every message's normalised text.
+    scorers: Vec<crate::scorer::Scorer>,
     /// Pack names by pack index, and the pack of each regex id: which pack a hit came from
     /// (term rule ids are `PACK:TERM`), for per-pack metrics.
     pack_names: Vec<&'static str>,
@@ -191,9 +204,6 @@ impl Engine {
         let mut packs = Vec::new();
         let mut regexes = Vec::new();
         let mut summary = Vec::new();
-        let mut hasher = Sha256::new();
-        hasher.update(ENGINE_SEMANTICS);
-        hasher.update(lexicon::fingerprint());
         let mut pack_names = Vec::new();
         let mut regex_packs = std::collections::HashMap::new();
         let mut rule_id = String::new();
@@ -292,6 +302,30 @@ impl Engine {
         } else {
             Some(matcher::compile(&pinyin_sources, cache).map_err(CompileError)?)
         };
+        let mut scorers = Vec::new();
+        for m in &rules.models {
+            scorers.push(crate::scorer::Scorer {
+                name: m.name.clone(),
+                category: m.category.as_str().into(),
+                action: m.action,
+                threshold: m.threshold,
+                shadow: m.shadow,
+                rule: intern(&format!("{}:model", m.name)),
+                key: intern(&m.category),
+                model: m.model.clone(),
+            });
+            summary.push(PackSummary {
+                name: m.name.clone(),
+                category: m.category.clone(),
+                action: m.action,
+                terms: 0,
+                allow: 0,
+                regexes: 0,
+                pinyin: false,
+                shadow: m.shadow,
+            });
+            pack_names.push(intern(&m.name));
+        }
         main_rules.shrink_to_fit();
         pinyin_rules.shrink_to_fit();
         pinyin_units.shrink_to_fit();
@@ -306,6 +340,7 @@ impl Engine {
             packs,
             regexes,
             summary,
+            scorers,
             pack_names,
             regex_packs,
             version,
@@ -317,9 +352,14 @@ impl Engine {
         &self.version
     }
 
-    /// Per-pack counts.
+    /// Per-pack counts (model packs included, with no terms).
     pub fn packs(&self) -> &[PackSummary] {
         &self.summary
+    }
+
+    /// The model packs.
+    pub fn scorers(&self) -> &[crate::scorer::Scorer] {
+        &self.scorers
     }
 
     /// Every rule id a hit can carry, with the index in [`Engine::packs`] of its pack (for
@@ -329,7 +369,12 @@ impl Engine {
             MainRule::Term { pack, rule, .. } => Some((rule, pack as usize)),
             _ => None,
         });
-        terms.chain(self.regexes.iter().map(|r| (r.id, r.pack as usize)))
+        // Model packs come after the term packs in `packs()`.
+        let models = self.scorers.iter().enumerate();
+        let models = models.map(|(k, s)| (s.rule, self.packs.len() + k));
+        terms
+            .chain(self.regexes.iter().map(|r| (r.id, r.pack as usize)))
+            .chain(models)
     }
 
     /// The pack a rule id of this engine's hits belongs to (`None` for a rule it does not
@@ -471,6 +516,15 @@ impl Engine {
                 });
             }
         });
+        // Model scores for the whole chunk at once: the scorer walks several texts in lockstep.
+        w.scores.clear();
+        if !self.scorers.is_empty() && !msgs.is_empty() {
+            let texts: Vec<&[u8]> = (0..msgs.len()).map(|i| w.norm.dense_message(i)).collect();
+            w.scores.resize(texts.len() * self.scorers.len(), 0.0);
+            for (s, out) in self.scorers.iter().zip(w.scores.chunks_mut(texts.len())) {
+                s.model.score_dense_many(&texts, out);
+            }
+        }
         // Verdicts slice each message's matches out of the flat lists.
         for raw in [&mut w.raw, &mut w.py_raw] {
             if !raw.is_sorted_by_key(|r| r.msg) {
@@ -484,6 +538,7 @@ impl Engine {
             raw,
             py_raw,
             scratch,
+            scores,
         } = w;
         for (i, (m, slot)) in msgs.iter().zip(dst.iter_mut()).enumerate() {
             let r_end = r + raw[r..].iter().take_while(|x| x.msg as usize == i).count();
@@ -491,7 +546,7 @@ impl Engine {
                 .iter()
                 .take_while(|x| x.msg as usize == i)
                 .count();
-            let v = self.verdict(
+            let mut v = self.verdict(
                 norm.dense_message(i),
                 py,
                 scratch,
@@ -501,6 +556,11 @@ impl Engine {
                 &py_raw[p..p_end],
             );
             (r, p) = (r_end, p_end);
+            if !self.scorers.is_empty() {
+                // Per model pack, its score of message i.
+                let of_msg = scores.iter().skip(i).step_by(msgs.len()).copied();
+                self.score(&mut v, m, of_msg);
+            }
             slot.write(out(v, m, norm.message(i)));
         }
     }
@@ -530,6 +590,7 @@ impl Engine {
             recommend: None,
             rules_version: self.version.clone(),
             suppressed: Vec::new(),
+            scores: Default::default(),
         };
         if raw.is_empty() && py_raw.is_empty() {
             return verdict;
@@ -673,6 +734,41 @@ impl Engine {
         verdict.categories = categories;
         verdict.hits = hits;
         verdict
+    }
+
+    /// Adds every model pack's score to a verdict and, at or above a pack's threshold, its
+    /// hit, category and action.
+    fn score(&self, verdict: &mut Verdict, msg: &Message, scores: impl Iterator<Item = f32>) {
+        for (s, score) in self.scorers.iter().zip(scores) {
+            // Four decimals, before the threshold is applied: more is noise to a reader and
+            // bytes on every verdict, and the verdict then shows exactly what was compared.
+            let score = (score * 1e4).round() / 1e4;
+            verdict.scores.push(s.key, score);
+            if score < s.threshold {
+                continue;
+            }
+            let hit = Hit {
+                rule: Cow::Borrowed(s.rule),
+                category: s.category.clone(),
+                action: s.action,
+                kind: MatchKind::Model,
+                start: 0,
+                end: msg.text.len(),
+                text: msg.text.as_str().into(),
+                shadow: s.shadow,
+            };
+            let key = |h: &Hit| (h.start, h.end, h.rule.clone());
+            let at = verdict.hits.partition_point(|h| key(h) < key(&hit));
+            verdict.hits.insert(at, hit);
+            // A shadow pack's hit is recorded, not acted on, like any shadow rule's.
+            if s.shadow {
+                continue;
+            }
+            verdict.action = verdict.action.max(s.action);
+            if let Err(at) = verdict.categories.binary_search(&s.category) {
+                verdict.categories.insert(at, s.category.clone());
+            }
+        }
     }
 
     /// Why a sound-alike in Han characters (`units` of the pinyin view, matching the term's
@@ -888,6 +984,7 @@ fn kind_rank(k: MatchKind) -> u8 {
         MatchKind::Term => 0,
         MatchKind::Regex => 1,
         MatchKind::Pinyin => 2,
+        MatchKind::Model => 3,
     }
 }
 
@@ -931,6 +1028,8 @@ struct Workspace {
     raw: Vec<Raw>,
     py_raw: Vec<Raw>,
     scratch: Scratch,
+    /// Model scores of the chunk: model pack `k`'s score of message `i` at `k * len + i`.
+    scores: Vec<f32>,
 }
 
 /// Per-message working space of [`Engine::verdict`], reused between messages.

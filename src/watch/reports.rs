@@ -515,6 +515,7 @@ mod tests {
             recommend: None,
             rules_version: "v".into(),
             suppressed: vec![],
+            scores: Default::default(),
         }
     }
 

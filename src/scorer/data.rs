@@ -1,0 +1,197 @@
+//! Labelled examples for `qunguard train` and `qunguard eval`: CSV with a header (COLD's
+//! columns `,split,topic,label,TEXT` work as they are) or JSONL `{"text": …, "label": …}`.
+//!
+//! A label is `1`/`true` (should be flagged), `0`/`false`/empty (should not), or a category
+//! name (should be flagged with that category), so one file can hold several categories.
+
+use std::path::Path;
+
+/// One labelled text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labelled {
+    /// The text as written.
+    pub text: String,
+    /// What it should get.
+    pub label: Label,
+}
+
+/// What a labelled text should get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Label {
+    /// Nothing: it is fine.
+    Negative,
+    /// Flagged, by any category.
+    Positive,
+    /// Flagged with this category.
+    Category(String),
+}
+
+impl Label {
+    /// True unless the text should pass.
+    pub fn is_positive(&self) -> bool {
+        !matches!(self, Label::Negative)
+    }
+
+    fn parse(s: &str) -> Label {
+        match s.trim() {
+            "" | "0" | "false" => Label::Negative,
+            "1" | "true" => Label::Positive,
+            other => Label::Category(other.to_string()),
+        }
+    }
+}
+
+/// A data file problem, naming the file and the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {problem} (fix: {fix})", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct DataError {
+    /// The file at fault.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    /// What is wrong.
+    pub problem: String,
+    /// What to do.
+    pub fix: &'static str,
+}
+
+const FIX: &str = "give CSV with a header holding `text` and `label` columns (any case; COLD's \
+                   files work as they are), or JSONL lines {\"text\": \"…\", \"label\": 0 or 1 \
+                   or a category}";
+
+/// Reads a labelled file: JSONL when its name ends in `.jsonl`/`.json` or its first character
+/// is `{`, CSV otherwise.
+pub fn read(path: &Path) -> Result<Vec<Labelled>, DataError> {
+    let err = |line: Option<u64>, problem: String| DataError {
+        file: path.display().to_string(),
+        line,
+        problem,
+        fix: FIX,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(None, format!("cannot read: {e}")))?;
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let rows = if ext == "jsonl" || ext == "json" || first == Some(&b'{') {
+        read_jsonl(bytes).map_err(|(l, p)| err(Some(l), p))?
+    } else {
+        read_csv(bytes).map_err(|(l, p)| err(l, p))?
+    };
+    if rows.is_empty() {
+        return Err(err(None, "no labelled rows".into()));
+    }
+    Ok(rows)
+}
+
+fn read_jsonl(bytes: &[u8]) -> Result<Vec<Labelled>, (u64, String)> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        text: String,
+        label: serde_json::Value,
+    }
+    let mut out = Vec::new();
+    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let n = n as u64 + 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let row: Row = serde_json::from_slice(line).map_err(|e| (n, e.to_string()))?;
+        let label = match &row.label {
+            serde_json::Value::Bool(b) => Label::parse(if *b { "1" } else { "0" }),
+            serde_json::Value::Number(x) if x.as_u64() == Some(0) => Label::Negative,
+            serde_json::Value::Number(x) if x.as_u64() == Some(1) => Label::Positive,
+            serde_json::Value::String(s) => Label::parse(s),
+            other => {
+                return Err((
+                    n,
+                    format!("label {other} is not 0, 1, a bool or a category"),
+                ));
+            }
+        };
+        out.push(Labelled {
+            text: row.text,
+            label,
+        });
+    }
+    Ok(out)
+}
+
+fn read_csv(bytes: &[u8]) -> Result<Vec<Labelled>, (Option<u64>, String)> {
+    let mut r = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+    let line = |e: &csv::Error| e.position().map(|p| p.line());
+    let headers = r.headers().map_err(|e| (line(&e), e.to_string()))?.clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let (Some(text), Some(label)) = (col("text"), col("label")) else {
+        return Err((
+            Some(1),
+            format!("the header {:?} has no `text` and `label` columns", headers),
+        ));
+    };
+    let mut out = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| (line(&e), e.to_string()))?;
+        out.push(Labelled {
+            text: rec[text].to_string(),
+            label: Label::parse(&rec[label]),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cold_csv_jsonl_and_category_labels_read_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv_path = dir.path().join("a.csv");
+        std::fs::write(
+            &csv_path,
+            "\u{feff},split,topic,label,TEXT\n1,train,race,1,\"有逗号，的, 文本\"\n2,dev,region,0,你好\n",
+        )
+        .unwrap();
+        let jsonl = dir.path().join("b.jsonl");
+        std::fs::write(
+            &jsonl,
+            "{\"text\":\"有逗号，的, 文本\",\"label\":1}\n\n{\"text\":\"你好\",\"label\":false}\n{\"text\":\"加我\",\"label\":\"ads\"}\n",
+        )
+        .unwrap();
+        let a = read(&csv_path).unwrap();
+        let b = read(&jsonl).unwrap();
+        assert_eq!(a, b[..2]);
+        assert_eq!(a[0].text, "有逗号，的, 文本");
+        assert_eq!(a[1].label, Label::Negative);
+        assert_eq!(b[2].label, Label::Category("ads".into()));
+    }
+
+    /// (file name, contents, words the error must hold)
+    #[test]
+    fn bad_data_files_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("x.csv", "a,b\n1,2\n", "no `text` and `label`"),
+            (
+                "y.jsonl",
+                "{\"text\":\"a\",\"label\":1}\n{\"text\":1}\n",
+                ":2:",
+            ),
+            ("z.jsonl", "{\"text\":\"a\",\"label\":[1]}\n", "is not 0, 1"),
+            ("e.csv", "text,label\n", "no labelled rows"),
+        ];
+        for (name, body, needle) in cases {
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            let e = read(&p).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains(name), "{name}: {e}");
+        }
+        let e = read(&dir.path().join("missing.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read"), "{e}");
+    }
+}

@@ -419,6 +419,9 @@ pub struct RulesMetrics {
     pub review_decisions: IntCounterVec,
     /// Overturned flags, by the pack of each rule that flagged the message.
     pub overturns: IntCounterVec,
+    /// Decisions on messages this instance does not know (screened by another instance, or
+    /// too old for its bounded maps): they change nothing.
+    pub decisions_unknown: prometheus::IntCounter,
     /// The version `info` shows, so a swap removes exactly that series.
     live_version: Arc<std::sync::Mutex<String>>,
 }
@@ -488,6 +491,14 @@ impl RulesMetrics {
             corrections,
             review_decisions,
             overturns,
+            decisions_unknown: registered(
+                registry,
+                prometheus::IntCounter::new(
+                    "qunguard_review_decisions_unknown_total",
+                    "Reviewers' decisions on messages this instance does not know (screened by another instance, or too old).",
+                )
+                .expect("valid metric"),
+            ),
             live_version: Arc::default(),
         }
     }

@@ -415,6 +415,11 @@ fn review_decisions_flow_back_as_labels_and_metrics() {
     );
     assert_eq!(m("qunguard_rule_overturns_total{pack=\"ads\"}"), 1.0);
     assert_eq!(
+        m("qunguard_review_decisions_unknown_total"),
+        1.0,
+        "the decision on a message this instance never saw"
+    );
+    assert_eq!(
         m("qunguard_messages_consumed_total{input=\"decision\"}"),
         4.0
     );

@@ -123,6 +123,9 @@ impl WatchStage {
         rm.review_decisions
             .with_label_values(&[d.decision.as_str()])
             .inc();
+        if o.outcome == crate::watch::DecisionResult::Unknown {
+            rm.decisions_unknown.inc();
+        }
         if o.outcome == crate::watch::DecisionResult::Overturned {
             let mut packs: Vec<&str> = o
                 .rules

@@ -229,6 +229,82 @@ impl Model {
         }
     }
 
+    /// Scores the messages of a chunk held in one buffer: message `i` is `buf[s..e]` for the
+    /// `i`th `(s, e)` of `bounds`, into `out[i]`. The same scores as [`Model::score_dense_many`]
+    /// on those slices.
+    ///
+    /// The engine's buffer has at least three bytes after every message (its separator and the
+    /// writer's slack), so every character is read as one four-byte load with no check of the
+    /// message's end; a message without them is scored the checked way.
+    pub(crate) fn score_chunk(&self, buf: &[u8], bounds: &[(usize, usize)], out: &mut [f32]) {
+        assert_eq!(bounds.len(), out.len(), "one score per text");
+        let f = &self.features;
+        for (&(s, e), o) in bounds.iter().zip(out) {
+            let (sum, n) = if (f.min_n, f.max_n) == (1, 2) && s <= e && e + 3 <= buf.len() {
+                self.sum_1_2_padded(buf, s, e)
+            } else {
+                let mut one = [0.0];
+                self.score_dense_many(&[&buf[s..e]], &mut one);
+                *o = one[0];
+                continue;
+            };
+            *o = self.probability(sum, n);
+        }
+    }
+
+    /// [`Model::sum`] for characters 1–2-grams (the shipped model), on `buf[s..e]` with three
+    /// readable bytes after `e`.
+    ///
+    /// The hashing is [`Features::for_each_dense`]'s, rearranged: a shift distributes over
+    /// XOR, so `x ^ (x >> 29)` of a salted key is the XOR of a part of the character's own
+    /// (shared by its unigram and the bigram it ends), a part of the previous character's
+    /// (computed once, when that character was read) and a constant. That leaves per character
+    /// one decode, six XORs and shifts, two multiplies and two loads.
+    #[inline]
+    fn sum_1_2_padded(&self, buf: &[u8], s: usize, e: usize) -> (i32, u32) {
+        assert!(s <= e && e + 3 <= buf.len(), "three readable bytes after the message");
+        let shift = 64 - u32::from(self.features.bits);
+        let weights = &self.weights[..];
+        debug_assert_eq!(weights.len(), 1 << self.features.bits);
+        let code_at = |d: usize| -> (u64, usize) {
+            debug_assert!(d < e);
+            // SAFETY: `d < e`, so the four bytes from `d` on lie within `buf` (checked above).
+            let (code, len) = unsafe { dense::code_at_padded(buf, d) };
+            (u64::from(code), len)
+        };
+        let weight = |x: u64| -> i32 {
+            let bucket = (x.wrapping_mul(SPREAD) >> shift) as usize;
+            // SAFETY: `bucket` is the top `bits` bits of a u64, below 2^bits, and a model holds
+            // exactly 2^bits weights (checked when read or built).
+            i32::from(unsafe { *weights.get_unchecked(bucket) })
+        };
+        // Unigram key `u ^ SALT[1]`, folded: `u ^ (u >> 29)` (the character's part) ^ this.
+        const UNI: u64 = SALT[1] ^ (SALT[1] >> 29);
+        // Bigram key `(p << 32 | u) ^ SALT[2]`, folded: the character's part ^ `(p << 32) ^
+        // (p << 3)` (the previous character's part; codes fit 32 bits, so `p << 32` loses no
+        // bit and its shift by 29 is `p << 3`) ^ this.
+        const BI: u64 = SALT[2] ^ (SALT[2] >> 29);
+        if s == e {
+            return (0, 0);
+        }
+        let (u, len) = code_at(s);
+        let mut d = s + len;
+        let own = u ^ (u >> 29);
+        let mut sum = weight(own ^ UNI);
+        let mut prev = (u << 32) ^ (u << 3) ^ BI;
+        let mut chars = 1u32;
+        while d < e {
+            let (u, len) = code_at(d);
+            d += len;
+            let own = u ^ (u >> 29);
+            sum += weight(own ^ UNI) + weight(own ^ prev);
+            prev = (u << 32) ^ (u << 3) ^ BI;
+            chars += 1;
+        }
+        // Every character a unigram, every character after the first a bigram.
+        (sum, 2 * chars - 1)
+    }
+
     /// The weights of the n-grams of `dense` summed, and their number: what
     /// [`Features::for_each_dense`] yields for `MIN..=MAX`, weighed.
     #[inline]

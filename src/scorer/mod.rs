@@ -265,9 +265,8 @@ impl Model {
     pub(crate) fn score_chunk(&self, buf: &[u8], bounds: &[(usize, usize)], out: &mut [f32]) {
         assert_eq!(bounds.len(), out.len(), "one score per text");
         let f = &self.features;
-        let fast = |&(s, e): &(usize, usize)| {
-            (f.min_n, f.max_n) == (1, 2) && s <= e && e + 3 <= buf.len()
-        };
+        let fast =
+            |&(s, e): &(usize, usize)| (f.min_n, f.max_n) == (1, 2) && s <= e && e + 3 <= buf.len();
         let mut i = 0;
         while i < bounds.len() {
             if i + 1 < bounds.len() && fast(&bounds[i]) && fast(&bounds[i + 1]) {
@@ -334,7 +333,10 @@ impl Model {
     /// A walk over `buf[s..e]`, past its first character: its unigram only (it ends no
     /// bigram), so [`Model::step`] has no case for it.
     fn start(&self, buf: &[u8], (s, e): (usize, usize)) -> Walk {
-        assert!(s <= e && e + 3 <= buf.len(), "three readable bytes after the message");
+        assert!(
+            s <= e && e + 3 <= buf.len(),
+            "three readable bytes after the message"
+        );
         let mut w = Walk {
             d: s,
             e,

@@ -70,6 +70,14 @@ const MIX3: u64 = 0x517c_c1b7_2722_0a95;
 /// The final multiply: its top bits are the bucket.
 const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// A unigram's salted key `u ^ SALT[1]`, folded (`x ^ (x >> 29)`): `u ^ (u >> 29)` (the
+/// character's part) ^ this.
+const UNI: u64 = SALT[1] ^ (SALT[1] >> 29);
+/// A bigram's salted key `(p << 32 | u) ^ SALT[2]`, folded: the character's part ^ `(p << 32) ^
+/// (p << 3)` (the previous character's part: codes fit 32 bits, so `p << 32` loses no bit and
+/// its shift by 29 is `p << 3`) ^ this.
+const BI: u64 = SALT[2] ^ (SALT[2] >> 29);
+
 /// Why a model file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
@@ -164,6 +172,24 @@ pub struct Model {
     digest: [u8; 32],
 }
 
+/// One message being walked by [`Model::step`]: where it is and what it has summed.
+struct Walk {
+    /// The next character's first byte, and the message's end.
+    d: usize,
+    e: usize,
+    /// The previous character's part of the bigram key.
+    prev: u64,
+    sum: i32,
+    chars: u32,
+}
+
+impl Walk {
+    /// Every character a unigram, every character after the first a bigram.
+    fn ngrams(&self) -> u32 {
+        (2 * self.chars).saturating_sub(1)
+    }
+}
+
 // Scale and bias are checked finite when read or built, so equality is reflexive.
 impl Eq for Model {}
 
@@ -227,6 +253,117 @@ impl Model {
             };
             *o = self.probability(sum, n);
         }
+    }
+
+    /// Scores the messages of a chunk held in one buffer: message `i` is `buf[s..e]` for the
+    /// `i`th `(s, e)` of `bounds`, into `out[i]`. The same scores as [`Model::score_dense_many`]
+    /// on those slices.
+    ///
+    /// The engine's buffer has at least three bytes after every message (its separator and the
+    /// writer's slack), so every character is read as one four-byte load with no check of the
+    /// message's end; a message without them is scored the checked way.
+    pub(crate) fn score_chunk(&self, buf: &[u8], bounds: &[(usize, usize)], out: &mut [f32]) {
+        assert_eq!(bounds.len(), out.len(), "one score per text");
+        let f = &self.features;
+        let fast =
+            |&(s, e): &(usize, usize)| (f.min_n, f.max_n) == (1, 2) && s <= e && e + 3 <= buf.len();
+        let mut i = 0;
+        while i < bounds.len() {
+            if i + 1 < bounds.len() && fast(&bounds[i]) && fast(&bounds[i + 1]) {
+                // Two messages walked in lockstep: where a character ends is known only once
+                // its first byte is loaded, so one walk waits on its loads; two overlap them.
+                let mut a = self.start(buf, bounds[i]);
+                let mut b = self.start(buf, bounds[i + 1]);
+                // SAFETY (every step): the loop condition, and `start` checked `e + 3 <= len`.
+                while a.d < a.e && b.d < b.e {
+                    unsafe {
+                        self.step(buf, &mut a);
+                        self.step(buf, &mut b);
+                    }
+                }
+                for w in [&mut a, &mut b] {
+                    while w.d < w.e {
+                        unsafe { self.step(buf, w) };
+                    }
+                }
+                out[i] = self.probability(a.sum, a.ngrams());
+                out[i + 1] = self.probability(b.sum, b.ngrams());
+                i += 2;
+            } else if fast(&bounds[i]) {
+                let mut a = self.start(buf, bounds[i]);
+                while a.d < a.e {
+                    // SAFETY: the loop condition, and `start` checked `e + 3 <= buf.len()`.
+                    unsafe { self.step(buf, &mut a) };
+                }
+                out[i] = self.probability(a.sum, a.ngrams());
+                i += 1;
+            } else {
+                let (s, e) = bounds[i];
+                self.score_dense_many(&[&buf[s..e]], &mut out[i..=i]);
+                i += 1;
+            }
+        }
+    }
+
+    /// Adds the 1–2-grams ending at the character at `w.d` to `w`: [`Model::sum`] for 1–2-grams
+    /// (the shipped model), one character.
+    ///
+    /// The hashing is [`Features::for_each_dense`]'s, rearranged: a shift distributes over
+    /// XOR, so `x ^ (x >> 29)` of a salted key is the XOR of a part of the character's own
+    /// (shared by its unigram and the bigram it ends), a part of the previous character's
+    /// (computed once, when that character was read) and a constant. That leaves per character
+    /// one decode, six XORs and shifts, two multiplies and two loads.
+    ///
+    /// # Safety
+    /// `w.d < w.e` and `w.e + 3 <= buf.len()`.
+    #[inline(always)]
+    unsafe fn step(&self, buf: &[u8], w: &mut Walk) {
+        debug_assert!(w.d < w.e && w.e + 3 <= buf.len());
+        // SAFETY: `w.d < w.e`, so the four bytes from `w.d` on lie within `buf` (the caller's
+        // contract).
+        let (u, len) = unsafe { dense::code_at_padded(buf, w.d) };
+        let u = u64::from(u);
+        w.d += len;
+        let own = u ^ (u >> 29);
+        w.sum += self.weight(own ^ UNI) + self.weight(own ^ w.prev);
+        w.prev = (u << 32) ^ (u << 3) ^ BI;
+        w.chars += 1;
+    }
+
+    /// A walk over `buf[s..e]`, past its first character: its unigram only (it ends no
+    /// bigram), so [`Model::step`] has no case for it.
+    fn start(&self, buf: &[u8], (s, e): (usize, usize)) -> Walk {
+        assert!(
+            s <= e && e + 3 <= buf.len(),
+            "three readable bytes after the message"
+        );
+        let mut w = Walk {
+            d: s,
+            e,
+            prev: 0,
+            sum: 0,
+            chars: 0,
+        };
+        if s < e {
+            // SAFETY: `s < e` and `e + 3 <= buf.len()` (checked above).
+            let (u, len) = unsafe { dense::code_at_padded(buf, s) };
+            let u = u64::from(u);
+            w.d += len;
+            w.sum = self.weight(u ^ (u >> 29) ^ UNI);
+            w.prev = (u << 32) ^ (u << 3) ^ BI;
+            w.chars = 1;
+        }
+        w
+    }
+
+    /// The weight of the bucket of a folded key (`x ^ (x >> 29)` of a salted n-gram key).
+    #[inline(always)]
+    fn weight(&self, x: u64) -> i32 {
+        let bucket = (x.wrapping_mul(SPREAD) >> (64 - u32::from(self.features.bits))) as usize;
+        debug_assert_eq!(self.weights.len(), 1 << self.features.bits);
+        // SAFETY: `bucket` is the top `bits` bits of a u64, below 2^bits, and a model holds
+        // exactly 2^bits weights (checked when read or built).
+        i32::from(unsafe { *self.weights.get_unchecked(bucket) })
     }
 
     /// The weights of the n-grams of `dense` summed, and their number: what
@@ -444,6 +581,53 @@ mod tests {
             assert_eq!(got, want, "{min_n}..={max_n}");
             for (d, w) in refs.iter().zip(&want) {
                 assert_eq!(m.score_dense(d), *w);
+            }
+        }
+    }
+
+    /// A chunk's messages scored from its one buffer (unchecked four-byte reads, two messages
+    /// in lockstep) score exactly as each message alone, for every n-gram range, odd and even
+    /// message counts, and a last message with no slack after it (read the checked way).
+    #[test]
+    fn chunk_scoring_equals_scoring_each_message() {
+        let texts = [
+            "的是a1你好世界龘靐齉ñé𠀀𠀁x的龘",
+            "",
+            "的",
+            "ab",
+            "𠀀",
+            "一二三四五六七八九十一二三四五六七八九十",
+            "龘",
+            "你好",
+        ];
+        for (min_n, max_n) in [(1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)] {
+            let f = Features {
+                bits: 12,
+                min_n,
+                max_n,
+                sqrt_len: true,
+                len_floor: 3,
+            };
+            let w: Vec<f64> = (0..4096)
+                .map(|i| ((i * 37 % 255) as f64 - 127.0) / 100.0)
+                .collect();
+            let m = Model::quantise(f, 0.1, &w);
+            for count in [1, 2, 3, texts.len()] {
+                for slack in [0, 3] {
+                    let (mut buf, mut bounds) = (Vec::new(), Vec::new());
+                    for t in &texts[..count] {
+                        let s = buf.len();
+                        buf.extend(dense::encode(t));
+                        bounds.push((s, buf.len()));
+                        buf.push(b'\n');
+                    }
+                    buf.pop();
+                    buf.extend(std::iter::repeat_n(0xFF, slack));
+                    let mut got = vec![0.0; count];
+                    m.score_chunk(&buf, &bounds, &mut got);
+                    let want: Vec<f32> = texts[..count].iter().map(|t| m.score(t)).collect();
+                    assert_eq!(got, want, "{min_n}..={max_n}, {count} texts, slack {slack}");
+                }
             }
         }
     }

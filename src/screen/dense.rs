@@ -290,6 +290,21 @@ pub(crate) fn code_at(dense: &[u8], d: usize) -> (u32, usize) {
     (w >> (32 - 8 * len as u32), len)
 }
 
+/// [`code_at`] where the four bytes from `d` on are known to be readable (a message followed by
+/// its separator and slack): one load, no check of where the message ends.
+///
+/// # Safety
+/// `d + 4 <= dense.len()`.
+#[inline(always)]
+pub(crate) unsafe fn code_at_padded(dense: &[u8], d: usize) -> (u32, usize) {
+    debug_assert!(d + 4 <= dense.len());
+    // SAFETY: the caller guarantees the four bytes `d..d + 4` are within `dense`.
+    let w = unsafe { dense.as_ptr().add(d).cast::<[u8; 4]>().read() };
+    let b = w[0];
+    let len = 1 + usize::from(b >= LEAD2_FIRST) + 2 * usize::from(b > LEAD2_LAST);
+    (u32::from_be_bytes(w) >> (32 - 8 * len as u32), len)
+}
+
 /// Calls `f` with the code ([`code_at`]) of each character of one encoded message.
 #[inline]
 pub(crate) fn for_each_code(dense: &[u8], mut f: impl FnMut(u32)) {

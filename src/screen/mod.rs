@@ -516,13 +516,13 @@ impl Engine {
                 });
             }
         });
-        // Model scores for the whole chunk at once: the scorer walks several texts in lockstep.
+        // Model scores for the whole chunk at once, read from the chunk's one encoded buffer.
         w.scores.clear();
         if !self.scorers.is_empty() && !msgs.is_empty() {
-            let texts: Vec<&[u8]> = (0..msgs.len()).map(|i| w.norm.dense_message(i)).collect();
-            w.scores.resize(texts.len() * self.scorers.len(), 0.0);
-            for (s, out) in self.scorers.iter().zip(w.scores.chunks_mut(texts.len())) {
-                s.model.score_dense_many(&texts, out);
+            w.scores.resize(msgs.len() * self.scorers.len(), 0.0);
+            let (buf, bounds) = w.norm.dense_chunk();
+            for (s, out) in self.scorers.iter().zip(w.scores.chunks_mut(msgs.len())) {
+                s.model.score_chunk(buf, bounds, out);
             }
         }
         // Verdicts slice each message's matches out of the flat lists.

@@ -124,6 +124,12 @@ impl Buffer {
         &self.dense[..self.dense_len]
     }
 
+    /// The whole encoded buffer, with the slack the writer keeps after its end (at least three
+    /// bytes after every message), and each message's range in it.
+    pub fn dense_chunk(&self) -> (&[u8], &[(usize, usize)]) {
+        (&self.dense, &self.dense_bounds)
+    }
+
     /// The encoded text of message `i`.
     pub fn dense_message(&self, i: usize) -> &[u8] {
         let (s, e) = self.dense_bounds[i];

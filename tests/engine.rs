@@ -1,7 +1,10 @@
 //! Engine behaviour, table-driven: each evasion form, offsets back into the original text,
 //! allow-lists, validators through the full path, and homophones that must not match.
 
+mod screening;
+
 use qunguard::{Action, Engine, MatchKind, Message, Pack, RuleSet};
+use screening::{Case, engine_of, msg};
 use std::path::Path;
 
 const ADS: &str = r#"
@@ -49,34 +52,13 @@ validate = "luhn"
 "#;
 
 fn engine() -> Engine {
-    let packs = [
+    engine_of(&[
         ("ads", ADS),
         ("weapons", WEAPONS),
         ("porn", PORN),
         ("privacy", PRIVACY),
-    ]
-    .iter()
-    .map(|(name, src)| Pack::parse(Path::new(&format!("rules/{name}.toml")), src).unwrap())
-    .collect();
-    Engine::compile(&RuleSet::new(packs).unwrap()).unwrap()
+    ])
 }
-
-fn msg(text: &str) -> Message {
-    Message {
-        id: "m".into(),
-        group_id: "g".into(),
-        sender_id: "u".into(),
-        ts: 1,
-        text: text.into(),
-    }
-}
-
-/// (case, text, expected hits as (rule, kind, original substring)).
-type Case = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, MatchKind, &'static str)],
-);
 
 #[test]
 fn evasion_forms_are_caught_with_original_positions() {
@@ -192,22 +174,7 @@ fn evasion_forms_are_caught_with_original_positions() {
         ("nothing", "今天天气不错", &[]),
     ];
     let e = engine();
-    for (name, text, want) in cases {
-        let v = e.screen(&msg(text));
-        let got: Vec<(&str, MatchKind, &str)> = v
-            .hits
-            .iter()
-            .map(|h| {
-                assert_eq!(
-                    &text[h.start..h.end],
-                    h.text,
-                    "{name}: offsets must slice the original"
-                );
-                (&*h.rule, h.kind, h.text.as_str())
-            })
-            .collect();
-        assert_eq!(&got, want, "case {name:?}: {text:?}");
-    }
+    screening::check(&e, cases);
 }
 
 #[test]

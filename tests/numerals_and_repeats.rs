@@ -1,8 +1,10 @@
 //! Numbers written in Chinese numerals reach the number rules with positions in the original;
 //! short numeral runs and numeral words stay words; repeats fold after letter styles fold.
 
-use qunguard::{Engine, MatchKind, Message, Pack, RuleSet};
-use std::path::Path;
+mod screening;
+
+use qunguard::{Engine, MatchKind};
+use screening::{Case, engine_of};
 
 const PRIVACY: &str = r#"
 category = "privacy"
@@ -32,48 +34,11 @@ words = ["fuck", "加vx", "asshole", "新年红包"]
 "#;
 
 fn engine() -> Engine {
-    let packs = [("privacy", PRIVACY), ("porn", WORDS), ("slang", SLANG)]
-        .iter()
-        .map(|(name, src)| Pack::parse(Path::new(&format!("rules/{name}.toml")), src).unwrap())
-        .collect();
-    Engine::compile(&RuleSet::new(packs).unwrap()).unwrap()
+    engine_of(&[("privacy", PRIVACY), ("porn", WORDS), ("slang", SLANG)])
 }
-
-fn msg(text: &str) -> Message {
-    Message {
-        id: "m".into(),
-        group_id: "g".into(),
-        sender_id: "u".into(),
-        ts: 1,
-        text: text.into(),
-    }
-}
-
-/// (case, text, expected hits as (rule, kind, original substring)).
-type Case = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, MatchKind, &'static str)],
-);
 
 fn check(cases: &[Case]) {
-    let e = engine();
-    for (name, text, want) in cases {
-        let v = e.screen(&msg(text));
-        let got: Vec<(&str, MatchKind, &str)> = v
-            .hits
-            .iter()
-            .map(|h| {
-                assert_eq!(
-                    &text[h.start..h.end],
-                    h.text,
-                    "{name}: offsets slice the original"
-                );
-                (&*h.rule, h.kind, h.text.as_str())
-            })
-            .collect();
-        assert_eq!(&got, want, "case {name:?}: {text:?}");
-    }
+    screening::check(&engine(), cases);
 }
 
 #[test]

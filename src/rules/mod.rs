@@ -408,6 +408,33 @@ impl RuleSet {
     }
 }
 
+/// A pack's name: its file name without the extension.
+pub(crate) fn pack_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A pack's `category`, trimmed, when it is a lowercase label (it becomes a metric label);
+/// term packs and model packs share the rule.
+pub(crate) fn category_label(path: &Path, raw: &str) -> Result<String, RuleError> {
+    let category = raw.trim();
+    if category.is_empty()
+        || !category
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(RuleError {
+            file: path.to_path_buf(),
+            key: "category".into(),
+            line: None,
+            problem: format!("category {raw:?} is not a lowercase label"),
+            fix: "use lowercase ASCII letters, digits and '_' (it becomes a metric label)".into(),
+        });
+    }
+    Ok(category.to_string())
+}
+
 impl Pack {
     /// Parses and validates one pack. `path` names the file in errors and locates `words_file`.
     pub fn parse(path: &Path, src: &str) -> Result<Pack, RuleError> {
@@ -431,23 +458,8 @@ impl Pack {
                 "see README.md, \"Rule packs\", for the keys a pack may have",
             )
         })?;
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let category = file.category.trim().to_string();
-        if category.is_empty()
-            || !category
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(err(
-                "category",
-                None,
-                format!("category {:?} is not a lowercase label", file.category),
-                "use lowercase ASCII letters, digits and '_' (it becomes a metric label)",
-            ));
-        }
+        let name = pack_name(path);
+        let category = category_label(path, &file.category)?;
 
         let mut terms = Terms::default();
         // `word`: the index in `words`, named in an error (none for a words file's lines).

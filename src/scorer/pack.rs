@@ -84,19 +84,7 @@ impl ModelPack {
                 "see README.md, \"Model packs\", for the keys a model pack may have",
             )
         })?;
-        let category = file.category.trim().to_string();
-        if category.is_empty()
-            || !category
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(err(
-                "category",
-                None,
-                format!("category {:?} is not a lowercase label", file.category),
-                "use lowercase ASCII letters, digits and '_' (it becomes a metric label)",
-            ));
-        }
+        let category = crate::rules::category_label(path, &file.category)?;
         let action = *file.action.get_ref();
         if action == Action::Allow {
             return Err(err(
@@ -129,10 +117,7 @@ impl ModelPack {
                 .into(),
         })?;
         Ok(ModelPack {
-            name: path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            name: crate::rules::pack_name(path),
             category,
             action,
             description: file.description,

@@ -848,19 +848,22 @@ mod tests {
         assert_eq!((lag("0"), lag("1")), (None, Some(0)));
     }
 
+    /// The whole reply of the metrics endpoint to `GET path`.
+    fn get(server: &MetricsServer, path: &str) -> String {
+        let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
     #[test]
     fn endpoint_serves_prometheus_text() {
         let m = Metrics::new(&["ads", "insult"], &["spike"], &["rate_limit"]);
         m.verdicts.with_label_values(&["block"]).inc_by(3);
         m.batch_size.observe(100.0);
         let server = MetricsServer::start("127.0.0.1:0", m).unwrap();
-        let fetch = |path: &str| {
-            let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        };
+        let fetch = |path: &str| get(&server, path);
         let body = fetch("/metrics");
         assert!(body.starts_with("HTTP/1.1 200"), "{body}");
         assert!(
@@ -879,13 +882,7 @@ mod tests {
     fn readyz_answers_503_with_the_reason_until_ready_then_200() {
         let m = Metrics::new(&["ads"], &["spike"], &["rate_limit"]);
         let server = MetricsServer::start("127.0.0.1:0", m.clone()).unwrap();
-        let fetch = |path: &str| {
-            let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        };
+        let fetch = |path: &str| get(&server, path);
         let not_ready = fetch("/readyz");
         assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
         assert!(not_ready.contains("no rule set loaded"), "{not_ready}");

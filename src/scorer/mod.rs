@@ -536,6 +536,21 @@ mod tests {
         assert_eq!(back.score("你好世界"), m.score("你好世界"));
     }
 
+    /// A small model with fixed, varied weights over `min_n..=max_n`-grams.
+    fn fixed_model(min_n: u8, max_n: u8) -> Model {
+        let f = Features {
+            bits: 12,
+            min_n,
+            max_n,
+            sqrt_len: true,
+            len_floor: 3,
+        };
+        let w: Vec<f64> = (0..4096)
+            .map(|i| ((i * 37 % 255) as f64 - 127.0) / 100.0)
+            .collect();
+        Model::quantise(f, 0.1, &w)
+    }
+
     /// Texts scored in a batch score as the features the training saw say,
     /// whatever their lengths and order, for every n-gram range.
     #[test]
@@ -552,17 +567,8 @@ mod tests {
             "一二三四五六七八九十",
         ];
         for (min_n, max_n) in [(1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)] {
-            let f = Features {
-                bits: 12,
-                min_n,
-                max_n,
-                sqrt_len: true,
-                len_floor: 3,
-            };
-            let w: Vec<f64> = (0..4096)
-                .map(|i| ((i * 37 % 255) as f64 - 127.0) / 100.0)
-                .collect();
-            let m = Model::quantise(f, 0.1, &w);
+            let m = fixed_model(min_n, max_n);
+            let f = m.features;
             let dense: Vec<Vec<u8>> = texts.iter().map(|t| dense::encode(t)).collect();
             let want: Vec<f32> = dense
                 .iter()
@@ -601,17 +607,7 @@ mod tests {
             "你好",
         ];
         for (min_n, max_n) in [(1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)] {
-            let f = Features {
-                bits: 12,
-                min_n,
-                max_n,
-                sqrt_len: true,
-                len_floor: 3,
-            };
-            let w: Vec<f64> = (0..4096)
-                .map(|i| ((i * 37 % 255) as f64 - 127.0) / 100.0)
-                .collect();
-            let m = Model::quantise(f, 0.1, &w);
+            let m = fixed_model(min_n, max_n);
             for count in [1, 2, 3, texts.len()] {
                 for slack in [0, 3] {
                     let (mut buf, mut bounds) = (Vec::new(), Vec::new());

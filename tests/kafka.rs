@@ -26,26 +26,6 @@ fn messages(prefix: &str, n: usize, seed: u64) -> Vec<Message> {
     .collect()
 }
 
-fn encode(msgs: &[Message]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    msgs.iter()
-        .map(|m| {
-            (
-                m.group_id.as_bytes().to_vec(),
-                serde_json::to_vec(m).unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn produce_msgs(brokers: &str, topic: &str, msgs: &[Message]) {
-    let enc = encode(msgs);
-    let recs: Vec<Kv<'_>> = enc
-        .iter()
-        .map(|(k, v)| (Some(&k[..]), Some(&v[..])))
-        .collect();
-    produce(brokers, topic, &recs);
-}
-
 fn engine() -> Engine {
     Engine::compile(&RuleSet::load_dir(&repo().join("config/rules")).unwrap()).unwrap()
 }
@@ -576,19 +556,7 @@ fn a_restart_after_kill_9_explains_the_wait_and_static_membership_skips_it() {
 fn topics_says_whether_it_created_or_found_each_topic() {
     let Some(brokers) = broker() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let fresh = || {
-        let p = unique("fresh");
-        Topics {
-            input: format!("{p}.in"),
-            reports: format!("{p}.reports"),
-            verdicts: format!("{p}.verdicts"),
-            review: format!("{p}.review"),
-            dead: format!("{p}.dead"),
-            alerts: format!("{p}.alerts"),
-            scorecards: format!("{p}.scorecards"),
-            rewards: format!("{p}.rewards"),
-        }
-    };
+    let fresh = || Topics::named("fresh");
     let topics = |cfg: &std::path::Path, extra: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
             .arg("topics")

@@ -57,20 +57,7 @@ fn verdicts_flow_through_a_sasl_ssl_listener_with_scram_sha_512() {
             .into(),
         })
         .collect();
-    let enc: Vec<(Vec<u8>, Vec<u8>)> = msgs
-        .iter()
-        .map(|m| {
-            (
-                m.group_id.as_bytes().to_vec(),
-                serde_json::to_vec(m).unwrap(),
-            )
-        })
-        .collect();
-    let recs: Vec<Kv<'_>> = enc
-        .iter()
-        .map(|(k, v)| (Some(&k[..]), Some(&v[..])))
-        .collect();
-    produce(&b.plaintext, &t.input, &recs);
+    produce_msgs(&b.plaintext, &t.input, &msgs);
     let verdicts = Reader::start(&b.plaintext, &t.verdicts);
     let q = Qunguard::start(
         "sasl",

@@ -34,23 +34,6 @@ fn messages(from: usize, to: usize) -> Vec<Message> {
         .collect()
 }
 
-fn produce_msgs(brokers: &str, topic: &str, msgs: &[Message]) {
-    let enc: Vec<(Vec<u8>, Vec<u8>)> = msgs
-        .iter()
-        .map(|m| {
-            (
-                m.group_id.as_bytes().to_vec(),
-                serde_json::to_vec(m).unwrap(),
-            )
-        })
-        .collect();
-    let recs: Vec<Kv<'_>> = enc
-        .iter()
-        .map(|(k, v)| (Some(&k[..]), Some(&v[..])))
-        .collect();
-    produce(brokers, topic, &recs);
-}
-
 fn sighup(q: &Qunguard) {
     let pid = q.pid().to_string();
     let ok = std::process::Command::new("kill")

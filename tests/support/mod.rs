@@ -82,9 +82,10 @@ pub struct Topics {
 }
 
 impl Topics {
-    pub fn create(brokers: &str, input_partitions: i32) -> Topics {
-        let p = unique("t");
-        let t = Topics {
+    /// Names for a test's topics under a fresh prefix made from `prefix` (not created).
+    pub fn named(prefix: &str) -> Topics {
+        let p = unique(prefix);
+        Topics {
             input: format!("{p}.in"),
             reports: format!("{p}.reports"),
             verdicts: format!("{p}.verdicts"),
@@ -93,7 +94,11 @@ impl Topics {
             alerts: format!("{p}.alerts"),
             scorecards: format!("{p}.scorecards"),
             rewards: format!("{p}.rewards"),
-        };
+        }
+    }
+
+    pub fn create(brokers: &str, input_partitions: i32) -> Topics {
+        let t = Topics::named("t");
         let mut list: Vec<(&str, i32)> = vec![(&t.input, input_partitions)];
         for o in [
             &t.reports,
@@ -152,6 +157,28 @@ listen = "127.0.0.1:0"
 
 /// A record to produce: optional key, optional value.
 pub type Kv<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Messages as `(group_id, JSON)` records, keyed the way producers key them.
+pub fn encode(msgs: &[qunguard::Message]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    msgs.iter()
+        .map(|m| {
+            (
+                m.group_id.as_bytes().to_vec(),
+                serde_json::to_vec(m).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Produces `msgs` to `topic`, keyed by group, and waits for all acknowledgements.
+pub fn produce_msgs(brokers: &str, topic: &str, msgs: &[qunguard::Message]) {
+    let enc = encode(msgs);
+    let recs: Vec<Kv<'_>> = enc
+        .iter()
+        .map(|(k, v)| (Some(&k[..]), Some(&v[..])))
+        .collect();
+    produce(brokers, topic, &recs);
+}
 
 /// Produces `(key, value)` records to `topic` and waits for all acknowledgements.
 pub fn produce(brokers: &str, topic: &str, records: &[Kv<'_>]) {

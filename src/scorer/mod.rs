@@ -184,9 +184,13 @@ struct Walk {
 }
 
 impl Walk {
-    /// Every character a unigram, every character after the first a bigram.
-    fn ngrams(&self) -> u32 {
-        (2 * self.chars).saturating_sub(1)
+    /// Every character after the first a bigram, and with `UNI` every character a unigram.
+    fn ngrams<const UNI: bool>(&self) -> u32 {
+        if UNI {
+            (2 * self.chars).saturating_sub(1)
+        } else {
+            self.chars.saturating_sub(1)
+        }
     }
 }
 
@@ -263,39 +267,56 @@ impl Model {
     /// writer's slack), so every character is read as one four-byte load with no check of the
     /// message's end; a message without them is scored the checked way.
     pub(crate) fn score_chunk(&self, buf: &[u8], bounds: &[(usize, usize)], out: &mut [f32]) {
+        match (self.features.min_n, self.features.max_n) {
+            (1, 2) => self.score_chunk_with::<true>(buf, bounds, out),
+            (2, 2) => self.score_chunk_with::<false>(buf, bounds, out),
+            _ => {
+                assert_eq!(bounds.len(), out.len(), "one score per text");
+                for (&(s, e), o) in bounds.iter().zip(out) {
+                    self.score_dense_many(&[&buf[s..e]], std::slice::from_mut(o));
+                }
+            }
+        }
+    }
+
+    /// [`Model::score_chunk`] for 1–2-grams (`UNI`) or bigrams alone.
+    fn score_chunk_with<const UNI: bool>(
+        &self,
+        buf: &[u8],
+        bounds: &[(usize, usize)],
+        out: &mut [f32],
+    ) {
         assert_eq!(bounds.len(), out.len(), "one score per text");
-        let f = &self.features;
-        let fast =
-            |&(s, e): &(usize, usize)| (f.min_n, f.max_n) == (1, 2) && s <= e && e + 3 <= buf.len();
+        let fast = |&(s, e): &(usize, usize)| s <= e && e + 3 <= buf.len();
         let mut i = 0;
         while i < bounds.len() {
             if i + 1 < bounds.len() && fast(&bounds[i]) && fast(&bounds[i + 1]) {
                 // Two messages walked in lockstep: where a character ends is known only once
                 // its first byte is loaded, so one walk waits on its loads; two overlap them.
-                let mut a = self.start(buf, bounds[i]);
-                let mut b = self.start(buf, bounds[i + 1]);
+                let mut a = self.start::<UNI>(buf, bounds[i]);
+                let mut b = self.start::<UNI>(buf, bounds[i + 1]);
                 // SAFETY (every step): the loop condition, and `start` checked `e + 3 <= len`.
                 while a.d < a.e && b.d < b.e {
                     unsafe {
-                        self.step(buf, &mut a);
-                        self.step(buf, &mut b);
+                        self.step::<UNI>(buf, &mut a);
+                        self.step::<UNI>(buf, &mut b);
                     }
                 }
                 for w in [&mut a, &mut b] {
                     while w.d < w.e {
-                        unsafe { self.step(buf, w) };
+                        unsafe { self.step::<UNI>(buf, w) };
                     }
                 }
-                out[i] = self.probability(a.sum, a.ngrams());
-                out[i + 1] = self.probability(b.sum, b.ngrams());
+                out[i] = self.probability(a.sum, a.ngrams::<UNI>());
+                out[i + 1] = self.probability(b.sum, b.ngrams::<UNI>());
                 i += 2;
             } else if fast(&bounds[i]) {
-                let mut a = self.start(buf, bounds[i]);
+                let mut a = self.start::<UNI>(buf, bounds[i]);
                 while a.d < a.e {
                     // SAFETY: the loop condition, and `start` checked `e + 3 <= buf.len()`.
-                    unsafe { self.step(buf, &mut a) };
+                    unsafe { self.step::<UNI>(buf, &mut a) };
                 }
-                out[i] = self.probability(a.sum, a.ngrams());
+                out[i] = self.probability(a.sum, a.ngrams::<UNI>());
                 i += 1;
             } else {
                 let (s, e) = bounds[i];
@@ -305,19 +326,19 @@ impl Model {
         }
     }
 
-    /// Adds the 1–2-grams ending at the character at `w.d` to `w`: [`Model::sum`] for 1–2-grams
-    /// (the shipped model), one character.
+    /// Adds the n-grams ending at the character at `w.d` to `w`: [`Model::sum`] for 1–2-grams
+    /// (`UNI`) or bigrams alone, one character.
     ///
     /// The hashing is [`Features::for_each_dense`]'s, rearranged: a shift distributes over
     /// XOR, so `x ^ (x >> 29)` of a salted key is the XOR of a part of the character's own
     /// (shared by its unigram and the bigram it ends), a part of the previous character's
     /// (computed once, when that character was read) and a constant. That leaves per character
-    /// one decode, six XORs and shifts, two multiplies and two loads.
+    /// one decode, six XORs and shifts, and a multiply and a load per n-gram.
     ///
     /// # Safety
     /// `w.d < w.e` and `w.e + 3 <= buf.len()`.
     #[inline(always)]
-    unsafe fn step(&self, buf: &[u8], w: &mut Walk) {
+    unsafe fn step<const UNI: bool>(&self, buf: &[u8], w: &mut Walk) {
         debug_assert!(w.d < w.e && w.e + 3 <= buf.len());
         // SAFETY: `w.d < w.e`, so the four bytes from `w.d` on lie within `buf` (the caller's
         // contract).
@@ -325,14 +346,17 @@ impl Model {
         let u = u64::from(u);
         w.d += len;
         let own = u ^ (u >> 29);
-        w.sum += self.weight(own ^ UNI) + self.weight(own ^ w.prev);
+        if UNI {
+            w.sum += self.weight(own ^ self::UNI);
+        }
+        w.sum += self.weight(own ^ w.prev);
         w.prev = (u << 32) ^ (u << 3) ^ BI;
         w.chars += 1;
     }
 
     /// A walk over `buf[s..e]`, past its first character: its unigram only (it ends no
     /// bigram), so [`Model::step`] has no case for it.
-    fn start(&self, buf: &[u8], (s, e): (usize, usize)) -> Walk {
+    fn start<const UNI: bool>(&self, buf: &[u8], (s, e): (usize, usize)) -> Walk {
         assert!(
             s <= e && e + 3 <= buf.len(),
             "three readable bytes after the message"
@@ -349,7 +373,9 @@ impl Model {
             let (u, len) = unsafe { dense::code_at_padded(buf, s) };
             let u = u64::from(u);
             w.d += len;
-            w.sum = self.weight(u ^ (u >> 29) ^ UNI);
+            if UNI {
+                w.sum = self.weight(u ^ (u >> 29) ^ self::UNI);
+            }
             w.prev = (u << 32) ^ (u << 3) ^ BI;
             w.chars = 1;
         }

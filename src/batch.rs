@@ -46,22 +46,26 @@ pub const REJECTION_CODES: &[&str] = &["invalid_utf8", "empty", "invalid_json", 
 /// Parses one input record; the error says why it cannot be screened (also used for
 /// dead-letter records).
 pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, Rejection> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(Rejection {
-            code: "invalid_utf8",
-            detail: format!(
-                "invalid UTF-8 at byte {}: the input must be UTF-8 JSON",
-                e.valid_up_to()
-            ),
-        });
-    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(Rejection {
+                code: "invalid_utf8",
+                detail: format!(
+                    "invalid UTF-8 at byte {}: the input must be UTF-8 JSON",
+                    e.valid_up_to()
+                ),
+            });
+        }
+    };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Rejection {
             code: "empty",
             detail: "empty line: expected a JSON message object".into(),
         });
     }
-    let msg: Message = serde_json::from_slice(bytes).map_err(|e| Rejection {
+    // From the checked `str`: parsing from bytes would check every string's UTF-8 again.
+    let msg: Message = serde_json::from_str(text).map_err(|e| Rejection {
         code: "invalid_json",
         detail: format!("not a valid message: {e}"),
     })?;

@@ -51,6 +51,22 @@ impl fmt::Display for RuleError {
 
 impl std::error::Error for RuleError {}
 
+impl RuleError {
+    /// A maker of errors in the pack `file`: `(key, line, problem, fix)` → the error. Every
+    /// parser of a pack file reports through one, so all name the file the same way.
+    pub(crate) fn in_file(
+        file: &Path,
+    ) -> impl Fn(&str, Option<usize>, String, &str) -> RuleError + '_ {
+        move |key, line, problem, fix| RuleError {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            line,
+            problem,
+            fix: fix.to_string(),
+        }
+    }
+}
+
 /// The action a pack or regex may carry: packs never "allow".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -442,13 +458,7 @@ impl Pack {
     }
 
     fn parse_with(path: &Path, src: &str, lines: &mut Lines<'_>) -> Result<Pack, RuleError> {
-        let err = |key: &str, line: Option<usize>, problem: String, fix: &str| RuleError {
-            file: path.to_path_buf(),
-            key: key.to_string(),
-            line,
-            problem,
-            fix: fix.to_string(),
-        };
+        let err = RuleError::in_file(path);
         let file: PackFile = toml::from_str(src).map_err(|e| {
             let line = e.span().map(|s| lines.line_of(s.start));
             err(

@@ -69,13 +69,7 @@ impl ModelPack {
         load: impl FnOnce(&Path) -> Result<Model, super::ModelError>,
     ) -> Result<ModelPack, RuleError> {
         let line_of = |at: usize| src[..at.min(src.len())].matches('\n').count() + 1;
-        let err = |key: &str, line: Option<usize>, problem: String, fix: &str| RuleError {
-            file: path.to_path_buf(),
-            key: key.to_string(),
-            line,
-            problem,
-            fix: fix.to_string(),
-        };
+        let err = RuleError::in_file(path);
         let file: ModelPackFile = toml::from_str(src).map_err(|e| {
             err(
                 "",

@@ -372,12 +372,16 @@ impl Metrics {
         }
     }
 
-    /// Pre-creates the `qunguard_rule_hits_total` series of `packs` (pack names).
+    /// Pre-creates the per-pack series (`qunguard_rule_hits_total` and the others labelled by
+    /// `pack`) of `packs` (pack names).
     pub fn with_packs(self, packs: &[&str]) -> Metrics {
         for p in packs {
             self.rule_hits.with_label_values(&[p]);
             self.rules.shadow_hits.with_label_values(&[p]);
             self.rules.overturns.with_label_values(&[p]);
+            for r in crate::model::SuppressedBy::ALL {
+                self.rules.suppressions.with_label_values(&[p, r.as_str()]);
+            }
         }
         self
     }
@@ -413,6 +417,9 @@ pub struct RulesMetrics {
     pub info: prometheus::IntGaugeVec,
     /// Hits of shadow rules, by pack.
     pub shadow_hits: IntCounterVec,
+    /// Matches dropped before they became hits, by pack and reason (`allow`, `lexicon`,
+    /// `sentence`): what an allow entry or the lexicon is saving reviewers from.
+    pub suppressions: IntCounterVec,
     /// Correction records (a message's action changed by a reload), by old and new action.
     pub corrections: IntCounterVec,
     /// Reviewers' decisions read, by decision (`confirm`, `overturn`).
@@ -455,6 +462,11 @@ impl RulesMetrics {
             "Hits of shadow rules (recorded, not acted on), by pack.",
             &["pack"],
         );
+        let suppressions = vec(
+            "qunguard_rule_suppressions_total",
+            "Matches dropped before they became hits (allow entry, lexicon word, sentence punctuation), by pack and reason.",
+            &["pack", "reason"],
+        );
         let corrections = vec(
             "qunguard_corrections_total",
             "Correction records: recent messages whose action a reload changed.",
@@ -488,6 +500,7 @@ impl RulesMetrics {
             reloads,
             info,
             shadow_hits,
+            suppressions,
             corrections,
             review_decisions,
             overturns,

@@ -211,6 +211,13 @@ pub enum SuppressedBy {
 }
 
 impl SuppressedBy {
+    /// Every reason, in declaration order (metric label values).
+    pub const ALL: [SuppressedBy; 3] = [
+        SuppressedBy::Allow,
+        SuppressedBy::Lexicon,
+        SuppressedBy::Sentence,
+    ];
+
     /// The snake-case name used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -7,6 +7,7 @@ use super::source::{Batch, Polled};
 use crate::batch::{Input, Rejection, Screened, Screener};
 use crate::kafka::BatchAck;
 use crate::metrics::Metrics;
+use crate::model::SuppressedBy;
 use crate::reload::LiveRules;
 use crate::screen::Engine;
 use crate::watch::Fingerprinter;
@@ -47,12 +48,15 @@ fn input(record: &Polled, max_bytes: usize) -> Input<'_> {
 }
 
 /// Counts rule hits by pack, once per batch: live hits in `qunguard_rule_hits_total`, shadow
-/// hits in `qunguard_rule_shadow_hits_total` (before `max_hits` cuts any: the rule did match).
+/// hits in `qunguard_rule_shadow_hits_total` (before `max_hits` cuts any: the rule did match),
+/// suppressed matches in `qunguard_rule_suppressions_total`.
 /// Built for one rule set; the stage builds a new one when a reload swaps the set.
 pub(super) struct HitCounter {
     pack_of: std::collections::HashMap<&'static str, usize>,
     counters: Vec<prometheus::IntCounter>,
     shadow: Vec<prometheus::IntCounter>,
+    /// Per pack, one counter per [`SuppressedBy::ALL`] reason.
+    suppressed: Vec<[prometheus::IntCounter; 3]>,
 }
 
 impl HitCounter {
@@ -68,6 +72,18 @@ impl HitCounter {
             pack_of: engine.rule_packs().collect(),
             counters: series(&metrics.rule_hits),
             shadow: series(&metrics.rules.shadow_hits),
+            suppressed: engine
+                .packs()
+                .iter()
+                .map(|p| {
+                    SuppressedBy::ALL.map(|r| {
+                        metrics
+                            .rules
+                            .suppressions
+                            .with_label_values(&[p.name.as_str(), r.as_str()])
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -86,6 +102,20 @@ impl HitCounter {
             }
         }
         for (counters, n) in [(&self.counters, live), (&self.shadow, shadow)] {
+            for (c, n) in counters.iter().zip(n) {
+                if n > 0 {
+                    c.inc_by(n);
+                }
+            }
+        }
+        let mut suppressed = vec![[0u64; 3]; self.suppressed.len()];
+        for s in screened.verdicts().iter().flat_map(|v| &v.suppressed) {
+            if let Some(&p) = self.pack_of.get(&*s.rule) {
+                // `ALL` lists the reasons in declaration order (a test checks it).
+                suppressed[p][s.reason as usize] += 1;
+            }
+        }
+        for (counters, n) in self.suppressed.iter().zip(suppressed) {
             for (c, n) in counters.iter().zip(n) {
                 if n > 0 {
                     c.inc_by(n);
@@ -173,6 +203,67 @@ mod tests {
         for p in packs {
             let got = m.rule_hits.with_label_values(&[p]).get();
             assert_eq!(got, want.get(p).copied().unwrap_or(0), "pack {p}");
+        }
+    }
+
+    #[test]
+    fn suppressed_matches_are_counted_by_pack_and_reason() {
+        for (i, r) in SuppressedBy::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i, "ALL is in declaration order");
+        }
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules");
+        let engine = crate::Engine::compile(&crate::RuleSet::load_dir(&rules).unwrap()).unwrap();
+        let packs: Vec<&str> = engine.packs().iter().map(|p| p.name.as_str()).collect();
+        let m = Metrics::new(&[], &[], &[]).with_packs(&packs);
+        let hits = HitCounter::new(&engine, &m);
+        // An allowed word (大麻花), ordinary words that sound like terms (出生, 病毒), a
+        // sound-alike across a full stop (关照。代理), and plain chat.
+        let texts = [
+            "买了大麻花",
+            "我是1990年出生的",
+            "社区提醒大家预防病毒",
+            "谢谢大家关照。代理的事明天再说",
+            "今天天气很好",
+        ];
+        let lines: Vec<Vec<u8>> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                serde_json::to_vec(&crate::model::Message {
+                    id: format!("m{i}").as_str().into(),
+                    group_id: "g".into(),
+                    sender_id: "s".into(),
+                    ts: 1_764_000_000_000,
+                    text: (*t).into(),
+                })
+                .unwrap()
+            })
+            .collect();
+        let screener = Screener::new(&engine, None, 1 << 16);
+        let screened = screener.screen(&lines, |l| Input::Message(l));
+        hits.count(&screened);
+        let mut want = std::collections::HashMap::new();
+        for s in screened.verdicts().iter().flat_map(|v| &v.suppressed) {
+            let pack = engine.pack_of(&s.rule).unwrap();
+            *want.entry((pack, s.reason.as_str())).or_insert(0u64) += 1;
+        }
+        for r in SuppressedBy::ALL {
+            assert!(
+                want.keys().any(|k| k.1 == r.as_str()),
+                "the texts give a `{}` suppression: {want:?}",
+                r.as_str()
+            );
+        }
+        for p in packs {
+            for r in SuppressedBy::ALL {
+                let got = m
+                    .rules
+                    .suppressions
+                    .with_label_values(&[p, r.as_str()])
+                    .get();
+                let want = want.get(&(p, r.as_str())).copied().unwrap_or(0);
+                assert_eq!(got, want, "pack {p}, reason {}", r.as_str());
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ pub use config::*;
 pub use decisions::{Decision, DecisionKind, DecisionOutcome, DecisionResult};
 pub use fingerprint::{Fingerprinter, Signature};
 pub use incident::group_scoped;
-pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
+pub use reports::{Joins, REPORT_OUTCOMES, Report, ReviewRequest, Reward};
 pub use scorecard::Scorecard;
 
 use crate::model::{Action, MatchKind, Message, Reason, Recommendation, Verdict};
@@ -220,6 +220,15 @@ impl Watch {
             clock: wall_clock_ms,
             cfg,
         }
+    }
+
+    /// Tells the watch which joins it will be asked for (default: both), so it remembers only
+    /// what they can use: `qunguard scan` reads no reports or decisions, a pipeline only those
+    /// whose topic is configured. A report or decision given to a watch told it gets none is
+    /// still applied, but finds no message remembered (as if screened elsewhere).
+    pub fn with_joins(mut self, joins: Joins) -> Watch {
+        self.reports.set_joins(joins, &self.cfg.limits);
+        self
     }
 
     /// The signature function to run inside screening (see [`crate::Engine::screen_batch_with`]).

@@ -173,6 +173,8 @@ pub struct Watch {
     alerts: Alerts,
     reports: Reports,
     categories: Vec<Arc<str>>,
+    /// Per category: the city-wide violation spike's alert key (`city/CATEGORY`) and its hash.
+    city_keys: Vec<(Arc<str>, u64)>,
     quarrel_cats: Vec<bool>,
     watermark: i64,
     next_sweep: i64,
@@ -212,6 +214,7 @@ impl Watch {
             alerts: Alerts::new(cfg.alerts.clone(), l.open_alerts),
             reports: Reports::new(cfg.reports.clone(), l),
             categories: Vec::new(),
+            city_keys: Vec::new(),
             quarrel_cats: Vec::new(),
             watermark: i64::MIN,
             next_sweep: i64::MIN,
@@ -274,6 +277,9 @@ impl Watch {
             return i as u16;
         }
         self.categories.push(c.clone());
+        let city_key = format!("city/{c}");
+        self.city_keys
+            .push((city_key.as_str().into(), key_of(&city_key)));
         self.quarrel_cats
             .push(self.cfg.quarrel.categories.iter().any(|q| **q == **c));
         self.city.push(Baseline::default());

@@ -107,7 +107,8 @@ pub struct Seen {
     pub cluster: u64,
     /// Distinct groups this sender posted the text into, in the window.
     pub sender_groups: usize,
-    /// Distinct senders who posted the text into this group, in the window.
+    /// Distinct senders who posted the text into this group, in the window; counted only for
+    /// a post with a payload (0 otherwise), the only kind this count flags.
     pub group_senders: usize,
     /// Distinct groups the text reached, in the window (0 while too few posts to matter).
     pub groups: usize,
@@ -210,7 +211,13 @@ impl Floods {
         let from = ts - window_ms;
         let live = || c.posts.iter().filter(|p| p.ts >= from);
         let sender_groups = distinct(live().filter(|p| p.sender == sender).map(|p| p.group));
-        let group_senders = distinct(live().filter(|p| p.group == group).map(|p| p.sender));
+        // Only a post with a payload is flagged for this count: skip the pass for the rest (most
+        // posts).
+        let group_senders = if payload {
+            distinct(live().filter(|p| p.group == group).map(|p| p.sender))
+        } else {
+            0
+        };
         // The city-wide count only matters for the alert: recount it at most once per second of
         // event time (a big flood posts thousands of times a second).
         c.payload |= payload;
@@ -314,7 +321,7 @@ mod tests {
                 &format!("m{i}"),
                 5,
                 1,
-                false,
+                true,
             ));
         }
         let s = last.unwrap();

@@ -210,11 +210,21 @@ impl Floods {
         }
         let from = ts - window_ms;
         let live = || c.posts.iter().filter(|p| p.ts >= from);
-        let sender_groups = distinct(live().filter(|p| p.sender == sender).map(|p| p.group));
+        // Sender (or group) first: it rules out nearly every post with one compare.
+        let posts = || c.posts.iter();
+        let sender_groups = distinct(
+            posts()
+                .filter(|p| p.sender == sender && p.ts >= from)
+                .map(|p| p.group),
+        );
         // Only a post with a payload is flagged for this count: skip the pass for the rest (most
         // posts).
         let group_senders = if payload {
-            distinct(live().filter(|p| p.group == group).map(|p| p.sender))
+            distinct(
+                posts()
+                    .filter(|p| p.group == group && p.ts >= from)
+                    .map(|p| p.sender),
+            )
         } else {
             0
         };

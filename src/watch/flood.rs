@@ -7,6 +7,25 @@ use std::collections::VecDeque;
 /// SimHash of the normalised text's character bigrams: texts that differ in a character or
 /// two land a few bits apart, unrelated texts about 32 bits apart.
 pub fn simhash(norm: &str) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { simhash_avx2(norm) };
+    }
+    simhash_body(norm)
+}
+
+/// The same code compiled for AVX2: the eight per-bit vote lanes then take one variable
+/// shift, mask and add per half instead of a shift per lane (the signature is computed for
+/// every message while screening, on the same cores).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn simhash_avx2(norm: &str) -> u64 {
+    simhash_body(norm)
+}
+
+#[inline(always)]
+fn simhash_body(norm: &str) -> u64 {
     // Bit votes in byte lanes: lane j of `acc[b]` counts bit 8j + b over up to 255 features,
     // then spills into `counts`: 8 shifts and adds a feature instead of 64.
     let mut counts = [0u32; 64];
@@ -280,6 +299,26 @@ fn distinct(values: impl Iterator<Item = u64>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simhash_is_the_same_with_and_without_avx2() {
+        let texts = [
+            "",
+            "好",
+            "加我微信领取免费红包名额有限先到先得",
+            "今天下午三点在小区门口集合大家记得带伞 ok 123",
+        ];
+        let long = "接龙报名".repeat(300); // past 255 bigrams: the lanes spill
+        for text in texts.iter().copied().chain([long.as_str()]) {
+            let portable = simhash_body(text);
+            assert_eq!(simhash(text), portable, "{text}");
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is present.
+                assert_eq!(unsafe { simhash_avx2(text) }, portable, "{text}");
+            }
+        }
+    }
 
     #[test]
     fn near_duplicates_are_close_and_different_texts_far() {

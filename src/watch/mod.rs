@@ -312,7 +312,10 @@ impl Watch {
         }
         let mut alerts = Vec::new();
         let limit = self.future_limit();
-        for (i, (m, s)) in msgs.iter().zip(sigs).enumerate() {
+        // Indexed (not zipped with `verdicts`) so the prefetch can read verdicts ahead; as
+        // long as the shortest of the three, as the zip was.
+        let n = verdicts.len();
+        for (i, (m, s)) in msgs.iter().zip(sigs).take(n).enumerate() {
             self.prefetch(sigs, i);
             self.prefetch_group_categories(sigs, verdicts, i);
             let v = &mut verdicts[i];

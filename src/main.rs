@@ -325,7 +325,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(c) => c.watch,
                 None => qunguard::watch::WatchConfig::default(),
             };
-            let mut watch = (!no_watch && watch_cfg.enabled).then(|| Watch::new(watch_cfg));
+            // A scan reads messages only: no reports or decisions to remember verdicts for.
+            let no_joins = qunguard::watch::Joins {
+                reports: false,
+                decisions: false,
+            };
+            let mut watch = (!no_watch && watch_cfg.enabled)
+                .then(|| Watch::new(watch_cfg).with_joins(no_joins));
             let mut sink: Box<dyn std::io::Write + Send> = match &records {
                 Some(p) => Box::new(BufWriter::new(
                     std::fs::File::create(p)

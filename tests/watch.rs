@@ -916,3 +916,57 @@ fn group_scoped_decisions_do_not_depend_on_how_groups_interleave() {
         }
     }
 }
+
+#[test]
+fn a_category_violation_spike_alerts_for_the_group_and_the_city_under_their_keys() {
+    let mut msgs = Vec::new();
+    for minute in 0..40 {
+        let base = T0 + minute * MIN;
+        // One ad a minute is the group's normal; minute 25 brings forty.
+        let ads = if minute == 25 { 40 } else { 1 };
+        for k in 0..ads {
+            let n = msgs.len();
+            let text = format!("代开发票 第{n}张");
+            msgs.push(msg(
+                format!("a{n}"),
+                "g-ads",
+                format!("u{n}"),
+                base + k * 1000,
+                &text,
+            ));
+        }
+        for k in 0..4 {
+            let n = msgs.len();
+            msgs.push(msg(
+                format!("c{n}"),
+                "g-ads",
+                format!("u{n}"),
+                base + 30_000 + k,
+                "今天天气不错",
+            ));
+        }
+    }
+    let (verdicts, out) = run(&msgs);
+    assert!(
+        verdicts[0].categories.iter().any(|c| &**c == "ads"),
+        "{:?}",
+        verdicts[0]
+    );
+    // (kind, the alert's key, group, category)
+    let want = [
+        ("violation_spike", "g-ads/ads", Some("g-ads")),
+        ("city_violation_spike", "city/ads", None),
+    ];
+    for (kind, key, group) in want {
+        let got: BTreeSet<_> = alerts(&out, kind)
+            .into_iter()
+            .map(|a| (a.key, a.group_id, a.category))
+            .collect();
+        let want = BTreeSet::from([(
+            key.to_string(),
+            group.map(String::from),
+            Some("ads".to_string()),
+        )]);
+        assert_eq!(got, want, "{kind}");
+    }
+}

@@ -117,7 +117,13 @@ pub fn run_live(
         });
     }
 
-    let watch = cfg.watch_enabled().then(|| Watch::new(cfg.watch.clone()));
+    let joins = crate::watch::Joins {
+        reports: !k.reports_topic.is_empty(),
+        decisions: !k.decisions_topic.is_empty(),
+    };
+    let watch = cfg
+        .watch_enabled()
+        .then(|| Watch::new(cfg.watch.clone()).with_joins(joins));
     let fingerprinter = watch.as_ref().map(Watch::fingerprinter);
     let mut watch_stage = WatchStage::new(watch, pc, metrics.clone()).with_recent(
         recent::RecentMessages::new(&cfg.recent_messages),

@@ -32,15 +32,23 @@ impl Watch {
         };
         self.spike(key, m, ts, alerting, step, alerts);
         let pv = self.spike_params(self.cfg.spike.min_violations);
+        // Keys are built in one buffer (the city's once per category): formatting two strings
+        // per flagged message and category was a visible share of the watch.
+        let mut group_key = String::new();
         for &c in cats {
             let cat = self.categories[c as usize].clone();
+            let (city_key, city_hash) = self.city_keys[c as usize].clone();
+            group_key.clear();
+            group_key.push_str(&m.group_id);
+            group_key.push('/');
+            group_key.push_str(&cat);
+            let group_hash = key_of(&group_key);
             for city in [false, true] {
-                let (kind, key) = if city {
-                    (AlertKind::CityViolationSpike, format!("city/{cat}"))
+                let (kind, key, hash) = if city {
+                    (AlertKind::CityViolationSpike, &*city_key, city_hash)
                 } else {
-                    (AlertKind::ViolationSpike, format!("{}/{cat}", m.group_id))
+                    (AlertKind::ViolationSpike, group_key.as_str(), group_hash)
                 };
-                let hash = key_of(&key);
                 let alerting = self.alerts.is_open(kind, hash);
                 let b = if city {
                     &mut self.city[c as usize]
@@ -51,7 +59,7 @@ impl Watch {
                 let step = b.count_one(ts, &pv, alerting);
                 let key = Spike {
                     kind,
-                    key: &key,
+                    key,
                     hash,
                     group: (!city).then_some(s.group),
                     category: Some(&cat),

@@ -375,9 +375,11 @@ pub struct LimitsConfig {
     pub group_categories: usize,
     /// Text fingerprints (flood clusters).
     pub fingerprints: usize,
-    /// Flagged verdicts remembered for verifying reports.
+    /// Flagged verdicts remembered for verifying reports and applying reviewers' decisions
+    /// (only by a watch that gets either: see [`crate::watch::Joins`]).
     pub flagged_messages: usize,
-    /// Allowed messages remembered (with up to 512 bytes of text) for report-driven review.
+    /// Allowed messages remembered (with up to 512 bytes of text) for report-driven review
+    /// (only by a watch that gets reports).
     pub allowed_messages: usize,
     /// Reporters' reputations, and reported messages awaiting review weight.
     pub reporters: usize,

@@ -32,7 +32,7 @@ pub use config::*;
 pub use decisions::{Decision, DecisionKind, DecisionOutcome, DecisionResult};
 pub use fingerprint::{Fingerprinter, Signature};
 pub use incident::group_scoped;
-pub use reports::{REPORT_OUTCOMES, Report, ReviewRequest, Reward};
+pub use reports::{Joins, REPORT_OUTCOMES, Report, ReviewRequest, Reward};
 pub use scorecard::Scorecard;
 
 use crate::model::{Action, MatchKind, Message, Reason, Recommendation, Verdict};
@@ -173,6 +173,8 @@ pub struct Watch {
     alerts: Alerts,
     reports: Reports,
     categories: Vec<Arc<str>>,
+    /// Per category: the city-wide violation spike's alert key (`city/CATEGORY`) and its hash.
+    city_keys: Vec<(Arc<str>, u64)>,
     quarrel_cats: Vec<bool>,
     watermark: i64,
     next_sweep: i64,
@@ -212,6 +214,7 @@ impl Watch {
             alerts: Alerts::new(cfg.alerts.clone(), l.open_alerts),
             reports: Reports::new(cfg.reports.clone(), l),
             categories: Vec::new(),
+            city_keys: Vec::new(),
             quarrel_cats: Vec::new(),
             watermark: i64::MIN,
             next_sweep: i64::MIN,
@@ -220,6 +223,15 @@ impl Watch {
             clock: wall_clock_ms,
             cfg,
         }
+    }
+
+    /// Tells the watch which joins it will be asked for (default: both), so it remembers only
+    /// what they can use: `qunguard scan` reads no reports or decisions, a pipeline only those
+    /// whose topic is configured. A report or decision given to a watch told it gets none is
+    /// still applied, but finds no message remembered (as if screened elsewhere).
+    pub fn with_joins(mut self, joins: Joins) -> Watch {
+        self.reports.set_joins(joins, &self.cfg.limits);
+        self
     }
 
     /// The signature function to run inside screening (see [`crate::Engine::screen_batch_with`]).
@@ -265,6 +277,9 @@ impl Watch {
             return i as u16;
         }
         self.categories.push(c.clone());
+        let city_key = format!("city/{c}");
+        self.city_keys
+            .push((city_key.as_str().into(), key_of(&city_key)));
         self.quarrel_cats
             .push(self.cfg.quarrel.categories.iter().any(|q| **q == **c));
         self.city.push(Baseline::default());
@@ -297,8 +312,13 @@ impl Watch {
         }
         let mut alerts = Vec::new();
         let limit = self.future_limit();
-        for (i, ((m, s), v)) in msgs.iter().zip(sigs).zip(verdicts.iter_mut()).enumerate() {
+        // Indexed (not zipped with `verdicts`) so the prefetch can read verdicts ahead; as
+        // long as the shortest of the three, as the zip was.
+        let n = verdicts.len();
+        for (i, (m, s)) in msgs.iter().zip(sigs).take(n).enumerate() {
             self.prefetch(sigs, i);
+            self.prefetch_group_categories(sigs, verdicts, i);
+            let v = &mut verdicts[i];
             let ts = self.event_time(m.ts, limit);
             self.advance(ts, out);
             // Sweeping on event time, message by message, keeps the results independent of
@@ -331,6 +351,30 @@ impl Watch {
             self.groups.prefetch_entry(a.group);
             self.members.prefetch_entry(pair(a.sender, a.group));
             self.senders.prefetch_entry(a.sender);
+        }
+    }
+
+    /// A flagged message's group-category spike baselines are a lookup per category in a map
+    /// of up to 200k entries (the costliest single miss in profiles after the member's):
+    /// fetched ahead like the group, member and sender entries. Categories not seen yet have
+    /// no entry to fetch.
+    #[inline]
+    fn prefetch_group_categories(&self, sigs: &[Signature], verdicts: &[Verdict], i: usize) {
+        const INDEX_AHEAD: usize = 16;
+        const ENTRY_AHEAD: usize = 8;
+        let keys = |j: usize| {
+            let (s, v) = (sigs.get(j), verdicts.get(j));
+            let cats = v.map_or(&[][..], |v| v.categories.as_slice());
+            cats.iter().filter_map(move |c| {
+                let c = self.categories.iter().position(|k| k == c)?;
+                Some(pair(s?.group, c as u64 + 1))
+            })
+        };
+        for k in keys(i + INDEX_AHEAD) {
+            self.group_cats.prefetch(k);
+        }
+        for k in keys(i + ENTRY_AHEAD) {
+            self.group_cats.prefetch_entry(k);
         }
     }
 

@@ -204,8 +204,31 @@ struct Reported {
     decided: bool,
 }
 
+/// Which joins a watch will be asked for: what it remembers of each verdict serves only these,
+/// so a watch that gets neither (`qunguard scan`) keeps nothing per message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Joins {
+    /// Member reports ([`crate::watch::Watch::report`]): flagged messages' action and
+    /// categories, and recent allowed messages' sender and text.
+    pub reports: bool,
+    /// Reviewers' decisions ([`crate::watch::Watch::decide`]): flagged messages' member, time
+    /// and the rules that flagged them.
+    pub decisions: bool,
+}
+
+impl Default for Joins {
+    /// Both: a watch that is not told otherwise remembers all that either join could use.
+    fn default() -> Joins {
+        Joins {
+            reports: true,
+            decisions: true,
+        }
+    }
+}
+
 pub struct Reports {
     cfg: ReportsConfig,
+    joins: Joins,
     flagged: Bounded<Flagged>,
     allowed: Recent,
     reported: Bounded<Reported>,
@@ -222,6 +245,7 @@ impl Reports {
     pub fn new(cfg: ReportsConfig, limits: &super::config::LimitsConfig) -> Reports {
         Reports {
             cfg,
+            joins: Joins::default(),
             flagged: Bounded::new(limits.flagged_messages),
             allowed: Recent::new(limits.allowed_messages),
             reported: Bounded::new(limits.reporters),
@@ -246,10 +270,40 @@ impl Reports {
         ]
     }
 
+    /// Keeps only what `joins` can use from now on. The allowed-message ring is only read by
+    /// reports (a decision on an allowed message needs a report on it first), so without
+    /// reports it shrinks to nothing.
+    pub fn set_joins(&mut self, joins: Joins, limits: &super::config::LimitsConfig) {
+        self.joins = joins;
+        self.allowed = Recent::new(if joins.reports {
+            limits.allowed_messages
+        } else {
+            0
+        });
+    }
+
     /// Remembers a verdict for later reports and decisions; `member` is the sender-in-group key.
+    /// Skipped for what no join will ask about (see [`Joins`]): most of the watch's per-message
+    /// allocation and copying is here.
+    #[inline]
     pub fn remember(&mut self, v: &Verdict, text: &str, member: u64) {
-        let k = key_of(&v.id);
+        let Joins { reports, decisions } = self.joins;
         if v.action > Action::Allow {
+            if reports || decisions {
+                self.remember_flagged(v, member, decisions);
+            }
+        } else if reports {
+            let mut end = text.len().min(512);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.allowed.put(key_of(&v.id), &v.sender_id, &text[..end]);
+        }
+    }
+
+    /// `with_rules`: keep the rules that flagged it (only a reviewer's decision reads them).
+    fn remember_flagged(&mut self, v: &Verdict, member: u64, with_rules: bool) {
+        let rules: Box<[_]> = if with_rules {
             let mut rules: Vec<_> = v
                 .hits
                 .iter()
@@ -258,25 +312,22 @@ impl Reports {
                 .collect();
             rules.sort();
             rules.dedup();
-            self.flagged.put(
-                k,
-                Flagged {
-                    action: v.action,
-                    categories: v.categories.as_slice().into(),
-                    member,
-                    ts: v.ts,
-                    rules: rules.into(),
-                    decided: None,
-                    credited: None,
-                },
-            );
+            rules.into()
         } else {
-            let mut end = text.len().min(512);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            self.allowed.put(k, &v.sender_id, &text[..end]);
-        }
+            Box::default()
+        };
+        self.flagged.put(
+            key_of(&v.id),
+            Flagged {
+                action: v.action,
+                categories: v.categories.as_slice().into(),
+                member,
+                ts: v.ts,
+                rules,
+                decided: None,
+                credited: None,
+            },
+        );
     }
 
     /// Joins a report with what this instance screened; returns its outcome.
@@ -516,6 +567,42 @@ mod tests {
             rules_version: "v".into(),
             suppressed: vec![],
             scores: Default::default(),
+        }
+    }
+
+    #[test]
+    fn remembers_only_what_the_configured_joins_can_ask_for() {
+        // (reports, decisions) → (flag kept, its rules kept, allowed text kept)
+        let table = [
+            ((true, true), (true, true, true)),
+            ((true, false), (true, false, true)),
+            ((false, true), (true, true, false)),
+            ((false, false), (false, false, false)),
+        ];
+        for ((reports, decisions), want) in table {
+            let limits = Default::default();
+            let mut r = Reports::new(Default::default(), &limits);
+            r.set_joins(Joins { reports, decisions }, &limits);
+            let mut bad = verdict("bad", Action::Block);
+            bad.hits.push(crate::model::Hit {
+                rule: "ads:代开发票".into(),
+                category: "ads".into(),
+                action: Action::Block,
+                kind: crate::model::MatchKind::Term,
+                start: 0,
+                end: 12,
+                text: "代开发票".into(),
+                shadow: false,
+            });
+            r.remember(&bad, "代开发票", 1);
+            r.remember(&verdict("ok", Action::Allow), "今天开会", 1);
+            let flag = r.flagged.get_mut(key_of("bad"));
+            let got = (
+                flag.is_some(),
+                flag.is_some_and(|f| f.rules.len() == 1),
+                r.allowed.get(key_of("ok")).is_some(),
+            );
+            assert_eq!(got, want, "reports {reports}, decisions {decisions}");
         }
     }
 

@@ -135,7 +135,7 @@ where
     let (batch_tx, batch_rx) = crossbeam_channel::bounded::<Batch>(2);
     let (screened_tx, screened_rx) = crossbeam_channel::bounded::<(u64, Screened)>(2);
     let (watched_tx, watched_rx) = crossbeam_channel::bounded::<(u64, Watched)>(2);
-    let (out_tx, out_rx) = crossbeam_channel::bounded::<Vec<u8>>(2);
+    let (out_tx, out_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(2);
     let screener = Screener::new(
         engine,
         watch.as_ref().map(|w| w.watch.fingerprinter()),
@@ -202,8 +202,10 @@ where
             }
         });
         let writer = s.spawn(move || -> io::Result<()> {
-            for bytes in out_rx {
-                output.write_all(&bytes)?;
+            for chunks in out_rx {
+                for bytes in chunks {
+                    output.write_all(&bytes)?;
+                }
             }
             output.flush()
         });
@@ -240,8 +242,9 @@ where
 }
 
 /// The output lines of a batch whose first line is `first_line`: verdicts and error lines in
-/// input order.
-fn serialise(first_line: u64, b: &Watched, explain: bool) -> Vec<u8> {
+/// input order, in chunks serialised in parallel (written one after the other: joining them
+/// first copied every output byte once more).
+fn serialise(first_line: u64, b: &Watched, explain: bool) -> Vec<Vec<u8>> {
     let outcomes: Vec<Outcome<'_>> = b.outcomes().collect();
     outcomes
         .par_chunks(512)
@@ -274,8 +277,7 @@ fn serialise(first_line: u64, b: &Watched, explain: bool) -> Vec<u8> {
             }
             buf
         })
-        .collect::<Vec<_>>()
-        .concat()
+        .collect()
 }
 
 /// A verdict line of `scan --explain`: the verdict's fields, then `"explain"`.

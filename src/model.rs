@@ -211,12 +211,23 @@ pub enum SuppressedBy {
 }
 
 impl SuppressedBy {
-    /// Every reason, in declaration order (metric label values).
+    /// Every reason, in [`SuppressedBy::index`] order (metric label values). A new variant
+    /// must be added here too: `index` will not compile without it, and a test checks the two
+    /// agree.
     pub const ALL: [SuppressedBy; 3] = [
         SuppressedBy::Allow,
         SuppressedBy::Lexicon,
         SuppressedBy::Sentence,
     ];
+
+    /// The reason's position in [`SuppressedBy::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            SuppressedBy::Allow => 0,
+            SuppressedBy::Lexicon => 1,
+            SuppressedBy::Sentence => 2,
+        }
+    }
 
     /// The snake-case name used on the wire.
     pub fn as_str(self) -> &'static str {

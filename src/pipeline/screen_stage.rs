@@ -56,7 +56,7 @@ pub(super) struct HitCounter {
     counters: Vec<prometheus::IntCounter>,
     shadow: Vec<prometheus::IntCounter>,
     /// Per pack, one counter per [`SuppressedBy::ALL`] reason.
-    suppressed: Vec<[prometheus::IntCounter; 3]>,
+    suppressed: Vec<[prometheus::IntCounter; SuppressedBy::ALL.len()]>,
 }
 
 impl HitCounter {
@@ -108,11 +108,10 @@ impl HitCounter {
                 }
             }
         }
-        let mut suppressed = vec![[0u64; 3]; self.suppressed.len()];
+        let mut suppressed = vec![[0u64; SuppressedBy::ALL.len()]; self.suppressed.len()];
         for s in screened.verdicts().iter().flat_map(|v| &v.suppressed) {
             if let Some(&p) = self.pack_of.get(&*s.rule) {
-                // `ALL` lists the reasons in declaration order (a test checks it).
-                suppressed[p][s.reason as usize] += 1;
+                suppressed[p][s.reason.index()] += 1;
             }
         }
         for (counters, n) in self.suppressed.iter().zip(suppressed) {
@@ -209,7 +208,7 @@ mod tests {
     #[test]
     fn suppressed_matches_are_counted_by_pack_and_reason() {
         for (i, r) in SuppressedBy::ALL.into_iter().enumerate() {
-            assert_eq!(r as usize, i, "ALL is in declaration order");
+            assert_eq!(r.index(), i, "ALL is in index order");
         }
         let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules");
         let engine = crate::Engine::compile(&crate::RuleSet::load_dir(&rules).unwrap()).unwrap();

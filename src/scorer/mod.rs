@@ -287,7 +287,8 @@ impl Model {
         out: &mut [f32],
     ) {
         assert_eq!(bounds.len(), out.len(), "one score per text");
-        let fast = |&(s, e): &(usize, usize)| s <= e && e + 3 <= buf.len();
+        // `buf.len() - 3` rather than `e + 3`, which could wrap for an absurd `e`.
+        let fast = |&(s, e): &(usize, usize)| s <= e && e <= buf.len().saturating_sub(3);
         let mut i = 0;
         while i < bounds.len() {
             if i + 1 < bounds.len() && fast(&bounds[i]) && fast(&bounds[i + 1]) {
@@ -358,7 +359,7 @@ impl Model {
     /// bigram), so [`Model::step`] has no case for it.
     fn start<const UNI: bool>(&self, buf: &[u8], (s, e): (usize, usize)) -> Walk {
         assert!(
-            s <= e && e + 3 <= buf.len(),
+            s <= e && e <= buf.len().saturating_sub(3),
             "three readable bytes after the message"
         );
         let mut w = Walk {

@@ -228,7 +228,8 @@ impl Watch {
     /// Tells the watch which joins it will be asked for (default: both), so it remembers only
     /// what they can use: `qunguard scan` reads no reports or decisions, a pipeline only those
     /// whose topic is configured. A report or decision given to a watch told it gets none is
-    /// still applied, but finds no message remembered (as if screened elsewhere).
+    /// still applied, but finds no message remembered (as if screened elsewhere). Call it
+    /// before the first message: joins chosen later would drop what was remembered.
     pub fn with_joins(mut self, joins: Joins) -> Watch {
         self.reports.set_joins(joins, &self.cfg.limits);
         self

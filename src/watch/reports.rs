@@ -274,6 +274,11 @@ impl Reports {
     /// reports (a decision on an allowed message needs a report on it first), so without
     /// reports it shrinks to nothing.
     pub fn set_joins(&mut self, joins: Joins, limits: &super::config::LimitsConfig) {
+        // Set once, before the first message: a later call would drop what is remembered.
+        debug_assert!(
+            self.allowed.stored == 0 && self.flagged.len() == 0,
+            "joins are chosen before the watch observes anything"
+        );
         self.joins = joins;
         self.allowed = Recent::new(if joins.reports {
             limits.allowed_messages

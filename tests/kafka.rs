@@ -390,25 +390,7 @@ fn heuristics_alerts_reports_and_scorecards_through_kafka() {
     let got = verdicts.wait_until("a verdict per message", WAIT, |r| r.len() >= msgs.len());
 
     // The same file through `qunguard scan` gives the same verdicts, in the same order.
-    let file = dir.path().join("replay.jsonl");
-    let lines: Vec<String> = msgs
-        .iter()
-        .map(|x| serde_json::to_string(x).unwrap())
-        .collect();
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
-        .env("QUNGUARD_CACHE_DIR", "off")
-        .args(["scan", "--rules"])
-        .arg(repo().join("config/rules"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let scanned: Vec<qunguard::Verdict> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let scanned = scan_shipped(dir.path(), msgs.iter());
     let mut live: Vec<qunguard::Verdict> = got
         .iter()
         .map(|r| serde_json::from_slice(&r.value).unwrap())
@@ -753,29 +735,7 @@ fn a_multi_partition_run_replayed_by_ts_keeps_every_group_scoped_decision() {
     // The replay: every message, sorted by ts (stable), through `qunguard scan`.
     let mut all: Vec<&Message> = ahead.iter().chain(&rest).collect();
     all.sort_by_key(|x| x.ts);
-    let file = dir.path().join("replay.jsonl");
-    let lines: Vec<String> = all
-        .iter()
-        .map(|x| serde_json::to_string(x).unwrap())
-        .collect();
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
-        .env("QUNGUARD_CACHE_DIR", "off")
-        .args(["scan", "--rules"])
-        .arg(repo().join("config/rules"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed: Vec<qunguard::Verdict> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let replayed = scan_shipped(dir.path(), all.iter().copied());
     assert_eq!(replayed.len(), n);
 
     let scoped = qunguard::watch::group_scoped;
@@ -834,4 +794,32 @@ fn a_multi_partition_run_replayed_by_ts_keeps_every_group_scoped_decision() {
     // may be read after f9).
     let f9 = replayed.iter().find(|v| v.id == "f9").unwrap();
     assert!(has(f9, "duplicate_flood"), "{f9:?}");
+}
+
+/// Verdicts of `qunguard scan` with the shipped packs over `msgs`, written as a JSONL file in
+/// `dir`, in file order.
+fn scan_shipped<'a>(
+    dir: &std::path::Path,
+    msgs: impl Iterator<Item = &'a Message>,
+) -> Vec<qunguard::Verdict> {
+    let file = dir.join("replay.jsonl");
+    let lines: Vec<String> = msgs.map(|x| serde_json::to_string(x).unwrap()).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        .env("QUNGUARD_CACHE_DIR", "off")
+        .args(["scan", "--rules"])
+        .arg(repo().join("config/rules"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

@@ -101,25 +101,25 @@ impl HitCounter {
                 }
             }
         }
-        for (counters, n) in [(&self.counters, live), (&self.shadow, shadow)] {
-            for (c, n) in counters.iter().zip(n) {
-                if n > 0 {
-                    c.inc_by(n);
-                }
-            }
-        }
+        add(&self.counters, &live);
+        add(&self.shadow, &shadow);
         let mut suppressed = vec![[0u64; SuppressedBy::ALL.len()]; self.suppressed.len()];
         for s in screened.verdicts().iter().flat_map(|v| &v.suppressed) {
             if let Some(&p) = self.pack_of.get(&*s.rule) {
                 suppressed[p][s.reason.index()] += 1;
             }
         }
-        for (counters, n) in self.suppressed.iter().zip(suppressed) {
-            for (c, n) in counters.iter().zip(n) {
-                if n > 0 {
-                    c.inc_by(n);
-                }
-            }
+        for (counters, n) in self.suppressed.iter().zip(&suppressed) {
+            add(counters, n);
+        }
+    }
+}
+
+/// Adds a batch's counts to their counters, touching only those that grew.
+fn add(counters: &[prometheus::IntCounter], counts: &[u64]) {
+    for (c, &n) in counters.iter().zip(counts) {
+        if n > 0 {
+            c.inc_by(n);
         }
     }
 }

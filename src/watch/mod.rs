@@ -273,9 +273,17 @@ impl Watch {
         v
     }
 
+    /// The index of a category seen before.
+    fn known_category(&self, c: &str) -> Option<u16> {
+        self.categories
+            .iter()
+            .position(|k| **k == *c)
+            .map(|i| i as u16)
+    }
+
     fn category(&mut self, c: &Arc<str>) -> u16 {
-        if let Some(i) = self.categories.iter().position(|k| k == c) {
-            return i as u16;
+        if let Some(i) = self.known_category(c) {
+            return i;
         }
         self.categories.push(c.clone());
         let city_key = format!("city/{c}");
@@ -367,8 +375,8 @@ impl Watch {
             let (s, v) = (sigs.get(j), verdicts.get(j));
             let cats = v.map_or(&[][..], |v| v.categories.as_slice());
             cats.iter().filter_map(move |c| {
-                let c = self.categories.iter().position(|k| k == c)?;
-                Some(pair(s?.group, c as u64 + 1))
+                let c = self.known_category(c)?;
+                Some(pair(s?.group, u64::from(c) + 1))
             })
         };
         for k in keys(i + INDEX_AHEAD) {

@@ -302,6 +302,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             records,
             explain,
         } => {
+            // The watch warns through the log (a `ts` in seconds, say), and `--log-format`
+            // and RUST_LOG are documented for scan too.
+            init_logging(log_format);
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
@@ -370,6 +373,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         s.errors,
                         engine.rules_version()
                     );
+                    log::debug!("qunguard scan: stages: {}", s.stages);
                     if let Some(w) = &watch {
                         let st = w.stats();
                         let mut reasons: Vec<String> =

@@ -14,6 +14,7 @@ use crate::screen::Engine;
 use crate::watch::{Output, Watch};
 use rayon::prelude::*;
 use std::io::{self, BufRead, Write};
+use std::time::{Duration, Instant};
 
 /// Limits and batching for [`scan`].
 #[derive(Debug, Clone)]
@@ -50,6 +51,68 @@ pub struct ScanStats {
     pub verdicts: u64,
     /// Lines that produced an error line.
     pub errors: u64,
+    /// Where each of the scan's threads spent its time.
+    pub stages: Stages,
+}
+
+/// Where `scan`'s threads spent their time, stage by stage in the order batches pass through
+/// them (`RUST_LOG=qunguard=debug qunguard scan …` prints it). A stage that is busy nearly all
+/// the time bounds the scan; a stage waiting for input is starved by the ones before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stages {
+    /// Reading and cutting lines into batches.
+    pub read: StageTime,
+    /// Parsing and screening (its busy time includes waiting for the worker threads).
+    pub screen: StageTime,
+    /// The heuristics, one pass in input order.
+    pub watch: StageTime,
+    /// Serialising verdicts (on the worker threads).
+    pub serialise: StageTime,
+    /// Writing the output.
+    pub write: StageTime,
+}
+
+/// Time one thread of a scan spent working, and waiting on its neighbours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageTime {
+    /// Working on batches.
+    pub busy: Duration,
+    /// Waiting for the stage before it.
+    pub waiting_for_input: Duration,
+    /// Waiting for the stage after it to take a batch.
+    pub waiting_to_hand_over: Duration,
+}
+
+impl std::fmt::Display for Stages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stages = [
+            ("read", self.read),
+            ("screen", self.screen),
+            ("watch", self.watch),
+            ("serialise", self.serialise),
+            ("write", self.write),
+        ];
+        f.write_str("seconds busy / waiting for input / waiting to hand over:")?;
+        for (i, (name, t)) in stages.iter().enumerate() {
+            let sep = if i == 0 { " " } else { "; " };
+            write!(
+                f,
+                "{sep}{name} {:.3} / {:.3} / {:.3}",
+                t.busy.as_secs_f64(),
+                t.waiting_for_input.as_secs_f64(),
+                t.waiting_to_hand_over.as_secs_f64()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f`, adding the time it took to `acc`.
+fn timed<T>(acc: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    *acc += t.elapsed();
+    r
 }
 
 enum Line {
@@ -142,9 +205,11 @@ where
         opts.max_text_bytes,
     );
     std::thread::scope(|s| {
-        let reader = s.spawn(move || -> io::Result<()> {
+        let reader = s.spawn(move || -> io::Result<StageTime> {
+            let mut t = StageTime::default();
             let mut next_line = 1u64;
             loop {
+                let start = Instant::now();
                 let mut batch = Batch {
                     first_line: next_line,
                     data: Vec::with_capacity(opts.batch_lines * 160),
@@ -167,76 +232,94 @@ where
                         }
                     }
                 }
+                t.busy += start.elapsed();
                 if batch.lines.is_empty() {
-                    return Ok(());
+                    return Ok(t);
                 }
                 next_line += batch.lines.len() as u64;
-                if batch_tx.send(batch).is_err() {
-                    return Ok(()); // the screening side stopped (write error)
+                if !timed(&mut t.waiting_to_hand_over, || batch_tx.send(batch).is_ok()) {
+                    return Ok(t); // the screening side stopped (write error)
                 }
             }
         });
         // The heuristics are one sequential pass in input order: on a thread of their own they
         // run while the next batch is parsed and screened and the last one serialised.
-        let watcher = s.spawn(move || -> io::Result<()> {
+        let watcher = s.spawn(move || -> io::Result<StageTime> {
+            let mut t = StageTime::default();
             let mut watch = watch;
-            for (first_line, b) in screened_rx {
-                let watched = b.watch(watch.as_mut().map(|w| &mut *w.watch), usize::MAX);
-                if let Some(w) = &mut watch {
-                    write_records(&mut *w.records, watched.records())?;
-                }
-                if watched_tx.send((first_line, watched)).is_err() {
+            while let Ok((first_line, b)) = timed(&mut t.waiting_for_input, || screened_rx.recv()) {
+                let watched = timed(&mut t.busy, || -> io::Result<Watched> {
+                    let watched = b.watch(watch.as_mut().map(|w| &mut *w.watch), usize::MAX);
+                    if let Some(w) = &mut watch {
+                        write_records(&mut *w.records, watched.records())?;
+                    }
+                    Ok(watched)
+                })?;
+                // `is_ok` inside: the error would carry the whole batch back.
+                if !timed(&mut t.waiting_to_hand_over, || {
+                    watched_tx.send((first_line, watched)).is_ok()
+                }) {
                     break;
                 }
             }
-            Ok(())
+            Ok(t)
         });
         let serialiser = s.spawn(move || {
-            for (first_line, b) in watched_rx {
-                if out_tx
-                    .send(serialise(first_line, &b, opts.explain))
-                    .is_err()
-                {
+            let mut t = StageTime::default();
+            while let Ok((first_line, b)) = timed(&mut t.waiting_for_input, || watched_rx.recv()) {
+                let chunks = timed(&mut t.busy, || serialise(first_line, &b, opts.explain));
+                if !timed(&mut t.waiting_to_hand_over, || out_tx.send(chunks).is_ok()) {
                     break; // the writer failed; its error is returned below
                 }
             }
+            t
         });
-        let writer = s.spawn(move || -> io::Result<()> {
-            for chunks in out_rx {
-                for bytes in chunks {
-                    output.write_all(&bytes)?;
-                }
+        let writer = s.spawn(move || -> io::Result<StageTime> {
+            let mut t = StageTime::default();
+            while let Ok(chunks) = timed(&mut t.waiting_for_input, || out_rx.recv()) {
+                timed(&mut t.busy, || -> io::Result<()> {
+                    for bytes in chunks {
+                        output.write_all(&bytes)?;
+                    }
+                    Ok(())
+                })?;
             }
-            output.flush()
+            timed(&mut t.busy, || output.flush())?;
+            Ok(t)
         });
 
         let mut stats = ScanStats::default();
-        for batch in batch_rx {
-            let screened = screener.screen(&batch.lines, |l| match *l {
-                Line::Data(s, e) => Input::Message(&batch.data[s..e]),
-                Line::TooLong(len) => Input::Rejected(Rejection {
-                    code: "too_large",
-                    detail: format!(
-                        "line is {len} bytes, over the limit of {} bytes",
-                        opts.max_line_bytes
-                    ),
-                }),
+        let t = &mut stats.stages.screen;
+        while let Ok(batch) = timed(&mut t.waiting_for_input, || batch_rx.recv()) {
+            let screened = timed(&mut t.busy, || {
+                screener.screen(&batch.lines, |l| match *l {
+                    Line::Data(s, e) => Input::Message(&batch.data[s..e]),
+                    Line::TooLong(len) => Input::Rejected(Rejection {
+                        code: "too_large",
+                        detail: format!(
+                            "line is {len} bytes, over the limit of {} bytes",
+                            opts.max_line_bytes
+                        ),
+                    }),
+                })
             });
             stats.lines += batch.lines.len() as u64;
             stats.errors += screened.rejected() as u64;
             stats.verdicts += screened.verdicts().len() as u64;
-            if screened_tx.send((batch.first_line, screened)).is_err() {
+            if !timed(&mut t.waiting_to_hand_over, || {
+                screened_tx.send((batch.first_line, screened)).is_ok()
+            }) {
                 break; // a later stage failed; its error is returned below
             }
         }
         drop(screened_tx);
         let watched = watcher.join().expect("watch thread panicked");
-        serialiser.join().expect("serialiser thread panicked");
-        let wres = writer.join().expect("writer thread panicked");
-        let rres = reader.join().expect("reader thread panicked");
-        watched?;
-        wres?;
-        rres?;
+        stats.stages.serialise = serialiser.join().expect("serialiser thread panicked");
+        let written = writer.join().expect("writer thread panicked");
+        let read = reader.join().expect("reader thread panicked");
+        stats.stages.watch = watched?;
+        stats.stages.write = written?;
+        stats.stages.read = read?;
         Ok(stats)
     })
 }

@@ -476,3 +476,34 @@ fn scan_explain_adds_the_normalised_text_and_each_hits_offset_map() {
         assert_eq!(explained, plain);
     }
 }
+
+#[test]
+fn scan_logs_where_its_threads_spent_their_time_at_debug_level() {
+    let input = br#"{"id":"m1","group_id":"g","sender_id":"u","ts":1700000000,"text":"hi"}
+"#;
+    let run = |rust_log: &str| {
+        let mut child = qunguard()
+            .args(["scan", "--rules", "config/rules"])
+            .env("RUST_LOG", rust_log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let debug = run("qunguard=debug");
+    let stages = debug
+        .lines()
+        .find(|l| l.contains("stages:"))
+        .unwrap_or_else(|| panic!("no stages line in {debug}"));
+    for stage in ["read ", "screen ", "watch ", "serialise ", "write "] {
+        assert!(stages.contains(stage), "{stage} missing from {stages}");
+    }
+    // The watch's own warnings reach the log too: this `ts` is in seconds.
+    assert!(debug.contains("looks like seconds"), "{debug}");
+    assert!(!run("info").contains("stages:"), "only at debug level");
+}

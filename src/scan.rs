@@ -209,7 +209,7 @@ where
             let mut t = StageTime::default();
             let mut next_line = 1u64;
             loop {
-                let start = Instant::now();
+                let began = Instant::now();
                 let mut batch = Batch {
                     first_line: next_line,
                     data: Vec::with_capacity(opts.batch_lines * 160),
@@ -232,7 +232,7 @@ where
                         }
                     }
                 }
-                t.busy += start.elapsed();
+                t.busy += began.elapsed();
                 if batch.lines.is_empty() {
                     return Ok(t);
                 }

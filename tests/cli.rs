@@ -11,9 +11,19 @@ fn qunguard() -> Command {
 }
 
 fn scan(input: &[u8], extra: &[&str]) -> (Vec<serde_json::Value>, String) {
+    scan_with_env(input, extra, &[])
+}
+
+/// [`scan`] with environment variables set for it.
+fn scan_with_env(
+    input: &[u8],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Vec<serde_json::Value>, String) {
     let mut child = qunguard()
         .args(["scan", "--rules", "config/rules"])
         .args(extra)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -481,20 +491,7 @@ fn scan_explain_adds_the_normalised_text_and_each_hits_offset_map() {
 fn scan_logs_where_its_threads_spent_their_time_at_debug_level() {
     let input = br#"{"id":"m1","group_id":"g","sender_id":"u","ts":1700000000,"text":"hi"}
 "#;
-    let run = |rust_log: &str| {
-        let mut child = qunguard()
-            .args(["scan", "--rules", "config/rules"])
-            .env("RUST_LOG", rust_log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let run = |rust_log: &str| scan_with_env(input, &[], &[("RUST_LOG", rust_log)]).1;
     let debug = run("qunguard=debug");
     let stages = debug
         .lines()

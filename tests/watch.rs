@@ -559,8 +559,8 @@ fn scorecards_close_each_day_with_an_assessment() {
     assert!(clean.period_start_ts <= T0 && T0 < clean.period_end_ts);
 }
 
-#[test]
-fn results_do_not_depend_on_batch_boundaries() {
+/// Chatter in five groups, a raid across twelve groups by three senders, and a quarrel.
+fn mixed_stream() -> Vec<Message> {
     let mut msgs = chatter("c", 5, T0, 20 * MIN, 10 * SEC);
     for i in 0..30 {
         msgs.push(msg(
@@ -579,6 +579,12 @@ fn results_do_not_depend_on_batch_boundaries() {
         ));
     }
     msgs.sort_by_key(|m| m.ts);
+    msgs
+}
+
+#[test]
+fn results_do_not_depend_on_batch_boundaries() {
+    let msgs = mixed_stream();
     let results: Vec<_> = [1, 7, 256, 100_000]
         .iter()
         .map(|&b| run_with(&mut Watch::new(WatchConfig::default()), &msgs, b))
@@ -587,6 +593,51 @@ fn results_do_not_depend_on_batch_boundaries() {
     assert!(
         v0.iter().any(|v| !v.reasons.is_empty()) && !o0.is_empty(),
         "the stream exercises the watch"
+    );
+    for (v, o) in &results[1..] {
+        assert_eq!(v, v0);
+        assert_eq!(o, o0);
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_whether_the_pre_pass_runs_on_a_thread_of_its_own() {
+    // Batches of 2,048 messages and more run the pre-pass (members' and senders' rates, the
+    // groups' own quarrels) a chunk ahead on a thread of its own; smaller ones run it inline.
+    let mut msgs = mixed_stream();
+    // Members over their rate in a group, one sender over theirs across groups, spread over
+    // the stream so that they cross the chunks the pre-pass hands over.
+    for i in 0..1200 {
+        let (g, text) = (format!("c-g{}", i % 5), format!("第{i}条"));
+        msgs.push(msg(format!("b{i}"), "c-g2", "busy", T0 + i * SEC, &text));
+        msgs.push(msg(
+            format!("x{i}"),
+            &g,
+            "everywhere",
+            T0 + i * SEC / 4,
+            &text,
+        ));
+    }
+    msgs.sort_by_key(|m| m.ts);
+    assert!(
+        msgs.len() > 2048 + 512,
+        "big enough for the pre-pass to run ahead on its own thread"
+    );
+    let results: Vec<_> = [100_000, 1, 600, 2048, 3000]
+        .iter()
+        .map(|&batch| run_with(&mut Watch::new(WatchConfig::default()), &msgs, batch))
+        .collect();
+    let (v0, o0) = &results[0];
+    assert!(
+        ["this member in this group", "across groups", "own quarrel"]
+            .iter()
+            .all(|d| v0
+                .iter()
+                .any(|v| v.reasons.iter().any(|r| r.detail.contains(d)))),
+        "the stream exercises the pre-pass (rates, the group's own quarrel): {:?}",
+        v0.iter()
+            .flat_map(|v| v.reasons.iter().map(|r| r.reason.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
     );
     for (v, o) in &results[1..] {
         assert_eq!(v, v0);

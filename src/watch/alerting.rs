@@ -5,9 +5,10 @@
 //! whether they open, update or are suppressed.
 
 use super::alerts::{Alert, AlertKind, Observation, Outcome};
+use super::prepass::AbuseWindow;
 use super::spike::{Baseline, Closed, Step};
 use super::state::{key_of, pair};
-use super::{Abuse, Signature, Watch};
+use super::{Signature, Watch};
 use crate::model::Message;
 
 impl Watch {
@@ -106,54 +107,34 @@ impl Watch {
         self.observe_alert(ts, ob, &groups, alerts);
     }
 
-    pub(super) fn quarrel(&mut self, m: &Message, s: &Signature, ts: i64, alerts: &mut Vec<Alert>) {
-        let q = QuarrelLimits {
-            window_secs: self.cfg.quarrel.window_secs,
-            min_messages: self.cfg.quarrel.min_messages,
-            min_members: self.cfg.quarrel.min_members,
-        };
-        let window = q.window_secs as i64 * 1000;
-        let g = self.groups.peek_mut(s.group).expect("entry made above");
-        while g.abuse.front().is_some_and(|a| a.ts + window < ts) || g.abuse.len() >= 32 {
-            g.abuse.pop_front();
-        }
-        g.abuse.push_back(Abuse {
-            ts,
-            sender: s.sender,
-            id: m.id.as_str().into(),
-        });
-        let mut members: Vec<u64> = g.abuse.iter().map(|a| a.sender).collect();
-        members.sort_unstable();
-        members.dedup();
-        let n = g.abuse.len();
-        let quarrel = n >= q.min_messages && members.len() >= q.min_members;
-        let (quiet_ms, cooldown_ms) = self.cfg.alerts.incident_times();
-        g.quarrel.abuse(ts, quarrel, quiet_ms, cooldown_ms);
-        if quarrel
+    /// Quarrels: abuse from several members of one group in a short window (`w`, the group's
+    /// window as this abusive message left it in `prepass`).
+    pub(super) fn quarrel(
+        &mut self,
+        m: &Message,
+        s: &Signature,
+        ts: i64,
+        w: AbuseWindow,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let qc = &self.cfg.quarrel;
+        let (window_secs, min_messages) = (qc.window_secs, qc.min_messages);
+        if w.quarrel
             && self
-                .settled(AlertKind::Quarrel, s.group, ts, n as f64)
+                .settled(AlertKind::Quarrel, s.group, ts, w.messages as f64)
                 .is_none()
         {
-            let g = self.groups.peek_mut(s.group).expect("entry made above");
-            let samples = g
-                .abuse
-                .iter()
-                .rev()
-                .take(self.cfg.alerts.samples)
-                .rev()
-                .map(|a| a.id.to_string())
-                .collect();
             let ob = Observation {
                 kind: AlertKind::Quarrel,
                 key: m.group_id.to_string(),
                 group_id: Some(m.group_id.to_string()),
                 category: None,
-                window_secs: q.window_secs,
-                observed: n as f64,
-                baseline: q.min_messages as f64,
-                threshold: q.min_messages as f64,
-                members: Some(members.len()),
-                samples,
+                window_secs,
+                observed: w.messages as f64,
+                baseline: min_messages as f64,
+                threshold: min_messages as f64,
+                members: Some(w.members),
+                samples: w.samples,
                 groups: vec![],
             };
             // Incident mode follows the group's own quarrel (`QuarrelMode`), not this record.
@@ -331,13 +312,6 @@ struct Spike<'a> {
     /// The group, for per-group spikes (its scorecard counts the alert).
     group: Option<u64>,
     category: Option<&'a str>,
-}
-
-/// The scalars of [`QuarrelConfig`] (copied, so `self` stays free to borrow).
-struct QuarrelLimits {
-    window_secs: u64,
-    min_messages: usize,
-    min_members: usize,
 }
 
 /// The scalars of [`FloodConfig`] an alert needs.

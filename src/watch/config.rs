@@ -365,11 +365,13 @@ impl Default for ScorecardConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Members tracked (sender × group: rate, links, pressure).
+    /// Members tracked (sender × group: rate, links). Members who violated also keep their
+    /// pressure and evidence, in a second map of this cap.
     pub members: usize,
     /// Senders tracked across groups (global rate).
     pub senders: usize,
-    /// Groups tracked (message-rate baseline, quarrels, incident mode, scorecard counts).
+    /// Groups tracked (message-rate baseline, quarrels, incident mode, scorecard counts). The
+    /// groups' own quarrels (abuse window, incident mode) are a second map of this cap.
     pub groups: usize,
     /// Per-group violation-rate baselines (group × category).
     pub group_categories: usize,

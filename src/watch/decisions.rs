@@ -92,7 +92,23 @@ impl Watch {
         let pc = &self.cfg.pressure;
         let r = self.reports.decide(&d.message_id, &d.group_id, confirm, pc);
         if let Some((member, delta)) = r.pressure
-            && let Some(mem) = self.members.peek_mut(member)
+            && delta > 0.0
+            && self.pressure.peek_mut(member).is_none()
+            && let Some(last) = self.pre.as_mut().and_then(|p| p.member_last(member))
+        {
+            // A member with no violation before this one has no pressure entry yet.
+            self.pressure.put(
+                member,
+                super::Pressure {
+                    last,
+                    pressure: 0.0,
+                    over: false,
+                    evidence: Default::default(),
+                },
+            );
+        }
+        if let Some((member, delta)) = r.pressure
+            && let Some(mem) = self.pressure.peek_mut(member)
         {
             // The member's score is kept as of `mem.last`: what the flag added then has decayed
             // from the message's time to that point.
@@ -117,9 +133,11 @@ impl Watch {
     /// The member's pressure score in a group, as of their last message (tools and tests).
     pub fn pressure(&mut self, sender_id: &str, group_id: &str) -> Option<f64> {
         use super::state::{key_of, pair};
-        self.members
-            .peek_mut(pair(key_of(sender_id), key_of(group_id)))
-            .map(|m| f64::from(m.pressure))
+        let (sender, group) = (key_of(sender_id), key_of(group_id));
+        match self.pressure.peek_mut(pair(sender, group)) {
+            Some(p) => Some(f64::from(p.pressure)),
+            None => self.pre_mut().member_last(pair(sender, group)).map(|_| 0.0),
+        }
     }
 
     /// A reporter's reputation (tools and tests).

@@ -22,6 +22,7 @@ mod decisions;
 mod fingerprint;
 mod flood;
 mod incident;
+mod prepass;
 mod reports;
 mod scorecard;
 mod spike;
@@ -35,10 +36,11 @@ pub use incident::group_scoped;
 pub use reports::{Joins, REPORT_OUTCOMES, Report, ReviewRequest, Reward};
 pub use scorecard::Scorecard;
 
-use crate::model::{Action, MatchKind, Message, Reason, Recommendation, Verdict};
+use crate::model::{Action, Message, Reason, Recommendation, Verdict};
 use crate::screen::Engine;
 use alerts::Alerts;
 use flood::Floods;
+use prepass::{Finding, MAX_CATEGORIES, PrePass};
 use reports::{ReportOut, Reports};
 use scorecard::{Card, period_of};
 use serde::Serialize;
@@ -92,42 +94,23 @@ impl Output {
     }
 }
 
-/// One member (sender in a group): rate bucket, decaying link/mention counts, pressure.
-struct Member {
+/// A member (sender in a group) who has violated: pressure and evidence. Kept apart from the
+/// member's rate state (in `prepass`) so the ordered pass looks members up in a map of the few
+/// who violate, not of every member.
+struct Pressure {
+    /// The member's latest `ts` (as of their last message, as the pressure is).
     last: i64,
-    tokens: f32,
-    links: f32,
-    mentions: f32,
     pressure: f32,
     over: bool,
-    /// Recent violating message ids; allocated only for members who violate (most never do,
-    /// and a million members must fit in memory).
-    // Boxed: 8 bytes inline instead of a VecDeque's 32, in an entry there are 1M of.
-    #[allow(clippy::box_collection)]
-    evidence: Option<Box<VecDeque<Box<str>>>>,
-}
-
-/// One sender across groups.
-struct Sender {
-    last: i64,
-    tokens: f32,
-}
-
-/// A recent abusive message in a group (quarrel detection).
-struct Abuse {
-    ts: i64,
-    sender: u64,
-    id: Box<str>,
+    /// Recent violating message ids.
+    evidence: VecDeque<Box<str>>,
 }
 
 struct Group {
     id: Box<str>,
     /// Open flood alerts that reached the group; > 0 means flood incident mode.
     incidents: u8,
-    /// The group's own quarrel incident (group-scoped, unlike the quarrel alert record).
-    quarrel: incident::QuarrelMode,
     rate: Baseline,
-    abuse: VecDeque<Abuse>,
     card: Card,
 }
 
@@ -162,8 +145,10 @@ pub struct WatchStats {
 pub struct Watch {
     cfg: WatchConfig,
     fp: Fingerprinter,
-    members: Bounded<Member>,
-    senders: Bounded<Sender>,
+    /// Members' rates, groups' own quarrels, senders' rates: see `prepass`. Lent to the
+    /// pre-pass's thread while a batch is observed (so `None` only then).
+    pre: Option<Box<PrePass>>,
+    pressure: Bounded<Pressure>,
     groups: Bounded<Group>,
     group_cats: Bounded<Baseline>,
     city: Vec<Baseline>,
@@ -184,6 +169,17 @@ pub struct Watch {
     clock: fn() -> i64,
 }
 
+/// The event time of a message or report with `ts`: seconds read as milliseconds, and held at
+/// `limit` (see [`Watch::event_time`], which also counts both).
+fn guarded(ts: i64, limit: i64) -> i64 {
+    let ts = if (1..SECONDS_BELOW).contains(&ts) {
+        ts * 1000
+    } else {
+        ts
+    };
+    ts.min(limit)
+}
+
 /// A millisecond `ts` below this (1973-03-03) is taken for seconds: no chat message is that
 /// old, and seconds stay below it until the year 5138.
 pub const SECONDS_BELOW: i64 = 100_000_000_000;
@@ -195,6 +191,15 @@ fn wall_clock_ms() -> i64 {
 }
 
 const MIN: f64 = 60_000.0;
+
+/// Batches this big run the pre-pass on a thread of its own, a chunk ahead of the ordered
+/// pass; smaller ones on the caller's (a thread would cost more than it saves). Either way
+/// the results are the same.
+const PIPELINE_FROM: usize = 2048;
+/// Messages the pre-pass hands over at a time, and how many chunks it may run ahead.
+const CHUNK: usize = 512;
+const CHUNKS_AHEAD: usize = 4;
+
 /// Event time between checks for alerts that ended quietly.
 const SWEEP_EVERY_MS: i64 = 1000;
 
@@ -204,8 +209,8 @@ impl Watch {
         let l = &cfg.limits;
         Watch {
             fp: Fingerprinter::new(&cfg.flood),
-            members: Bounded::new(l.members),
-            senders: Bounded::new(l.senders),
+            pre: Some(Box::new(PrePass::new(&cfg))),
+            pressure: Bounded::new(l.members),
             groups: Bounded::new(l.groups),
             group_cats: Bounded::new(l.group_categories),
             city: Vec::new(),
@@ -257,9 +262,17 @@ impl Watch {
 
     /// Entries held per map, and evictions so far: (map, entries, evicted).
     pub fn sizes(&self) -> Vec<(&'static str, usize, u64)> {
+        let pre = self.pre();
+        let (members, members_evicted) = pre.members();
+        let (senders, senders_evicted) = pre.senders();
         let mut v = vec![
-            ("members", self.members.len(), self.members.evicted),
-            ("senders", self.senders.len(), self.senders.evicted),
+            ("members", members, members_evicted),
+            (
+                "member_pressure",
+                self.pressure.len(),
+                self.pressure.evicted,
+            ),
+            ("senders", senders, senders_evicted),
             ("groups", self.groups.len(), self.groups.evicted),
             (
                 "group_categories",
@@ -319,15 +332,80 @@ impl Watch {
         if !self.cfg.enabled {
             return;
         }
-        let mut alerts = Vec::new();
         let limit = self.future_limit();
-        // Indexed (not zipped with `verdicts`) so the prefetch can read verdicts ahead; as
-        // long as the shortest of the three, as the zip was.
-        let n = verdicts.len();
-        for (i, (m, s)) in msgs.iter().zip(sigs).take(n).enumerate() {
+        // As long as the shortest of the three.
+        let n = verdicts.len().min(msgs.len()).min(sigs.len());
+        let verdicts = &mut verdicts[..n];
+        let ts: Vec<i64> = msgs[..n].iter().map(|m| guarded(m.ts, limit)).collect();
+        let mut pre = self
+            .pre
+            .take()
+            .expect("the pre-pass is back after each batch");
+        if n < PIPELINE_FROM {
+            let found = pre.run(0, msgs, sigs, verdicts, &ts);
+            self.ordered(0, msgs, sigs, verdicts, found, limit, out);
+        } else {
+            // The pre-pass runs a chunk ahead on a thread of its own and hands each chunk's
+            // verdicts over with its findings, so each thread holds what it works on.
+            pre = std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+                let ts = &ts;
+                let helper = std::thread::Builder::new()
+                    .name("qunguard-prepass".into())
+                    .spawn_scoped(scope, move || {
+                        for (k, chunk) in verdicts.chunks_mut(CHUNK).enumerate() {
+                            let found = pre.run(k * CHUNK, msgs, sigs, chunk, ts);
+                            if tx.send((k * CHUNK, chunk, found)).is_err() {
+                                break; // the ordered pass panicked
+                            }
+                        }
+                        pre
+                    })
+                    .expect("a thread for the watch's pre-pass");
+                for (from, chunk, found) in rx {
+                    self.ordered(from, msgs, sigs, chunk, found, limit, out);
+                }
+                helper
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            });
+        }
+        self.pre = Some(pre);
+    }
+
+    /// The pre-pass, between batches.
+    fn pre(&self) -> &PrePass {
+        self.pre
+            .as_ref()
+            .expect("the pre-pass is back after each batch")
+    }
+
+    fn pre_mut(&mut self) -> &mut PrePass {
+        self.pre
+            .as_mut()
+            .expect("the pre-pass is back after each batch")
+    }
+
+    /// The ordered pass over messages `from..from + verdicts.len()` of a batch, with what the
+    /// pre-pass found for them.
+    #[allow(clippy::too_many_arguments)]
+    fn ordered(
+        &mut self,
+        from: usize,
+        msgs: &[Message],
+        sigs: &[Signature],
+        verdicts: &mut [Verdict],
+        found: Vec<Finding>,
+        limit: i64,
+        out: &mut Vec<Output>,
+    ) {
+        let mut alerts = Vec::new();
+        for (j, f) in found.into_iter().enumerate() {
+            let i = from + j;
             self.prefetch(sigs, i);
-            self.prefetch_group_categories(sigs, verdicts, i);
-            let v = &mut verdicts[i];
+            // The chunk's own verdicts only: later ones may be the pre-pass's now.
+            self.prefetch_group_categories(&sigs[from..], verdicts, j);
+            let (m, s, v) = (&msgs[i], &sigs[i], &mut verdicts[j]);
             let ts = self.event_time(m.ts, limit);
             self.advance(ts, out);
             // Sweeping on event time, message by message, keeps the results independent of
@@ -336,11 +414,10 @@ impl Watch {
                 self.sweep(&mut alerts);
                 self.next_sweep = self.watermark + SWEEP_EVERY_MS;
             }
-            let member = self.one(m, s, ts, v, &mut alerts);
+            let member = self.one(m, s, ts, v, f, &mut alerts);
             self.reports.remember(v, &m.text, member);
             out.extend(alerts.drain(..).map(Output::Alert));
         }
-        out.extend(alerts.drain(..).map(Output::Alert));
     }
 
     /// Most of the watch's time is the first touch of a message's group, member and sender
@@ -353,13 +430,11 @@ impl Watch {
         const ENTRY_AHEAD: usize = 8;
         if let Some(a) = sigs.get(i + INDEX_AHEAD) {
             self.groups.prefetch(a.group);
-            self.members.prefetch(pair(a.sender, a.group));
-            self.senders.prefetch(a.sender);
+            self.pressure.prefetch(pair(a.sender, a.group));
         }
         if let Some(a) = sigs.get(i + ENTRY_AHEAD) {
             self.groups.prefetch_entry(a.group);
-            self.members.prefetch_entry(pair(a.sender, a.group));
-            self.senders.prefetch_entry(a.sender);
+            self.pressure.prefetch_entry(pair(a.sender, a.group));
         }
     }
 
@@ -429,6 +504,7 @@ impl Watch {
         }
     }
 
+    /// [`guarded`], counting what the guards changed.
     fn event_time(&mut self, ts: i64, limit: i64) -> i64 {
         let ts = self.seconds_guard(ts);
         if ts <= limit {
@@ -467,8 +543,10 @@ impl Watch {
         s: &Signature,
         ts: i64,
         v: &mut Verdict,
+        mem: Finding,
         alerts: &mut Vec<Alert>,
     ) -> u64 {
+        let sender_over = mem.sender_over;
         let mut reasons: Vec<Reason> = Vec::new();
         let mut reason = |code: &'static str, action: Action, detail: String| {
             reasons.push(Reason {
@@ -477,27 +555,24 @@ impl Watch {
                 detail,
             })
         };
-        // Categories as indices, on the stack (a verdict has a handful at most).
-        let mut cat_buf = [0u16; 16];
+        // Categories as indices, on the stack.
+        let mut cat_buf = [0u16; MAX_CATEGORIES];
         let n_cats = v.categories.len().min(cat_buf.len());
         for (i, slot) in cat_buf.iter_mut().enumerate().take(n_cats) {
             *slot = self.category(&v.categories[i]);
         }
         let cats = &cat_buf[..n_cats];
-        let abusive = cats.iter().any(|&c| self.quarrel_cats[c as usize]);
+        let abusive = mem.abuse.is_some();
         let cfg = &self.cfg;
         let g = self.groups.entry(s.group, || Group {
             id: m.group_id.as_str().into(),
             incidents: 0,
-            quarrel: Default::default(),
             rate: Baseline::default(),
-            abuse: VecDeque::new(),
             card: Card::default(),
         });
         // Incident mode from the group's own quarrel is group-scoped; from a flood it is not
         // (see `incident`), so it has its own reason and does not tighten the member rate.
-        let (quiet_ms, cooldown_ms) = cfg.alerts.incident_times();
-        let quarrel = g.quarrel.on_at(ts, quiet_ms, cooldown_ms);
+        let quarrel = mem.quarrel;
         let flooded = g.incidents > 0;
         let incident = quarrel || flooded;
         if quarrel && abusive {
@@ -515,28 +590,14 @@ impl Watch {
             );
         }
 
-        // Rate limits: token buckets, tighter while the group's own quarrel is on.
+        // Rate limits: token buckets (in `prepass`), tighter while the group's own quarrel is on.
         let f = if quarrel {
             cfg.alerts.incident_rate_factor
         } else {
             1.0
         };
         let r = &cfg.rate;
-        let mem = self.members.entry(pair(s.sender, s.group), || Member {
-            last: ts,
-            tokens: r.group_burst as f32,
-            links: 0.0,
-            mentions: 0.0,
-            pressure: 0.0,
-            over: false,
-            evidence: None,
-        });
-        let dt = ts - mem.last;
-        let (cap, per_ms) = (r.group_burst * f, r.group_per_minute * f / MIN);
-        mem.tokens = (f64::from(mem.tokens) + dt.max(0) as f64 * per_ms).min(cap) as f32;
-        if mem.tokens >= 1.0 {
-            mem.tokens -= 1.0;
-        } else {
+        if mem.over_rate {
             reason(
                 "rate_limit",
                 r.action,
@@ -546,25 +607,6 @@ impl Watch {
                     r.group_burst * f
                 ),
             );
-        }
-        // Links, contact ids and mentions: decaying counts per member.
-        // Shadow hits are tried on live traffic, never acted on: they count for nothing here.
-        let contacts = v
-            .hits
-            .iter()
-            .filter(|h| h.kind == MatchKind::Regex && !h.shadow)
-            .count();
-        // A URL is usually also a regex hit (ads.url): count the larger, not both.
-        let links = (s.links as usize).max(contacts) as f32;
-        if mem.links + mem.mentions + links + f32::from(s.mentions) > 0.0 {
-            let d = decay(
-                dt,
-                cfg.links.window_secs as f64 * 1000.0 * std::f64::consts::LN_2,
-            ) as f32;
-            // Tiny leftovers are zero, so quiet members skip the exp() next time.
-            let tidy = |x: f32| if x < 0.01 { 0.0 } else { x };
-            mem.links = tidy(mem.links * d + links);
-            mem.mentions = tidy(mem.mentions * d + f32::from(s.mentions));
         }
         let lc = &cfg.links;
         if f64::from(mem.links) > lc.max_links {
@@ -593,17 +635,7 @@ impl Watch {
                 ),
             );
         }
-        let sender = self.senders.entry(s.sender, || Sender {
-            last: ts,
-            tokens: r.global_burst as f32,
-        });
-        let sdt = (ts - sender.last).max(0) as f64;
-        sender.tokens =
-            (f64::from(sender.tokens) + sdt * r.global_per_minute / MIN).min(r.global_burst) as f32;
-        sender.last = sender.last.max(ts);
-        if sender.tokens >= 1.0 {
-            sender.tokens -= 1.0;
-        } else {
+        if sender_over {
             reason(
                 "rate_limit",
                 r.action,
@@ -683,45 +715,54 @@ impl Watch {
         v.reasons = reasons;
 
         // Pressure: rises with violations, decays with event time; past the threshold the
-        // verdict advises removal, with the evidence.
+        // verdict advises removal, with the evidence. Members who never violated have none
+        // (a pressure of 0 with no evidence), so they need no entry.
         let pc = &cfg.pressure;
-        let mem = self
-            .members
-            .peek_mut(pair(s.sender, s.group))
-            .expect("entry made above");
         let points = match v.action {
             Action::Allow => 0.0,
             Action::Review => pc.review_points,
             Action::Block => pc.block_points,
         };
-        let p = if mem.pressure > 0.0 {
-            f64::from(mem.pressure) * decay(dt, pc.half_life_secs as f64 * 1000.0) + points
+        let key = pair(s.sender, s.group);
+        let entry = if points > 0.0 {
+            Some(self.pressure.entry(key, || Pressure {
+                last: mem.last,
+                pressure: 0.0,
+                over: false,
+                evidence: VecDeque::new(),
+            }))
         } else {
-            points
+            self.pressure.peek_mut(key)
         };
-        let p = if p < 0.01 { 0.0 } else { p };
-        mem.pressure = p as f32;
-        mem.last = mem.last.max(ts);
         let mut crossed = false;
-        if points > 0.0 {
-            let evidence = mem.evidence.get_or_insert_with(Default::default);
-            if evidence.len() >= pc.evidence.max(1) {
-                evidence.pop_front();
+        if let Some(pe) = entry {
+            let p = if pe.pressure > 0.0 {
+                f64::from(pe.pressure) * decay(mem.dt, pc.half_life_secs as f64 * 1000.0) + points
+            } else {
+                points
+            };
+            let p = if p < 0.01 { 0.0 } else { p };
+            pe.pressure = p as f32;
+            pe.last = mem.last;
+            if points > 0.0 {
+                if pe.evidence.len() >= pc.evidence.max(1) {
+                    pe.evidence.pop_front();
+                }
+                pe.evidence.push_back(m.id.as_str().into());
+                if p >= pc.remove_threshold {
+                    v.recommend = Some(Box::new(Recommendation {
+                        action: "remove_member".into(),
+                        pressure: (p * 100.0).round() / 100.0,
+                        evidence: pe.evidence.iter().map(|e| e.to_string()).collect(),
+                    }));
+                    self.stats.recommendations += 1;
+                    crossed = !pe.over;
+                    pe.over = true;
+                }
             }
-            evidence.push_back(m.id.as_str().into());
-            if p >= pc.remove_threshold {
-                v.recommend = Some(Box::new(Recommendation {
-                    action: "remove_member".into(),
-                    pressure: (p * 100.0).round() / 100.0,
-                    evidence: evidence.iter().map(|e| e.to_string()).collect(),
-                }));
-                self.stats.recommendations += 1;
-                crossed = !mem.over;
-                mem.over = true;
+            if p < pc.remove_threshold {
+                pe.over = false;
             }
-        }
-        if p < pc.remove_threshold {
-            mem.over = false;
         }
         if crossed {
             self.stats.removals += 1;
@@ -744,8 +785,8 @@ impl Watch {
         self.spikes(m, s, ts, cats, alerts);
 
         // Quarrels: abuse from several members of one group in a short window.
-        if abusive {
-            self.quarrel(m, s, ts, alerts);
+        if let Some(w) = mem.abuse {
+            self.quarrel(m, s, ts, *w, alerts);
         }
         if let Some((cluster, groups)) = flood_alert {
             self.flood(cluster, groups, ts, alerts);

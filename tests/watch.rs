@@ -601,9 +601,10 @@ fn results_do_not_depend_on_batch_boundaries() {
 }
 
 #[test]
-fn results_do_not_depend_on_whether_the_pre_pass_runs_on_a_thread_of_its_own() {
+fn results_do_not_depend_on_whether_the_pre_pass_runs_on_threads_of_its_own() {
     // Batches of 2,048 messages and more run the pre-pass (members' and senders' rates, the
-    // groups' own quarrels) a chunk ahead on a thread of its own; smaller ones run it inline.
+    // groups' own quarrels, then the flood clusters) ahead of the ordered pass, on two threads
+    // of its own, chunk by chunk; smaller ones run it inline.
     let mut msgs = mixed_stream();
     // Members over their rate in a group, one sender over theirs across groups, spread over
     // the stream so that they cross the chunks the pre-pass hands over.
@@ -616,6 +617,17 @@ fn results_do_not_depend_on_whether_the_pre_pass_runs_on_a_thread_of_its_own() {
             "everywhere",
             T0 + i * SEC / 4,
             &text,
+        ));
+    }
+    // A raid: three accounts posting one lure into 30 groups, late in the stream (a chunk
+    // the flood stage reaches after the others).
+    for i in 0..60 {
+        msgs.push(msg(
+            format!("r{i}"),
+            &format!("raid-g{}", i % 30),
+            format!("raider{}", i % 3),
+            T0 + 250 * SEC + i * SEC,
+            "加我微信领取免费红包名额有限先到先得",
         ));
     }
     msgs.sort_by_key(|m| m.ts);
@@ -638,6 +650,10 @@ fn results_do_not_depend_on_whether_the_pre_pass_runs_on_a_thread_of_its_own() {
         v0.iter()
             .flat_map(|v| v.reasons.iter().map(|r| r.reason.as_str()))
             .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(
+        v0.iter().any(|v| has_reason(v, "duplicate_flood")) && !alerts(o0, "flood").is_empty(),
+        "the stream exercises the flood clusters"
     );
     for (v, o) in &results[1..] {
         assert_eq!(v, v0);

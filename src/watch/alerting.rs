@@ -5,6 +5,7 @@
 //! whether they open, update or are suppressed.
 
 use super::alerts::{Alert, AlertKind, Observation, Outcome};
+use super::flood::{AlertView, alert_key};
 use super::prepass::AbuseWindow;
 use super::spike::{Baseline, Closed, Step};
 use super::state::{key_of, pair};
@@ -145,22 +146,27 @@ impl Watch {
         }
     }
 
-    pub(super) fn flood(&mut self, cluster: u64, groups: usize, ts: i64, alerts: &mut Vec<Alert>) {
+    /// A post that qualifies for a flood alert (`view`: its cluster as the post left it;
+    /// `hash`: the alert key's hash): opens or updates the alert, and puts every group the
+    /// flood reached in incident mode until it resolves.
+    pub(super) fn flood(
+        &mut self,
+        hash: u64,
+        groups: usize,
+        view: AlertView,
+        ts: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
         let fc = FloodLimits {
             window_secs: self.cfg.flood.window_secs,
             alert_min_groups: self.cfg.flood.alert_min_groups,
         };
-        let Some(c) = self.floods.cluster(cluster) else {
-            return;
-        };
-        let hash = c.alert_hash();
         let outcome = match self.settled(AlertKind::Flood, hash, ts, groups as f64) {
             Some(o) => o,
             None => {
-                let c = self.floods.cluster(cluster).expect("looked up above");
                 let ob = Observation {
                     kind: AlertKind::Flood,
-                    key: c.alert_key(),
+                    key: alert_key(view.sim),
                     group_id: None,
                     category: None,
                     window_secs: fc.window_secs,
@@ -168,8 +174,8 @@ impl Watch {
                     baseline: fc.alert_min_groups as f64,
                     threshold: fc.alert_min_groups as f64,
                     members: None,
-                    samples: c.samples.iter().cloned().collect(),
-                    groups: c.groups.iter().map(|(_, id)| id.clone()).collect(),
+                    samples: view.samples.to_vec(),
+                    groups: view.groups.iter().map(|(_, id)| id.clone()).collect(),
                 };
                 self.observe_alert(ts, ob, &[], alerts)
             }
@@ -177,14 +183,15 @@ impl Watch {
         if outcome == Outcome::Suppressed {
             return;
         }
-        // Every group the flood reached is in incident mode until it resolves. Groups are
-        // only ever appended to the cluster's list, so the new ones are its tail.
-        let c = self.floods.cluster(cluster).expect("looked up above");
+        // Groups are only ever appended to the cluster's list, so the new ones are its tail.
         let marked = self.flood_groups.entry(hash).or_default();
-        if marked.len() >= c.groups.len() {
+        if marked.len() >= view.groups.len() {
             return;
         }
-        let new: Vec<u64> = c.groups[marked.len()..].iter().map(|(k, _)| *k).collect();
+        let new: Vec<u64> = view.groups[marked.len()..]
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
         marked.extend(&new);
         for g in new {
             self.incident(g, 1);

@@ -3,6 +3,7 @@
 
 use super::state::{Bounded, key_of};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// SimHash of the normalised text's character bigrams: texts that differ in a character or
 /// two land a few bits apart, unrelated texts about 32 bits apart.
@@ -91,39 +92,48 @@ pub struct Cluster {
     /// The first member's fingerprint; later members are within `max_distance` bits of it.
     pub sim: u64,
     posts: VecDeque<Post>,
-    /// Ids of a few recent posts (alert samples).
-    pub samples: VecDeque<String>,
-    /// Group ids seen, up to a few dozen (for alerts and incident mode).
-    pub groups: Vec<(u64, String)>,
+    /// Ids of a few recent posts (alert samples). Shared with the [`AlertView`]s still on
+    /// their way to the ordered pass, so a new sample copies the list only while one is.
+    samples: Arc<Vec<String>>,
+    /// Group ids seen, up to a few dozen (for alerts and incident mode); shared likewise.
+    groups: Arc<Vec<(u64, String)>>,
     /// Distinct groups in the window as last counted, and when.
     groups_seen: usize,
     senders_seen: usize,
     groups_at: i64,
     /// Some post carried a payload (a rule hit, a link, a contact id, mentions).
     payload: bool,
-    /// [`key_of`] of [`Cluster::alert_key`], once needed.
+    /// [`key_of`] of [`alert_key`], once needed.
     alert_hash: Option<u64>,
 }
 
-impl Cluster {
-    /// The key of this cluster's `flood` alert: its fingerprint in hex.
-    pub fn alert_key(&self) -> String {
-        format!("{:016x}", self.sim)
-    }
+/// The key of a cluster's `flood` alert: its fingerprint (the first post's) in hex.
+pub fn alert_key(sim: u64) -> String {
+    format!("{:016x}", sim)
+}
 
-    /// `key_of(alert_key())`, computed once.
-    pub fn alert_hash(&mut self) -> u64 {
+impl Cluster {
+    /// `key_of(alert_key(sim))`, computed once.
+    fn alert_hash(&mut self) -> u64 {
         match self.alert_hash {
             Some(h) => h,
-            None => *self.alert_hash.insert(key_of(&self.alert_key())),
+            None => *self.alert_hash.insert(key_of(&alert_key(self.sim))),
         }
     }
 }
 
+/// What a flood alert reads of its cluster, as a post that qualifies for one left it.
+pub struct AlertView {
+    /// The cluster's fingerprint (see [`alert_key`]).
+    pub sim: u64,
+    /// Ids of a few recent posts.
+    pub samples: Arc<Vec<String>>,
+    /// Groups reached: (key, id), in the order they were reached.
+    pub groups: Arc<Vec<(u64, String)>>,
+}
+
 /// What one post found.
 pub struct Seen {
-    /// Cluster id (its fingerprint's key in the index).
-    pub cluster: u64,
     /// Distinct groups this sender posted the text into, in the window.
     pub sender_groups: usize,
     /// Distinct senders who posted the text into this group, in the window; counted only for
@@ -131,8 +141,13 @@ pub struct Seen {
     pub group_senders: usize,
     /// Distinct groups the text reached, in the window (0 while too few posts to matter).
     pub groups: usize,
-    /// Whether it looks coordinated (see [`Floods::post`]).
-    pub coordinated: bool,
+    /// The post carried a payload (a rule hit, a link, a contact id, mentions).
+    pub payload: bool,
+    /// [`key_of`] of the cluster's [`alert_key`]: posts to an open flood keep it open.
+    pub alert_hash: u64,
+    /// The cluster, when this post qualifies for a flood alert (`groups` at least the
+    /// threshold, and coordinated).
+    pub alert: Option<AlertView>,
 }
 
 /// Fingerprint clusters with a 4 × 16-bit band index: fingerprints at most 3 bits apart share
@@ -160,10 +175,6 @@ impl Floods {
         self.clusters.evicted
     }
 
-    pub fn cluster(&mut self, id: u64) -> Option<&mut Cluster> {
-        self.clusters.peek_mut(id)
-    }
-
     /// Records a post of fingerprint `sim` and counts what the window holds.
     #[allow(clippy::too_many_arguments)]
     pub fn post(
@@ -180,8 +191,7 @@ impl Floods {
         min_groups: usize,
         payload: bool,
     ) -> Seen {
-        // Band i's 16 bits, tagged with i (the map's hasher mixes them).
-        let band_key = |i: u64| (i << 16 | (sim >> (16 * i)) & 0xffff) + 1;
+        let band_key = |i: u64| band_key(sim, i);
         let mut found = None;
         for i in 0..4 {
             if let Some(&mut id) = self.bands.get_mut(band_key(i))
@@ -205,8 +215,8 @@ impl Floods {
         let c = self.clusters.entry(id, || Cluster {
             sim,
             posts: VecDeque::new(),
-            samples: VecDeque::new(),
-            groups: Vec::new(),
+            samples: Arc::default(),
+            groups: Arc::default(),
             groups_seen: 0,
             senders_seen: 0,
             groups_at: i64::MIN,
@@ -218,14 +228,14 @@ impl Floods {
         }
         c.posts.push_back(Post { ts, group, sender });
         // Samples: the first ids of the current wave (no allocation per post in a big flood).
-        if c.posts.len() == 1 {
-            c.samples.clear();
+        if c.posts.len() == 1 && !c.samples.is_empty() {
+            c.samples = Arc::default();
         }
         if c.samples.len() < samples.max(1) {
-            c.samples.push_back(msg_id.to_string());
+            Arc::make_mut(&mut c.samples).push(msg_id.to_string());
         }
         if c.groups.len() < POSTS && !c.groups.iter().any(|(g, _)| *g == group) {
-            c.groups.push((group, group_id.to_string()));
+            Arc::make_mut(&mut c.groups).push((group, group_id.to_string()));
         }
         let from = ts - window_ms;
         let live = || c.posts.iter().filter(|p| p.ts >= from);
@@ -260,16 +270,29 @@ impl Floods {
             (c.groups_at, c.groups_seen, c.senders_seen) = (ts, n, m);
             (n, m)
         };
+        // A few accounts working many groups, or a text selling something: a campaign. Many
+        // members each forwarding a notice to their own group is news spreading.
+        let coordinated = c.payload || 2 * senders <= groups;
+        let alert = (groups >= min_groups && coordinated).then(|| AlertView {
+            sim: c.sim,
+            samples: Arc::clone(&c.samples),
+            groups: Arc::clone(&c.groups),
+        });
         Seen {
-            cluster: id,
             sender_groups,
             group_senders,
             groups,
-            // A few accounts working many groups, or a text selling something: a campaign.
-            // Many members each forwarding a notice to their own group is news spreading.
-            coordinated: c.payload || 2 * senders <= groups,
+            payload,
+            alert_hash: c.alert_hash(),
+            alert,
         }
     }
+}
+
+/// Band `i`'s 16 bits of `sim`, tagged with `i` (the map's hasher mixes them).
+#[inline]
+fn band_key(sim: u64, i: u64) -> u64 {
+    (i << 16 | (sim >> (16 * i)) & 0xffff) + 1
 }
 
 /// Distinct values among at most [`POSTS`]: a small open-addressing set on the stack, so a

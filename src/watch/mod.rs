@@ -3,17 +3,22 @@
 //! baselines, quarrels, floods, with incident mode), member reports and group scorecards.
 //!
 //! Layout: `fingerprint` (per-message signatures, computed in parallel while screening),
-//! this file (the ordered per-message pass: rate, links, floods, pressure, scorecard counts),
-//! `alerting` (spike, quarrel and flood alert policies, the event-time sweep), `alerts` (alert
-//! lifecycle), `flood`, `spike`, `reports`, `scorecard`, `state` (bounded maps).
+//! `prepass` (what never reads alerts: members' and senders' rates, links and mentions, each
+//! group's own quarrel, the flood clusters), this file (the ordered per-message pass: reasons,
+//! incident mode, pressure, scorecard counts), `alerting` (spike, quarrel and flood alert
+//! policies, the event-time sweep), `alerts` (alert lifecycle), `flood`, `spike`, `reports`,
+//! `scorecard`, `state` (bounded maps).
 //!
-//! It runs on one thread, in stream order, on event time (`ts`), so the same input gives the
-//! same verdicts and records whether it comes from Kafka or from a file (`qunguard scan`).
-//! Per-message work that needs no state (fingerprints, link counts) is done beforehand in
-//! parallel by [`Fingerprinter::sign`], inside the engine's screening pass where the
-//! normalised text is at hand; what is left here is a few lookups in bounded LRU maps keyed by
-//! 64-bit hashes. Determinism is why this is not a concurrent map updated from every
-//! worker: the order of updates would then change the verdicts.
+//! It runs in stream order, on event time (`ts`), so the same input gives the same verdicts
+//! and records whether it comes from Kafka or from a file (`qunguard scan`). Per-message work
+//! that needs no state (fingerprints, link counts) is done beforehand in parallel by
+//! [`Fingerprinter::sign`], inside the engine's screening pass where the normalised text is at
+//! hand. The rest is three sequential stages, each walking the batch in stream order: the
+//! pre-pass's two (rates, then flood clusters) and the ordered pass, which reads what they
+//! found. On a big batch each runs on a thread of its own, a chunk behind the one before it;
+//! data flows one way (no stage reads what a later one writes), so the results are those of
+//! one thread. Determinism is why this is not a concurrent map updated from every worker: the
+//! order of updates would then change the verdicts.
 
 mod alerting;
 mod alerts;
@@ -39,7 +44,6 @@ pub use scorecard::Scorecard;
 use crate::model::{Action, Message, Reason, Recommendation, Verdict};
 use crate::screen::Engine;
 use alerts::Alerts;
-use flood::Floods;
 use prepass::{Finding, MAX_CATEGORIES, PrePass};
 use reports::{ReportOut, Reports};
 use scorecard::{Card, period_of};
@@ -152,7 +156,6 @@ pub struct Watch {
     groups: Bounded<Group>,
     group_cats: Bounded<Baseline>,
     city: Vec<Baseline>,
-    floods: Floods,
     /// Groups put in incident mode by each open flood alert.
     flood_groups: HashMap<u64, Vec<u64>>,
     alerts: Alerts,
@@ -178,6 +181,42 @@ fn guarded(ts: i64, limit: i64) -> i64 {
         ts
     };
     ts.min(limit)
+}
+
+/// The verdicts were written by the screening threads and read by the pre-pass's, on other
+/// cores: the ordered pass's first touch of each missed the cache. Fetch the fields it reads
+/// some messages ahead, then the categories they point to.
+#[inline]
+fn prefetch_verdicts(verdicts: &[Verdict], j: usize) {
+    const VERDICT_AHEAD: usize = 24;
+    const CATEGORIES_AHEAD: usize = 16;
+    if let Some(v) = verdicts.get(j + VERDICT_AHEAD) {
+        crate::hint::prefetch(&v.categories);
+        crate::hint::prefetch(&v.reasons);
+        crate::hint::prefetch(&v.action);
+    }
+    if let Some(v) = verdicts.get(j + CATEGORIES_AHEAD)
+        && !v.categories.is_empty()
+    {
+        crate::hint::prefetch(v.categories.as_ptr());
+    }
+}
+
+/// A stage's state back from its thread (its panic, carried on).
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// A named thread in `scope` for a stage of the pre-pass.
+fn spawn<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(scope, f)
+        .expect("a thread for the watch's pre-pass")
 }
 
 /// A millisecond `ts` below this (1973-03-03) is taken for seconds: no chat message is that
@@ -214,7 +253,6 @@ impl Watch {
             groups: Bounded::new(l.groups),
             group_cats: Bounded::new(l.group_categories),
             city: Vec::new(),
-            floods: Floods::new(l.fingerprints),
             flood_groups: HashMap::new(),
             alerts: Alerts::new(cfg.alerts.clone(), l.open_alerts),
             reports: Reports::new(cfg.reports.clone(), l),
@@ -265,6 +303,7 @@ impl Watch {
         let pre = self.pre();
         let (members, members_evicted) = pre.members();
         let (senders, senders_evicted) = pre.senders();
+        let (fingerprints, fingerprints_evicted) = pre.fingerprints();
         let mut v = vec![
             ("members", members, members_evicted),
             (
@@ -279,7 +318,7 @@ impl Watch {
                 self.group_cats.len(),
                 self.group_cats.evicted,
             ),
-            ("fingerprints", self.floods.len(), self.floods.evicted()),
+            ("fingerprints", fingerprints, fingerprints_evicted),
             ("open_alerts", self.alerts.open_count(), 0),
         ];
         v.extend(self.reports.sizes());
@@ -345,29 +384,41 @@ impl Watch {
             let found = pre.run(0, msgs, sigs, verdicts, &ts);
             self.ordered(0, msgs, sigs, verdicts, found, limit, out);
         } else {
-            // The pre-pass runs a chunk ahead on a thread of its own and hands each chunk's
-            // verdicts over with its findings, so each thread holds what it works on.
+            // The pre-pass runs ahead in two stages, each on a thread of its own (rates, then
+            // fingerprints), each handing a chunk's verdicts on with the findings so far: each
+            // thread holds what it works on, and each part sees the chunks in stream order.
             pre = std::thread::scope(|scope| {
-                let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+                let PrePass { rates, floods } = *pre;
+                let (to_floods, from_rates) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+                let (to_ordered, from_floods) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
                 let ts = &ts;
-                let helper = std::thread::Builder::new()
-                    .name("qunguard-prepass".into())
-                    .spawn_scoped(scope, move || {
-                        for (k, chunk) in verdicts.chunks_mut(CHUNK).enumerate() {
-                            let found = pre.run(k * CHUNK, msgs, sigs, chunk, ts);
-                            if tx.send((k * CHUNK, chunk, found)).is_err() {
-                                break; // the ordered pass panicked
-                            }
+                let rates = spawn(scope, "qunguard-rates", move || {
+                    let mut rates = rates;
+                    for (k, chunk) in verdicts.chunks_mut(CHUNK).enumerate() {
+                        let found = rates.run(k * CHUNK, msgs, sigs, chunk, ts);
+                        if to_floods.send((k * CHUNK, chunk, found)).is_err() {
+                            break; // a later stage panicked
                         }
-                        pre
-                    })
-                    .expect("a thread for the watch's pre-pass");
-                for (from, chunk, found) in rx {
+                    }
+                    rates
+                });
+                let floods = spawn(scope, "qunguard-floods", move || {
+                    let mut floods = floods;
+                    for (from, chunk, mut found) in from_rates {
+                        floods.run(from, msgs, sigs, chunk, ts, &mut found);
+                        if to_ordered.send((from, chunk, found)).is_err() {
+                            break;
+                        }
+                    }
+                    floods
+                });
+                for (from, chunk, found) in from_floods {
                     self.ordered(from, msgs, sigs, chunk, found, limit, out);
                 }
-                helper
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                Box::new(PrePass {
+                    rates: join(rates),
+                    floods: join(floods),
+                })
             });
         }
         self.pre = Some(pre);
@@ -402,6 +453,7 @@ impl Watch {
         let mut alerts = Vec::new();
         for (j, f) in found.into_iter().enumerate() {
             let i = from + j;
+            prefetch_verdicts(verdicts, j);
             self.prefetch(sigs, i);
             // The chunk's own verdicts only: later ones may be the pre-pass's now.
             self.prefetch_group_categories(&sigs[from..], verdicts, j);
@@ -651,25 +703,10 @@ impl Watch {
         // Duplicate and near-duplicate flooding. Many members echoing one harmless text in
         // their group (接龙, greetings, 收到谢谢) is how groups work; many accounts posting
         // the same text with a payload (a rule hit, a link, a contact id, mentions) is a raid.
-        let payload = v.hits.iter().any(|h| !h.shadow) || s.links > 0 || s.mentions > 0;
-        let mut flood_alert = None;
-        let mut flood_cluster = None;
-        if let Some(sim) = s.sim {
+        // The clusters are the pre-pass's; what a post found comes with the message.
+        let mut flood = None;
+        if let Some(seen) = mem.flood {
             let fc = &cfg.flood;
-            let window = fc.window_secs as i64 * 1000;
-            let seen = self.floods.post(
-                sim,
-                fc.max_distance,
-                window,
-                ts,
-                s.group,
-                &m.group_id,
-                s.sender,
-                &m.id,
-                cfg.alerts.samples,
-                fc.alert_min_groups,
-                payload,
-            );
             let action = if incident {
                 cfg.alerts.incident_action.max(fc.action)
             } else {
@@ -684,7 +721,7 @@ impl Watch {
                         seen.sender_groups, fc.window_secs
                     ),
                 );
-            } else if seen.group_senders >= fc.group_min_senders && payload {
+            } else if seen.group_senders >= fc.group_min_senders && seen.payload {
                 reason(
                     "duplicate_flood",
                     action,
@@ -694,10 +731,7 @@ impl Watch {
                     ),
                 );
             }
-            flood_cluster = Some(seen.cluster);
-            if seen.groups >= fc.alert_min_groups && seen.coordinated {
-                flood_alert = Some((seen.cluster, seen.groups));
-            }
+            flood = Some(seen);
         }
 
         // The verdict: rules first, then what the heuristics ask for.
@@ -788,15 +822,15 @@ impl Watch {
         if let Some(w) = mem.abuse {
             self.quarrel(m, s, ts, *w, alerts);
         }
-        if let Some((cluster, groups)) = flood_alert {
-            self.flood(cluster, groups, ts, alerts);
-        } else if let Some(cluster) = flood_cluster
-            && !self.flood_groups.is_empty()
-            && let Some(c) = self.floods.cluster(cluster)
-        {
-            // A post to an open flood keeps it open even below the alert threshold.
-            let hash = c.alert_hash();
-            self.alerts.touch(AlertKind::Flood, hash, ts);
+        if let Some(seen) = flood {
+            match seen.alert {
+                Some(view) => self.flood(seen.alert_hash, seen.groups, view, ts, alerts),
+                // A post to an open flood keeps it open even below the alert threshold.
+                None if !self.flood_groups.is_empty() => {
+                    self.alerts.touch(AlertKind::Flood, seen.alert_hash, ts)
+                }
+                None => {}
+            }
         }
         pair(s.sender, s.group)
     }

@@ -1,14 +1,16 @@
-//! The pre-pass: the watch's state that depends only on one group's messages (its members'
-//! rates, links and mentions, its own quarrel incident) or on one sender's (their rate across
-//! groups), never on alerts, floods or other groups.
+//! The pre-pass: the watch's state that never depends on alerts: one group's (its members'
+//! rates, links and mentions, its own quarrel incident), one sender's (their rate across
+//! groups) and the text fingerprints' (flood clusters, city-wide).
 //!
 //! It walks the messages in stream order, like the ordered pass (`Watch::one`), but on a
 //! thread of its own, a chunk of the batch ahead: the ordered pass reads its findings instead
 //! of touching two maps of a million entries itself. A member and a sender lookup per message
 //! were most of the ordered pass's time, and the ordered pass is what bounds the watch on many
-//! cores. Data flows one way (the pre-pass never reads what the ordered pass writes), so the
+//! cores; so was a flood cluster's bookkeeping. Data flows one way (the pre-pass never reads what the ordered pass writes), so the
 //! results are those of one thread doing both, whatever the chunks or threads.
 
+use super::config::FloodConfig;
+use super::flood::{Floods, Seen};
 use super::incident::QuarrelMode;
 use super::state::{Bounded, decay, pair};
 use super::{MIN, Signature, WatchConfig};
@@ -64,6 +66,8 @@ pub(super) struct Finding {
     pub mentions: f32,
     /// For an abusive message: the group's abuse window with it.
     pub abuse: Option<Box<AbuseWindow>>,
+    /// For a message with a fingerprint: what its post found of the text's cluster.
+    pub flood: Option<Seen>,
 }
 
 /// A group's recent abuse, as an abusive message left it.
@@ -78,14 +82,28 @@ pub(super) struct AbuseWindow {
     pub samples: Vec<String>,
 }
 
-/// The pre-pass's state; see the module docs. Each map has the whole of its cap
-/// (`limits.members`, `limits.groups`, `limits.senders`).
+/// The pre-pass's state, in two parts that run one after the other on each chunk (on two
+/// threads when the batch is big: see `Watch::observe`). Each map has the whole of its cap
+/// (`limits.members`, `limits.groups`, `limits.senders`, `limits.fingerprints`).
 pub(super) struct PrePass {
+    pub rates: Rates,
+    pub floods: FloodPass,
+}
+
+/// Members' and senders' rates, links and mentions, and the groups' own quarrels.
+pub(super) struct Rates {
     /// Its own copy: it runs while the ordered pass holds the watch.
     cfg: WatchConfig,
     members: Bounded<Rate>,
     quarrels: Bounded<Quarrel>,
     senders: Bounded<Sender>,
+}
+
+/// The text fingerprints' clusters (city-wide).
+pub(super) struct FloodPass {
+    cfg: FloodConfig,
+    samples: usize,
+    floods: Floods,
 }
 
 /// How far ahead the pre-pass fetches index words, then entries (see `Watch::prefetch`).
@@ -96,30 +114,60 @@ impl PrePass {
     pub fn new(cfg: &WatchConfig) -> PrePass {
         let l = &cfg.limits;
         PrePass {
-            cfg: cfg.clone(),
-            members: Bounded::new(l.members),
-            quarrels: Bounded::new(l.groups),
-            senders: Bounded::new(l.senders),
+            rates: Rates {
+                cfg: cfg.clone(),
+                members: Bounded::new(l.members),
+                quarrels: Bounded::new(l.groups),
+                senders: Bounded::new(l.senders),
+            },
+            floods: FloodPass {
+                cfg: cfg.flood.clone(),
+                samples: cfg.alerts.samples,
+                floods: Floods::new(l.fingerprints),
+            },
         }
     }
 
     /// Members held and evicted so far.
     pub fn members(&self) -> (usize, u64) {
-        (self.members.len(), self.members.evicted)
+        (self.rates.members.len(), self.rates.members.evicted)
     }
 
     /// Senders held and evicted so far.
     pub fn senders(&self) -> (usize, u64) {
-        (self.senders.len(), self.senders.evicted)
+        (self.rates.senders.len(), self.rates.senders.evicted)
+    }
+
+    /// Fingerprint clusters held and evicted so far.
+    pub fn fingerprints(&self) -> (usize, u64) {
+        let f = &self.floods.floods;
+        (f.len(), f.evicted())
     }
 
     /// The latest `ts` of a member (`pair(sender, group)`), if known.
     pub fn member_last(&mut self, member: u64) -> Option<i64> {
-        self.members.peek_mut(member).map(|m| m.last)
+        self.rates.members.peek_mut(member).map(|m| m.last)
     }
 
+    /// Both parts over messages `from..from + verdicts.len()` of a batch, on this thread.
+    pub fn run(
+        &mut self,
+        from: usize,
+        msgs: &[Message],
+        sigs: &[Signature],
+        verdicts: &[Verdict],
+        ts: &[i64],
+    ) -> Vec<Finding> {
+        let mut found = self.rates.run(from, msgs, sigs, verdicts, ts);
+        self.floods.run(from, msgs, sigs, verdicts, ts, &mut found);
+        found
+    }
+}
+
+impl Rates {
     /// Runs over messages `from..from + verdicts.len()` of a batch (`verdicts`: theirs; `ts`:
-    /// the whole batch's event times), in stream order.
+    /// the whole batch's event times), in stream order. The findings' `flood` is left for
+    /// [`FloodPass::run`].
     pub fn run(
         &mut self,
         from: usize,
@@ -226,6 +274,42 @@ impl PrePass {
             links,
             mentions,
             abuse,
+            flood: None,
+        }
+    }
+}
+
+impl FloodPass {
+    /// Posts the fingerprints of messages `from..from + verdicts.len()` of a batch, in stream
+    /// order, into their findings. A payload (a rule hit, a link, a contact id, mentions) is
+    /// what tells a raid from members echoing a harmless text.
+    pub fn run(
+        &mut self,
+        from: usize,
+        msgs: &[Message],
+        sigs: &[Signature],
+        verdicts: &[Verdict],
+        ts: &[i64],
+        found: &mut [Finding],
+    ) {
+        let fc = &self.cfg;
+        for ((j, v), f) in verdicts.iter().enumerate().zip(found) {
+            let (i, s) = (from + j, &sigs[from + j]);
+            let Some(sim) = s.sim else { continue };
+            let payload = v.hits.iter().any(|h| !h.shadow) || s.links > 0 || s.mentions > 0;
+            f.flood = Some(self.floods.post(
+                sim,
+                fc.max_distance,
+                fc.window_secs as i64 * 1000,
+                ts[i],
+                s.group,
+                &msgs[i].group_id,
+                s.sender,
+                &msgs[i].id,
+                self.samples,
+                fc.alert_min_groups,
+                payload,
+            ));
         }
     }
 }

@@ -42,7 +42,14 @@ fn main() {
         }
         times.push(t.elapsed().as_nanos() as f64 / n as f64);
         let reasons: usize = verdicts.iter().flatten().map(|v| v.reasons.len()).sum();
-        summary = format!("{reasons} reasons, {} records", out.len());
+        let b = w.stage_busy();
+        summary = format!(
+            "{reasons} reasons, {} records; stages busy (ns/msg): rates {:.0}, floods {:.0}, ordered {:.0}",
+            out.len(),
+            b.rates.as_nanos() as f64 / n as f64,
+            b.floods.as_nanos() as f64 / n as f64,
+            b.ordered.as_nanos() as f64 / n as f64
+        );
         drop(verdicts);
         drop(w);
     }

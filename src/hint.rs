@@ -1,4 +1,5 @@
-//! CPU hints shared by the hot loops (the engine's batch pass, the watch's ordered pass).
+//! Shared by the hot loops (the engine's batch pass, the watch's stages, `scan`'s threads):
+//! CPU hints, and timing a stage's work.
 
 /// Hints the CPU to fetch the cache line holding address `p` into all cache levels. Any
 /// address will do: a prefetch never faults, and reads nothing the program can observe.
@@ -13,4 +14,12 @@ pub(crate) fn prefetch<T>(p: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// Runs `f`, adding the time it took to `acc`.
+pub(crate) fn timed<T>(acc: &mut std::time::Duration, f: impl FnOnce() -> T) -> T {
+    let t = std::time::Instant::now();
+    let r = f();
+    *acc += t.elapsed();
+    r
 }

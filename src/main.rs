@@ -375,6 +375,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                     log::debug!("qunguard scan: stages: {}", s.stages);
                     if let Some(w) = &watch {
+                        let b = w.stage_busy();
+                        log::debug!(
+                            "qunguard scan: watch stages, seconds busy: rates {:.3}; floods {:.3}; ordered pass {:.3}",
+                            b.rates.as_secs_f64(),
+                            b.floods.as_secs_f64(),
+                            b.ordered.as_secs_f64()
+                        );
                         let st = w.stats();
                         let mut reasons: Vec<String> =
                             st.reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();

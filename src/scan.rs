@@ -10,6 +10,7 @@
 
 use crate::batch::{Input, Outcome, Rejection, Screened, Screener, Watched};
 use crate::config::OutputTopic;
+use crate::hint::timed;
 use crate::screen::Engine;
 use crate::watch::{Output, Watch};
 use rayon::prelude::*;
@@ -105,14 +106,6 @@ impl std::fmt::Display for Stages {
         }
         Ok(())
     }
-}
-
-/// Runs `f`, adding the time it took to `acc`.
-fn timed<T>(acc: &mut Duration, f: impl FnOnce() -> T) -> T {
-    let t = Instant::now();
-    let r = f();
-    *acc += t.elapsed();
-    r
 }
 
 enum Line {

@@ -500,6 +500,13 @@ fn scan_logs_where_its_threads_spent_their_time_at_debug_level() {
     for stage in ["read ", "screen ", "watch ", "serialise ", "write "] {
         assert!(stages.contains(stage), "{stage} missing from {stages}");
     }
+    let watch = debug
+        .lines()
+        .find(|l| l.contains("watch stages"))
+        .unwrap_or_else(|| panic!("no watch stages line in {debug}"));
+    for stage in ["rates ", "floods ", "ordered pass "] {
+        assert!(watch.contains(stage), "{stage} missing from {watch}");
+    }
     // The watch's own warnings reach the log too: this `ts` is in seconds.
     assert!(debug.contains("looks like seconds"), "{debug}");
     assert!(!run("info").contains("stages:"), "only at debug level");

@@ -41,10 +41,11 @@ pub use incident::group_scoped;
 pub use reports::{Joins, REPORT_OUTCOMES, Report, ReviewRequest, Reward};
 pub use scorecard::Scorecard;
 
+use crate::hint::timed;
 use crate::model::{Action, Message, Reason, Recommendation, Verdict};
 use crate::screen::Engine;
 use alerts::Alerts;
-use prepass::{Finding, MAX_CATEGORIES, PrePass};
+use prepass::{Batch, Finding, MAX_CATEGORIES, PrePass};
 use reports::{ReportOut, Reports};
 use scorecard::{Card, period_of};
 use serde::Serialize;
@@ -52,6 +53,7 @@ use spike::{Baseline, Params};
 use state::{Bounded, decay, key_of, pair};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Reason codes on verdicts, the `reason` label of `qunguard_verdict_reasons_total`.
 pub const REASONS: &[&str] = &[
@@ -145,8 +147,21 @@ pub struct WatchStats {
     pub decisions: HashMap<DecisionResult, u64>,
 }
 
+/// Time the watch's three stages spent working, not waiting for one another (`scan` logs it
+/// at debug level): on many cores the busiest bounds the watch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageBusy {
+    /// Members' and senders' rates, links, mentions, the groups' own quarrels.
+    pub rates: Duration,
+    /// The flood clusters.
+    pub floods: Duration,
+    /// The ordered pass (reasons, incident mode, pressure, alerts, scorecards).
+    pub ordered: Duration,
+}
+
 /// The watch's state. See the module docs.
 pub struct Watch {
+    busy: StageBusy,
     cfg: WatchConfig,
     fp: Fingerprinter,
     /// Members' rates, groups' own quarrels, senders' rates: see `prepass`. Lent to the
@@ -247,6 +262,7 @@ impl Watch {
     pub fn new(cfg: WatchConfig) -> Watch {
         let l = &cfg.limits;
         Watch {
+            busy: StageBusy::default(),
             fp: Fingerprinter::new(&cfg.flood),
             pre: Some(Box::new(PrePass::new(&cfg))),
             pressure: Bounded::new(l.members),
@@ -296,6 +312,11 @@ impl Watch {
     /// Counts so far (cumulative: a metrics exporter publishes their growth).
     pub fn stats(&self) -> &WatchStats {
         &self.stats
+    }
+
+    /// Time each of the watch's stages has spent working so far.
+    pub fn stage_busy(&self) -> StageBusy {
+        self.busy
     }
 
     /// Entries held per map, and evictions so far: (map, entries, evicted).
@@ -381,8 +402,20 @@ impl Watch {
             .take()
             .expect("the pre-pass is back after each batch");
         if n < PIPELINE_FROM {
-            let found = pre.run(0, msgs, sigs, verdicts, &ts);
-            self.ordered(0, msgs, sigs, verdicts, found, limit, out);
+            let b = Batch {
+                msgs,
+                sigs,
+                ts: &ts,
+            };
+            let mut found = timed(&mut self.busy.rates, || pre.rates.run(b, 0, verdicts));
+            timed(&mut self.busy.floods, || {
+                pre.floods.run(b, 0, verdicts, &mut found)
+            });
+            let mut busy = self.busy.ordered;
+            timed(&mut busy, || {
+                self.ordered(0, msgs, sigs, verdicts, found, limit, out)
+            });
+            self.busy.ordered = busy;
         } else {
             // The pre-pass runs ahead in two stages, each on a thread of its own (rates, then
             // fingerprints), each handing a chunk's verdicts on with the findings so far: each
@@ -391,34 +424,42 @@ impl Watch {
                 let PrePass { rates, floods } = *pre;
                 let (to_floods, from_rates) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
                 let (to_ordered, from_floods) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
-                let ts = &ts;
+                let b = Batch {
+                    msgs,
+                    sigs,
+                    ts: &ts,
+                };
                 let rates = spawn(scope, "qunguard-rates", move || {
-                    let mut rates = rates;
+                    let (mut rates, mut busy) = (rates, Duration::ZERO);
                     for (k, chunk) in verdicts.chunks_mut(CHUNK).enumerate() {
-                        let found = rates.run(k * CHUNK, msgs, sigs, chunk, ts);
+                        let found = timed(&mut busy, || rates.run(b, k * CHUNK, chunk));
                         if to_floods.send((k * CHUNK, chunk, found)).is_err() {
                             break; // a later stage panicked
                         }
                     }
-                    rates
+                    (rates, busy)
                 });
                 let floods = spawn(scope, "qunguard-floods", move || {
-                    let mut floods = floods;
+                    let (mut floods, mut busy) = (floods, Duration::ZERO);
                     for (from, chunk, mut found) in from_rates {
-                        floods.run(from, msgs, sigs, chunk, ts, &mut found);
+                        timed(&mut busy, || floods.run(b, from, chunk, &mut found));
                         if to_ordered.send((from, chunk, found)).is_err() {
                             break;
                         }
                     }
-                    floods
+                    (floods, busy)
                 });
+                let mut busy = self.busy.ordered;
                 for (from, chunk, found) in from_floods {
-                    self.ordered(from, msgs, sigs, chunk, found, limit, out);
+                    timed(&mut busy, || {
+                        self.ordered(from, msgs, sigs, chunk, found, limit, out)
+                    });
                 }
-                Box::new(PrePass {
-                    rates: join(rates),
-                    floods: join(floods),
-                })
+                self.busy.ordered = busy;
+                let ((rates, rates_busy), (floods, floods_busy)) = (join(rates), join(floods));
+                self.busy.rates += rates_busy;
+                self.busy.floods += floods_busy;
+                Box::new(PrePass { rates, floods })
             });
         }
         self.pre = Some(pre);

@@ -106,6 +106,15 @@ pub(super) struct FloodPass {
     floods: Floods,
 }
 
+/// What every stage reads of a batch: its messages, their signatures and event times (each
+/// stage gets the verdicts of the chunk it works on separately: see `Watch::observe`).
+#[derive(Clone, Copy)]
+pub(super) struct Batch<'a> {
+    pub msgs: &'a [Message],
+    pub sigs: &'a [Signature],
+    pub ts: &'a [i64],
+}
+
 /// How far ahead the pre-pass fetches index words, then entries (see `Watch::prefetch`).
 const INDEX_AHEAD: usize = 16;
 const ENTRY_AHEAD: usize = 8;
@@ -148,34 +157,14 @@ impl PrePass {
     pub fn member_last(&mut self, member: u64) -> Option<i64> {
         self.rates.members.peek_mut(member).map(|m| m.last)
     }
-
-    /// Both parts over messages `from..from + verdicts.len()` of a batch, on this thread.
-    pub fn run(
-        &mut self,
-        from: usize,
-        msgs: &[Message],
-        sigs: &[Signature],
-        verdicts: &[Verdict],
-        ts: &[i64],
-    ) -> Vec<Finding> {
-        let mut found = self.rates.run(from, msgs, sigs, verdicts, ts);
-        self.floods.run(from, msgs, sigs, verdicts, ts, &mut found);
-        found
-    }
 }
 
 impl Rates {
-    /// Runs over messages `from..from + verdicts.len()` of a batch (`verdicts`: theirs; `ts`:
-    /// the whole batch's event times), in stream order. The findings' `flood` is left for
+    /// Runs over messages `from..from + verdicts.len()` of a batch (`verdicts`: theirs), in
+    /// stream order. The findings' `flood` is left for
     /// [`FloodPass::run`].
-    pub fn run(
-        &mut self,
-        from: usize,
-        msgs: &[Message],
-        sigs: &[Signature],
-        verdicts: &[Verdict],
-        ts: &[i64],
-    ) -> Vec<Finding> {
+    pub fn run(&mut self, b: Batch<'_>, from: usize, verdicts: &[Verdict]) -> Vec<Finding> {
+        let Batch { msgs, sigs, ts } = b;
         let mut out = Vec::with_capacity(verdicts.len());
         for (j, v) in verdicts.iter().enumerate() {
             let i = from + j;
@@ -283,15 +272,8 @@ impl FloodPass {
     /// Posts the fingerprints of messages `from..from + verdicts.len()` of a batch, in stream
     /// order, into their findings. A payload (a rule hit, a link, a contact id, mentions) is
     /// what tells a raid from members echoing a harmless text.
-    pub fn run(
-        &mut self,
-        from: usize,
-        msgs: &[Message],
-        sigs: &[Signature],
-        verdicts: &[Verdict],
-        ts: &[i64],
-        found: &mut [Finding],
-    ) {
+    pub fn run(&mut self, b: Batch<'_>, from: usize, verdicts: &[Verdict], found: &mut [Finding]) {
+        let Batch { msgs, sigs, ts } = b;
         let fc = &self.cfg;
         for ((j, v), f) in verdicts.iter().enumerate().zip(found) {
             let (i, s) = (from + j, &sigs[from + j]);

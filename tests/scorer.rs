@@ -162,7 +162,8 @@ fn a_model_pack_scores_every_verdict_and_flags_at_its_threshold() {
     // without the text kept for the heuristics.
     assert_eq!(engine.screen(&msgs[0]), v[0]);
     let with = engine.screen_batch_with(&msgs, &|_, norm: &str| norm.to_string());
-    assert_eq!(with[0].0, v[0]);
+    assert_eq!(with.0[0], v[0]);
+    assert_eq!(with.1.len(), msgs.len(), "an item per message");
     assert!(engine.screen_batch(&[]).is_empty(), "an empty batch");
 }
 

@@ -391,35 +391,40 @@ impl Engine {
 
     /// Screens one message.
     pub fn screen(&self, msg: &Message) -> Verdict {
-        self.screen_batch_map(std::slice::from_ref(msg), false, &|v, _, _| v)
-            .pop()
-            .expect("one verdict per message")
+        let (mut v, _) = self.screen_batch_map(std::slice::from_ref(msg), false, &|_, _| ());
+        v.pop().expect("one verdict per message")
     }
 
     /// Screens a batch in parallel on the current rayon pool; verdicts come back in input order.
     pub fn screen_batch(&self, msgs: &[Message]) -> Vec<Verdict> {
-        self.screen_batch_map(msgs, false, &|v, _, _| v)
+        self.screen_batch_map(msgs, false, &|_, _| ()).0
     }
 
     /// Like [`Engine::screen_batch`], and also calls `f(message, normalised_text)` for each
     /// message while its normalised text is at hand (the heuristics fingerprint it there
-    /// instead of normalising it a second time).
-    pub fn screen_batch_with<T, F>(&self, msgs: &[Message], f: &F) -> Vec<(Verdict, T)>
+    /// instead of normalising it a second time): the verdicts, and what `f` returned for each.
+    pub fn screen_batch_with<T, F>(&self, msgs: &[Message], f: &F) -> (Vec<Verdict>, Vec<T>)
     where
         T: Send,
         F: Fn(&Message, &str) -> T + Sync,
     {
-        self.screen_batch_map(msgs, true, &|v, m, norm| (v, f(m, norm)))
+        self.screen_batch_map(msgs, true, f)
     }
 
-    /// Screens a batch; `out(verdict, message, normalised_text)` makes each output item, so the
-    /// verdict is moved once, into its place in the result. The normalised text is only written
-    /// (in UTF-8, besides the matcher's dense encoding) when `with_text` is set; otherwise `out`
-    /// gets an empty string.
-    fn screen_batch_map<T, F>(&self, msgs: &[Message], with_text: bool, out: &F) -> Vec<T>
+    /// Screens a batch; `side(message, normalised_text)` makes an item to go with each verdict.
+    /// Verdicts and items are written in place, in two vectors: pairing them copied every
+    /// verdict once more when the caller split the pairs (serially, on the stage's thread). The
+    /// normalised text is only written (in UTF-8, besides the matcher's dense encoding) when
+    /// `with_text` is set; otherwise `side` gets an empty string.
+    fn screen_batch_map<T, F>(
+        &self,
+        msgs: &[Message],
+        with_text: bool,
+        side: &F,
+    ) -> (Vec<Verdict>, Vec<T>)
     where
         T: Send,
-        F: Fn(Verdict, &Message, &str) -> T + Sync,
+        F: Fn(&Message, &str) -> T + Sync,
     {
         let threads = rayon::current_num_threads().max(1);
         // Enough chunks to keep every worker busy, big enough that one Hyperscan call per chunk
@@ -427,49 +432,58 @@ impl Engine {
         let chunk = (msgs.len() / (threads * 4)).clamp(64, 1024);
         // Each chunk writes its items straight into its part of the result: gathering per-chunk
         // vectors afterwards copied every verdict once more (~6% of the engine's time).
-        let mut all: Vec<MaybeUninit<T>> = Vec::with_capacity(msgs.len());
-        all.resize_with(msgs.len(), MaybeUninit::uninit);
+        let mut verdicts: Vec<MaybeUninit<Verdict>> = Vec::with_capacity(msgs.len());
+        verdicts.resize_with(msgs.len(), MaybeUninit::uninit);
+        let mut items: Vec<MaybeUninit<T>> = Vec::with_capacity(msgs.len());
+        items.resize_with(msgs.len(), MaybeUninit::uninit);
         if msgs.len() <= chunk {
-            self.screen_chunk(msgs, with_text, out, &mut all);
+            self.screen_chunk(msgs, with_text, side, &mut verdicts, &mut items);
         } else {
-            all.par_chunks_mut(chunk)
+            verdicts
+                .par_chunks_mut(chunk)
+                .zip(items.par_chunks_mut(chunk))
                 .zip(msgs.par_chunks(chunk))
-                .for_each(|(dst, c)| self.screen_chunk(c, with_text, out, dst));
+                .for_each(|((v, t), c)| self.screen_chunk(c, with_text, side, v, t));
         }
-        let mut all = std::mem::ManuallyDrop::new(all);
-        // SAFETY: `screen_with` wrote every element of the slice it was given (it fills one
-        // item per message of its chunk and panics before returning otherwise, and a panic
-        // leaks `all` rather than reading it), the chunks of `all` and `msgs` match one to one,
-        // and `MaybeUninit<T>` has the layout of `T`.
-        unsafe { Vec::from_raw_parts(all.as_mut_ptr().cast::<T>(), all.len(), all.capacity()) }
+        // SAFETY: `screen_with` wrote every element of the slices it was given (it fills one
+        // verdict and one item per message of its chunk and panics before returning otherwise,
+        // and a panic leaks both vectors rather than reading them), the chunks of both and of
+        // `msgs` match one to one, and `MaybeUninit<X>` has the layout of `X`.
+        unsafe { (assume_init(verdicts), assume_init(items)) }
     }
 
-    fn screen_chunk<T, F: Fn(Verdict, &Message, &str) -> T>(
+    fn screen_chunk<T, F: Fn(&Message, &str) -> T>(
         &self,
         msgs: &[Message],
         with_text: bool,
-        out: &F,
-        dst: &mut [MaybeUninit<T>],
+        side: &F,
+        dst: &mut [MaybeUninit<Verdict>],
+        items: &mut [MaybeUninit<T>],
     ) {
         thread_local! {
             static WORK: RefCell<Workspace> = RefCell::new(Workspace::default());
         }
         WORK.with(|w| match w.try_borrow_mut() {
-            Ok(mut w) => self.screen_with(&mut w, msgs, with_text, out, dst),
-            Err(_) => self.screen_with(&mut Workspace::default(), msgs, with_text, out, dst),
+            Ok(mut w) => self.screen_with(&mut w, msgs, with_text, side, dst, items),
+            Err(_) => {
+                self.screen_with(&mut Workspace::default(), msgs, with_text, side, dst, items)
+            }
         })
     }
 
-    /// Screens one chunk, writing one item per message into `dst` (as long as `msgs`).
-    fn screen_with<T, F: Fn(Verdict, &Message, &str) -> T>(
+    /// Screens one chunk, writing one verdict per message into `dst` and one item into
+    /// `items` (both as long as `msgs`).
+    fn screen_with<T, F: Fn(&Message, &str) -> T>(
         &self,
         w: &mut Workspace,
         msgs: &[Message],
         with_text: bool,
-        out: &F,
-        dst: &mut [MaybeUninit<T>],
+        side: &F,
+        dst: &mut [MaybeUninit<Verdict>],
+        items: &mut [MaybeUninit<T>],
     ) {
         assert_eq!(dst.len(), msgs.len(), "one output slot per message");
+        assert_eq!(items.len(), msgs.len(), "one item slot per message");
         w.norm.clear();
         w.norm.dense_only = !with_text;
         for (i, m) in msgs.iter().enumerate() {
@@ -540,7 +554,7 @@ impl Engine {
             scratch,
             scores,
         } = w;
-        for (i, (m, slot)) in msgs.iter().zip(dst.iter_mut()).enumerate() {
+        for (i, ((m, slot), item)) in msgs.iter().zip(dst.iter_mut()).zip(items).enumerate() {
             let r_end = r + raw[r..].iter().take_while(|x| x.msg as usize == i).count();
             let p_end = p + py_raw[p..]
                 .iter()
@@ -561,7 +575,8 @@ impl Engine {
                 let of_msg = scores.iter().skip(i).step_by(msgs.len()).copied();
                 self.score(&mut v, m, of_msg);
             }
-            slot.write(out(v, m, norm.message(i)));
+            item.write(side(m, norm.message(i)));
+            slot.write(v);
         }
     }
 
@@ -1105,6 +1120,17 @@ impl Raw {
             to: to as u32,
         }
     }
+}
+
+/// The vector of `X`s that `v` holds once every element is written.
+///
+/// # Safety
+/// Every element of `v` must have been written.
+unsafe fn assume_init<X>(v: Vec<MaybeUninit<X>>) -> Vec<X> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: the caller wrote every element; `MaybeUninit<X>` has the layout of `X`, and the
+    // pointer, length and capacity come from a vector of that layout.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<X>(), v.len(), v.capacity()) }
 }
 
 #[cfg(test)]

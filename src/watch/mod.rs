@@ -198,17 +198,21 @@ fn guarded(ts: i64, limit: i64) -> i64 {
     ts.min(limit)
 }
 
-/// The verdicts were written by the screening threads and read by the pre-pass's, on other
-/// cores: the ordered pass's first touch of each missed the cache. Fetch the fields it reads
-/// some messages ahead, then the categories they point to.
+/// The messages and verdicts were written by the screening threads and the verdicts read by
+/// the pre-pass's, on other cores: the ordered pass's first touch of each missed the cache.
+/// Fetch the fields it reads some messages ahead, then the categories they point to.
 #[inline]
-fn prefetch_verdicts(verdicts: &[Verdict], j: usize) {
-    const VERDICT_AHEAD: usize = 24;
+fn prefetch_inputs(msgs: &[Message], verdicts: &[Verdict], j: usize) {
+    const AHEAD: usize = 24;
     const CATEGORIES_AHEAD: usize = 16;
-    if let Some(v) = verdicts.get(j + VERDICT_AHEAD) {
+    if let Some(v) = verdicts.get(j + AHEAD) {
         crate::hint::prefetch(&v.categories);
         crate::hint::prefetch(&v.reasons);
         crate::hint::prefetch(&v.action);
+    }
+    if let Some(m) = msgs.get(j + AHEAD) {
+        crate::hint::prefetch(&m.group_id);
+        crate::hint::prefetch(&m.text);
     }
     if let Some(v) = verdicts.get(j + CATEGORIES_AHEAD)
         && !v.categories.is_empty()
@@ -494,7 +498,7 @@ impl Watch {
         let mut alerts = Vec::new();
         for (j, f) in found.into_iter().enumerate() {
             let i = from + j;
-            prefetch_verdicts(verdicts, j);
+            prefetch_inputs(&msgs[from..], verdicts, j);
             self.prefetch(sigs, i);
             // The chunk's own verdicts only: later ones may be the pre-pass's now.
             self.prefetch_group_categories(&sigs[from..], verdicts, j);

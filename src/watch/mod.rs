@@ -226,16 +226,18 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
-/// A named thread in `scope` for a stage of the pre-pass.
+/// A named thread in `scope` for a stage of the pre-pass; `None` (and a warning) when the
+/// system has none to give, and the batch then runs the stages on the caller's thread.
 fn spawn<'scope, T: Send + 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     name: &str,
     f: impl FnOnce() -> T + Send + 'scope,
-) -> std::thread::ScopedJoinHandle<'scope, T> {
+) -> Option<std::thread::ScopedJoinHandle<'scope, T>> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn_scoped(scope, f)
-        .expect("a thread for the watch's pre-pass")
+        .map_err(|e| log::warn!("no thread for the watch's {name} stage, running it inline: {e}"))
+        .ok()
 }
 
 /// A millisecond `ts` below this (1973-03-03) is taken for seconds: no chat message is that
@@ -405,12 +407,13 @@ impl Watch {
             .pre
             .take()
             .expect("the pre-pass is back after each batch");
-        if n < PIPELINE_FROM {
-            let b = Batch {
-                msgs,
-                sigs,
-                ts: &ts,
-            };
+        let b = Batch {
+            msgs,
+            sigs,
+            ts: &ts,
+        };
+        let pipelined = n >= PIPELINE_FROM && self.pipelined(&mut pre, b, verdicts, limit, out);
+        if !pipelined {
             let mut found = timed(&mut self.busy.rates, || pre.rates.run(b, 0, verdicts));
             timed(&mut self.busy.floods, || {
                 pre.floods.run(b, 0, verdicts, &mut found)
@@ -420,53 +423,65 @@ impl Watch {
                 self.ordered(0, msgs, sigs, verdicts, found, limit, out)
             });
             self.busy.ordered = busy;
-        } else {
-            // The pre-pass runs ahead in two stages, each on a thread of its own (rates, then
-            // fingerprints), each handing a chunk's verdicts on with the findings so far: each
-            // thread holds what it works on, and each part sees the chunks in stream order.
-            pre = std::thread::scope(|scope| {
-                let PrePass { rates, floods } = *pre;
-                let (to_floods, from_rates) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
-                let (to_ordered, from_floods) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
-                let b = Batch {
-                    msgs,
-                    sigs,
-                    ts: &ts,
-                };
-                let rates = spawn(scope, "qunguard-rates", move || {
-                    let (mut rates, mut busy) = (rates, Duration::ZERO);
-                    for (k, chunk) in verdicts.chunks_mut(CHUNK).enumerate() {
-                        let found = timed(&mut busy, || rates.run(b, k * CHUNK, chunk));
-                        if to_floods.send((k * CHUNK, chunk, found)).is_err() {
-                            break; // a later stage panicked
-                        }
-                    }
-                    (rates, busy)
-                });
-                let floods = spawn(scope, "qunguard-floods", move || {
-                    let (mut floods, mut busy) = (floods, Duration::ZERO);
-                    for (from, chunk, mut found) in from_rates {
-                        timed(&mut busy, || floods.run(b, from, chunk, &mut found));
-                        if to_ordered.send((from, chunk, found)).is_err() {
-                            break;
-                        }
-                    }
-                    (floods, busy)
-                });
-                let mut busy = self.busy.ordered;
-                for (from, chunk, found) in from_floods {
-                    timed(&mut busy, || {
-                        self.ordered(from, msgs, sigs, chunk, found, limit, out)
-                    });
-                }
-                self.busy.ordered = busy;
-                let ((rates, rates_busy), (floods, floods_busy)) = (join(rates), join(floods));
-                self.busy.rates += rates_busy;
-                self.busy.floods += floods_busy;
-                Box::new(PrePass { rates, floods })
-            });
         }
         self.pre = Some(pre);
+    }
+
+    /// Runs the pre-pass ahead in two stages, each on a thread of its own (rates, then
+    /// fingerprints), each handing a chunk's verdicts on with the findings so far: each thread
+    /// holds what it works on, and each stage sees the chunks in stream order. `false` when a
+    /// thread could not be had; nothing has run then.
+    fn pipelined(
+        &mut self,
+        pre: &mut PrePass,
+        b: Batch<'_>,
+        verdicts: &mut [Verdict],
+        limit: i64,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        std::thread::scope(|scope| {
+            let PrePass { rates, floods } = pre;
+            // A chunk handed on: where it starts in the batch, its verdicts, the findings so far.
+            type Handed<'v> = (usize, &'v mut [Verdict], Vec<Finding>);
+            let (to_floods, from_rates) = std::sync::mpsc::sync_channel::<Handed>(CHUNKS_AHEAD);
+            let (to_ordered, from_floods) = std::sync::mpsc::sync_channel::<Handed>(CHUNKS_AHEAD);
+            // The consumer first: if the producer's thread cannot be had, the consumer sees its
+            // channel close before any chunk and stops having done nothing.
+            let Some(floods) = spawn(scope, "qunguard-floods", move || {
+                let mut busy = Duration::ZERO;
+                for (from, chunk, mut found) in from_rates {
+                    timed(&mut busy, || floods.run(b, from, chunk, &mut found));
+                    if to_ordered.send((from, chunk, found)).is_err() {
+                        break; // the ordered pass panicked
+                    }
+                }
+                busy
+            }) else {
+                return false;
+            };
+            let Some(rates) = spawn(scope, "qunguard-rates", move || {
+                let mut busy = Duration::ZERO;
+                for (k, chunk) in verdicts.chunks_mut(CHUNK).enumerate() {
+                    let found = timed(&mut busy, || rates.run(b, k * CHUNK, chunk));
+                    if to_floods.send((k * CHUNK, chunk, found)).is_err() {
+                        break;
+                    }
+                }
+                busy
+            }) else {
+                return false;
+            };
+            let mut busy = self.busy.ordered;
+            for (from, chunk, found) in from_floods {
+                timed(&mut busy, || {
+                    self.ordered(from, b.msgs, b.sigs, chunk, found, limit, out)
+                });
+            }
+            self.busy.ordered = busy;
+            self.busy.rates += join(rates);
+            self.busy.floods += join(floods);
+            true
+        })
     }
 
     /// The pre-pass, between batches.

@@ -162,6 +162,8 @@ pub struct StageBusy {
 /// The watch's state. See the module docs.
 pub struct Watch {
     busy: StageBusy,
+    /// The pre-pass's threads, made on the first big batch.
+    stages: StageThreads,
     cfg: WatchConfig,
     fp: Fingerprinter,
     /// Members' rates, groups' own quarrels, senders' rates: see `prepass`. Lent to the
@@ -221,23 +223,31 @@ fn prefetch_inputs(msgs: &[Message], verdicts: &[Verdict], j: usize) {
     }
 }
 
-/// A stage's state back from its thread (its panic, carried on).
-fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+/// Two threads for the pre-pass's stages, kept for the watch's life: starting threads for
+/// every batch cost ~0.1 ms a batch here.
+enum StageThreads {
+    /// Made on the first big batch.
+    NotYet,
+    Ready(rayon::ThreadPool),
+    /// A batch is using them (and so if it panicked: the watch is not used after that).
+    InUse,
+    /// The system had none to give (warned once): batches run the stages on the caller's
+    /// thread.
+    Unavailable,
 }
 
-/// A named thread in `scope` for a stage of the pre-pass; `None` (and a warning) when the
-/// system has none to give, and the batch then runs the stages on the caller's thread.
-fn spawn<'scope, T: Send + 'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
-    name: &str,
-    f: impl FnOnce() -> T + Send + 'scope,
-) -> Option<std::thread::ScopedJoinHandle<'scope, T>> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn_scoped(scope, f)
-        .map_err(|e| log::warn!("no thread for the watch's {name} stage, running it inline: {e}"))
-        .ok()
+fn stage_threads() -> StageThreads {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .thread_name(|i| format!("qunguard-prepass-{i}"))
+        .build()
+    {
+        Ok(pool) => StageThreads::Ready(pool),
+        Err(e) => {
+            log::warn!("no threads for the watch's pre-pass, running it inline: {e}");
+            StageThreads::Unavailable
+        }
+    }
 }
 
 /// A millisecond `ts` below this (1973-03-03) is taken for seconds: no chat message is that
@@ -269,6 +279,7 @@ impl Watch {
         let l = &cfg.limits;
         Watch {
             busy: StageBusy::default(),
+            stages: StageThreads::NotYet,
             fp: Fingerprinter::new(&cfg.flood),
             pre: Some(Box::new(PrePass::new(&cfg))),
             pressure: Bounded::new(l.members),
@@ -439,38 +450,38 @@ impl Watch {
         limit: i64,
         out: &mut Vec<Output>,
     ) -> bool {
-        std::thread::scope(|scope| {
+        if let StageThreads::NotYet = self.stages {
+            self.stages = stage_threads();
+        }
+        let StageThreads::Ready(pool) = std::mem::replace(&mut self.stages, StageThreads::InUse)
+        else {
+            return false;
+        };
+        let (mut rates_busy, mut floods_busy) = (Duration::ZERO, Duration::ZERO);
+        pool.in_place_scope(|scope| {
             let PrePass { rates, floods } = pre;
             // A chunk handed on: where it starts in the batch, its verdicts, the findings so far.
             type Handed<'v> = (usize, &'v mut [Verdict], Vec<Finding>);
             let (to_floods, from_rates) = std::sync::mpsc::sync_channel::<Handed>(CHUNKS_AHEAD);
             let (to_ordered, from_floods) = std::sync::mpsc::sync_channel::<Handed>(CHUNKS_AHEAD);
-            // The consumer first: if the producer's thread cannot be had, the consumer sees its
-            // channel close before any chunk and stops having done nothing.
-            let Some(floods) = spawn(scope, "qunguard-floods", move || {
-                let mut busy = Duration::ZERO;
+            let busy = &mut floods_busy;
+            scope.spawn(move |_| {
                 for (from, chunk, mut found) in from_rates {
-                    timed(&mut busy, || floods.run(b, from, chunk, &mut found));
+                    timed(busy, || floods.run(b, from, chunk, &mut found));
                     if to_ordered.send((from, chunk, found)).is_err() {
                         break; // the ordered pass panicked
                     }
                 }
-                busy
-            }) else {
-                return false;
-            };
-            let Some(rates) = spawn(scope, "qunguard-rates", move || {
-                let mut busy = Duration::ZERO;
+            });
+            let busy = &mut rates_busy;
+            scope.spawn(move |_| {
                 for (k, chunk) in verdicts.chunks_mut(CHUNK).enumerate() {
-                    let found = timed(&mut busy, || rates.run(b, k * CHUNK, chunk));
+                    let found = timed(busy, || rates.run(b, k * CHUNK, chunk));
                     if to_floods.send((k * CHUNK, chunk, found)).is_err() {
                         break;
                     }
                 }
-                busy
-            }) else {
-                return false;
-            };
+            });
             let mut busy = self.busy.ordered;
             for (from, chunk, found) in from_floods {
                 timed(&mut busy, || {
@@ -478,10 +489,11 @@ impl Watch {
                 });
             }
             self.busy.ordered = busy;
-            self.busy.rates += join(rates);
-            self.busy.floods += join(floods);
-            true
-        })
+        });
+        self.busy.rates += rates_busy;
+        self.busy.floods += floods_busy;
+        self.stages = StageThreads::Ready(pool);
+        true
     }
 
     /// The pre-pass, between batches.

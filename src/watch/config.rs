@@ -371,8 +371,7 @@ pub struct LimitsConfig {
     /// Senders tracked across groups (global rate).
     pub senders: usize,
     /// Groups tracked (message-rate baseline, quarrels, incident mode, scorecard counts). The
-    /// groups that have had abuse keep their own quarrel (abuse window, incident mode) in a
-    /// second map of this cap.
+    /// groups' own quarrels (abuse window, incident mode) are a second map of this cap.
     pub groups: usize,
     /// Per-group violation-rate baselines (group × category).
     pub group_categories: usize,

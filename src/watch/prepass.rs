@@ -171,10 +171,12 @@ impl Rates {
             // The whole batch's keys are known: fetch ahead across chunk ends too.
             if let Some(a) = sigs.get(i + INDEX_AHEAD) {
                 self.members.prefetch(pair(a.sender, a.group));
+                self.quarrels.prefetch(a.group);
                 self.senders.prefetch(a.sender);
             }
             if let Some(a) = sigs.get(i + ENTRY_AHEAD) {
                 self.members.prefetch_entry(pair(a.sender, a.group));
+                self.quarrels.prefetch_entry(a.group);
                 self.senders.prefetch_entry(a.sender);
             }
             out.push(self.one(&msgs[i], &sigs[i], v, ts[i]));
@@ -186,13 +188,8 @@ impl Rates {
         let cfg = &self.cfg;
         // Incident mode from the group's own quarrel tightens its members' rates.
         let (quiet_ms, cooldown_ms) = cfg.alerts.incident_times();
-        // Only groups that have had abuse have an entry (few do): a group without one has no
-        // incident, and its own time starts with its first abusive message, before which it
-        // decides nothing.
-        let quarrel = self
-            .quarrels
-            .get_mut(s.group)
-            .is_some_and(|q| q.mode.on_at(ts, quiet_ms, cooldown_ms));
+        let q = self.quarrels.entry(s.group, Quarrel::default);
+        let quarrel = q.mode.on_at(ts, quiet_ms, cooldown_ms);
         let f = if quarrel {
             cfg.alerts.incident_rate_factor
         } else {
@@ -203,10 +200,7 @@ impl Rates {
             .iter()
             .take(MAX_CATEGORIES)
             .any(|c| cfg.quarrel.categories.iter().any(|q| **q == **c));
-        let abuse = abusive.then(|| {
-            let q = self.quarrels.entry(s.group, Quarrel::default);
-            Box::new(abuse(q, cfg, &m.id, s.sender, ts))
-        });
+        let abuse = abusive.then(|| Box::new(abuse(q, cfg, &m.id, s.sender, ts)));
 
         let r = &cfg.rate;
         let mem = self.members.entry(pair(s.sender, s.group), || Rate {

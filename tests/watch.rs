@@ -1037,3 +1037,70 @@ fn a_category_violation_spike_alerts_for_the_group_and_the_city_under_their_keys
         assert_eq!(got, want, "{kind}");
     }
 }
+
+#[test]
+fn a_groups_quarrel_incident_keeps_to_the_groups_latest_time_even_before_its_first_abuse() {
+    // A message dated 20 minutes on reaches the group first; the insults dated before it then
+    // are old news on the group's own clock: a quarrel incident they start ends at once (past
+    // `alerts.quiet_secs`), so none of them is raised for incident mode.
+    let g = "g-late-first";
+    let mut msgs = vec![msg("early", g, "u9", T0 + 20 * MIN, "今天天气不错")];
+    for (i, t) in INSULTS.iter().enumerate() {
+        msgs.push(msg(
+            format!("q{i}"),
+            g,
+            format!("u{}", i % 4),
+            T0 + i as i64 * 15 * SEC,
+            t,
+        ));
+    }
+    let (vs, out) = run(&msgs);
+    assert!(
+        !alerts(&out, "quarrel").is_empty(),
+        "the insults still make a quarrel"
+    );
+    assert!(
+        vs.iter().all(|v| !has_reason(v, "incident")),
+        "no incident mode on the group's later time: {:?}",
+        vs.iter().map(|v| &v.reasons).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_violators_pressure_decays_over_the_time_since_their_last_message_even_after_eviction() {
+    // Four members fit: ten others posting push the violator's rate entry out; their pressure
+    // (kept apart, for violators) must still decay over the day that passed, not be taken
+    // as fresh.
+    let mut cfg = WatchConfig::default();
+    cfg.limits.members = 4;
+    let mut msgs = Vec::new();
+    for i in 0..10 {
+        msgs.push(msg(
+            format!("a{i}"),
+            "g",
+            "A",
+            T0 + i * MIN,
+            INSULTS[i as usize % 8],
+        ));
+    }
+    for i in 0..10 {
+        msgs.push(msg(
+            format!("o{i}"),
+            "g",
+            format!("o{i}"),
+            T0 + 11 * MIN + i * SEC,
+            "今天天气不错",
+        ));
+    }
+    msgs.push(msg("late", "g", "A", T0 + 24 * 60 * MIN, INSULTS[0]));
+    let mut w = Watch::new(cfg);
+    run_with(&mut w, &msgs[..10], 100);
+    let before = w.pressure("A", "g").unwrap();
+    assert!(before > 9.0, "ten insults in ten minutes: {before}");
+    let (vs, _) = run_with(&mut w, &msgs[10..], 100);
+    assert!(vs.last().unwrap().recommend.is_none());
+    // Four half-lives (6 h each) after ~10 points leave ~0.6, plus the new insult's point:
+    // not 1 (forgotten with the rate entry) and not ~11 (not decayed).
+    let p = w.pressure("A", "g").unwrap();
+    assert!((1.2..2.5).contains(&p), "pressure {p}");
+}

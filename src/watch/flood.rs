@@ -113,12 +113,17 @@ pub fn alert_key(sim: u64) -> String {
 }
 
 impl Cluster {
-    /// `key_of(alert_key(sim))`, computed once.
+    /// `key_of(alert_key(sim))`, computed once per cluster (every new cluster needs it: a post
+    /// to an open flood keeps it open), without allocating the key.
     fn alert_hash(&mut self) -> u64 {
-        match self.alert_hash {
-            Some(h) => h,
-            None => *self.alert_hash.insert(key_of(&alert_key(self.sim))),
-        }
+        let sim = self.sim;
+        *self.alert_hash.get_or_insert_with(|| {
+            let mut hex = [0u8; 16];
+            for (i, d) in hex.iter_mut().enumerate() {
+                *d = b"0123456789abcdef"[(sim >> (60 - 4 * i)) as usize & 0xf];
+            }
+            key_of(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+        })
     }
 }
 
@@ -354,6 +359,16 @@ mod tests {
         for (text, lo, hi) in cases {
             let d = (simhash(text) ^ base).count_ones();
             assert!((lo..=hi).contains(&d), "{text}: {d} bits");
+        }
+    }
+
+    #[test]
+    fn a_clusters_alert_hash_is_the_hash_of_its_alert_key() {
+        let mut f = Floods::new(10);
+        for sim in [0, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            f.post(sim, 0, 1000, 0, 1, "g", 2, "m", 1, 1, false);
+            let seen = f.post(sim, 0, 1000, 1, 1, "g", 2, "m", 1, 1, false);
+            assert_eq!(seen.alert_hash, key_of(&alert_key(sim)), "{sim:x}");
         }
     }
 

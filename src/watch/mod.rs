@@ -223,12 +223,13 @@ fn prefetch_inputs(msgs: &[Message], verdicts: &[Verdict], j: usize) {
     }
 }
 
-/// Two threads for the pre-pass's stages, kept for the watch's life: starting threads for
-/// every batch cost ~0.1 ms a batch here.
+/// The pre-pass's two stages' threads, kept for the watch's life: starting threads for every
+/// batch cost ~0.1 ms a batch here.
 enum StageThreads {
     /// Made on the first big batch.
     NotYet,
-    Ready(rayon::ThreadPool),
+    /// The rates stage's pool and the floods stage's, one thread each.
+    Ready(rayon::ThreadPool, rayon::ThreadPool),
     /// A batch is using them (and so if it panicked: the watch is not used after that).
     InUse,
     /// The system had none to give (warned once): batches run the stages on the caller's
@@ -237,13 +238,15 @@ enum StageThreads {
 }
 
 fn stage_threads() -> StageThreads {
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .thread_name(|i| format!("qunguard-prepass-{i}"))
-        .build()
-    {
-        Ok(pool) => StageThreads::Ready(pool),
-        Err(e) => {
+    let pool = |name: &'static str| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(move |_| name.into())
+            .build()
+    };
+    match (pool("qunguard-rates"), pool("qunguard-floods")) {
+        (Ok(r), Ok(f)) => StageThreads::Ready(r, f),
+        (Err(e), _) | (_, Err(e)) => {
             log::warn!("no threads for the watch's pre-pass, running it inline: {e}");
             StageThreads::Unavailable
         }
@@ -453,46 +456,56 @@ impl Watch {
         if let StageThreads::NotYet = self.stages {
             self.stages = stage_threads();
         }
-        let StageThreads::Ready(pool) = std::mem::replace(&mut self.stages, StageThreads::InUse)
-        else {
-            return false;
-        };
+        let (rates_pool, floods_pool) =
+            match std::mem::replace(&mut self.stages, StageThreads::InUse) {
+                StageThreads::Ready(r, f) => (r, f),
+                other => {
+                    self.stages = other;
+                    return false;
+                }
+            };
         let (mut rates_busy, mut floods_busy) = (Duration::ZERO, Duration::ZERO);
-        pool.in_place_scope(|scope| {
-            let PrePass { rates, floods } = pre;
-            // A chunk handed on: where it starts in the batch, its verdicts, the findings so far.
-            type Handed<'v> = (usize, &'v mut [Verdict], Vec<Finding>);
-            let (to_floods, from_rates) = std::sync::mpsc::sync_channel::<Handed>(CHUNKS_AHEAD);
-            let (to_ordered, from_floods) = std::sync::mpsc::sync_channel::<Handed>(CHUNKS_AHEAD);
-            let busy = &mut floods_busy;
-            scope.spawn(move |_| {
-                for (from, chunk, mut found) in from_rates {
-                    timed(busy, || floods.run(b, from, chunk, &mut found));
-                    if to_ordered.send((from, chunk, found)).is_err() {
-                        break; // the ordered pass panicked
+        // Each stage has a pool of one thread to itself: the floods stage blocks waiting for
+        // the rates stage, which a pool running both could leave queued behind it.
+        rates_pool.in_place_scope(|rates_scope| {
+            floods_pool.in_place_scope(|floods_scope| {
+                let PrePass { rates, floods } = pre;
+                // A chunk handed on: where it starts in the batch, its verdicts, the findings
+                // so far.
+                type Handed<'v> = (usize, &'v mut [Verdict], Vec<Finding>);
+                let (to_floods, from_rates) = std::sync::mpsc::sync_channel::<Handed>(CHUNKS_AHEAD);
+                let (to_ordered, from_floods) =
+                    std::sync::mpsc::sync_channel::<Handed>(CHUNKS_AHEAD);
+                let busy = &mut floods_busy;
+                floods_scope.spawn(move |_| {
+                    for (from, chunk, mut found) in from_rates {
+                        timed(busy, || floods.run(b, from, chunk, &mut found));
+                        if to_ordered.send((from, chunk, found)).is_err() {
+                            break; // the ordered pass panicked
+                        }
                     }
-                }
-            });
-            let busy = &mut rates_busy;
-            scope.spawn(move |_| {
-                for (k, chunk) in verdicts.chunks_mut(CHUNK).enumerate() {
-                    let found = timed(busy, || rates.run(b, k * CHUNK, chunk));
-                    if to_floods.send((k * CHUNK, chunk, found)).is_err() {
-                        break;
-                    }
-                }
-            });
-            let mut busy = self.busy.ordered;
-            for (from, chunk, found) in from_floods {
-                timed(&mut busy, || {
-                    self.ordered(from, b.msgs, b.sigs, chunk, found, limit, out)
                 });
-            }
-            self.busy.ordered = busy;
+                let busy = &mut rates_busy;
+                rates_scope.spawn(move |_| {
+                    for (k, chunk) in verdicts.chunks_mut(CHUNK).enumerate() {
+                        let found = timed(busy, || rates.run(b, k * CHUNK, chunk));
+                        if to_floods.send((k * CHUNK, chunk, found)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut busy = self.busy.ordered;
+                for (from, chunk, found) in from_floods {
+                    timed(&mut busy, || {
+                        self.ordered(from, b.msgs, b.sigs, chunk, found, limit, out)
+                    });
+                }
+                self.busy.ordered = busy;
+            });
         });
         self.busy.rates += rates_busy;
         self.busy.floods += floods_busy;
-        self.stages = StageThreads::Ready(pool);
+        self.stages = StageThreads::Ready(rates_pool, floods_pool);
         true
     }
 
@@ -838,12 +851,16 @@ impl Watch {
                 evidence: VecDeque::new(),
             }))
         } else {
-            self.pressure.peek_mut(key)
+            // Marked used: a violator who keeps posting is not idle to the eviction.
+            self.pressure.get_mut(key)
         };
         let mut crossed = false;
         if let Some(pe) = entry {
+            // Decayed over the time since the member's previous message, as kept here: the
+            // rate entry's own `dt` would be 0 if that entry had been evicted meanwhile.
+            let dt = ts - pe.last;
             let p = if pe.pressure > 0.0 {
-                f64::from(pe.pressure) * decay(mem.dt, pc.half_life_secs as f64 * 1000.0) + points
+                f64::from(pe.pressure) * decay(dt, pc.half_life_secs as f64 * 1000.0) + points
             } else {
                 points
             };

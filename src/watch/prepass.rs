@@ -50,8 +50,6 @@ struct Quarrel {
 
 /// What the pre-pass found for one message.
 pub(super) struct Finding {
-    /// Event time since the member's previous message (0 for their first).
-    pub dt: i64,
     /// The member's latest `ts`, this message's included.
     pub last: i64,
     /// The group's own quarrel incident was on when the message came.
@@ -255,7 +253,6 @@ impl Rates {
             true
         };
         Finding {
-            dt,
             last,
             quarrel,
             over_rate,

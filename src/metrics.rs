@@ -94,6 +94,9 @@ pub struct Metrics {
     pub alert_records: IntCounterVec,
     /// Time the watch stage spent on a batch: heuristics and serialising its outputs.
     pub batch_watch_seconds: Histogram,
+    /// Time each of the watch's own stages spent working (`rates`, `floods`, `ordered`): the
+    /// busiest bounds the watch on many cores.
+    pub watch_stage_busy_seconds: prometheus::CounterVec,
     /// Produce→verdict latency of each batch's first message, by `clock`: `event` (the
     /// message's `ts`) or `broker` (the Kafka record timestamp).
     pub verdict_latency_seconds: prometheus::HistogramVec,
@@ -260,6 +263,17 @@ impl Metrics {
             "Time to run the heuristics over a batch and serialise its outputs.",
             prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets"),
         );
+        let watch_stage_busy_seconds = registered(
+            &registry,
+            prometheus::CounterVec::new(
+                Opts::new(
+                    "qunguard_watch_stage_busy_seconds_total",
+                    "Time each of the watch's stages spent working, by stage (rates, floods, ordered).",
+                ),
+                &["stage"],
+            )
+            .expect("valid metric"),
+        );
         let verdict_latency_seconds = registered(
             &registry,
             prometheus::HistogramVec::new(
@@ -362,6 +376,7 @@ impl Metrics {
             rule_hits,
             alert_records,
             batch_watch_seconds,
+            watch_stage_busy_seconds,
             verdict_latency_seconds,
             consumer_lag,
             kafka_brokers_up,
@@ -639,6 +654,7 @@ fn serve_one(stream: std::net::TcpStream, metrics: &Metrics) -> std::io::Result<
 #[derive(Default)]
 pub struct WatchPublisher {
     last: crate::watch::WatchStats,
+    last_busy: crate::watch::StageBusy,
 }
 
 impl WatchPublisher {
@@ -669,7 +685,18 @@ impl WatchPublisher {
             let c = m.watch_evictions.with_label_values(&[map]);
             c.inc_by(evicted.saturating_sub(c.get()));
         }
+        let busy = w.stage_busy();
+        for (stage, now, last) in [
+            ("rates", busy.rates, self.last_busy.rates),
+            ("floods", busy.floods, self.last_busy.floods),
+            ("ordered", busy.ordered, self.last_busy.ordered),
+        ] {
+            m.watch_stage_busy_seconds
+                .with_label_values(&[stage])
+                .inc_by(now.saturating_sub(last).as_secs_f64());
+        }
         self.last = now.clone();
+        self.last_busy = busy;
     }
 }
 

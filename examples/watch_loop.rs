@@ -4,8 +4,9 @@
 //! watch. Prints the fastest and the median round, and what the watch did (so two builds can be
 //! checked to agree before their times are compared).
 //!
-//! `cargo run --release --example watch_loop -- [MESSAGES] [ROUNDS] [THREADS]`
-//! (defaults 400000, 7, one per core).
+//! `cargo run --release --example watch_loop -- [MESSAGES] [ROUNDS] [THREADS] [STAGE_THREADS]`
+//! (defaults 400000, 7, one per core, and the watch's own choice: its pre-pass stages on
+//! threads of their own from 4 cores on; `1` or `0` to choose).
 use qunguard::internal::synth::{Synth, SynthConfig};
 use qunguard::watch::{Watch, WatchConfig};
 use qunguard::{Engine, Message, RuleSet};
@@ -16,7 +17,9 @@ fn main() {
     let mut args = std::env::args().skip(1).map(|s| s.parse::<usize>().ok());
     let n = args.next().flatten().unwrap_or(400_000);
     let rounds = args.next().flatten().unwrap_or(7).max(1);
-    if let Some(Some(t)) = args.next() {
+    let threads = args.next().flatten();
+    let stage_threads = args.next().flatten().map(|s| s != 0);
+    if let Some(t) = threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global()
@@ -35,6 +38,9 @@ fn main() {
     for _ in 0..rounds {
         let mut verdicts: Vec<_> = screened.iter().map(|(v, _)| v.clone()).collect();
         let mut w = Watch::new(WatchConfig::default()).with_clock(|| i64::MAX / 4);
+        if let Some(on) = stage_threads {
+            w = w.with_stage_threads(on);
+        }
         let mut out = Vec::new();
         let t = std::time::Instant::now();
         for ((batch, (_, sigs)), vs) in msgs.chunks(BATCH).zip(&screened).zip(&mut verdicts) {

@@ -635,9 +635,14 @@ fn results_do_not_depend_on_whether_the_pre_pass_runs_on_threads_of_its_own() {
         msgs.len() > 2048 + 512,
         "big enough for the pre-pass to run ahead on its own thread"
     );
-    let results: Vec<_> = [100_000, 1, 600, 2048, 3000]
-        .iter()
-        .map(|&batch| run_with(&mut Watch::new(WatchConfig::default()), &msgs, batch))
+    // Threads allowed or not (by default they are only from 4 cores on), batch by batch.
+    let results: Vec<_> = [(true, 100_000), (false, 100_000), (true, 600), (true, 2048)]
+        .into_iter()
+        .chain([(true, 3000), (false, 3000), (true, 1)])
+        .map(|(threads, batch)| {
+            let mut w = Watch::new(WatchConfig::default()).with_stage_threads(threads);
+            run_with(&mut w, &msgs, batch)
+        })
         .collect();
     let (v0, o0) = &results[0];
     assert!(

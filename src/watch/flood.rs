@@ -109,7 +109,16 @@ pub struct Cluster {
 
 /// The key of a cluster's `flood` alert: its fingerprint (the first post's) in hex.
 pub fn alert_key(sim: u64) -> String {
-    format!("{:016x}", sim)
+    hex_digits(sim).iter().map(|&d| char::from(d)).collect()
+}
+
+/// `sim` as 16 lowercase hex digits, on the stack.
+fn hex_digits(sim: u64) -> [u8; 16] {
+    let mut hex = [0u8; 16];
+    for (i, d) in hex.iter_mut().enumerate() {
+        *d = b"0123456789abcdef"[(sim >> (60 - 4 * i)) as usize & 0xf];
+    }
+    hex
 }
 
 impl Cluster {
@@ -118,11 +127,7 @@ impl Cluster {
     fn alert_hash(&mut self) -> u64 {
         let sim = self.sim;
         *self.alert_hash.get_or_insert_with(|| {
-            let mut hex = [0u8; 16];
-            for (i, d) in hex.iter_mut().enumerate() {
-                *d = b"0123456789abcdef"[(sim >> (60 - 4 * i)) as usize & 0xf];
-            }
-            key_of(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+            key_of(std::str::from_utf8(&hex_digits(sim)).expect("hex digits are ASCII"))
         })
     }
 }
@@ -196,7 +201,8 @@ impl Floods {
         min_groups: usize,
         payload: bool,
     ) -> Seen {
-        let band_key = |i: u64| band_key(sim, i);
+        // Band i's 16 bits, tagged with i (the map's hasher mixes them).
+        let band_key = |i: u64| (i << 16 | (sim >> (16 * i)) & 0xffff) + 1;
         let mut found = None;
         for i in 0..4 {
             if let Some(&mut id) = self.bands.get_mut(band_key(i))
@@ -294,12 +300,6 @@ impl Floods {
     }
 }
 
-/// Band `i`'s 16 bits of `sim`, tagged with `i` (the map's hasher mixes them).
-#[inline]
-fn band_key(sim: u64, i: u64) -> u64 {
-    (i << 16 | (sim >> (16 * i)) & 0xffff) + 1
-}
-
 /// Distinct values among at most [`POSTS`]: a small open-addressing set on the stack, so a
 /// post into a big flood costs no allocation and no sort.
 fn distinct(values: impl Iterator<Item = u64>) -> usize {
@@ -368,6 +368,7 @@ mod tests {
         for sim in [0, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
             f.post(sim, 0, 1000, 0, 1, "g", 2, "m", 1, 1, false);
             let seen = f.post(sim, 0, 1000, 1, 1, "g", 2, "m", 1, 1, false);
+            assert_eq!(alert_key(sim), format!("{sim:016x}"));
             assert_eq!(seen.alert_hash, key_of(&alert_key(sim)), "{sim:x}");
         }
     }

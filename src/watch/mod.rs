@@ -180,24 +180,12 @@ pub struct Watch {
     categories: Vec<Arc<str>>,
     /// Per category: the city-wide violation spike's alert key (`city/CATEGORY`) and its hash.
     city_keys: Vec<(Arc<str>, u64)>,
-    quarrel_cats: Vec<bool>,
     watermark: i64,
     next_sweep: i64,
     period: Option<i64>,
     stats: WatchStats,
     /// Wall clock in ms since the epoch, for the future-timestamp guard only.
     clock: fn() -> i64,
-}
-
-/// The event time of a message or report with `ts`: seconds read as milliseconds, and held at
-/// `limit` (see [`Watch::event_time`], which also counts both).
-fn guarded(ts: i64, limit: i64) -> i64 {
-    let ts = if (1..SECONDS_BELOW).contains(&ts) {
-        ts * 1000
-    } else {
-        ts
-    };
-    ts.min(limit)
 }
 
 /// The messages and verdicts were written by the screening threads and the verdicts read by
@@ -309,7 +297,6 @@ impl Watch {
             reports: Reports::new(cfg.reports.clone(), l),
             categories: Vec::new(),
             city_keys: Vec::new(),
-            quarrel_cats: Vec::new(),
             watermark: i64::MIN,
             next_sweep: i64::MIN,
             period: None,
@@ -397,8 +384,6 @@ impl Watch {
         let city_key = format!("city/{c}");
         self.city_keys
             .push((city_key.as_str().into(), key_of(&city_key)));
-        self.quarrel_cats
-            .push(self.cfg.quarrel.categories.iter().any(|q| **q == **c));
         self.city.push(Baseline::default());
         (self.categories.len() - 1) as u16
     }
@@ -431,7 +416,11 @@ impl Watch {
         // As long as the shortest of the three.
         let n = verdicts.len().min(msgs.len()).min(sigs.len());
         let verdicts = &mut verdicts[..n];
-        let ts: Vec<i64> = msgs[..n].iter().map(|m| guarded(m.ts, limit)).collect();
+        // Event times once, for every stage (the guards' counts with them).
+        let ts: Vec<i64> = msgs[..n]
+            .iter()
+            .map(|m| self.event_time(m.ts, limit))
+            .collect();
         let mut pre = self
             .pre
             .take()
@@ -441,16 +430,14 @@ impl Watch {
             sigs,
             ts: &ts,
         };
-        let pipelined = n >= PIPELINE_FROM && self.pipelined(&mut pre, b, verdicts, limit, out);
+        let pipelined = n >= PIPELINE_FROM && self.pipelined(&mut pre, b, verdicts, out);
         if !pipelined {
             let mut found = timed(&mut self.busy.rates, || pre.rates.run(b, 0, verdicts));
             timed(&mut self.busy.floods, || {
                 pre.floods.run(b, 0, verdicts, &mut found)
             });
             let mut busy = self.busy.ordered;
-            timed(&mut busy, || {
-                self.ordered(0, msgs, sigs, verdicts, found, limit, out)
-            });
+            timed(&mut busy, || self.ordered(b, 0, verdicts, found, out));
             self.busy.ordered = busy;
         }
         self.pre = Some(pre);
@@ -465,7 +452,6 @@ impl Watch {
         pre: &mut PrePass,
         b: Batch<'_>,
         verdicts: &mut [Verdict],
-        limit: i64,
         out: &mut Vec<Output>,
     ) -> bool {
         if let StageThreads::NotYet = self.stages {
@@ -511,9 +497,7 @@ impl Watch {
                 });
                 let mut busy = self.busy.ordered;
                 for (from, chunk, found) in from_floods {
-                    timed(&mut busy, || {
-                        self.ordered(from, b.msgs, b.sigs, chunk, found, limit, out)
-                    });
+                    timed(&mut busy, || self.ordered(b, from, chunk, found, out));
                 }
                 self.busy.ordered = busy;
             });
@@ -539,17 +523,15 @@ impl Watch {
 
     /// The ordered pass over messages `from..from + verdicts.len()` of a batch, with what the
     /// pre-pass found for them.
-    #[allow(clippy::too_many_arguments)]
     fn ordered(
         &mut self,
+        b: Batch<'_>,
         from: usize,
-        msgs: &[Message],
-        sigs: &[Signature],
         verdicts: &mut [Verdict],
         found: Vec<Finding>,
-        limit: i64,
         out: &mut Vec<Output>,
     ) {
+        let Batch { msgs, sigs, ts } = b;
         let mut alerts = Vec::new();
         for (j, f) in found.into_iter().enumerate() {
             let i = from + j;
@@ -557,8 +539,7 @@ impl Watch {
             self.prefetch(sigs, i);
             // The chunk's own verdicts only: later ones may be the pre-pass's now.
             self.prefetch_group_categories(&sigs[from..], verdicts, j);
-            let (m, s, v) = (&msgs[i], &sigs[i], &mut verdicts[j]);
-            let ts = self.event_time(m.ts, limit);
+            let (m, s, v, ts) = (&msgs[i], &sigs[i], &mut verdicts[j], ts[i]);
             self.advance(ts, out);
             // Sweeping on event time, message by message, keeps the results independent of
             // where batches happen to be cut.
@@ -656,7 +637,8 @@ impl Watch {
         }
     }
 
-    /// [`guarded`], counting what the guards changed.
+    /// The event time of a message or report with `ts`: seconds read as milliseconds, and held
+    /// at `limit`, each counted.
     fn event_time(&mut self, ts: i64, limit: i64) -> i64 {
         let ts = self.seconds_guard(ts);
         if ts <= limit {
@@ -710,7 +692,6 @@ impl Watch {
         mem: Finding,
         alerts: &mut Vec<Alert>,
     ) -> u64 {
-        let sender_over = mem.sender_over;
         let mut reasons: Vec<Reason> = Vec::new();
         let mut reason = |code: &'static str, action: Action, detail: String| {
             reasons.push(Reason {
@@ -799,7 +780,7 @@ impl Watch {
                 ),
             );
         }
-        if sender_over {
+        if mem.sender_over {
             reason(
                 "rate_limit",
                 r.action,

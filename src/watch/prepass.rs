@@ -6,8 +6,9 @@
 //! thread of its own, a chunk of the batch ahead: the ordered pass reads its findings instead
 //! of touching two maps of a million entries itself. A member and a sender lookup per message
 //! were most of the ordered pass's time, and the ordered pass is what bounds the watch on many
-//! cores; so was a flood cluster's bookkeeping. Data flows one way (the pre-pass never reads what the ordered pass writes), so the
-//! results are those of one thread doing both, whatever the chunks or threads.
+//! cores; so was a flood cluster's bookkeeping. Data flows one way (the pre-pass never reads
+//! what the ordered pass writes), so the results are those of one thread doing both, whatever
+//! the chunks or threads.
 
 use super::config::FloodConfig;
 use super::flood::{Floods, Seen};

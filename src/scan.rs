@@ -336,7 +336,10 @@ fn serialise(first_line: u64, b: &Watched, explain: bool) -> Vec<Vec<u8>> {
                             explain: crate::screen::explain::explain(message, verdict),
                         },
                     ),
-                    Outcome::Verdict { verdict, .. } => serde_json::to_writer(&mut buf, verdict),
+                    Outcome::Verdict { verdict, .. } => {
+                        verdict.write_json(&mut buf);
+                        Ok(())
+                    }
                     Outcome::Rejected(r) => {
                         let line = first_line + (c * 512 + i) as u64;
                         serde_json::to_writer(

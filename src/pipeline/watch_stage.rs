@@ -213,7 +213,11 @@ impl WatchStage {
         let payloads: Vec<Vec<u8>> = watched
             .verdicts()
             .par_iter()
-            .map(|v| serde_json::to_vec(v).expect("verdicts serialise"))
+            .map(|v| {
+                let mut payload = Vec::with_capacity(256);
+                v.write_json(&mut payload);
+                payload
+            })
             .collect();
 
         let mut records = Vec::with_capacity(inputs.len() + watched.records().len());

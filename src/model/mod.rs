@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;
 
+mod read;
+mod write;
+
 /// An identifier (message, group, sender). Ids are short (a platform's message ids, group ids
 /// such as `12345678@chatroom` and member ids fit in 24 bytes), so they are kept inline without
 /// a heap allocation: copying them onto every verdict, and parsing them, then costs no `malloc`.
@@ -68,6 +71,18 @@ pub enum MatchKind {
     Regex,
     /// A model pack's score reached its threshold (the hit spans the whole text).
     Model,
+}
+
+impl MatchKind {
+    /// The lowercase name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchKind::Term => "term",
+            MatchKind::Pinyin => "pinyin",
+            MatchKind::Regex => "regex",
+            MatchKind::Model => "model",
+        }
+    }
 }
 
 /// One rule that matched a message.

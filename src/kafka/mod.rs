@@ -97,9 +97,11 @@ pub struct BatchAck {
 }
 
 impl BatchAck {
-    /// Counts one more output record about to be sent.
-    pub fn add(&self) {
-        self.remaining.fetch_add(1, Ordering::AcqRel);
+    /// Counts `n` more output records about to be sent (a batch's records at once: the
+    /// delivery thread decrements the same counter, so one add a record was a contended
+    /// atomic a record).
+    pub fn add(&self, n: usize) {
+        self.remaining.fetch_add(n, Ordering::AcqRel);
     }
 
     /// Marks the batch as fully sent (releases the sending guard).
@@ -253,10 +255,22 @@ impl Tracker {
     }
 }
 
-/// Delivery opaque: the batch the record belongs to and the topic it goes to.
+/// Delivery opaque: the batch a record belongs to and the topic it goes to. One per batch and
+/// topic, shared by those records (an allocation a record, made on the send thread and freed
+/// on librdkafka's, showed in the send path's profile).
 pub struct Delivery {
     ack: Arc<BatchAck>,
     topic: OutputTopic,
+}
+
+impl Delivery {
+    /// Where the delivery reports of `ack`'s records to `topic` go.
+    pub fn new(ack: &Arc<BatchAck>, topic: OutputTopic) -> Arc<Delivery> {
+        Arc::new(Delivery {
+            ack: ack.clone(),
+            topic,
+        })
+    }
 }
 
 /// Producer context: turns delivery reports into batch acknowledgements and metrics.
@@ -284,7 +298,7 @@ impl SinkContext {
 impl ClientContext for SinkContext {}
 
 impl ProducerContext for SinkContext {
-    type DeliveryOpaque = Box<Delivery>;
+    type DeliveryOpaque = Arc<Delivery>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, d: Self::DeliveryOpaque) {
         match result {
@@ -317,29 +331,22 @@ impl Sink {
         Ok(Sink { producer })
     }
 
-    /// Sends one record to `topic` (named by `topics`), counted against `ack`. Waits while
+    /// Sends one record to `to`'s topic (named by `topics`); its delivery (or failure) counts
+    /// one of the records [`BatchAck::add`] announced for `to`'s batch. Waits while
     /// librdkafka's queue is full (the backpressure that ultimately pauses consumption). A
     /// record librdkafka refuses outright (e.g. over `message.max.bytes`) counts as a failed
     /// delivery of its batch.
     pub fn send(
         &self,
-        ack: &Arc<BatchAck>,
+        to: &Arc<Delivery>,
         topics: &KafkaConfig,
-        topic: OutputTopic,
         key: Option<&[u8]>,
         payload: &[u8],
         headers: Option<OwnedHeaders>,
     ) {
-        ack.add();
+        let topic = to.topic;
         let name = topic.name(topics);
-        let mut record = BaseRecord::with_opaque_to(
-            name,
-            Box::new(Delivery {
-                ack: ack.clone(),
-                topic,
-            }),
-        )
-        .payload(payload);
+        let mut record = BaseRecord::with_opaque_to(name, to.clone()).payload(payload);
         if let Some(k) = key {
             record = record.key(k);
         }
@@ -392,8 +399,7 @@ mod tests {
             t.register(offs(&[("in", 1, 9)]), 0, Instant::now()),
         ];
         for b in &batches {
-            b.add();
-            b.add();
+            b.add(2);
             b.sent();
         }
         // Table: (batch, outputs acked now) → offsets expected from take_done.
@@ -424,7 +430,7 @@ mod tests {
         let t = Tracker::default();
         let a = t.register(offs(&[("in", 0, 10)]), 0, Instant::now());
         let b = t.register(offs(&[("in", 0, 20)]), 0, Instant::now());
-        a.add();
+        a.add(1);
         a.sent();
         b.sent();
         a.done_one(Err("broker said no".into()));
@@ -452,7 +458,7 @@ mod tests {
     fn wait_all_wakes_when_the_last_ack_arrives() {
         let t = Tracker::default();
         let b = t.register(offs(&[("in", 0, 1)]), 0, Instant::now());
-        b.add();
+        b.add(1);
         b.sent();
         assert!(!t.wait_all(Duration::from_millis(20)));
         let b2 = b.clone();

@@ -9,6 +9,8 @@ use std::sync::Arc;
 mod read;
 mod write;
 
+pub(crate) use write::string as write_json_string;
+
 /// An identifier (message, group, sender). Ids are short (a platform's message ids, group ids
 /// such as `12345678@chatroom` and member ids fit in 24 bytes), so they are kept inline without
 /// a heap allocation: copying them onto every verdict, and parsing them, then costs no `malloc`.

@@ -12,7 +12,15 @@ impl Verdict {
     /// Appends the verdict's JSON (the README's verdict schema, the same bytes as
     /// `serde_json::to_writer`) to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"id\":");
+        out.push(b'{');
+        self.write_fields(out);
+        out.push(b'}');
+    }
+
+    /// The verdict's fields, `"id":…` to the last, without the braces: for records that
+    /// carry a verdict's fields among their own (serde's `flatten`).
+    pub(crate) fn write_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\"id\":");
         string(out, &self.id);
         out.extend_from_slice(b",\"group_id\":");
         string(out, &self.group_id);
@@ -47,7 +55,6 @@ impl Verdict {
             out.extend_from_slice(b",\"scores\":");
             scores(out, &self.scores);
         }
-        out.push(b'}');
     }
 }
 
@@ -150,7 +157,7 @@ fn list<T>(out: &mut Vec<u8>, items: &[T], mut one: impl FnMut(&mut Vec<u8>, &T)
 /// A JSON string. Ids, rule ids and matched text almost never hold a quote, a backslash or a
 /// control character; those that do are written by serde_json, so escapes are its own.
 #[inline]
-fn string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     if b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\') {
         out.reserve(b.len() + 2);

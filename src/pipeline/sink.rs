@@ -4,25 +4,22 @@
 //! this thread, which in turn blocks the stages before it.
 
 use super::watch_stage::Outgoing;
-use crate::config::KafkaConfig;
-use crate::kafka::Sink;
+use crate::config::{KafkaConfig, OutputTopic};
+use crate::kafka::{Delivery, Sink};
 use crate::metrics::Metrics;
 use crossbeam_channel::Receiver;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Sends every batch from `rx` until it closes.
 pub(super) fn run(sink: &Sink, topics: &KafkaConfig, metrics: &Metrics, rx: Receiver<Outgoing>) {
     for batch in rx {
         let t0 = Instant::now();
+        batch.ack.add(batch.records.len());
+        let mut to: [Option<Arc<Delivery>>; OutputTopic::ALL.len()] = Default::default();
         for r in batch.records {
-            sink.send(
-                &batch.ack,
-                topics,
-                r.topic,
-                r.key.as_deref(),
-                &r.payload,
-                r.headers,
-            );
+            let d = to[r.topic.index()].get_or_insert_with(|| Delivery::new(&batch.ack, r.topic));
+            sink.send(d, topics, r.key.as_deref(), &r.payload, r.headers);
         }
         batch.ack.sent();
         metrics

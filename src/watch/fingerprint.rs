@@ -53,7 +53,7 @@ impl Fingerprinter {
     }
 
     /// Screens `msgs` with `engine` and signs each while its normalised text is at hand: the
-    /// verdicts and signatures [`Watch::observe`] takes.
+    /// verdicts and signatures [`Watch::observe`](super::Watch::observe) takes.
     pub fn screen(&self, engine: &Engine, msgs: &[Message]) -> (Vec<Verdict>, Vec<Signature>) {
         engine.screen_batch_with(msgs, &|m, norm| self.sign(m, norm))
     }

@@ -1,14 +1,10 @@
 //! The `qunguard scan` and `check-rules` command-line contracts, run on the real binary.
 
+mod bin;
+
+use bin::{qunguard, succeeded};
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-fn qunguard() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qunguard"));
-    // Keep the tests hermetic: no database cache in the user's home (the cache has its own test).
-    c.env("QUNGUARD_CACHE_DIR", "off");
-    c
-}
 
 fn scan(input: &[u8], extra: &[&str]) -> (Vec<serde_json::Value>, String) {
     scan_with_env(input, extra, &[])
@@ -31,11 +27,7 @@ fn scan_with_env(
         .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let lines = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -268,11 +260,7 @@ fn scan_output_does_not_depend_on_the_number_of_threads() {
             .arg(&file)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         (out.stdout, std::fs::read(&records).unwrap())
     };
     let (one, one_records) = run("1");
@@ -356,11 +344,7 @@ fn scan_with_a_config_uses_its_rules_dir_and_errors_name_real_keys() {
     };
     let cfg_arg = cfg.to_str().unwrap();
     let out = run(&["--config", cfg_arg, "--no-watch"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["categories"], serde_json::json!(["secret"]), "{v}");
 

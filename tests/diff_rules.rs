@@ -1,7 +1,9 @@
 //! `qunguard diff-rules` on the real binary: a crafted file, two rule directories, exactly the
 //! changed messages on stdout and the summary on stderr.
 
-use std::process::Command;
+mod bin;
+
+use bin::qunguard;
 
 #[test]
 fn diff_rules_lists_exactly_the_changed_messages() {
@@ -42,8 +44,7 @@ fn diff_rules_lists_exactly_the_changed_messages() {
     input.push_str("{not json\n");
     let file = dir.path().join("recorded.jsonl");
     std::fs::write(&file, input).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_qunguard"))
-        .env("QUNGUARD_CACHE_DIR", "off")
+    let out = qunguard()
         .arg("diff-rules")
         .args([&old, &new, &file])
         .output()
@@ -64,12 +65,7 @@ fn diff_rules_lists_exactly_the_changed_messages() {
             "new": {"action": "allow", "categories": []}})
     );
     // check-rules marks the shadow pack.
-    let check = Command::new(env!("CARGO_BIN_EXE_qunguard"))
-        .env("QUNGUARD_CACHE_DIR", "off")
-        .arg("check-rules")
-        .arg(&new)
-        .output()
-        .unwrap();
+    let check = qunguard().arg("check-rules").arg(&new).output().unwrap();
     let listing = String::from_utf8(check.stdout).unwrap();
     let line = |pack: &str| listing.lines().find(|l| l.starts_with(pack)).unwrap();
     assert!(line("gambling").ends_with("(shadow)"), "{listing}");

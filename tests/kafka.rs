@@ -1,8 +1,10 @@
 //! End-to-end tests of `qunguard run` against a real Apache Kafka broker (started by
 //! `tests/support` through scripts/kafka-broker on 127.0.0.1).
 
+mod bin;
 mod support;
 
+use bin::{qunguard, succeeded};
 use qunguard::internal::synth::{Synth, SynthConfig};
 use qunguard::{Engine, Message, RuleSet};
 use std::collections::{HashMap, HashSet};
@@ -540,12 +542,11 @@ fn topics_says_whether_it_created_or_found_each_topic() {
     let dir = tempfile::tempdir().unwrap();
     let fresh = || Topics::named("fresh");
     let topics = |cfg: &std::path::Path, extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+        let out = qunguard()
             .arg("topics")
             .arg("--config")
             .arg(cfg)
             .args(extra)
-            .env("QUNGUARD_CACHE_DIR", "off")
             .output()
             .unwrap();
         (
@@ -583,7 +584,7 @@ fn loadgen_reports_start_with_the_first_messages() {
     let Some(brokers) = broker() else { return };
     let t = Topics::create(brokers, 1);
     let reports = Reader::start(brokers, &t.reports);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+    let out = qunguard()
         .args(["loadgen", "--brokers", brokers, "--topic", &t.input])
         .args([
             "--count",
@@ -595,11 +596,7 @@ fn loadgen_reports_start_with_the_first_messages() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let got = reports.wait_until("5 reports", WAIT, |r| r.len() >= 5);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(reports.len(), 5, "one report per 200 messages");
@@ -805,18 +802,13 @@ fn scan_shipped<'a>(
     let file = dir.join("replay.jsonl");
     let lines: Vec<String> = msgs.map(|x| serde_json::to_string(x).unwrap()).collect();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
-        .env("QUNGUARD_CACHE_DIR", "off")
+    let out = qunguard()
         .args(["scan", "--rules"])
         .arg(repo().join("config/rules"))
         .arg(&file)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -2,8 +2,10 @@
 //! (SCRAM-SHA-512 over TLS, with a CA and broker certificate made for the test), configured
 //! only through `[kafka.consumer]` / `[kafka.producer]`.
 
+mod bin;
 mod support;
 
+use bin::{qunguard, succeeded};
 use qunguard::Message;
 use std::time::{Duration, Instant};
 use support::*;
@@ -136,15 +138,11 @@ fn loadgen_with_a_config_produces_through_sasl_ssl() {
     let t = Topics::create(&b.plaintext, 1);
     let path = config(&t, dir.path(), b, &unique("g"), SASL_PASSWORD);
     let input = Reader::start(&b.plaintext, &t.input);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
+    let out = qunguard()
         .args(["loadgen", "--topic", &t.input, "--count", "300", "--config"])
         .arg(&path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     input.wait_until("300 messages", Duration::from_secs(60), |r| r.len() >= 300);
 }

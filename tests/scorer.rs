@@ -1,20 +1,16 @@
 //! The learned scorer: training on the shipped COLD sample, the shipped model on plain lines,
 //! model packs in verdicts, bad model files, and the `train` / `eval` commands.
 
+mod bin;
+
+use bin::{qunguard, succeeded};
 use qunguard::scorer::data::{self, Label};
 use qunguard::scorer::eval::BinaryFigures;
 use qunguard::scorer::train::{TrainOptions, train};
 use qunguard::{Action, Engine, MatchKind, Message, RuleSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SAMPLE: &str = "tests/data/cold/sample.csv";
-
-fn qunguard() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qunguard"));
-    c.env("QUNGUARD_CACHE_DIR", "off");
-    c
-}
 
 fn msg(id: &str, text: &str) -> Message {
     Message {
@@ -301,7 +297,7 @@ fn train_writes_the_same_model_twice_and_prints_its_figures() {
             .arg(dir.path().join(out))
             .output()
             .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        succeeded(&o);
         String::from_utf8(o.stdout).unwrap()
     };
     let printed = run("a.model");
@@ -335,11 +331,7 @@ fn eval_reports_categories_overall_and_a_threshold_sweep() {
         .args(["eval", "--rules", "config/rules", SAMPLE])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
         "599 labelled texts",

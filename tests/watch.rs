@@ -2,6 +2,9 @@
 //! through `qunguard scan` (the same code the pipeline runs; `tests/kafka.rs` checks it there).
 //! Every stream is deterministic: event time comes from the messages' `ts`.
 
+mod bin;
+
+use bin::{qunguard, succeeded};
 use qunguard::watch::{Output, Report, Watch, WatchConfig};
 use qunguard::{Action, Engine, Message, RuleSet, Verdict};
 use std::collections::{BTreeSet, HashMap};
@@ -717,18 +720,13 @@ fn scan_runs_the_watch_and_writes_its_records() {
     }
     std::fs::write(dir.path().join("in.jsonl"), &input).unwrap();
     let records = dir.path().join("records.jsonl");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qunguard"))
-        .env("QUNGUARD_CACHE_DIR", "off")
+    let out = qunguard()
         .args(["scan", "--rules", "config/rules", "--records"])
         .arg(&records)
         .arg(dir.path().join("in.jsonl"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let verdicts: Vec<Verdict> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

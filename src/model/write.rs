@@ -5,7 +5,7 @@
 //! string that needs escaping through serde_json itself (tests compare the two on every
 //! field, on strings that need escaping and on a generated stream).
 
-use super::{Hit, Reason, Recommendation, Scores, Suppression, Verdict};
+use super::{Hit, MatchKind, Reason, Recommendation, Scores, Suppression, Verdict};
 use serde_json::ser::{CompactFormatter, Formatter};
 
 impl Verdict {
@@ -59,24 +59,35 @@ impl Verdict {
 }
 
 fn hit(out: &mut Vec<u8>, h: &Hit) {
-    out.extend_from_slice(b"{\"rule\":");
-    string(out, &h.rule);
-    out.extend_from_slice(b",\"category\":");
-    string(out, &h.category);
+    rule(out, &h.rule, &h.category);
     out.extend_from_slice(b",\"action\":\"");
     out.extend_from_slice(h.action.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"kind\":\"");
-    out.extend_from_slice(h.kind.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"start\":");
-    number(out, |f, w| f.write_u64(w, h.start as u64));
-    out.extend_from_slice(b",\"end\":");
-    number(out, |f, w| f.write_u64(w, h.end as u64));
-    out.extend_from_slice(b",\"text\":");
-    string(out, &h.text);
+    out.push(b'"');
+    matched(out, h.kind, h.start, h.end, &h.text);
     if h.shadow {
         out.extend_from_slice(b",\"shadow\":true");
     }
     out.push(b'}');
+}
+
+/// `{"rule":…,"category":…`: how a hit and a suppression begin.
+fn rule(out: &mut Vec<u8>, rule: &str, category: &str) {
+    out.extend_from_slice(b"{\"rule\":");
+    string(out, rule);
+    out.extend_from_slice(b",\"category\":");
+    string(out, category);
+}
+
+/// `,"kind":…,"start":…,"end":…,"text":…`: where a hit or a suppression matched.
+fn matched(out: &mut Vec<u8>, kind: MatchKind, start: usize, end: usize, text: &str) {
+    out.extend_from_slice(b",\"kind\":\"");
+    out.extend_from_slice(kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"start\":");
+    number(out, |f, w| f.write_u64(w, start as u64));
+    out.extend_from_slice(b",\"end\":");
+    number(out, |f, w| f.write_u64(w, end as u64));
+    out.extend_from_slice(b",\"text\":");
+    string(out, text);
 }
 
 fn reason(out: &mut Vec<u8>, r: &Reason) {
@@ -104,18 +115,8 @@ fn recommendation(out: &mut Vec<u8>, r: &Recommendation) {
 }
 
 fn suppression(out: &mut Vec<u8>, s: &Suppression) {
-    out.extend_from_slice(b"{\"rule\":");
-    string(out, &s.rule);
-    out.extend_from_slice(b",\"category\":");
-    string(out, &s.category);
-    out.extend_from_slice(b",\"kind\":\"");
-    out.extend_from_slice(s.kind.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"start\":");
-    number(out, |f, w| f.write_u64(w, s.start as u64));
-    out.extend_from_slice(b",\"end\":");
-    number(out, |f, w| f.write_u64(w, s.end as u64));
-    out.extend_from_slice(b",\"text\":");
-    string(out, &s.text);
+    rule(out, &s.rule, &s.category);
+    matched(out, s.kind, s.start, s.end, &s.text);
     out.extend_from_slice(b",\"reason\":\"");
     out.extend_from_slice(s.reason.as_str().as_bytes());
     out.push(b'"');

@@ -686,11 +686,8 @@ impl WatchPublisher {
             c.inc_by(evicted.saturating_sub(c.get()));
         }
         let busy = w.stage_busy();
-        for (stage, now, last) in [
-            ("rates", busy.rates, self.last_busy.rates),
-            ("floods", busy.floods, self.last_busy.floods),
-            ("ordered", busy.ordered, self.last_busy.ordered),
-        ] {
+        for ((stage, now), (_, last)) in busy.by_stage().into_iter().zip(self.last_busy.by_stage())
+        {
             m.watch_stage_busy_seconds
                 .with_label_values(&[stage])
                 .inc_by(now.saturating_sub(last).as_secs_f64());

@@ -91,35 +91,26 @@ impl Watch {
         let confirm = d.decision == DecisionKind::Confirm;
         let pc = &self.cfg.pressure;
         let r = self.reports.decide(&d.message_id, &d.group_id, confirm, pc);
-        if let Some((member, delta)) = r.pressure
-            && delta > 0.0
-            && self.pressure.peek_mut(member).is_none()
-            && let Some(last) = self.pre.as_mut().and_then(|p| p.member_last(member))
-        {
+        if let Some((member, delta)) = r.pressure {
             // A member with no violation before this one has no pressure entry yet.
-            self.pressure.put(
-                member,
-                super::Pressure {
-                    last,
-                    pressure: 0.0,
-                    over: false,
-                    evidence: Default::default(),
-                },
-            );
-        }
-        if let Some((member, delta)) = r.pressure
-            && let Some(mem) = self.pressure.peek_mut(member)
-        {
-            // The member's score is kept as of `mem.last`: what the flag added then has decayed
-            // from the message's time to that point.
-            let half_life = pc.half_life_secs as f64 * 1000.0;
-            let kept = r
-                .flagged_ts
-                .map_or(1.0, |ts| decay((mem.last - ts).max(0), half_life));
-            let p = (f64::from(mem.pressure) + delta * kept).max(0.0);
-            mem.pressure = if p < 0.01 { 0.0 } else { p as f32 };
-            if p < pc.remove_threshold {
-                mem.over = false;
+            if delta > 0.0
+                && self.pressure.peek_mut(member).is_none()
+                && let Some(last) = self.pre.as_mut().and_then(|p| p.member_last(member))
+            {
+                self.pressure.put(member, super::Pressure::new(last));
+            }
+            if let Some(mem) = self.pressure.peek_mut(member) {
+                // The member's score is kept as of `mem.last`: what the flag added then has
+                // decayed from the message's time to that point.
+                let half_life = pc.half_life_secs as f64 * 1000.0;
+                let kept = r
+                    .flagged_ts
+                    .map_or(1.0, |ts| decay((mem.last - ts).max(0), half_life));
+                let p = (f64::from(mem.pressure) + delta * kept).max(0.0);
+                mem.pressure = if p < 0.01 { 0.0 } else { p as f32 };
+                if p < pc.remove_threshold {
+                    mem.over = false;
+                }
             }
         }
         *self.stats.decisions.entry(r.outcome).or_default() += 1;

@@ -112,6 +112,18 @@ struct Pressure {
     evidence: VecDeque<Box<str>>,
 }
 
+impl Pressure {
+    /// A member's first pressure entry, as of their latest `ts`.
+    fn new(last: i64) -> Pressure {
+        Pressure {
+            last,
+            pressure: 0.0,
+            over: false,
+            evidence: VecDeque::new(),
+        }
+    }
+}
+
 struct Group {
     id: Box<str>,
     /// Open flood alerts that reached the group; > 0 means flood incident mode.
@@ -157,6 +169,18 @@ pub struct StageBusy {
     pub floods: Duration,
     /// The ordered pass (reasons, incident mode, pressure, alerts, scorecards).
     pub ordered: Duration,
+}
+
+impl StageBusy {
+    /// Each stage's time by its name (the `stage` label of
+    /// `qunguard_watch_stage_busy_seconds_total`), in the order messages pass through them.
+    pub fn by_stage(&self) -> [(&'static str, Duration); 3] {
+        [
+            ("rates", self.rates),
+            ("floods", self.floods),
+            ("ordered", self.ordered),
+        ]
+    }
 }
 
 /// The watch's state. See the module docs.
@@ -852,12 +876,7 @@ impl Watch {
         };
         let key = pair(s.sender, s.group);
         let entry = if points > 0.0 {
-            Some(self.pressure.entry(key, || Pressure {
-                last: mem.last,
-                pressure: 0.0,
-                over: false,
-                evidence: VecDeque::new(),
-            }))
+            Some(self.pressure.entry(key, || Pressure::new(mem.last)))
         } else {
             // Marked used: a violator who keeps posting is not idle to the eviction.
             self.pressure.get_mut(key)
@@ -929,7 +948,7 @@ impl Watch {
                 None => {}
             }
         }
-        pair(s.sender, s.group)
+        key
     }
 
     /// Joins a member report with what this instance screened: rewards verified reporters,

@@ -29,6 +29,15 @@ struct Cli {
     log_format: LogFormat,
 }
 
+/// A count that must be at least 1 (a stream of 0 groups has nowhere to post).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// How log lines are written (to stderr).
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
@@ -44,16 +53,18 @@ enum Command {
     Scan {
         /// Directory of rule packs (*.toml). Default: `rules.dir` of --config when given,
         /// else config/rules.
-        #[arg(long)]
+        #[arg(long, env = "QUNGUARD_RULES_DIR")]
         rules: Option<PathBuf>,
         /// Input file of JSONL messages; stdin when absent or "-".
         file: Option<PathBuf>,
-        /// Longest message text accepted, in bytes.
-        #[arg(long, default_value_t = ScanOptions::default().max_text_bytes)]
-        max_text_bytes: usize,
-        /// Longest input line accepted, in bytes.
-        #[arg(long, default_value_t = ScanOptions::default().max_line_bytes)]
-        max_line_bytes: usize,
+        /// Longest message text accepted, in bytes (default: `pipeline.max_text_bytes` of
+        /// --config, else 65536).
+        #[arg(long)]
+        max_text_bytes: Option<usize>,
+        /// Longest input line accepted, in bytes (default: `pipeline.max_message_bytes` of
+        /// --config, else 1 MiB).
+        #[arg(long)]
+        max_line_bytes: Option<usize>,
         /// Worker threads for screening (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
@@ -77,8 +88,8 @@ enum Command {
         /// How many messages.
         #[arg(long, default_value_t = 100_000)]
         count: usize,
-        /// Distinct groups.
-        #[arg(long, default_value_t = 5000)]
+        /// Distinct groups (at least 1).
+        #[arg(long, default_value_t = 5000, value_parser = at_least_one)]
         groups: usize,
         /// Seed, for repeatable streams.
         #[arg(long, default_value_t = 42)]
@@ -111,7 +122,7 @@ enum Command {
         /// Distinct groups in the synthetic stream. The stream's `ts` is the wall clock, so
         /// at ~100k msg/s this keeps a group near 1 message a second, as in a city (with 5,000
         /// groups each would see 20 a second and quarrel alerts everywhere).
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = 100_000, value_parser = at_least_one)]
         groups: usize,
     },
     /// Produce the synthetic city stream to a real broker (keyed by group_id).
@@ -132,8 +143,8 @@ enum Command {
         /// How many messages (0 = until Ctrl-C).
         #[arg(long, default_value_t = 100_000)]
         count: u64,
-        /// Distinct groups.
-        #[arg(long, default_value_t = 5000)]
+        /// Distinct groups (at least 1).
+        #[arg(long, default_value_t = 5000, value_parser = at_least_one)]
         groups: usize,
         /// Seed, for repeatable streams.
         #[arg(long, default_value_t = 42)]
@@ -235,7 +246,7 @@ enum Command {
     /// overall, and a threshold sweep per model pack.
     Eval {
         /// Directory of rule packs (*.toml).
-        #[arg(long, default_value = "config/rules")]
+        #[arg(long, env = "QUNGUARD_RULES_DIR", default_value = "config/rules")]
         rules: PathBuf,
         /// Labelled texts.
         file: PathBuf,
@@ -318,9 +329,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => PathBuf::from("config/rules"),
             };
             let engine = load_engine(&rules)?;
+            // The pipeline's limits, so that a replay gets the verdicts it gave.
+            let limits = file_cfg
+                .as_ref()
+                .map(|c| c.pipeline.clone())
+                .unwrap_or_default();
             let opts = ScanOptions {
-                max_text_bytes,
-                max_line_bytes,
+                max_text_bytes: max_text_bytes.unwrap_or(limits.max_text_bytes),
+                max_line_bytes: max_line_bytes.unwrap_or(limits.max_message_bytes),
+                max_hits: limits.max_hits,
                 explain,
                 ..ScanOptions::default()
             };

@@ -25,6 +25,9 @@ pub struct ScanOptions {
     pub max_line_bytes: usize,
     /// Longest message `text` accepted, in bytes.
     pub max_text_bytes: usize,
+    /// Hits (and suppressions) a verdict keeps at most, as the pipeline's
+    /// `pipeline.max_hits` (the heuristics see them all).
+    pub max_hits: usize,
     /// Lines per batch handed to the engine.
     pub batch_lines: usize,
     /// Add `"explain"` to every verdict line: the normalised text, and where each hit and
@@ -34,9 +37,12 @@ pub struct ScanOptions {
 
 impl Default for ScanOptions {
     fn default() -> Self {
+        // The pipeline's defaults: a replay with no config gets what a default pipeline gave.
+        let p = crate::config::PipelineConfig::default();
         ScanOptions {
-            max_line_bytes: 1 << 20,
-            max_text_bytes: 64 << 10,
+            max_line_bytes: p.max_message_bytes,
+            max_text_bytes: p.max_text_bytes,
+            max_hits: p.max_hits,
             batch_lines: 8192,
             explain: false,
         }
@@ -242,7 +248,7 @@ where
             let mut watch = watch;
             while let Ok((first_line, b)) = timed(&mut t.waiting_for_input, || screened_rx.recv()) {
                 let watched = timed(&mut t.busy, || -> io::Result<Watched> {
-                    let watched = b.watch(watch.as_mut().map(|w| &mut *w.watch), usize::MAX);
+                    let watched = b.watch(watch.as_mut().map(|w| &mut *w.watch), opts.max_hits);
                     if let Some(w) = &mut watch {
                         write_records(&mut *w.records, watched.records())?;
                     }

@@ -139,8 +139,10 @@ pub struct Synth {
 }
 
 impl Synth {
-    /// A stream shaped by `cfg`.
-    pub fn new(cfg: SynthConfig) -> Synth {
+    /// A stream shaped by `cfg` (0 groups or senders count as 1).
+    pub fn new(mut cfg: SynthConfig) -> Synth {
+        cfg.groups = cfg.groups.max(1);
+        cfg.senders = cfg.senders.max(1);
         Synth {
             rng: Rng::new(cfg.seed),
             cfg,
@@ -193,6 +195,17 @@ mod tests {
         assert!(a.iter().any(|m| ADS.contains(&m.text.as_str())));
         assert!(a.iter().any(|m| CHATTER.contains(&m.text.as_str())));
         assert!(a.windows(2).all(|w| w[0].ts < w[1].ts));
+    }
+
+    #[test]
+    fn no_groups_or_senders_means_one_of_each_not_a_panic() {
+        let cfg = SynthConfig {
+            groups: 0,
+            senders: 0,
+            ..Default::default()
+        };
+        let a: Vec<_> = Synth::new(cfg).take(10).collect();
+        assert!(a.iter().all(|m| m.group_id == "g0" && m.sender_id == "u0"));
     }
 }
 

@@ -362,6 +362,74 @@ fn scan_with_a_config_uses_its_rules_dir_and_errors_name_real_keys() {
     );
 }
 
+/// A replay must be held to the pipeline's limits, or a message the pipeline cut or
+/// dead-lettered would replay differently: `pipeline.max_hits`, `max_text_bytes` and
+/// `max_message_bytes` of --config (their defaults without one); the flags still win.
+#[test]
+fn scan_applies_the_pipelines_limits_from_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("q.toml");
+    std::fs::write(
+        &cfg,
+        "[pipeline]\nmax_hits = 2\nmax_text_bytes = 1000\nmax_message_bytes = 1500\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let line = |insults: usize| {
+        // 9 bytes and one hit each (repeats without the comma fold into one).
+        let text = "傻逼，".repeat(insults);
+        format!(r#"{{"id":"a","group_id":"g","sender_id":"u","ts":1,"text":"{text}"}}"#)
+    };
+    let input = [line(3), line(120), line(300)].join("\n");
+    let hits = |v: &serde_json::Value| v["hits"].as_array().map_or(0, Vec::len);
+    let cut = |v: &serde_json::Value| v.get("hits_truncated") == Some(&true.into());
+    let error = |v: &serde_json::Value| v["error"].as_str().unwrap_or("").to_string();
+
+    let (out, _) = scan(input.as_bytes(), &["--no-watch", "--config", cfg]);
+    assert!(hits(&out[0]) == 2 && cut(&out[0]), "{}", out[0]);
+    // 1,080 bytes of text; a line of over 2,700 bytes.
+    assert!(error(&out[1]).contains("over the limit of 1000"), "{}", out[1]);
+    assert!(error(&out[2]).contains("over the limit of 1500"), "{}", out[2]);
+
+    // Without a config, the pipeline's defaults: 256 hits, 64 KiB of text, 1 MiB lines.
+    let (out, _) = scan(input.as_bytes(), &["--no-watch"]);
+    assert!(hits(&out[0]) >= 3 && !cut(&out[0]), "{}", out[0]);
+    assert!(hits(&out[1]) >= 120 && !cut(&out[1]), "{}", out[1]);
+    assert!(hits(&out[2]) == 256 && cut(&out[2]), "{}", out[2]);
+
+    let flags = ["--max-text-bytes", "5000", "--max-line-bytes", "5000"];
+    let args = [&["--no-watch", "--config", cfg][..], &flags].concat();
+    let (out, _) = scan(input.as_bytes(), &args);
+    assert!(hits(&out[1]) == 2 && hits(&out[2]) == 2, "{out:?}");
+}
+
+/// `QUNGUARD_RULES_DIR` chooses the rules of `scan` and `eval` without --rules, as it does for
+/// `run` (the rules-directory error tells the user to set it).
+#[test]
+fn the_rules_dir_variable_is_read_by_scan_and_eval() {
+    let nowhere = "/nonexistent/qunguard-rules";
+    for args in [&["scan", "/dev/null"][..], &["eval", "/dev/null"]] {
+        let out = qunguard()
+            .args(args)
+            .env("QUNGUARD_RULES_DIR", nowhere)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(nowhere), "{args:?}: {err}");
+    }
+}
+
+/// A stream needs somewhere to post: 0 groups is a usage error, not a panic.
+#[test]
+fn zero_groups_is_a_usage_error() {
+    for args in [&["gen", "--groups", "0"][..], &["demo", "--groups", "0"]] {
+        let out = qunguard().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("--groups") && err.contains("at least 1"), "{err}");
+    }
+}
+
 /// An unusable QUNGUARD_CACHE_DIR is warned about once, and the command still works.
 #[test]
 fn an_unwritable_cache_dir_is_warned_about_once() {

@@ -703,12 +703,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval { rules, file } => {
             let engine = load_engine(&rules)?;
             let rows = qunguard::scorer::data::read(&file)?;
+            // A mistyped category would count its texts as misses of a category nothing
+            // flags.
+            let known: std::collections::BTreeSet<&str> =
+                engine.packs().iter().map(|p| p.category.as_str()).collect();
+            if let Some(c) = rows
+                .iter()
+                .filter_map(|r| r.label.category())
+                .find(|c| !known.contains(c))
+            {
+                anyhow::bail!(
+                    "{}: label {c:?} is no category of the rules in {} (they have: {}); fix the label or use 0/1",
+                    file.display(),
+                    rules.display(),
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                );
+            }
             let report = qunguard::scorer::eval::evaluate(&engine, &rows);
             print!("{report}");
             println!("rules version {}", engine.rules_version());
             Ok(())
         }
     }
+}
+
+/// A model learns one yes/no question: its data needs 0/1 labels, and both of them.
+fn binary_labels(path: &Path, rows: &[qunguard::scorer::data::Labelled]) -> anyhow::Result<()> {
+    if let Some(c) = rows.iter().find_map(|r| r.label.category()) {
+        let n = rows.iter().filter(|r| r.label.category().is_some()).count();
+        anyhow::bail!(
+            "{}: {n} rows are labelled with a category name (the first: {c:?}); a model is trained on 0/1 labels (true/false, yes/no), category labels are for `qunguard eval`",
+            path.display()
+        );
+    }
+    let positive = rows.iter().filter(|r| r.label.is_positive()).count();
+    anyhow::ensure!(
+        positive > 0 && positive < rows.len(),
+        "{}: {positive} of {} rows are positive; a model needs examples of both labels",
+        path.display(),
+        rows.len()
+    );
+    Ok(())
 }
 
 fn train(
@@ -724,8 +759,15 @@ fn train(
             && (1..=opts.max_n).contains(&opts.min_n),
         "--bits must be 10..=24, --max-n 1..=3 and --min-n 1..=max-n"
     );
+    anyhow::ensure!(
+        opts.epochs >= 1 && opts.max_flag_rate > 0.0 && opts.max_flag_rate < 1.0,
+        "--epochs must be at least 1 and --max-flag-rate between 0 and 1 (exclusive)"
+    );
     let rows = read(data)?;
     let dev_rows = dev.map(read).transpose()?;
+    for (path, rows) in std::iter::once((data, &rows)).chain(dev.zip(dev_rows.as_ref())) {
+        binary_labels(path, rows)?;
+    }
     let t = train(&rows, dev_rows.as_deref(), opts);
     std::fs::write(out, t.model.to_bytes())
         .with_context(|| format!("cannot write the model to {}", out.display()))?;

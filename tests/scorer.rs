@@ -325,6 +325,70 @@ fn train_writes_the_same_model_twice_and_prints_its_figures() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("Cargo.toml"));
 }
 
+/// (data file, options, words the error must hold): data a model cannot learn from, or
+/// options that cannot work, are refused before training, naming the file.
+#[test]
+fn train_refuses_labels_and_options_it_cannot_learn_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = file("good.csv", "text,label\n你好,0\n傻子,1\n");
+    let cases = [
+        (
+            file("cats.csv", "text,label\n你好,0\n加我,ads\n"),
+            &[][..],
+            "category name (the first: \"ads\")",
+        ),
+        (
+            file("ones.csv", "text,label\n你好,1\n傻子,TRUE\n"),
+            &[],
+            "2 of 2 rows are positive",
+        ),
+        (file("caps.csv", "text,label\n你好,Nope\n"), &[], "label \"Nope\""),
+        (good.clone(), &["--epochs", "0"], "--epochs"),
+        (good.clone(), &["--max-flag-rate", "1"], "--max-flag-rate"),
+    ];
+    for (data, extra, needle) in cases {
+        let out = qunguard()
+            .args(["train", "--bits", "10", "--data", &data, "--out"])
+            .arg(dir.path().join("m.model"))
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{data} {extra:?}: {err}");
+        assert!(err.contains(needle), "{data} {extra:?}: {err}");
+        assert!(!dir.path().join("m.model").exists(), "{data}: no model written");
+    }
+}
+
+/// A category label must name a category of the rules evaluated: a typo would count its texts
+/// as misses of a category nothing flags.
+#[test]
+fn eval_refuses_a_label_naming_no_category_of_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("e.jsonl");
+    std::fs::write(
+        &p,
+        "{\"text\":\"傻子\",\"label\":\"insult\"}\n{\"text\":\"傻子\",\"label\":\"insults\"}\n",
+    )
+    .unwrap();
+    let out = qunguard()
+        .args(["eval", "--rules", "config/rules"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("\"insults\" is no category") && err.contains("insult, "),
+        "{err}"
+    );
+}
+
 #[test]
 fn eval_reports_categories_overall_and_a_threshold_sweep() {
     let out = qunguard()

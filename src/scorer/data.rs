@@ -1,8 +1,10 @@
 //! Labelled examples for `qunguard train` and `qunguard eval`: CSV with a header (COLD's
 //! columns `,split,topic,label,TEXT` work as they are) or JSONL `{"text": …, "label": …}`.
 //!
-//! A label is `1`/`true` (should be flagged), `0`/`false`/empty (should not), or a category
-//! name (should be flagged with that category), so one file can hold several categories.
+//! A label is `1`/`true`/`yes` (should be flagged), `0`/`false`/`no`/empty (should not), in
+//! any case, or a category name (lowercase letters, digits and `_`, as packs name them: should
+//! be flagged with that category), so one file can hold several categories. Anything else is
+//! an error naming the line: a label read as something it is not would skew every figure.
 
 use std::path::Path;
 
@@ -32,11 +34,33 @@ impl Label {
         !matches!(self, Label::Negative)
     }
 
-    fn parse(s: &str) -> Label {
-        match s.trim() {
-            "" | "0" | "false" => Label::Negative,
-            "1" | "true" => Label::Positive,
-            other => Label::Category(other.to_string()),
+    fn parse(s: &str) -> Result<Label, String> {
+        let s = s.trim();
+        for (words, label) in [
+            (&["", "0", "false", "no"][..], Label::Negative),
+            (&["1", "true", "yes"][..], Label::Positive),
+        ] {
+            if words.iter().any(|w| s.eq_ignore_ascii_case(w)) {
+                return Ok(label);
+            }
+        }
+        let category = s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if category {
+            Ok(Label::Category(s.to_string()))
+        } else {
+            Err(format!(
+                "label {s:?} is not 0/1, true/false, yes/no or a category name (lowercase letters, digits and '_')"
+            ))
+        }
+    }
+
+    /// The category a label names, if it names one.
+    pub fn category(&self) -> Option<&str> {
+        match self {
+            Label::Category(c) => Some(c),
+            _ => None,
         }
     }
 }
@@ -97,10 +121,11 @@ fn read_jsonl(bytes: &[u8]) -> Result<Vec<Labelled>, (u64, String)> {
         }
         let row: Row = serde_json::from_slice(line).map_err(|e| (n, e.to_string()))?;
         let label = match &row.label {
-            serde_json::Value::Bool(b) => Label::parse(if *b { "1" } else { "0" }),
+            serde_json::Value::Bool(false) => Label::Negative,
+            serde_json::Value::Bool(true) => Label::Positive,
             serde_json::Value::Number(x) if x.as_u64() == Some(0) => Label::Negative,
             serde_json::Value::Number(x) if x.as_u64() == Some(1) => Label::Positive,
-            serde_json::Value::String(s) => Label::parse(s),
+            serde_json::Value::String(s) => Label::parse(s).map_err(|e| (n, e))?,
             other => {
                 return Err((
                     n,
@@ -126,17 +151,26 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Labelled>, (Option<u64>, String)> {
             .position(|h| h.trim().eq_ignore_ascii_case(name))
     };
     let (Some(text), Some(label)) = (col("text"), col("label")) else {
-        return Err((
-            Some(1),
-            format!("the header {:?} has no `text` and `label` columns", headers),
-        ));
+        let names: Vec<&str> = headers.iter().collect();
+        let mut problem = format!(
+            "the header ({}) has no `text` and `label` columns",
+            names.join(", ")
+        );
+        // One column holding the whole header: another delimiter.
+        if let [only] = names[..]
+            && [';', '\t', '|'].iter().any(|d| only.contains(*d))
+        {
+            problem.push_str("; the file looks separated by something other than commas");
+        }
+        return Err((Some(1), problem));
     };
     let mut out = Vec::new();
     for rec in r.records() {
         let rec = rec.map_err(|e| (line(&e), e.to_string()))?;
+        let at = rec.position().map(|p| p.line());
         out.push(Labelled {
             text: rec[text].to_string(),
-            label: Label::parse(&rec[label]),
+            label: Label::parse(&rec[label]).map_err(|e| (at, e))?,
         });
     }
     Ok(out)
@@ -169,12 +203,43 @@ mod tests {
         assert_eq!(b[2].label, Label::Category("ads".into()));
     }
 
+    /// (label as written, what it is read as; `None`: an error). Spreadsheets and pandas write
+    /// `TRUE`/`False`; anything not recognisable must not count as a positive.
+    #[test]
+    fn labels_read_in_any_case_and_unknown_ones_are_errors() {
+        let cases: &[(&str, Option<Label>)] = &[
+            ("0", Some(Label::Negative)),
+            ("", Some(Label::Negative)),
+            ("false", Some(Label::Negative)),
+            ("False", Some(Label::Negative)),
+            ("FALSE", Some(Label::Negative)),
+            ("no", Some(Label::Negative)),
+            ("No", Some(Label::Negative)),
+            (" 1 ", Some(Label::Positive)),
+            ("TRUE", Some(Label::Positive)),
+            ("Yes", Some(Label::Positive)),
+            ("ads", Some(Label::Category("ads".into()))),
+            ("group_2", Some(Label::Category("group_2".into()))),
+            ("Ads", None),
+            ("maybe?", None),
+            ("2", Some(Label::Category("2".into()))),
+            ("-1", None),
+            ("0.5", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(Label::parse(raw).ok(), *want, "{raw:?}");
+        }
+    }
+
     /// (file name, contents, words the error must hold)
     #[test]
     fn bad_data_files_name_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            ("x.csv", "a,b\n1,2\n", "no `text` and `label`"),
+            ("x.csv", "a,b\n1,2\n", "header (a, b) has no `text` and `label`"),
+            ("s.csv", "text;label\nx;1\n", "other than commas"),
+            ("l.csv", "text,label\nok,1\nbad,Maybe\n", ":3: label \"Maybe\""),
+            ("l.jsonl", "{\"text\":\"a\",\"label\":\"N/A\"}\n", ":1: label \"N/A\""),
             (
                 "y.jsonl",
                 "{\"text\":\"a\",\"label\":1}\n{\"text\":1}\n",

@@ -478,6 +478,35 @@ impl Config {
         }
     }
 
+    /// Checks what the config names in the rules: the categories `[watch.quarrel]` counts as
+    /// abuse must be categories of `engine`'s packs, or quarrel alerts and incident mode would
+    /// silently never fire (a typo such as `insults`). Nothing to check with the watch off.
+    pub fn check_rules(&self, engine: &crate::Engine, file: &str) -> Result<(), ConfigError> {
+        if !self.watch_enabled() {
+            return Ok(());
+        }
+        let known: std::collections::BTreeSet<&str> =
+            engine.packs().iter().map(|p| p.category.as_str()).collect();
+        match self
+            .watch
+            .quarrel
+            .categories
+            .iter()
+            .find(|c| !known.contains(c.as_str()))
+        {
+            None => Ok(()),
+            Some(c) => Err(ConfigError {
+                file: file.to_string(),
+                key: "watch.quarrel.categories".into(),
+                problem: format!("{c:?} is no category of the rules loaded"),
+                fix: format!(
+                    "use categories the packs have: {}",
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
+
     /// Checks values that parse but cannot work.
     pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let err = |key: &str, problem: String, fix: &str| ConfigError {

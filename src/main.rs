@@ -329,6 +329,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => PathBuf::from("config/rules"),
             };
             let engine = load_engine(&rules)?;
+            if let (Some(c), Some(path), false) = (&file_cfg, &config, no_watch) {
+                c.check_rules(&engine, &path.display().to_string())?;
+            }
             // The pipeline's limits, so that a replay gets the verdicts it gave.
             let limits = file_cfg
                 .as_ref()
@@ -452,6 +455,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("installing the SIGHUP handler")?;
             let cfg = Config::load(&config)?;
             let engine = Arc::new(load_engine(&cfg.rules.dir)?);
+            cfg.check_rules(&engine, &config.display().to_string())?;
             let metrics = new_metrics(&engine);
             metrics.readiness.set_rules_loaded(true);
             let _server = start_metrics(&cfg.metrics.listen, &metrics)?;
@@ -491,6 +495,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => {
                     let cfg = Config::load(path)?;
                     let engine = load_engine(&cfg.rules.dir)?;
+                    cfg.check_rules(&engine, &path.display().to_string())?;
                     (cfg, engine)
                 }
                 None => {

@@ -403,6 +403,43 @@ fn scan_applies_the_pipelines_limits_from_its_config() {
     assert!(hits(&out[1]) == 2 && hits(&out[2]) == 2, "{out:?}");
 }
 
+/// A mistyped quarrel category would silently turn off quarrel alerts and incident mode:
+/// `run`, `demo` and `scan` refuse it at start, naming the key and the categories there are.
+#[test]
+fn a_quarrel_category_the_rules_do_not_have_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("q.toml");
+    let rules = std::fs::canonicalize("config/rules").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[rules]\ndir = {:?}\n[watch.quarrel]\ncategories = [\"insults\"]\n",
+            rules.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    for args in [
+        &["scan", "--config", cfg, "/dev/null"][..],
+        &["run", "--config", cfg],
+        &["demo", "--config", cfg, "--duration", "1", "--metrics", ""],
+    ] {
+        let out = qunguard().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("watch.quarrel.categories") && err.contains("\"insults\"") && err.contains("insult, "),
+            "{args:?}: {err}"
+        );
+    }
+    // Rules only: the heuristics' settings do not matter.
+    let out = qunguard()
+        .args(["scan", "--no-watch", "--config", cfg, "/dev/null"])
+        .output()
+        .unwrap();
+    succeeded(&out);
+}
+
 /// `QUNGUARD_RULES_DIR` chooses the rules of `scan` and `eval` without --rules, as it does for
 /// `run` (the rules-directory error tells the user to set it).
 #[test]

@@ -388,8 +388,16 @@ fn scan_applies_the_pipelines_limits_from_its_config() {
     let (out, _) = scan(input.as_bytes(), &["--no-watch", "--config", cfg]);
     assert!(hits(&out[0]) == 2 && cut(&out[0]), "{}", out[0]);
     // 1,080 bytes of text; a line of over 2,700 bytes.
-    assert!(error(&out[1]).contains("over the limit of 1000"), "{}", out[1]);
-    assert!(error(&out[2]).contains("over the limit of 1500"), "{}", out[2]);
+    assert!(
+        error(&out[1]).contains("over the limit of 1000"),
+        "{}",
+        out[1]
+    );
+    assert!(
+        error(&out[2]).contains("over the limit of 1500"),
+        "{}",
+        out[2]
+    );
 
     // Without a config, the pipeline's defaults: 256 hits, 64 KiB of text, 1 MiB lines.
     let (out, _) = scan(input.as_bytes(), &["--no-watch"]);
@@ -428,7 +436,9 @@ fn a_quarrel_category_the_rules_do_not_have_is_refused_at_start() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(
-            err.contains("watch.quarrel.categories") && err.contains("\"insults\"") && err.contains("insult, "),
+            err.contains("watch.quarrel.categories")
+                && err.contains("\"insults\"")
+                && err.contains("insult, "),
             "{args:?}: {err}"
         );
     }
@@ -438,6 +448,36 @@ fn a_quarrel_category_the_rules_do_not_have_is_refused_at_start() {
         .output()
         .unwrap();
     succeeded(&out);
+}
+
+/// Client settings librdkafka refuses are a settings problem, found before any broker is
+/// tried: not "no answer" with advice to check that the broker is up.
+#[test]
+fn kafka_settings_librdkafka_refuses_are_reported_as_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("q.toml");
+    let rules = std::fs::canonicalize("config/rules").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[rules]\ndir = {:?}\n[kafka]\nbrokers = \"127.0.0.1:1\"\n[kafka.consumer]\n\"no.such.property\" = \"1\"\n",
+            rules.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = qunguard()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("client settings are refused")
+            && err.contains("no.such.property")
+            && err.contains("[kafka.consumer]")
+            && !err.contains("broker is up"),
+        "{err}"
+    );
 }
 
 /// `QUNGUARD_RULES_DIR` chooses the rules of `scan` and `eval` without --rules, as it does for
@@ -452,7 +492,10 @@ fn the_rules_dir_variable_is_read_by_scan_and_eval() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains(nowhere), "{args:?}: {err}");
+        assert!(
+            !out.status.success() && err.contains(nowhere),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -463,7 +506,10 @@ fn zero_groups_is_a_usage_error() {
         let out = qunguard().args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains("--groups") && err.contains("at least 1"), "{err}");
+        assert!(
+            err.contains("--groups") && err.contains("at least 1"),
+            "{err}"
+        );
     }
 }
 

@@ -347,7 +347,11 @@ fn train_refuses_labels_and_options_it_cannot_learn_from() {
             &[],
             "2 of 2 rows are positive",
         ),
-        (file("caps.csv", "text,label\n你好,Nope\n"), &[], "label \"Nope\""),
+        (
+            file("caps.csv", "text,label\n你好,Nope\n"),
+            &[],
+            "label \"Nope\"",
+        ),
         (good.clone(), &["--epochs", "0"], "--epochs"),
         (good.clone(), &["--max-flag-rate", "1"], "--max-flag-rate"),
     ];
@@ -361,7 +365,10 @@ fn train_refuses_labels_and_options_it_cannot_learn_from() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{data} {extra:?}: {err}");
         assert!(err.contains(needle), "{data} {extra:?}: {err}");
-        assert!(!dir.path().join("m.model").exists(), "{data}: no model written");
+        assert!(
+            !dir.path().join("m.model").exists(),
+            "{data}: no model written"
+        );
     }
 }
 

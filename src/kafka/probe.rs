@@ -32,6 +32,9 @@ pub enum Failure {
     Tls,
     /// No answer within the probe's time, for another reason.
     NoAnswer,
+    /// librdkafka refused the client settings before trying any broker (an unknown property,
+    /// a bad value, a feature this build lacks).
+    Settings,
 }
 
 impl Failure {
@@ -43,6 +46,7 @@ impl Failure {
             Failure::Authentication => "authentication failed",
             Failure::Tls => "TLS handshake failed",
             Failure::NoAnswer => "no answer",
+            Failure::Settings => "the client settings are refused",
         }
     }
 
@@ -64,12 +68,18 @@ impl Failure {
             Failure::NoAnswer => {
                 "check the address, that the broker is up and that \"security.protocol\" matches its listener"
             }
+            Failure::Settings => {
+                "check the properties in [kafka.consumer] and [kafka.producer] (librdkafka's names and values, all strings); GSSAPI (Kerberos) needs a build with `--features gssapi`"
+            }
         }
     }
 
     /// Whether retrying cannot help (wrong credentials or certificates stay wrong).
     fn is_permanent(self) -> bool {
-        matches!(self, Failure::Authentication | Failure::Tls)
+        matches!(
+            self,
+            Failure::Authentication | Failure::Tls | Failure::Settings
+        )
     }
 
     /// Classifies one librdkafka error event.
@@ -109,11 +119,14 @@ impl std::fmt::Display for ProbeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "cannot use Kafka at {}: {} after {:.1} s",
+            "cannot use Kafka at {}: {}",
             self.brokers,
-            self.failure.what(),
-            self.waited.as_secs_f64()
+            self.failure.what()
         )?;
+        // Settings are refused before any broker is tried: no time to tell.
+        if self.failure != Failure::Settings {
+            write!(f, " after {:.1} s", self.waited.as_secs_f64())?;
+        }
         if let Some(d) = &self.detail {
             write!(f, " ({d})")?;
         }
@@ -158,7 +171,7 @@ impl ProbeContext {
     fn worst(&self) -> Option<(Failure, String)> {
         let events = self.events.lock().expect("not poisoned");
         let rank = |f: Failure| match f {
-            Failure::Authentication | Failure::Tls => 0,
+            Failure::Authentication | Failure::Tls | Failure::Settings => 0,
             Failure::Unresolved => 1,
             Failure::Refused => 2,
             Failure::NoAnswer => 3,
@@ -167,6 +180,25 @@ impl ProbeContext {
             .iter()
             .filter_map(|(c, r)| Failure::of(*c, r).map(|f| (f, r.clone())))
             .min_by_key(|(f, _)| rank(*f))
+    }
+}
+
+/// Whether librdkafka accepts `config` (unknown properties, bad values and features this
+/// build lacks fail here), without waiting for any broker: run on every client's settings
+/// before probing, so a settings mistake is not reported as a broker that does not answer.
+pub fn check_settings(config: &ClientConfig) -> Result<(), ProbeError> {
+    let mut config = config.clone();
+    // A producer, as in `probe`: consumer properties are only warned about, and those
+    // warnings say nothing here.
+    config.set_log_level(RDKafkaLogLevel::Emerg);
+    match config.create_with_context::<_, BaseProducer<ProbeContext>>(ProbeContext::default()) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ProbeError {
+            brokers: config.get("bootstrap.servers").unwrap_or("").to_string(),
+            failure: Failure::Settings,
+            detail: Some(e.to_string()),
+            waited: Duration::ZERO,
+        }),
     }
 }
 
@@ -188,7 +220,7 @@ pub fn probe(config: &ClientConfig, timeout: Duration) -> Result<Metadata, Probe
     config.set_log_level(RDKafkaLogLevel::Error);
     let client: BaseProducer<ProbeContext> = config
         .create_with_context(ProbeContext::default())
-        .map_err(|e| fail(Failure::NoAnswer, Some(e.to_string()), start))?;
+        .map_err(|e| fail(Failure::Settings, Some(e.to_string()), start))?;
     let step = Duration::from_millis(250);
     loop {
         let left = timeout.saturating_sub(start.elapsed());

@@ -62,6 +62,13 @@ pub fn run_live(
     let k = &cfg.kafka;
     let pc = &cfg.pipeline;
     let producer_cfg = kafka::producer_config(&k.brokers, &k.producer);
+    let mut consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
+    if !k.group_instance_id.is_empty() {
+        consumer_cfg.set("group.instance.id", &k.group_instance_id);
+    }
+    for (side, c) in [("producer", &producer_cfg), ("consumer", &consumer_cfg)] {
+        kafka::probe::check_settings(c).map_err(|e| anyhow::anyhow!("{side}: {e}"))?;
+    }
     // [kafka.producer] may carry its own credentials: check them before consuming anything.
     kafka::probe::probe(&producer_cfg, kafka::probe::PROBE_TIMEOUT)
         .map_err(|e| anyhow::anyhow!("producer: {e}"))?;
@@ -72,10 +79,6 @@ pub fn run_live(
         Offsets::new(metrics.clone(), Duration::from_millis(pc.drain_timeout_ms)),
         metrics.clone(),
     ));
-    let mut consumer_cfg = kafka::consumer_config(&k.brokers, &k.group_id, &k.consumer);
-    if !k.group_instance_id.is_empty() {
-        consumer_cfg.set("group.instance.id", &k.group_instance_id);
-    }
     let missing =
         kafka::admin::missing_topics(&consumer_cfg, &k.all_topics(), kafka::probe::PROBE_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("consumer: {e}"))?;

@@ -236,10 +236,22 @@ mod tests {
     fn bad_data_files_name_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            ("x.csv", "a,b\n1,2\n", "header (a, b) has no `text` and `label`"),
+            (
+                "x.csv",
+                "a,b\n1,2\n",
+                "header (a, b) has no `text` and `label`",
+            ),
             ("s.csv", "text;label\nx;1\n", "other than commas"),
-            ("l.csv", "text,label\nok,1\nbad,Maybe\n", ":3: label \"Maybe\""),
-            ("l.jsonl", "{\"text\":\"a\",\"label\":\"N/A\"}\n", ":1: label \"N/A\""),
+            (
+                "l.csv",
+                "text,label\nok,1\nbad,Maybe\n",
+                ":3: label \"Maybe\"",
+            ),
+            (
+                "l.jsonl",
+                "{\"text\":\"a\",\"label\":\"N/A\"}\n",
+                ":1: label \"N/A\"",
+            ),
             (
                 "y.jsonl",
                 "{\"text\":\"a\",\"label\":1}\n{\"text\":1}\n",

@@ -480,7 +480,9 @@ impl Config {
 
     /// Checks what the config names in the rules: the categories `[watch.quarrel]` counts as
     /// abuse must be categories of `engine`'s packs, or quarrel alerts and incident mode would
-    /// silently never fire (a typo such as `insults`). Nothing to check with the watch off.
+    /// silently never fire (a typo such as `insults`). The built-in default (`insult`) with
+    /// packs that have no such category is only warned about: those rules have no abuse to
+    /// count. Nothing to check with the watch off.
     pub fn check_rules(&self, engine: &crate::Engine, file: &str) -> Result<(), ConfigError> {
         if !self.watch_enabled() {
             return Ok(());
@@ -495,6 +497,15 @@ impl Config {
             .find(|c| !known.contains(c.as_str()))
         {
             None => Ok(()),
+            Some(c)
+                if self.watch.quarrel.categories
+                    == crate::watch::QuarrelConfig::default().categories =>
+            {
+                log::warn!(
+                    "the rules have no category {c:?}, which quarrels count as abuse by default: no quarrel alerts or incident mode; set watch.quarrel.categories in {file} to categories the packs have"
+                );
+                Ok(())
+            }
             Some(c) => Err(ConfigError {
                 file: file.to_string(),
                 key: "watch.quarrel.categories".into(),

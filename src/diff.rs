@@ -41,8 +41,11 @@ pub struct DiffSummary {
     pub messages: u64,
     /// Of them, changed (written out).
     pub changed: u64,
-    /// Lines that are not messages (bad JSON, too large...), skipped.
+    /// Lines that are not messages (bad JSON, invalid UTF-8, a `text` over the limit),
+    /// skipped.
     pub unreadable: u64,
+    /// Blank lines, skipped (they separate nothing in JSONL).
+    pub blank: u64,
     /// Changed messages by (old action, new action).
     pub by_action: BTreeMap<(Action, Action), u64>,
     /// Per category: messages that gained it, and that lost it.
@@ -51,10 +54,11 @@ pub struct DiffSummary {
 
 impl std::fmt::Display for DiffSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every input line is one of the three counts, so they add up to the input.
         writeln!(
             f,
-            "{} messages, {} changed, {} unreadable lines skipped",
-            self.messages, self.changed, self.unreadable
+            "{} messages, {} changed; lines skipped: {} not messages (bad JSON or a text over the limit), {} blank",
+            self.messages, self.changed, self.unreadable, self.blank
         )?;
         for ((old, new), n) in &self.by_action {
             writeln!(f, "  action {} -> {}: {n}", old.as_str(), new.as_str())?;
@@ -100,7 +104,9 @@ pub fn diff_rules<R: BufRead, W: Write>(
                 line.pop();
             }
             // Blank lines separate nothing in JSONL: skip them rather than call them errors.
-            if !line.iter().all(u8::is_ascii_whitespace) {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                summary.blank += 1;
+            } else {
                 lines.push(line);
             }
         }
@@ -234,7 +240,7 @@ mod tests {
             })
             .collect();
         assert_eq!(got, want);
-        assert_eq!((s.messages, s.changed, s.unreadable), (5, 3, 5));
+        assert_eq!((s.messages, s.changed, s.unreadable, s.blank), (5, 3, 5, 5));
         assert_eq!(s.by_action[&(Action::Review, Action::Block)], 2);
         assert_eq!(s.by_action[&(Action::Allow, Action::Block)], 1);
         assert_eq!(s.by_category["gambling"], (3, 0));

@@ -439,12 +439,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout());
-            for m in qunguard::internal::synth::Synth::new(cfg).take(count) {
-                serde_json::to_writer(&mut out, &m)?;
-                out.write_all(b"\n")?;
+            let write = || -> std::io::Result<()> {
+                for m in qunguard::internal::synth::Synth::new(cfg).take(count) {
+                    serde_json::to_writer(&mut out, &m)?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()
+            };
+            match write() {
+                // A closed pipe (`| head`) is a normal way to stop reading.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.context("writing the messages"),
             }
-            out.flush()?;
-            Ok(())
         }
         Command::Run { config } => {
             init_logging(log_format);
@@ -857,11 +863,29 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let format = cli.log_format;
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("qunguard: error: {e:#}");
+            fatal(format, &format!("qunguard: error: {e:#}"));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error that ends the process, written as the chosen log format writes lines and whatever
+/// RUST_LOG says: a log shipper reading JSON gets it as JSON, a person one plain line.
+fn fatal(format: LogFormat, msg: &str) {
+    match format {
+        LogFormat::Text => eprintln!("{msg}"),
+        LogFormat::Json => {
+            let one = tracing_subscriber::fmt()
+                .json()
+                .with_ansi(false)
+                .with_writer(std::io::stderr)
+                .finish();
+            tracing::subscriber::with_default(one, || tracing::error!(target: "qunguard", "{msg}"));
         }
     }
 }

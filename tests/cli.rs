@@ -448,6 +448,25 @@ fn a_quarrel_category_the_rules_do_not_have_is_refused_at_start() {
         .output()
         .unwrap();
     succeeded(&out);
+    // The built-in default with packs that have no `insult`: those rules have no abuse to
+    // count, so a warning, not a refusal.
+    std::fs::create_dir(dir.path().join("packs")).unwrap();
+    std::fs::write(
+        dir.path().join("packs/ads.toml"),
+        "category = \"ads\"\naction = \"review\"\nwords = [\"代开发票\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("q.toml"), "[rules]\ndir = \"packs\"\n").unwrap();
+    let out = qunguard()
+        .args(["scan", "--config", cfg, "/dev/null"])
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARN") && err.contains("no quarrel alerts"),
+        "{err}"
+    );
 }
 
 /// Client settings librdkafka refuses are a settings problem, found before any broker is
@@ -477,6 +496,61 @@ fn kafka_settings_librdkafka_refuses_are_reported_as_settings() {
             && err.contains("[kafka.consumer]")
             && !err.contains("broker is up"),
         "{err}"
+    );
+}
+
+/// `--log-format json` holds for the error that ends a command too (log shippers parse every
+/// line), even when RUST_LOG silences logging.
+#[test]
+fn a_fatal_error_is_a_json_line_with_log_format_json() {
+    let out = qunguard()
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            "/nonexistent/q.toml",
+        ])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let last = lines.last().expect("an error line");
+    assert_eq!(last["level"], "ERROR", "{err}");
+    let msg = last["fields"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("/nonexistent/q.toml") && msg.contains("cannot read"),
+        "{err}"
+    );
+}
+
+/// `gen | head` stops quietly: a closed pipe is how a reader says it has enough.
+#[test]
+fn gen_stops_quietly_when_its_reader_goes() {
+    let mut child = qunguard()
+        .args(["gen", "--count", "1000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -71,7 +71,7 @@ fn diff_rules_lists_exactly_the_changed_messages() {
     assert!(line("gambling").ends_with("(shadow)"), "{listing}");
     assert!(!line("ads").contains("shadow"), "{listing}");
     for needle in [
-        "5 messages, 3 changed, 1 unreadable",
+        "5 messages, 3 changed; lines skipped: 1 not messages (bad JSON or a text over the limit), 0 blank",
         "action review -> block: 2",
         "action review -> allow: 1",
         "category ads: +0 -1",

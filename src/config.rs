@@ -446,18 +446,42 @@ impl Config {
 
     /// Parses TOML text; `file` names it in errors. Does not apply env overrides or validate.
     pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
-        toml::from_str(src).map_err(|e: toml::de::Error| {
+        let at = |e: &toml::de::Error| {
             let line = e
                 .span()
                 .map(|s| src[..s.start.min(src.len())].matches('\n').count() + 1);
+            match line {
+                Some(l) => format!("{file}:{l}"),
+                None => file.to_string(),
+            }
+        };
+        let fix = "compare with the documented keys in config/qunguard.toml";
+        let de = toml::Deserializer::parse(src).map_err(|e| ConfigError {
+            file: at(&e),
+            key: String::new(),
+            problem: e.message().trim().to_string(),
+            fix: fix.into(),
+        })?;
+        // The path of the value at fault: a wrong type inside a table names its key.
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let e = e.into_inner();
+            let client = key.starts_with("kafka.consumer.") || key.starts_with("kafka.producer.");
+            let fix = if client {
+                "librdkafka's properties are all strings: quote the value (\"6000\", \"true\")"
+            } else {
+                fix
+            };
             ConfigError {
-                file: match line {
-                    Some(l) => format!("{file}:{l}"),
-                    None => file.to_string(),
+                file: at(&e),
+                // `?` is the path of a value not reached yet (the document as a whole).
+                key: if key == "?" || key == "." {
+                    String::new()
+                } else {
+                    key
                 },
-                key: String::new(),
                 problem: e.message().trim().to_string(),
-                fix: "compare with the documented keys in config/qunguard.toml".into(),
+                fix: fix.into(),
             }
         })
     }
@@ -778,8 +802,23 @@ mod tests {
             ),
             (
                 "[watch.rate]\naction = \"allow\"\n",
-                "`watch.*.action`",
+                "`watch.rate.action`",
                 "enabled = false",
+            ),
+            (
+                "[watch.alerts]\nincident_action = \"allow\"\n",
+                "`watch.alerts.incident_action`",
+                "enabled = false",
+            ),
+            (
+                "[kafka.consumer]\n\"session.timeout.ms\" = 6000\n",
+                "`kafka.consumer.session.timeout.ms`",
+                "quote the value",
+            ),
+            (
+                "[watch.rate]\ngroup_burst = \"5\"\n",
+                "`watch.rate.group_burst`",
+                "expected f64",
             ),
             (
                 "[watch.scorecard]\ngood_max_per_1000 = 80.0\n",

@@ -500,15 +500,20 @@ impl WatchConfig {
                 "lower it or raise rectify_min_per_1000",
             );
         }
-        if self.rate.action == Action::Allow
-            || self.flood.action == Action::Allow
-            || self.links.action == Action::Allow
-        {
-            return e(
-                "*.action",
-                "is \"allow\"".into(),
-                "use \"review\" or \"block\" (set enabled = false to turn heuristics off)",
-            );
+        // An action of "allow" would make the finding change nothing while looking enabled.
+        for (key, action) in [
+            ("rate.action", self.rate.action),
+            ("flood.action", self.flood.action),
+            ("links.action", self.links.action),
+            ("alerts.incident_action", self.alerts.incident_action),
+        ] {
+            if action == Action::Allow {
+                return e(
+                    key,
+                    "is \"allow\"".into(),
+                    "use \"review\" or \"block\" (set enabled = false to turn heuristics off)",
+                );
+            }
         }
         Ok(())
     }

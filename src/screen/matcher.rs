@@ -164,6 +164,11 @@ pub(crate) fn compile(sources: &Sources, cache: Option<&Path>) -> Result<BlockDa
         && let Ok(db) = bytes.deserialize::<BlockMode>()
         && db.alloc_scratch().is_ok()
     {
+        // Marked as used, so pruning keeps what is loaded.
+        let _ = std::fs::File::options()
+            .append(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         return Ok(db);
     }
     let db = build()?;
@@ -174,8 +179,36 @@ pub(crate) fn compile(sources: &Sources, cache: Option<&Path>) -> Result<BlockDa
             .and_then(|_| std::fs::write(&tmp, &*bytes))
             .and_then(|_| std::fs::rename(&tmp, &file));
         let _ = std::fs::remove_file(&tmp);
+        prune(dir, CACHE_KEEP);
     }
     Ok(db)
+}
+
+/// Compiled databases kept in the cache: every reload of an edited rule set adds one (~7 MB
+/// with a 64k-term dictionary), so without a bound the cache would fill the disk of a
+/// long-running instance whose rules change daily.
+const CACHE_KEEP: usize = 12;
+
+/// Removes all but the `keep` most recently used databases (by modification time, which a
+/// cache hit refreshes). Another instance sharing the directory that loses a file it was
+/// about to read compiles it again: nothing fails.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut dbs: Vec<(std::time::SystemTime, std::path::PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("hs-") && name.ends_with(".db")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    dbs.sort_by(|a, b| b.cmp(a));
+    for (_, path) in dbs.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// CPU features Hyperscan specialises a database for; part of the cache key, so a cache shared
@@ -286,6 +319,51 @@ mod tests {
             hits.push((id, from, to))
         });
         assert_eq!(hits, vec![(0, 3, 14)]);
+    }
+
+    /// The cache keeps the most recently used databases only, and a hit counts as a use:
+    /// a long-running instance whose rules change daily must not fill its disk.
+    #[test]
+    fn the_cache_keeps_the_most_recently_used_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let now = std::time::SystemTime::now();
+        let db = |i: u64| dir.path().join(format!("hs-old{i:02}.db"));
+        for i in 0..(CACHE_KEEP as u64 + 3) {
+            std::fs::write(db(i), b"x").unwrap();
+            // hs-old00 is the newest, then older and older.
+            let f = std::fs::File::options().append(true).open(db(i)).unwrap();
+            f.set_modified(now - day * (i as u32 + 2)).unwrap();
+        }
+        std::fs::write(dir.path().join("kafka.tgz"), b"not ours").unwrap();
+
+        let mut srcs = Sources::default();
+        srcs.push_literal("代开".as_bytes());
+        compile(&srcs, Some(dir.path())).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = (0..CACHE_KEEP as u64 - 1)
+            .map(|i| format!("hs-old{i:02}.db"))
+            .collect();
+        want.push("kafka.tgz".into());
+        assert_eq!(left.iter().filter(|n| !n.starts_with("hs-old")).count(), 2, "{left:?}");
+        assert!(want.iter().all(|w| left.contains(w)), "{left:?}");
+        assert_eq!(left.len(), CACHE_KEEP + 1, "{left:?}");
+
+        // A hit marks the database used now: it is no longer the oldest.
+        let ours = left
+            .iter()
+            .find(|n| n.starts_with("hs-") && !n.starts_with("hs-old"))
+            .unwrap();
+        let path = dir.path().join(ours);
+        let f = std::fs::File::options().append(true).open(&path).unwrap();
+        f.set_modified(now - day * 100).unwrap();
+        compile(&srcs, Some(dir.path())).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(modified > now - day, "{modified:?}");
     }
 
     #[test]

@@ -70,7 +70,13 @@ pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, Rej
     // From the checked `str`: parsing from bytes would check every string's UTF-8 again.
     let msg = Message::from_json(text).map_err(|e| Rejection {
         code: "invalid_json",
-        detail: format!("not a valid message: {e}"),
+        detail: match text.starts_with('\u{feff}') {
+            // Editors on Windows and some exporters write one; JSON has no place for it.
+            true => format!(
+                "not a valid message: {e}: the line starts with a UTF-8 byte-order mark (BOM); save the file without it"
+            ),
+            false => format!("not a valid message: {e}"),
+        },
     })?;
     if msg.text.len() > max_text_bytes {
         return Err(Rejection {
@@ -382,6 +388,17 @@ mod tests {
     use super::*;
     use crate::watch::WatchConfig;
     use std::sync::LazyLock;
+
+    /// A byte-order mark is what makes an otherwise valid first line fail: say so.
+    #[test]
+    fn a_line_starting_with_a_byte_order_mark_is_named_as_such() {
+        let line = r#"{"id":"a","group_id":"g","sender_id":"u","ts":1,"text":"x"}"#;
+        let e = parse_message(format!("\u{feff}{line}").as_bytes(), 100).unwrap_err();
+        assert_eq!(e.code, "invalid_json");
+        assert!(e.detail.contains("byte-order mark"), "{}", e.detail);
+        let e = parse_message(b"{oops", 100).unwrap_err();
+        assert!(!e.detail.contains("byte-order mark"), "{}", e.detail);
+    }
 
     static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules");

@@ -88,7 +88,7 @@ impl From<PackAction> for Action {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PackFile {
-    category: String,
+    category: Spanned<String>,
     action: PackAction,
     #[serde(default)]
     description: Option<String>,
@@ -433,7 +433,11 @@ pub(crate) fn pack_name(path: &Path) -> String {
 
 /// A pack's `category`, trimmed, when it is a lowercase label (it becomes a metric label);
 /// term packs and model packs share the rule.
-pub(crate) fn category_label(path: &Path, raw: &str) -> Result<String, RuleError> {
+pub(crate) fn category_label(
+    path: &Path,
+    raw: &str,
+    line: Option<usize>,
+) -> Result<String, RuleError> {
     let category = raw.trim();
     if category.is_empty()
         || !category
@@ -443,7 +447,7 @@ pub(crate) fn category_label(path: &Path, raw: &str) -> Result<String, RuleError
         return Err(RuleError {
             file: path.to_path_buf(),
             key: "category".into(),
-            line: None,
+            line,
             problem: format!("category {raw:?} is not a lowercase label"),
             fix: "use lowercase ASCII letters, digits and '_' (it becomes a metric label)".into(),
         });
@@ -469,7 +473,8 @@ impl Pack {
             )
         })?;
         let name = pack_name(path);
-        let category = category_label(path, &file.category)?;
+        let at = Some(lines.line_of(file.category.span().start));
+        let category = category_label(path, file.category.get_ref(), at)?;
 
         let mut terms = Terms::default();
         // `word`: the index in `words`, named in an error (none for a words file's lines).
@@ -677,9 +682,9 @@ validate = "cn_mobile"
                 "cannot read words file",
             ),
             (
-                "category = \"Ads Pack\"\naction = \"review\"\nwords = [\"x\"]\n",
+                "action = \"review\"\ncategory = \"Ads Pack\"\nwords = [\"x\"]\n",
                 "category",
-                None,
+                Some(2),
                 "not a lowercase label",
             ),
             (

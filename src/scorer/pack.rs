@@ -12,7 +12,7 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ModelPackFile {
-    category: String,
+    category: Spanned<String>,
     action: Spanned<Action>,
     #[serde(default)]
     description: Option<String>,
@@ -78,7 +78,8 @@ impl ModelPack {
                 "see README.md, \"Model packs\", for the keys a model pack may have",
             )
         })?;
-        let category = crate::rules::category_label(path, &file.category)?;
+        let at = Some(line_of(file.category.span().start));
+        let category = crate::rules::category_label(path, file.category.get_ref(), at)?;
         let action = *file.action.get_ref();
         if action == Action::Allow {
             return Err(err(

@@ -349,7 +349,11 @@ mod tests {
             .map(|i| format!("hs-old{i:02}.db"))
             .collect();
         want.push("kafka.tgz".into());
-        assert_eq!(left.iter().filter(|n| !n.starts_with("hs-old")).count(), 2, "{left:?}");
+        assert_eq!(
+            left.iter().filter(|n| !n.starts_with("hs-old")).count(),
+            2,
+            "{left:?}"
+        );
         assert!(want.iter().all(|w| left.contains(w)), "{left:?}");
         assert_eq!(left.len(), CACHE_KEEP + 1, "{left:?}");
 

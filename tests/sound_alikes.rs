@@ -489,6 +489,17 @@ fn dropped_matches_are_explained_on_the_verdict() {
                 None,
             )],
         ),
+        // A repeat folded across a break (开，开) does not join two sentences into a term.
+        (
+            "我来代开，开发票的事明天说",
+            &[(
+                "ads:代开发票",
+                MatchKind::Pinyin,
+                "代开，开发票",
+                SuppressedBy::Sentence,
+                None,
+            )],
+        ),
         ("今天天气不错", &[]),
     ];
     let e = engine();
@@ -511,6 +522,16 @@ fn dropped_matches_are_explained_on_the_verdict() {
             .collect();
         let want: Vec<String> = want.iter().map(|w| format!("{w:?}")).collect();
         assert_eq!(got, want, "{text}");
+    }
+    // A repeat folded across a break at a span's edge: the hit is the part after (or before)
+    // the break, not the punctuation and the repeat on the other side.
+    for (text, span) in [
+        ("出售仿真枪，枪枝弹药齐全", "枪枝"),
+        ("我要枪枝，枝", "枪枝"),
+    ] {
+        let v = e.screen(&msg(text));
+        let hit = v.hits.iter().find(|h| h.rule == "weapons:枪支");
+        assert_eq!(hit.map(|h| h.text.as_str()), Some(span), "{text}: {v:?}");
     }
     // On the wire: the reason and what dropped it.
     let v = e.screen(&msg("买了大麻花"));

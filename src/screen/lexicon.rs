@@ -118,11 +118,16 @@ impl Lexicon {
 /// original texts between its consecutive characters. A break in some gaps but not all is two
 /// sentences' words meeting (…关照。代理… is not 招代理); punctuation in every gap of a span of
 /// three or more characters is a term spelt out to hide it (代.开.发.飘).
+/// Whether a gap between two characters holds sentence punctuation.
+pub(crate) fn breaks_sentence(gap: &str) -> bool {
+    gap.chars().any(|c| SENTENCE_PUNCTUATION.contains(c))
+}
+
 pub(crate) fn crosses_sentence<'a>(gaps: impl Iterator<Item = &'a str>) -> bool {
     let (mut broken, mut all) = (0, 0);
     for gap in gaps {
         all += 1;
-        broken += usize::from(gap.chars().any(|c| SENTENCE_PUNCTUATION.contains(c)));
+        broken += usize::from(breaks_sentence(gap));
     }
     broken > 0 && (broken < all || all < 2)
 }

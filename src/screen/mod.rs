@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Bumped whenever normalisation or matching semantics change, so `rules_version` changes too.
-const ENGINE_SEMANTICS: &str = "qunguard-engine-2";
+const ENGINE_SEMANTICS: &str = "qunguard-engine-3";
 
 /// The version of a rule set: the first 16 hex digits of a SHA-256 over everything that decides
 /// a verdict (every pack's settings, terms, allowed terms and regexes, words files included as
@@ -700,12 +700,20 @@ impl Engine {
                 {
                     continue;
                 }
-                let (ns, ne) = utf8(units[0].ns as usize, units[units.len() - 1].ne as usize);
+                let folds = fold_breaks(dense_text, units, &utf8, map);
+                let (ns, ne) = match folds {
+                    Some(span) => utf8(span.0, span.1),
+                    None => utf8(units[0].ns as usize, units[units.len() - 1].ne as usize),
+                };
                 let (s, e) = map.original_range(ns, ne);
                 if !stands_alone(original, s, e) {
                     continue;
                 }
                 let hit = self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e);
+                if folds.is_none() {
+                    dropped.push((hit, SuppressedBy::Sentence, None));
+                    continue;
+                }
                 // Romanised spellings are deliberate, and the term's own characters are its
                 // literal hit (kept over this one); only a sound-alike in other Han characters
                 // is checked against sentence breaks and ordinary words (rare: only those pay).
@@ -1077,6 +1085,53 @@ struct Scratch {
 }
 
 /// The offset map of one message, built on first use: only messages with matches need one.
+/// The dense span of a pinyin match over `units`, where a repeat folded into one unit has
+/// sentence punctuation between its characters: 枪，枪枝 folds to the units 枪 枝, but the
+/// match is 枪枝, after the break; 代开，开发票 folds to 代开发票 across a break inside the
+/// span, which is not the term (`None`), as no sound-alike runs across sentence punctuation.
+/// The whole span when no fold holds a break (nearly always; only folded units are looked at).
+fn fold_breaks(
+    dense_text: &[u8],
+    units: &[normalise::Unit],
+    utf8: &impl Fn(usize, usize) -> (usize, usize),
+    map: &mut LazyMap<'_>,
+) -> Option<(usize, usize)> {
+    let (mut ns, mut ne) = (units[0].ns as usize, units[units.len() - 1].ne as usize);
+    for (k, u) in units.iter().enumerate() {
+        let inner = &dense_text[u.ns as usize..u.ne as usize];
+        let repeats: Vec<(usize, usize)> = dense::chars(inner)
+            .map(|(s, e, _)| (u.ns as usize + s, u.ns as usize + e))
+            .collect();
+        if repeats.len() < 2 {
+            continue;
+        }
+        let spans: Vec<(usize, usize)> = repeats
+            .iter()
+            .map(|&(s, e)| {
+                let (s, e) = utf8(s, e);
+                map.original_range(s, e)
+            })
+            .collect();
+        // Indices of the repeats that follow a sentence break.
+        let after_break: Vec<usize> = (1..spans.len())
+            .filter(|&r| lexicon::breaks_sentence(&map.text[spans[r - 1].1..spans[r].0]))
+            .collect();
+        let (Some(&first), Some(&last)) = (after_break.first(), after_break.last()) else {
+            continue;
+        };
+        if k == 0 {
+            // The span starts after the last break inside its first unit.
+            ns = repeats[last].0;
+        } else if k == units.len() - 1 {
+            // ...and ends before the first break inside its last unit.
+            ne = repeats[first - 1].1;
+        } else {
+            return None;
+        }
+    }
+    Some((ns, ne))
+}
+
 struct LazyMap<'a> {
     text: &'a str,
     /// The message's dense encoding, which the map's text must encode to.

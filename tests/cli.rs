@@ -411,22 +411,23 @@ fn scan_applies_the_pipelines_limits_from_its_config() {
     assert!(hits(&out[1]) == 2 && hits(&out[2]) == 2, "{out:?}");
 }
 
+/// `dir/q.toml`: the shipped rules (by absolute path: a config's relative `rules.dir` is read
+/// from the config's own directory), then `rest`. Returns its path.
+fn config_with_shipped_rules(dir: &tempfile::TempDir, rest: &str) -> String {
+    let cfg = dir.path().join("q.toml");
+    let rules = std::fs::canonicalize("config/rules").unwrap();
+    let rules = rules.to_str().unwrap();
+    std::fs::write(&cfg, format!("[rules]\ndir = {rules:?}\n{rest}")).unwrap();
+    cfg.to_str().unwrap().to_string()
+}
+
 /// A mistyped quarrel category would silently turn off quarrel alerts and incident mode:
 /// `run`, `demo` and `scan` refuse it at start, naming the key and the categories there are.
 #[test]
 fn a_quarrel_category_the_rules_do_not_have_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("q.toml");
-    let rules = std::fs::canonicalize("config/rules").unwrap();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[rules]\ndir = {:?}\n[watch.quarrel]\ncategories = [\"insults\"]\n",
-            rules.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let cfg = cfg.to_str().unwrap();
+    let cfg = config_with_shipped_rules(&dir, "[watch.quarrel]\ncategories = [\"insults\"]\n");
+    let cfg = cfg.as_str();
     for args in [
         &["scan", "--config", cfg, "/dev/null"][..],
         &["run", "--config", cfg],
@@ -474,20 +475,11 @@ fn a_quarrel_category_the_rules_do_not_have_is_refused_at_start() {
 #[test]
 fn kafka_settings_librdkafka_refuses_are_reported_as_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("q.toml");
-    let rules = std::fs::canonicalize("config/rules").unwrap();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[rules]\ndir = {:?}\n[kafka]\nbrokers = \"127.0.0.1:1\"\n[kafka.consumer]\n\"no.such.property\" = \"1\"\n",
-            rules.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let out = qunguard()
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let cfg = config_with_shipped_rules(
+        &dir,
+        "[kafka]\nbrokers = \"127.0.0.1:1\"\n[kafka.consumer]\n\"no.such.property\" = \"1\"\n",
+    );
+    let out = qunguard().args(["run", "--config", &cfg]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

@@ -513,13 +513,7 @@ impl Config {
         }
         let known: std::collections::BTreeSet<&str> =
             engine.packs().iter().map(|p| p.category.as_str()).collect();
-        match self
-            .watch
-            .quarrel
-            .categories
-            .iter()
-            .find(|c| !known.contains(c.as_str()))
-        {
+        match self.watch.missing_quarrel_categories(engine).first() {
             None => Ok(()),
             Some(c)
                 if self.watch.quarrel.categories

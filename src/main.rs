@@ -750,7 +750,7 @@ fn binary_labels(path: &Path, rows: &[qunguard::scorer::data::Labelled]) -> anyh
     let positive = rows.iter().filter(|r| r.label.is_positive()).count();
     anyhow::ensure!(
         positive > 0 && positive < rows.len(),
-        "{}: {positive} of {} rows are positive; a model needs examples of both labels",
+        "{}: {positive} of {} rows are positive; training, and the figures on it, need examples of both labels",
         path.display(),
         rows.len()
     );

@@ -474,21 +474,40 @@ fn a_quarrel_category_the_rules_do_not_have_is_refused_at_start() {
 /// tried: not "no answer" with advice to check that the broker is up.
 #[test]
 fn kafka_settings_librdkafka_refuses_are_reported_as_settings() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config_with_shipped_rules(
-        &dir,
-        "[kafka]\nbrokers = \"127.0.0.1:1\"\n[kafka.consumer]\n\"no.such.property\" = \"1\"\n",
-    );
-    let out = qunguard().args(["run", "--config", &cfg]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("client settings are refused")
-            && err.contains("no.such.property")
-            && err.contains("[kafka.consumer]")
-            && !err.contains("broker is up"),
-        "{err}"
-    );
+    // (settings, side and words the error must hold): an unknown property, a bad value, and a
+    // check librdkafka makes only when it creates a consumer.
+    let cases = [
+        (
+            "[kafka.consumer]\n\"no.such.property\" = \"1\"\n",
+            "consumer:",
+            "no.such.property",
+        ),
+        (
+            "[kafka.producer]\n\"acks\" = \"some\"\n",
+            "producer:",
+            "acks",
+        ),
+        (
+            "[kafka.consumer]\n\"max.poll.interval.ms\" = \"1000\"\n",
+            "consumer:",
+            "session.timeout.ms",
+        ),
+    ];
+    for (settings, side, needle) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let rest = format!("[kafka]\nbrokers = \"127.0.0.1:1\"\n{settings}");
+        let cfg = config_with_shipped_rules(&dir, &rest);
+        let out = qunguard().args(["run", "--config", &cfg]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(side)
+                && err.contains("client settings are refused")
+                && err.contains(needle)
+                && !err.contains("broker is up"),
+            "{settings}: {err}"
+        );
+    }
 }
 
 /// `--log-format json` holds for the error that ends a command too (log shippers parse every

@@ -523,15 +523,40 @@ fn dropped_matches_are_explained_on_the_verdict() {
         let want: Vec<String> = want.iter().map(|w| format!("{w:?}")).collect();
         assert_eq!(got, want, "{text}");
     }
-    // A repeat folded across a break at a span's edge: the hit is the part after (or before)
-    // the break, not the punctuation and the repeat on the other side.
-    for (text, span) in [
-        ("出售仿真枪，枪枝弹药齐全", "枪枝"),
-        ("我要枪枝，枝", "枪枝"),
-    ] {
+    // Folded repeats and sentence breaks, (text, rule, the hit's text or None for no hit):
+    // a repeat folded across a break at a span's edge leaves the part on the term's side (as
+    // long as it keeps the term's own repeats: 时时彩 has two); punctuation between every
+    // character is a term spelt out; romanised spellings are never judged by breaks; a
+    // character that normalises to two (ⅱ, ⅲ, ﬀ) folds without a gap between its halves.
+    let folds: &[(&str, &str, Option<&str>)] = &[
+        ("出售仿真枪，枪枝弹药齐全", "weapons:枪支", Some("枪枝")),
+        ("我要枪枝，枝", "weapons:枪支", Some("枪枝")),
+        ("枪，枪，枪枝", "weapons:枪支", Some("枪枝")),
+        ("诗诗彩", "gambling:时时彩", Some("诗诗彩")),
+        ("诗，诗彩", "gambling:时时彩", None),
+        ("诗.诗.彩", "gambling:时时彩", Some("诗.诗.彩")),
+        ("代.开.开.发.飘", "ads:代开发票", Some("代.开.开.发.飘")),
+        (
+            "d.a.i.k.a.a.i.f.a.p.i.a.o",
+            "ads:代开发票",
+            Some("d.a.i.k.a.a.i.f.a.p.i.a.o"),
+        ),
+        ("daikai，ifapiao", "ads:代开发票", Some("daikai，ifapiao")),
+        ("qⅲangzhi", "weapons:枪支", Some("qⅲangzhi")),
+        ("daikaⅱfapiao", "ads:代开发票", Some("daikaⅱfapiao")),
+        ("daikaiﬀapiao", "ads:代开发票", Some("daikaiﬀapiao")),
+    ];
+    for &(text, rule, span) in folds {
         let v = e.screen(&msg(text));
-        let hit = v.hits.iter().find(|h| h.rule == "weapons:枪支");
-        assert_eq!(hit.map(|h| h.text.as_str()), Some(span), "{text}: {v:?}");
+        let hit = v.hits.iter().find(|h| h.rule == rule);
+        assert_eq!(hit.map(|h| h.text.as_str()), span, "{text}: {v:?}");
+        for h in &v.hits {
+            assert_eq!(
+                &text[h.start..h.end],
+                h.text,
+                "{text}: offsets slice the original"
+            );
+        }
     }
     // On the wire: the reason and what dropped it.
     let v = e.screen(&msg("买了大麻花"));

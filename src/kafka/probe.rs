@@ -9,6 +9,7 @@
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
@@ -160,6 +161,8 @@ impl ClientContext for ProbeContext {
     }
 }
 
+impl ConsumerContext for ProbeContext {}
+
 impl ProducerContext for ProbeContext {
     type DeliveryOpaque = ();
 
@@ -183,23 +186,37 @@ impl ProbeContext {
     }
 }
 
-/// Whether librdkafka accepts `config` (unknown properties, bad values and features this
-/// build lacks fail here), without waiting for any broker: run on every client's settings
-/// before probing, so a settings mistake is not reported as a broker that does not answer.
-pub fn check_settings(config: &ClientConfig) -> Result<(), ProbeError> {
+/// Which client a set of settings is for: librdkafka checks some only when that kind of
+/// client is created (`max.poll.interval.ms` against `session.timeout.ms`, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `[kafka.producer]`.
+    Producer,
+    /// `[kafka.consumer]`.
+    Consumer,
+}
+
+/// Whether librdkafka accepts `config` for a `side` client (unknown properties, bad values and
+/// features this build lacks fail here), without waiting for any broker: run on every
+/// client's settings before probing, so a settings mistake is not reported as a broker that
+/// does not answer. The client made to check is dropped at once, before it joins anything.
+pub fn check_settings(config: &ClientConfig, side: Side) -> Result<(), ProbeError> {
     let mut config = config.clone();
-    // A producer, as in `probe`: consumer properties are only warned about, and those
-    // warnings say nothing here.
     config.set_log_level(RDKafkaLogLevel::Emerg);
-    match config.create_with_context::<_, BaseProducer<ProbeContext>>(ProbeContext::default()) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(ProbeError {
-            brokers: config.get("bootstrap.servers").unwrap_or("").to_string(),
-            failure: Failure::Settings,
-            detail: Some(e.to_string()),
-            waited: Duration::ZERO,
-        }),
-    }
+    let made = match side {
+        Side::Producer => config
+            .create_with_context::<_, BaseProducer<ProbeContext>>(ProbeContext::default())
+            .map(drop),
+        Side::Consumer => config
+            .create_with_context::<_, BaseConsumer<ProbeContext>>(ProbeContext::default())
+            .map(drop),
+    };
+    made.map_err(|e| ProbeError {
+        brokers: config.get("bootstrap.servers").unwrap_or("").to_string(),
+        failure: Failure::Settings,
+        detail: Some(e.to_string()),
+        waited: Duration::ZERO,
+    })
 }
 
 /// Fetches cluster metadata with `config` (its security settings included), failing within

@@ -66,8 +66,12 @@ pub fn run_live(
     if !k.group_instance_id.is_empty() {
         consumer_cfg.set("group.instance.id", &k.group_instance_id);
     }
-    for (side, c) in [("producer", &producer_cfg), ("consumer", &consumer_cfg)] {
-        kafka::probe::check_settings(c).map_err(|e| anyhow::anyhow!("{side}: {e}"))?;
+    use kafka::probe::{Side, check_settings};
+    for (name, side, c) in [
+        ("producer", Side::Producer, &producer_cfg),
+        ("consumer", Side::Consumer, &consumer_cfg),
+    ] {
+        check_settings(c, side).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     }
     // [kafka.producer] may carry its own credentials: check them before consuming anything.
     kafka::probe::probe(&producer_cfg, kafka::probe::PROBE_TIMEOUT)

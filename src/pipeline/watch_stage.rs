@@ -178,13 +178,32 @@ impl WatchStage {
         })
     }
 
-    /// After a reload, the corrections of recent messages; then keeps the batch's messages.
-    fn corrections(&mut self, engine: &Engine, screened: &Screened) -> Vec<OutRecord> {
+    /// Whether `engine`'s rules are new since the previous batch (a reload); remembers them.
+    fn reloaded(&mut self, engine: &Engine) -> bool {
         let version = engine.rules_version();
         let reloaded = self.last_version.as_deref().is_some_and(|v| v != version);
         if self.last_version.as_deref() != Some(version) {
             self.last_version = Some(version.into());
+            // Checked at start too (Config::check_rules); a reload can drop a category later.
+            if let Some(w) = &self.watch {
+                let missing = w.config().missing_quarrel_categories(engine);
+                if reloaded && !missing.is_empty() {
+                    log::warn!(
+                        "rules {version} have no category {missing:?}, which watch.quarrel.categories counts as abuse: no quarrel alerts or incident mode from it until a reload brings it back (or set watch.quarrel.categories and restart)"
+                    );
+                }
+            }
         }
+        reloaded
+    }
+
+    /// After a reload, the corrections of recent messages; then keeps the batch's messages.
+    fn corrections(
+        &mut self,
+        engine: &Engine,
+        screened: &Screened,
+        reloaded: bool,
+    ) -> Vec<OutRecord> {
         let Some(recent) = self.recent.as_mut() else {
             return Vec::new();
         };
@@ -223,7 +242,8 @@ impl WatchStage {
             took,
         } = b;
         self.observe_latency(&inputs, &screened);
-        let corrections = self.corrections(&engine, &screened);
+        let reloaded = self.reloaded(&engine);
+        let corrections = self.corrections(&engine, &screened, reloaded);
         let watched = screened.watch(self.watch.as_mut(), self.max_hits);
         if let Some(w) = &self.watch {
             self.publisher.publish(&self.metrics, w);

@@ -79,6 +79,10 @@ pub struct DataError {
     pub fix: &'static str,
 }
 
+const LABEL_FIX: &str = "write each label as 0/1, true/false or yes/no (any case), or, for \
+                         `qunguard eval`, a category name of the rules (lowercase letters, digits \
+                         and '_')";
+
 const FIX: &str = "give CSV with a header holding `text` and `label` columns (any case; COLD's \
                    files work as they are), or JSONL lines {\"text\": \"…\", \"label\": 0 or 1 \
                    or a category}";
@@ -86,13 +90,13 @@ const FIX: &str = "give CSV with a header holding `text` and `label` columns (an
 /// Reads a labelled file: JSONL when its name ends in `.jsonl`/`.json` or its first character
 /// is `{`, CSV otherwise.
 pub fn read(path: &Path) -> Result<Vec<Labelled>, DataError> {
-    let err = |line: Option<u64>, problem: String| DataError {
+    let err = |line: Option<u64>, (problem, fix): (String, &'static str)| DataError {
         file: path.display().to_string(),
         line,
         problem,
-        fix: FIX,
+        fix,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(None, format!("cannot read: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| err(None, (format!("cannot read: {e}"), FIX)))?;
     let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
@@ -102,12 +106,15 @@ pub fn read(path: &Path) -> Result<Vec<Labelled>, DataError> {
         read_csv(bytes).map_err(|(l, p)| err(l, p))?
     };
     if rows.is_empty() {
-        return Err(err(None, "no labelled rows".into()));
+        return Err(err(None, ("no labelled rows".into(), FIX)));
     }
     Ok(rows)
 }
 
-fn read_jsonl(bytes: &[u8]) -> Result<Vec<Labelled>, (u64, String)> {
+/// A problem and its fix.
+type Problem = (String, &'static str);
+
+fn read_jsonl(bytes: &[u8]) -> Result<Vec<Labelled>, (u64, Problem)> {
     #[derive(serde::Deserialize)]
     struct Row {
         text: String,
@@ -119,17 +126,20 @@ fn read_jsonl(bytes: &[u8]) -> Result<Vec<Labelled>, (u64, String)> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let row: Row = serde_json::from_slice(line).map_err(|e| (n, e.to_string()))?;
+        let row: Row = serde_json::from_slice(line).map_err(|e| (n, (e.to_string(), FIX)))?;
         let label = match &row.label {
             serde_json::Value::Bool(false) => Label::Negative,
             serde_json::Value::Bool(true) => Label::Positive,
             serde_json::Value::Number(x) if x.as_u64() == Some(0) => Label::Negative,
             serde_json::Value::Number(x) if x.as_u64() == Some(1) => Label::Positive,
-            serde_json::Value::String(s) => Label::parse(s).map_err(|e| (n, e))?,
+            serde_json::Value::String(s) => Label::parse(s).map_err(|e| (n, (e, LABEL_FIX)))?,
             other => {
                 return Err((
                     n,
-                    format!("label {other} is not 0, 1, a bool or a category"),
+                    (
+                        format!("label {other} is not 0, 1, a bool or a category"),
+                        LABEL_FIX,
+                    ),
                 ));
             }
         };
@@ -141,10 +151,13 @@ fn read_jsonl(bytes: &[u8]) -> Result<Vec<Labelled>, (u64, String)> {
     Ok(out)
 }
 
-fn read_csv(bytes: &[u8]) -> Result<Vec<Labelled>, (Option<u64>, String)> {
+fn read_csv(bytes: &[u8]) -> Result<Vec<Labelled>, (Option<u64>, Problem)> {
     let mut r = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
     let line = |e: &csv::Error| e.position().map(|p| p.line());
-    let headers = r.headers().map_err(|e| (line(&e), e.to_string()))?.clone();
+    let headers = r
+        .headers()
+        .map_err(|e| (line(&e), (e.to_string(), FIX)))?
+        .clone();
     let col = |name: &str| {
         headers
             .iter()
@@ -162,15 +175,15 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Labelled>, (Option<u64>, String)> {
         {
             problem.push_str("; the file looks separated by something other than commas");
         }
-        return Err((Some(1), problem));
+        return Err((Some(1), (problem, FIX)));
     };
     let mut out = Vec::new();
     for rec in r.records() {
-        let rec = rec.map_err(|e| (line(&e), e.to_string()))?;
+        let rec = rec.map_err(|e| (line(&e), (e.to_string(), FIX)))?;
         let at = rec.position().map(|p| p.line());
         out.push(Labelled {
             text: rec[text].to_string(),
-            label: Label::parse(&rec[label]).map_err(|e| (at, e))?,
+            label: Label::parse(&rec[label]).map_err(|e| (at, (e, LABEL_FIX)))?,
         });
     }
     Ok(out)
@@ -246,6 +259,11 @@ mod tests {
                 "l.csv",
                 "text,label\nok,1\nbad,Maybe\n",
                 ":3: label \"Maybe\"",
+            ),
+            (
+                "m.csv",
+                "text,label\nbad,Maybe\n",
+                "(fix: write each label as 0/1",
             ),
             (
                 "l.jsonl",

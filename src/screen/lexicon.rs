@@ -114,20 +114,25 @@ impl Lexicon {
     }
 }
 
-/// Whether a sound-alike in Han characters runs across sentence punctuation: `gaps` are the
-/// original texts between its consecutive characters. A break in some gaps but not all is two
-/// sentences' words meeting (…关照。代理… is not 招代理); punctuation in every gap of a span of
-/// three or more characters is a term spelt out to hide it (代.开.发.飘).
-/// Whether a gap between two characters holds sentence punctuation.
+/// Whether the original text between two characters holds sentence punctuation.
 pub(crate) fn breaks_sentence(gap: &str) -> bool {
     gap.chars().any(|c| SENTENCE_PUNCTUATION.contains(c))
 }
 
+/// Whether a sound-alike in Han characters runs across sentence punctuation: `gaps` are the
+/// original texts between its consecutive characters. A break in some gaps but not all is two
+/// sentences' words meeting (…关照。代理… is not 招代理); punctuation in every gap of a span of
+/// three or more characters is a term spelt out to hide it (代.开.发.飘).
 pub(crate) fn crosses_sentence<'a>(gaps: impl Iterator<Item = &'a str>) -> bool {
+    broken_in_part(gaps.map(breaks_sentence))
+}
+
+/// [`crosses_sentence`] on whether each gap holds a break.
+pub(crate) fn broken_in_part(breaks: impl Iterator<Item = bool>) -> bool {
     let (mut broken, mut all) = (0, 0);
-    for gap in gaps {
+    for b in breaks {
         all += 1;
-        broken += usize::from(breaks_sentence(gap));
+        broken += usize::from(b);
     }
     broken > 0 && (broken < all || all < 2)
 }

@@ -184,14 +184,17 @@ pub(crate) fn compile(sources: &Sources, cache: Option<&Path>) -> Result<BlockDa
     Ok(db)
 }
 
-/// Compiled databases kept in the cache: every reload of an edited rule set adds one (~7 MB
-/// with a 64k-term dictionary), so without a bound the cache would fill the disk of a
-/// long-running instance whose rules change daily.
-const CACHE_KEEP: usize = 12;
+/// Compiled database files kept in the cache: every reload of an edited rule set adds one or
+/// two (the main database, and the pinyin view's when a pack has `pinyin = true`; ~7 MB with
+/// a 64k-term dictionary), so without a bound the cache would fill the disk of a long-running
+/// instance whose rules change daily. 16 files hold eight rule sets: the live one, the ones
+/// a rollback or `diff-rules` would load, and instances sharing the directory.
+const CACHE_KEEP: usize = 16;
 
 /// Removes all but the `keep` most recently used databases (by modification time, which a
-/// cache hit refreshes). Another instance sharing the directory that loses a file it was
-/// about to read compiles it again: nothing fails.
+/// cache hit refreshes: only the file's owner can, so in a directory shared between users
+/// another user's database in use may go). Another instance sharing the directory that loses
+/// a file it was about to read compiles it again: nothing fails.
 fn prune(dir: &Path, keep: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;

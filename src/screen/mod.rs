@@ -110,6 +110,9 @@ struct PinyinRule {
     /// The key with repeated letters folded ([`fold_letter_repeats`]): only romanised text
     /// (ASCII letters in the span) is folded that way, so only such a match counts.
     romanised_only: bool,
+    /// How many times the term's first and last characters stand in a row (时时彩: 2 and 1),
+    /// which a match trimmed at a sentence break must keep ([`fold_breaks`]).
+    edges: (u8, u8),
 }
 
 #[derive(Debug)]
@@ -233,6 +236,7 @@ impl Engine {
                     let first = pinyin_units.len() as u32;
                     pinyin_units.extend_from_slice(&units);
                     let units = (first, pinyin_units.len() as u32);
+                    let edges = repeat_edges(t.normalised);
                     for (key, romanised_only) in [(Some(key), false), (folded, true)] {
                         let Some(key) = key else { continue };
                         if seen_keys.insert(key.clone()) {
@@ -242,6 +246,7 @@ impl Engine {
                                 len: key.len() as u32,
                                 units,
                                 romanised_only,
+                                edges,
                             });
                             pinyin_sources.push_literal(key.as_bytes());
                         }
@@ -700,11 +705,14 @@ impl Engine {
                 {
                     continue;
                 }
-                let folds = fold_breaks(dense_text, units, &utf8, map);
-                let (ns, ne) = match folds {
-                    Some(span) => utf8(span.0, span.1),
-                    None => utf8(units[0].ns as usize, units[units.len() - 1].ne as usize),
+                let whole = (units[0].ns as usize, units[units.len() - 1].ne as usize);
+                // Romanised spellings are deliberate: their folds are not judged either.
+                let folds = match romanised {
+                    true => Some(whole),
+                    false => fold_breaks(dense_text, units, rule.edges, &utf8, map),
                 };
+                let span = folds.unwrap_or(whole);
+                let (ns, ne) = utf8(span.0, span.1);
                 let (s, e) = map.original_range(ns, ne);
                 if !stands_alone(original, s, e) {
                     continue;
@@ -718,7 +726,7 @@ impl Engine {
                 // literal hit (kept over this one); only a sound-alike in other Han characters
                 // is checked against sentence breaks and ordinary words (rare: only those pay).
                 if !romanised && !units.iter().map(|u| u.c).eq(term.iter().copied()) {
-                    let why = self.ordinary_sound_alike(dense_text, units, term, &utf8, map);
+                    let why = self.ordinary_sound_alike(dense_text, span, term, &utf8, map);
                     if let Some((reason, by)) = why {
                         dropped.push((hit, reason, by));
                         continue;
@@ -800,27 +808,28 @@ impl Engine {
     fn ordinary_sound_alike(
         &self,
         dense_text: &[u8],
-        units: &[normalise::Unit],
+        (ns, ne): (usize, usize),
         term: &[char],
         utf8: &impl Fn(usize, usize) -> (usize, usize),
         map: &mut LazyMap<'_>,
     ) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
-        let text = map.text;
-        let spans: Vec<(usize, usize)> = units
+        // The message's characters, and where the span (dense `ns..ne`) starts and ends among
+        // them; the gaps are between every two of its characters, folded repeats included.
+        let chars: Vec<(usize, usize, char)> = dense::chars(dense_text).collect();
+        let first = chars.partition_point(|c| c.0 < ns);
+        let end = chars.partition_point(|c| c.0 < ne);
+        let spans: Vec<(usize, usize)> = chars[first..end]
             .iter()
-            .map(|u| {
-                let (f, t) = utf8(u.ns as usize, u.ne as usize);
+            .map(|&(s, e, _)| {
+                let (f, t) = utf8(s, e);
                 map.original_range(f, t)
             })
             .collect();
-        let gaps = spans.windows(2).map(|w| &text[w[0].1..w[1].0]);
+        let text = map.text;
+        let gaps = spans.windows(2).map(|w| gap(text, w[0].1, w[1].0));
         if lexicon::crosses_sentence(gaps) {
             return Some((SuppressedBy::Sentence, None));
         }
-        // The message's characters, and where the span starts and ends among them.
-        let chars: Vec<(usize, usize, char)> = dense::chars(dense_text).collect();
-        let first = chars.partition_point(|c| c.0 < units[0].ns as usize);
-        let end = chars.partition_point(|c| c.0 < units[units.len() - 1].ne as usize);
         let chars: Vec<char> = chars.into_iter().map(|c| c.2).collect();
         lexicon::lexicon()
             .explain(&chars, first, end, term)
@@ -1084,54 +1093,100 @@ struct Scratch {
     dropped: Vec<(Hit, SuppressedBy, Option<compact_str::CompactString>)>,
 }
 
-/// The offset map of one message, built on first use: only messages with matches need one.
-/// The dense span of a pinyin match over `units`, where a repeat folded into one unit has
-/// sentence punctuation between its characters: 枪，枪枝 folds to the units 枪 枝, but the
-/// match is 枪枝, after the break; 代开，开发票 folds to 代开发票 across a break inside the
-/// span, which is not the term (`None`), as no sound-alike runs across sentence punctuation.
-/// The whole span when no fold holds a break (nearly always; only folded units are looked at).
+/// How many times a normalised term's first and last characters stand in a row.
+fn repeat_edges(term: &str) -> (u8, u8) {
+    let (first, last) = (term.chars().next(), term.chars().next_back());
+    let lead = term.chars().take_while(|&c| Some(c) == first).count();
+    let trail = term.chars().rev().take_while(|&c| Some(c) == last).count();
+    (lead.min(255) as u8, trail.min(255) as u8)
+}
+
+/// The original text between two characters that end at `a` and start at `b`: empty when they
+/// come from one original character (ⅱ is i and i, ㍿ is 株式会社), whose ranges coincide.
+fn gap(text: &str, a: usize, b: usize) -> &str {
+    text.get(a..b).unwrap_or("")
+}
+
+/// The dense span of a pinyin match over `units` when a repeat folded into one unit has
+/// sentence punctuation between its characters. No sound-alike runs across sentence
+/// punctuation, folds included: 代开，开发票 folds to 代开发票 across a break inside the span,
+/// which is not the term (`None`); 枪，枪枝 folds to 枪 枝, but the match is 枪枝, after the
+/// break, as long as what is left keeps the term's own repeats (`edges`: how many times its
+/// first and last characters stand in a row, 2 and 1 for 时时彩). Punctuation between every
+/// character (代.开.开.发.飘) is a term spelt out and keeps the whole span, as does a match
+/// with no break inside a fold (nearly all: only folded units are looked at). Breaks between
+/// units are [`Engine::ordinary_sound_alike`]'s to judge.
 fn fold_breaks(
     dense_text: &[u8],
     units: &[normalise::Unit],
+    edges: (u8, u8),
     utf8: &impl Fn(usize, usize) -> (usize, usize),
     map: &mut LazyMap<'_>,
 ) -> Option<(usize, usize)> {
-    let (mut ns, mut ne) = (units[0].ns as usize, units[units.len() - 1].ne as usize);
+    let whole = (units[0].ns as usize, units[units.len() - 1].ne as usize);
+    // Every character of the span: (unit, dense start, dense end).
+    let mut chars: Vec<(usize, usize, usize)> = Vec::new();
     for (k, u) in units.iter().enumerate() {
         let inner = &dense_text[u.ns as usize..u.ne as usize];
-        let repeats: Vec<(usize, usize)> = dense::chars(inner)
-            .map(|(s, e, _)| (u.ns as usize + s, u.ns as usize + e))
-            .collect();
-        if repeats.len() < 2 {
+        let base = u.ns as usize;
+        chars.extend(dense::chars(inner).map(|(s, e, _)| (k, base + s, base + e)));
+    }
+    if chars.len() == units.len() {
+        return Some(whole);
+    }
+    let original: Vec<(usize, usize)> = chars
+        .iter()
+        .map(|&(_, s, e)| {
+            let (s, e) = utf8(s, e);
+            map.original_range(s, e)
+        })
+        .collect();
+    // For each gap between consecutive characters: whether it breaks, and whether it lies
+    // inside a fold (both characters in one unit).
+    let gaps: Vec<(bool, bool)> = (1..chars.len())
+        .map(|i| {
+            let brk = lexicon::breaks_sentence(gap(map.text, original[i - 1].1, original[i].0));
+            (brk, chars[i - 1].0 == chars[i].0)
+        })
+        .collect();
+    if !gaps.iter().any(|&(brk, inside)| brk && inside)
+        || !lexicon::broken_in_part(gaps.iter().map(|g| g.0))
+    {
+        return Some(whole);
+    }
+    // A fold holds a break and the span is not spelt out: only the first and last units may
+    // lose the repeats beyond a break, and only while they keep the term's own repeats.
+    let last_unit = units.len() - 1;
+    let (mut from, mut to) = (0, chars.len());
+    for (i, &(brk, inside)) in gaps.iter().enumerate() {
+        if !(brk && inside) {
             continue;
         }
-        let spans: Vec<(usize, usize)> = repeats
-            .iter()
-            .map(|&(s, e)| {
-                let (s, e) = utf8(s, e);
-                map.original_range(s, e)
-            })
-            .collect();
-        // Indices of the repeats that follow a sentence break.
-        let after_break: Vec<usize> = (1..spans.len())
-            .filter(|&r| lexicon::breaks_sentence(&map.text[spans[r - 1].1..spans[r].0]))
-            .collect();
-        let (Some(&first), Some(&last)) = (after_break.first(), after_break.last()) else {
-            continue;
-        };
+        let k = chars[i].0;
         if k == 0 {
-            // The span starts after the last break inside its first unit.
-            ns = repeats[last].0;
-        } else if k == units.len() - 1 {
-            // ...and ends before the first break inside its last unit.
-            ne = repeats[first - 1].1;
+            from = i + 1;
+        } else if k == last_unit {
+            to = to.min(i + 1);
         } else {
             return None;
         }
     }
-    Some((ns, ne))
+    let kept = |k: usize| chars[from..to].iter().filter(|c| c.0 == k).count();
+    let (lead, trail) = (usize::from(edges.0.max(1)), usize::from(edges.1.max(1)));
+    if from >= to || kept(0) < lead || kept(last_unit) < trail {
+        return None;
+    }
+    // Still a break inside a fold (a one-unit span broken on both sides of its middle).
+    if gaps[from..to - 1]
+        .iter()
+        .any(|&(brk, inside)| brk && inside)
+    {
+        return None;
+    }
+    Some((chars[from].1, chars[to - 1].2))
 }
 
+/// The offset map of one message, built on first use: only messages with matches need one.
 struct LazyMap<'a> {
     text: &'a str,
     /// The message's dense encoding, which the map's text must encode to.

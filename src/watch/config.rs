@@ -406,6 +406,18 @@ impl Default for LimitsConfig {
 }
 
 impl WatchConfig {
+    /// The categories `quarrel.categories` names that none of `engine`'s packs has: abuse
+    /// that no rule can find, so no quarrel alert or incident mode from them.
+    pub fn missing_quarrel_categories(&self, engine: &crate::Engine) -> Vec<&str> {
+        let packs = engine.packs();
+        self.quarrel
+            .categories
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !packs.iter().any(|p| p.category == *c))
+            .collect()
+    }
+
     /// Checks values; the error names the key (below `watch.`) and what is wrong.
     pub fn validate(&self) -> Result<(), (String, String, String)> {
         let e = |k: &str, p: String, f: &str| Err((format!("watch.{k}"), p, f.to_string()));

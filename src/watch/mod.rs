@@ -355,6 +355,11 @@ impl Watch {
         self.alerts.open_count()
     }
 
+    /// The settings it runs with.
+    pub fn config(&self) -> &WatchConfig {
+        &self.cfg
+    }
+
     /// Counts so far (cumulative: a metrics exporter publishes their growth).
     pub fn stats(&self) -> &WatchStats {
         &self.stats

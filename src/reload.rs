@@ -148,9 +148,8 @@ pub struct Reloader {
     watcher: Option<DirWatcher>,
 }
 
-/// Watches the rules directory and reports changes after a quiet period.
-type DirWatcher =
-    notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>;
+/// Watches the rules directory; the reload loop waits for a quiet period after a change.
+type DirWatcher = notify::RecommendedWatcher;
 
 /// Reloader settings.
 #[derive(Debug, Clone)]
@@ -194,7 +193,7 @@ impl Reloader {
         // A watcher that cannot start (e.g. the inotify watch limit is spent, common on busy
         // nodes) must not keep the pipeline from starting: SIGHUP still reloads.
         let debouncer = match opts.watch_debounce {
-            Some(quiet) => match watch_dir(&opts.dir, quiet, tx.clone()) {
+            Some(_) => match watch_dir(&opts.dir, tx.clone()) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     log::warn!(
@@ -237,24 +236,27 @@ impl Drop for Reloader {
     }
 }
 
-fn watch_dir(dir: &Path, quiet: Duration, tx: Sender<Trigger>) -> std::io::Result<DirWatcher> {
-    use notify_debouncer_mini::notify::RecursiveMode;
-    let mut debouncer = notify_debouncer_mini::new_debouncer(
-        quiet,
-        move |events: notify_debouncer_mini::DebounceEventResult| match events {
-            Ok(ev) if !ev.is_empty() => {
+fn watch_dir(dir: &Path, tx: Sender<Trigger>) -> std::io::Result<DirWatcher> {
+    use notify::event::{AccessKind, AccessMode};
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        match res {
+            // Reading a pack opens it, and a reload reads them all: only a change is a change
+            // (counting opens made every reload trigger the next, four times a second).
+            Ok(ev)
+                if matches!(ev.kind, EventKind::Access(k)
+                    if k != AccessKind::Close(AccessMode::Write)) => {}
+            Ok(_) => {
                 let _ = tx.send(Trigger::FileChange);
             }
-            Ok(_) => {}
             Err(e) => log::warn!("watching the rules directory: {e}"),
-        },
-    )
+        }
+    })
     .map_err(std::io::Error::other)?;
-    debouncer
-        .watcher()
+    watcher
         .watch(dir, RecursiveMode::Recursive)
         .map_err(|e| std::io::Error::other(format!("cannot watch {}: {e}", dir.display())))?;
-    Ok(debouncer)
+    Ok(watcher)
 }
 
 fn reload_loop(
@@ -269,6 +271,20 @@ fn reload_loop(
         for t in rx.try_iter() {
             if t == Trigger::Signal {
                 why = t;
+            }
+        }
+        // A file change waits until the directory has been quiet a while (an editor or a
+        // deploy writes several files, some in several steps); SIGHUP reloads at once.
+        if let (Trigger::FileChange, Some(quiet)) = (why, opts.watch_debounce) {
+            loop {
+                match rx.recv_timeout(quiet) {
+                    Ok(Trigger::Signal) => {
+                        why = Trigger::Signal;
+                        break;
+                    }
+                    Ok(Trigger::FileChange) => {}
+                    Err(_) => break,
+                }
             }
         }
         log::info!(
@@ -375,6 +391,10 @@ mod tests {
         let first = engine.rules_version().to_string();
         let live = Arc::new(LiveRules::new(Arc::new(engine)));
         let metrics = crate::metrics::Metrics::new(&[], &[], &[]).rules;
+        let reloads = || {
+            let count = |o: &str| metrics.reloads.with_label_values(&[o]).get();
+            count("ok") + count("failed")
+        };
         let _r = Reloader::start(
             live.clone(),
             ReloadOptions {
@@ -383,7 +403,7 @@ mod tests {
                 sighup: false,
                 watch_debounce: Some(Duration::from_millis(100)),
             },
-            metrics,
+            metrics.clone(),
         )
         .unwrap();
         pack(
@@ -407,5 +427,25 @@ mod tests {
             text: "代开发票".into(),
         };
         assert_eq!(live.current().screen(&m).action, crate::Action::Block);
+        // Reading the packs opens them: the reload's own reads must not count as changes (an
+        // instance reloaded four times a second, for ever, after its first reload).
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(reloads(), 1, "one change, one reload");
+        // ...and a later change still reloads.
+        pack(
+            dir.path(),
+            "ads.toml",
+            "category = \"ads\"\naction = \"review\"\nwords = [\"代开发票\"]\n",
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while live.current().screen(&m).action == crate::Action::Block {
+            assert!(
+                Instant::now() < deadline,
+                "no reload after the second change"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(reloads(), 2, "two changes, two reloads");
     }
 }

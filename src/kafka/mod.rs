@@ -277,6 +277,8 @@ impl Delivery {
 pub struct SinkContext {
     produced: Vec<prometheus::IntCounter>,
     errors: Vec<prometheus::IntCounter>,
+    /// A purged output was logged (the rest are only counted).
+    purged: AtomicBool,
 }
 
 impl SinkContext {
@@ -291,6 +293,7 @@ impl SinkContext {
                 .iter()
                 .map(|t| metrics.produce_errors.with_label_values(&[t.record_kind()]))
                 .collect(),
+            purged: AtomicBool::new(false),
         }
     }
 }
@@ -309,9 +312,23 @@ impl ProducerContext for SinkContext {
             Err((e, _)) => {
                 self.errors[d.topic.index()].inc();
                 let kind = d.topic.record_kind();
-                log::error!(
-                    "delivery of a {kind} record failed after librdkafka's retries: {e}; check the broker's logs, the topic's ACLs and min.insync.replicas (this batch's offsets stay uncommitted, so a restart re-screens it)"
+                let purged = matches!(
+                    e,
+                    KafkaError::MessageProduction(
+                        RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight
+                    )
                 );
+                // Purged outputs come by the thousand when the producer closes on a broker
+                // that stopped taking them: one line says it.
+                if !purged {
+                    log::error!(
+                        "delivery of a {kind} record failed after librdkafka's retries: {e}; check the broker's logs, the topic's ACLs and min.insync.replicas (this batch's offsets stay uncommitted, so a restart re-screens it)"
+                    );
+                } else if !self.purged.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "outputs not yet acknowledged were dropped as the producer closed (first: a {kind} record); their batches stay uncommitted, so a restart re-screens them"
+                    );
+                }
                 d.ack
                     .done_one(Err(format!("delivery of a {kind} record failed: {e}")));
             }

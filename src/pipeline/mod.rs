@@ -177,21 +177,55 @@ pub fn run_live(
         anyhow::bail!("a pipeline stage panicked; uncommitted input will be re-read on restart");
     }
     let offsets = &source.offsets;
-    if !offsets.drain() {
+    let drained = offsets.drain();
+    if !drained {
         log::warn!(
-            "shutdown: outputs still unacknowledged after {:?}",
+            "shutdown: outputs still unacknowledged after {:?} (pipeline.drain_timeout_ms)",
             offsets.drain_timeout()
         );
+        offsets.give_up();
     }
-    offsets.store(&consumer, CommitMode::Sync);
-    drop(consumer);
-    sink.flush(Duration::from_secs(10))?;
+    // The last commit and leaving the group need the broker: one that does not answer (hung,
+    // not down) would keep a synchronous commit and librdkafka's close waiting for minutes,
+    // past any orchestrator's grace period. Bounded; what is not committed is re-read.
+    let closing = {
+        let source = source.clone();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("close".into())
+            .spawn(move || {
+                let committed = source.offsets.store(&consumer, CommitMode::Sync);
+                drop(consumer);
+                let _ = done_tx.send(committed);
+            })?;
+        done_rx.recv_timeout(CLOSE_TIMEOUT)
+    };
+    // Outputs the broker did not take while draining: waiting longer for a broker that does
+    // not answer only delays the stop (their input is not committed, so it is re-screened).
+    let flushed = match drained && closing.is_ok() {
+        true => sink.flush(Duration::from_secs(10)).is_ok(),
+        false => false,
+    };
     if let Some(f) = offsets.take_failure() {
         anyhow::bail!("{f}");
     }
-    log::info!("stopped cleanly; offsets committed");
+    match closing {
+        Err(_) => anyhow::bail!(
+            "shutdown: the consumer did not commit and close within {CLOSE_TIMEOUT:?} (the broker does not answer); stopping anyway: a restart re-screens from the last committed offset"
+        ),
+        Ok(false) => anyhow::bail!(
+            "shutdown: the last offsets were not committed (see above); a restart re-screens from the last committed offset"
+        ),
+        Ok(true) if !flushed => anyhow::bail!(
+            "shutdown: the broker did not acknowledge every output; what was acknowledged is committed, the rest is re-screened on restart"
+        ),
+        Ok(true) => log::info!("stopped cleanly; offsets committed"),
+    }
     Ok(())
 }
+
+/// How long the last commit and leaving the group may take at shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// librdkafka's statistics interval: the one set in `[kafka.consumer]`, else 5 s (set here).
 fn stats_interval(cfg: &mut rdkafka::ClientConfig) -> Duration {

@@ -10,7 +10,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::TopicPartitionList;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,9 @@ pub(super) struct Offsets {
     failure: Mutex<Option<String>>,
     metrics: Metrics,
     drain_timeout: Duration,
+    /// A drain at shutdown timed out: the revoke that closing the consumer brings does not
+    /// wait a second time for outputs the broker is not taking.
+    gave_up: AtomicBool,
 }
 
 impl Offsets {
@@ -33,6 +36,7 @@ impl Offsets {
             failure: Mutex::new(None),
             metrics,
             drain_timeout,
+            gave_up: AtomicBool::new(false),
         }
     }
 
@@ -50,8 +54,14 @@ impl Offsets {
         )
     }
 
-    /// Stores (and commits, in `commit` mode) the offsets of every completed batch.
-    pub(super) fn store<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, commit: CommitMode) {
+    /// Stores (and commits, in `commit` mode) the offsets of every completed batch; false when
+    /// a commit was due and failed.
+    pub(super) fn store<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        commit: CommitMode,
+    ) -> bool {
+        let mut committed = true;
         let done = self
             .tracker
             .take_done(self.generation.load(Ordering::Acquire));
@@ -72,7 +82,7 @@ impl Offsets {
             if let Err(e) = consumer.store_offsets(&tpl) {
                 log::debug!("storing offsets: {e}");
             }
-            commit_stored(consumer, commit);
+            committed = commit_stored(consumer, commit);
         }
         if let Some(f) = done.failure {
             let mut slot = self.failure.lock().expect("not poisoned");
@@ -81,12 +91,21 @@ impl Offsets {
                 *slot = Some(f);
             }
         }
+        committed
     }
 
     /// Waits until every dispatched batch's outputs are acknowledged, at most the configured
-    /// drain timeout; returns whether they all were.
+    /// drain timeout (not at all once a shutdown drain gave up); returns whether they all were.
     pub(super) fn drain(&self) -> bool {
-        self.tracker.wait_all(self.drain_timeout)
+        match self.gave_up.load(Ordering::Acquire) {
+            true => self.tracker.wait_all(Duration::ZERO),
+            false => self.tracker.wait_all(self.drain_timeout),
+        }
+    }
+
+    /// The shutdown drain timed out: later drains do not wait again.
+    pub(super) fn give_up(&self) {
+        self.gave_up.store(true, Ordering::Release);
     }
 
     pub(super) fn drain_timeout(&self) -> Duration {
@@ -104,14 +123,17 @@ impl Offsets {
     }
 }
 
-fn commit_stored<C: ConsumerContext>(consumer: &BaseConsumer<C>, mode: CommitMode) {
+fn commit_stored<C: ConsumerContext>(consumer: &BaseConsumer<C>, mode: CommitMode) -> bool {
     match consumer.commit_consumer_state(mode) {
-        Ok(()) => {}
+        Ok(()) => true,
         // Nothing new stored since the last commit.
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => log::warn!(
-            "committing offsets failed: {e}; the next commit retries them (if none succeeds, a restart re-screens from the last committed offset: check the group's ACLs and the broker)"
-        ),
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => true,
+        Err(e) => {
+            log::warn!(
+                "committing offsets failed: {e}; the next commit retries them (if none succeeds, a restart re-screens from the last committed offset: check the group's ACLs and the broker)"
+            );
+            false
+        }
     }
 }
 

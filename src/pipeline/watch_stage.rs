@@ -99,9 +99,15 @@ impl WatchStage {
     pub(super) fn new(watch: Option<Watch>, cfg: &PipelineConfig, metrics: Metrics) -> Self {
         let verdict_counters = [Action::Allow, Action::Review, Action::Block]
             .map(|a| metrics.verdicts.with_label_values(&[a.as_str()]));
+        let mut publisher = crate::metrics::WatchPublisher::default();
+        // Served from the start (at zero), not from the first batch: a dashboard or an alert
+        // rule on a quiet instance must find every series README lists.
+        if let Some(w) = &watch {
+            publisher.publish(&metrics, w);
+        }
         WatchStage {
             watch,
-            publisher: Default::default(),
+            publisher,
             max_hits: cfg.max_hits,
             dead_letter_max_bytes: cfg.dead_letter_max_bytes,
             metrics,
@@ -437,6 +443,21 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watch_metrics_are_served_before_the_first_batch() {
+        let metrics = Metrics::new(&[], &[], &[]);
+        let watch = Watch::new(crate::watch::WatchConfig::default());
+        let _stage = WatchStage::new(Some(watch), &PipelineConfig::default(), metrics.clone());
+        let text = metrics.render();
+        for series in [
+            "qunguard_watch_entries{map=\"members\"} 0",
+            "qunguard_watch_evictions_total{map=\"members\"} 0",
+            "qunguard_watch_stage_busy_seconds_total{stage=\"rates\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} in\n{text}");
+        }
+    }
 
     #[test]
     fn a_review_record_is_written_as_serde_writes_it() {

@@ -843,7 +843,11 @@ fn start_metrics(listen: &str, metrics: &Metrics) -> anyhow::Result<Option<Metri
         return Ok(None);
     }
     let s = MetricsServer::start(listen, metrics.clone())
-        .with_context(|| format!("cannot serve metrics on {listen}"))?;
+        .with_context(|| {
+            format!(
+                "cannot serve metrics on {listen} (metrics.listen, or QUNGUARD_METRICS_LISTEN; port 0 = any free port, \"\" turns the endpoint off)"
+            )
+        })?;
     log::info!(
         "metrics on http://{0}/metrics, readiness on http://{0}/readyz",
         s.addr()

@@ -510,6 +510,23 @@ fn kafka_settings_librdkafka_refuses_are_reported_as_settings() {
     }
 }
 
+/// A metrics address already in use names the key that sets it.
+#[test]
+fn a_metrics_address_in_use_names_its_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rest = format!("[kafka]\nbrokers = \"127.0.0.1:1\"\n[metrics]\nlisten = \"{addr}\"\n");
+    let cfg = config_with_shipped_rules(&dir, &rest);
+    let out = qunguard().args(["run", "--config", &cfg]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&addr.to_string()) && err.contains("metrics.listen"),
+        "{err}"
+    );
+}
+
 /// `--log-format json` holds for the error that ends a command too (log shippers parse every
 /// line), even when RUST_LOG silences logging.
 #[test]

@@ -511,8 +511,6 @@ impl Config {
         if !self.watch_enabled() {
             return Ok(());
         }
-        let known: std::collections::BTreeSet<&str> =
-            engine.packs().iter().map(|p| p.category.as_str()).collect();
         match self.watch.missing_quarrel_categories(engine).first() {
             None => Ok(()),
             Some(c)
@@ -530,7 +528,7 @@ impl Config {
                 problem: format!("{c:?} is no category of the rules loaded"),
                 fix: format!(
                     "use categories the packs have: {}",
-                    known.into_iter().collect::<Vec<_>>().join(", ")
+                    engine.categories().join(", ")
                 ),
             }),
         }

@@ -88,11 +88,9 @@ pub fn run(
     // Statistics each second, so lag and readiness show within a second of starting.
     fast_statistics(&mut cfg);
 
-    let mut categories: Vec<String> = engine.packs().iter().map(|p| p.category.clone()).collect();
-    categories.sort();
-    categories.dedup();
+    let categories: Vec<String> = engine.categories().into_iter().map(String::from).collect();
     let metrics = Metrics::new(
-        &categories.iter().map(String::as_str).collect::<Vec<_>>(),
+        &engine.categories(),
         crate::watch::ALERT_KINDS,
         crate::watch::REASONS,
     )

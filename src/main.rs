@@ -716,8 +716,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let rows = qunguard::scorer::data::read(&file)?;
             // A mistyped category would count its texts as misses of a category nothing
             // flags.
-            let known: std::collections::BTreeSet<&str> =
-                engine.packs().iter().map(|p| p.category.as_str()).collect();
+            let known = engine.categories();
             if let Some(c) = rows
                 .iter()
                 .filter_map(|r| r.label.category())
@@ -727,7 +726,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "{}: label {c:?} is no category of the rules in {} (they have: {}); fix the label or use 0/1",
                     file.display(),
                     rules.display(),
-                    known.into_iter().collect::<Vec<_>>().join(", ")
+                    known.join(", ")
                 );
             }
             let report = qunguard::scorer::eval::evaluate(&engine, &rows);
@@ -826,12 +825,9 @@ fn init_logging(format: LogFormat) {
 }
 
 fn new_metrics(engine: &Engine) -> Metrics {
-    let mut categories: Vec<&str> = engine.packs().iter().map(|p| p.category.as_str()).collect();
-    categories.sort();
-    categories.dedup();
     let packs: Vec<&str> = engine.packs().iter().map(|p| p.name.as_str()).collect();
     Metrics::new(
-        &categories,
+        &engine.categories(),
         qunguard::watch::ALERT_KINDS,
         qunguard::watch::REASONS,
     )

@@ -192,7 +192,7 @@ impl Reloader {
         };
         // A watcher that cannot start (e.g. the inotify watch limit is spent, common on busy
         // nodes) must not keep the pipeline from starting: SIGHUP still reloads.
-        let debouncer = match opts.watch_debounce {
+        let watcher = match opts.watch_debounce {
             Some(_) => match watch_dir(&opts.dir, tx.clone()) {
                 Ok(d) => Some(d),
                 Err(e) => {
@@ -211,7 +211,7 @@ impl Reloader {
             tx: Some(tx),
             thread: Some(thread),
             signals,
-            watcher: debouncer,
+            watcher,
         })
     }
 

@@ -421,6 +421,18 @@ fn config_with_shipped_rules(dir: &tempfile::TempDir, rest: &str) -> String {
     cfg.to_str().unwrap().to_string()
 }
 
+/// Runs `qunguard run` on the shipped rules, a broker address nothing listens on and `rest`
+/// (TOML tables other than `[kafka]`), asserts it fails (exit 1) and returns its stderr.
+fn run_fails_before_kafka(rest: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = format!("[kafka]\nbrokers = \"127.0.0.1:1\"\n{rest}");
+    let cfg = config_with_shipped_rules(&dir, &rest);
+    let out = qunguard().args(["run", "--config", &cfg]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
 /// A mistyped quarrel category would silently turn off quarrel alerts and incident mode:
 /// `run`, `demo` and `scan` refuse it at start, naming the key and the categories there are.
 #[test]
@@ -494,12 +506,7 @@ fn kafka_settings_librdkafka_refuses_are_reported_as_settings() {
         ),
     ];
     for (settings, side, needle) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let rest = format!("[kafka]\nbrokers = \"127.0.0.1:1\"\n{settings}");
-        let cfg = config_with_shipped_rules(&dir, &rest);
-        let out = qunguard().args(["run", "--config", &cfg]).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let err = run_fails_before_kafka(settings);
         assert!(
             err.contains(side)
                 && err.contains("client settings are refused")
@@ -515,12 +522,7 @@ fn kafka_settings_librdkafka_refuses_are_reported_as_settings() {
 fn a_metrics_address_in_use_names_its_key() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rest = format!("[kafka]\nbrokers = \"127.0.0.1:1\"\n[metrics]\nlisten = \"{addr}\"\n");
-    let cfg = config_with_shipped_rules(&dir, &rest);
-    let out = qunguard().args(["run", "--config", &cfg]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = run_fails_before_kafka(&format!("[metrics]\nlisten = \"{addr}\"\n"));
     assert!(
         err.contains(&addr.to_string()) && err.contains("metrics.listen"),
         "{err}"

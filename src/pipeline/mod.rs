@@ -202,10 +202,7 @@ pub fn run_live(
     };
     // Outputs the broker did not take while draining: waiting longer for a broker that does
     // not answer only delays the stop (their input is not committed, so it is re-screened).
-    let flushed = match drained && closing.is_ok() {
-        true => sink.flush(Duration::from_secs(10)).is_ok(),
-        false => false,
-    };
+    let flushed = drained && closing.is_ok() && sink.flush(Duration::from_secs(10)).is_ok();
     if let Some(f) = offsets.take_failure() {
         anyhow::bail!("{f}");
     }

@@ -221,9 +221,7 @@ pub fn evaluate(engine: &Engine, data: &[Labelled]) -> Report {
         })
         .collect();
     let verdicts = engine.screen_batch(&msgs);
-    let mut categories: Vec<&str> = engine.packs().iter().map(|p| p.category.as_str()).collect();
-    categories.sort();
-    categories.dedup();
+    let categories = engine.categories();
     let mut rows: Vec<Row> = categories
         .iter()
         .map(|&c| Row {

@@ -362,6 +362,14 @@ impl Engine {
         &self.summary
     }
 
+    /// The packs' categories, sorted, without repeats.
+    pub fn categories(&self) -> Vec<&str> {
+        let mut c: Vec<&str> = self.summary.iter().map(|p| p.category.as_str()).collect();
+        c.sort_unstable();
+        c.dedup();
+        c
+    }
+
     /// The model packs.
     pub fn scorers(&self) -> &[crate::scorer::Scorer] {
         &self.scorers

@@ -409,12 +409,12 @@ impl WatchConfig {
     /// The categories `quarrel.categories` names that none of `engine`'s packs has: abuse
     /// that no rule can find, so no quarrel alert or incident mode from them.
     pub fn missing_quarrel_categories(&self, engine: &crate::Engine) -> Vec<&str> {
-        let packs = engine.packs();
+        let known = engine.categories();
         self.quarrel
             .categories
             .iter()
             .map(String::as_str)
-            .filter(|c| !packs.iter().any(|p| p.category == *c))
+            .filter(|c| !known.contains(c))
             .collect()
     }
 

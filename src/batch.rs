@@ -64,7 +64,7 @@ pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, Rej
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Rejection {
             code: "empty",
-            detail: "empty line: expected a JSON message object".into(),
+            detail: "empty input (nothing but whitespace): expected a JSON message object".into(),
         });
     }
     // From the checked `str`: parsing from bytes would check every string's UTF-8 again.

@@ -60,7 +60,7 @@ fn scan_writes_one_line_per_input_line_in_order() {
             b"{\"id\":\"d\",\"text\":\"\xff\xfe\"}".to_vec(),
             Err("invalid UTF-8"),
         ),
-        (Vec::new(), Err("empty line")),
+        (Vec::new(), Err("empty input")),
         (good("e", &"长".repeat(30_000)), Err("over the limit")),
         (vec![b'x'; 3 << 20], Err("line is 3145728 bytes")),
         (good("f", "你好"), Ok("f")),

@@ -93,6 +93,13 @@ fn rules_reload_under_load_without_losing_a_message() {
     std::fs::write(rules.join("ads.toml"), pack("block")).unwrap();
     let v2 = version_of(&rules);
     q.wait_log(&format!("rules reloaded: {v2} is live"), WAIT);
+    // These packs have no `insult`, which the default watch.quarrel.categories counts: the
+    // start-up check warned, and so does the watch once the reloaded set screens a batch.
+    let dropped = q.wait_log("which watch.quarrel.categories counts as abuse", WAIT);
+    assert!(
+        dropped.contains(&v2) && dropped.contains("\"insult\""),
+        "{dropped}"
+    );
 
     // 2. A broken pack is rejected; the process lives on and keeps v2.
     let seen = verdicts.len();

@@ -164,6 +164,7 @@ pub(super) fn poll_loop(
     // Interned topic names, so a polled record costs no allocation for its topic.
     let mut topic_names: Vec<Arc<str>> = Vec::new();
     let mut since_store = 0u32;
+    let mut errors = Repeats::new(REPEAT_EVERY);
     while !stop.load(Ordering::Relaxed) && !source.offsets.failed() {
         let timeout = match source.pending_since() {
             Some(t) => max_wait.saturating_sub(t.elapsed()),
@@ -203,9 +204,9 @@ pub(super) fn poll_loop(
                     break;
                 }
             }
-            Some(Err(e)) => log::warn!(
-                "consumer: {e} (polling goes on; if this repeats, check kafka.brokers, the input topics and the [kafka.consumer] settings)"
-            ),
+            Some(Err(e)) => {
+                errors.note(&e.to_string(), Instant::now());
+            }
             None => idle = true,
         }
         // Checked only when idle: with input flowing, the next batch carries a reload anyway.
@@ -226,5 +227,117 @@ pub(super) fn poll_loop(
             since_store = 0;
             source.offsets.store(consumer, CommitMode::Async);
         }
+    }
+}
+
+/// How often one kind of consumer error is logged while it repeats.
+const REPEAT_EVERY: Duration = Duration::from_secs(30);
+
+/// Consumer errors come once a poll while a broker is away (each also in librdkafka's own
+/// log): the first is logged, repeats of the same text once per interval with their count,
+/// so an outage reads as a few lines, not thousands.
+struct Repeats {
+    every: Duration,
+    /// The last error logged, and when.
+    last: Option<(String, Instant)>,
+    /// Repeats of `last` not logged yet.
+    held: u64,
+}
+
+impl Repeats {
+    fn new(every: Duration) -> Repeats {
+        Repeats {
+            every,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// Logs `error` unless it repeats the last one within the interval; returns the lines
+    /// logged.
+    fn note(&mut self, error: &str, now: Instant) -> Vec<String> {
+        let mut lines = Vec::new();
+        match &self.last {
+            Some((text, at)) if text == error => {
+                if now.duration_since(*at) < self.every {
+                    self.held += 1;
+                    return lines;
+                }
+                lines.push(format!(
+                    "consumer: {error} (again; {} times since the last line; polling goes on)",
+                    self.held + 1
+                ));
+            }
+            last => {
+                if let Some((text, _)) = last
+                    && self.held > 0
+                {
+                    lines.push(format!(
+                        "consumer: {text} (repeated {} more times before this next error)",
+                        self.held
+                    ));
+                }
+                lines.push(format!(
+                    "consumer: {error} (polling goes on; if this repeats, check kafka.brokers, the input topics and the [kafka.consumer] settings)"
+                ));
+            }
+        }
+        for line in &lines {
+            log::warn!("{line}");
+        }
+        self.held = 0;
+        self.last = Some((error.to_owned(), now));
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeating_consumer_error_is_logged_once_an_interval_with_its_count() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut r = Repeats::new(s(30));
+        // (seconds after t0, error, lines logged, what the last line contains)
+        let table: [(u64, &str, usize, &str); 8] = [
+            (0, "broker down", 1, "check kafka.brokers"),
+            (1, "broker down", 0, ""),
+            (2, "broker down", 0, ""),
+            (29, "broker down", 0, ""),
+            (30, "broker down", 1, "again; 4 times since the last line"),
+            (31, "broker down", 0, ""),
+            (
+                32,
+                "auth failed",
+                2,
+                "consumer: auth failed (polling goes on",
+            ),
+            (
+                33,
+                "broker down",
+                1,
+                "consumer: broker down (polling goes on",
+            ),
+        ];
+        for (at, error, count, last) in table {
+            let lines = r.note(error, t0 + s(at));
+            assert_eq!(lines.len(), count, "at {at} s: {lines:?}");
+            if let Some(line) = lines.last() {
+                assert!(line.contains(last), "at {at} s: {line:?}");
+            }
+        }
+        // The repeat held back before a different error is reported with it.
+        let lines = {
+            let mut r = Repeats::new(s(30));
+            r.note("a", t0);
+            r.note("a", t0 + s(1));
+            r.note("b", t0 + s(2))
+        };
+        assert_eq!(
+            lines[0],
+            "consumer: a (repeated 1 more times before this next error)"
+        );
     }
 }

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 /// The totals a line is the difference of.
 #[derive(Default, Clone, Copy)]
 struct Totals {
+    /// Chat messages consumed; reports and decisions are counted apart, so the rate is
+    /// messages a second whatever else the topics carry.
     consumed: u64,
+    reports: u64,
+    decisions: u64,
     verdicts: [u64; 3],
     dead_letters: u64,
     alerts: u64,
@@ -19,7 +23,9 @@ struct Totals {
 impl Totals {
     fn read(m: &Metrics) -> Totals {
         Totals {
-            consumed: sum(&m.consumed),
+            consumed: m.consumed.with_label_values(&["message"]).get(),
+            reports: m.consumed.with_label_values(&["report"]).get(),
+            decisions: m.consumed.with_label_values(&["decision"]).get(),
             verdicts: ["allow", "review", "block"]
                 .map(|a| m.verdicts.with_label_values(&[a]).get()),
             dead_letters: sum(&m.dead_letters),
@@ -53,6 +59,8 @@ fn lag(m: &Metrics) -> (i64, i64) {
 struct Line {
     secs: f64,
     consumed: u64,
+    reports: u64,
+    decisions: u64,
     /// Verdicts by action: allow, review, block.
     verdicts: [u64; 3],
     dead_letters: u64,
@@ -69,6 +77,8 @@ impl Line {
         Line {
             secs,
             consumed: now.consumed - last.consumed,
+            reports: now.reports - last.reports,
+            decisions: now.decisions - last.decisions,
             verdicts: [0, 1, 2].map(|i| now.verdicts[i] - last.verdicts[i]),
             dead_letters: now.dead_letters - last.dead_letters,
             alerts: now.alerts - last.alerts,
@@ -97,6 +107,8 @@ impl Line {
         tracing::info!(
             msg_per_s = self.rate().round(),
             consumed = self.consumed,
+            reports = self.reports,
+            decisions = self.decisions,
             allow = self.verdicts[0],
             review = self.verdicts[1],
             block = self.verdicts[2],
@@ -128,7 +140,16 @@ impl std::fmt::Display for Line {
             self.max_lag,
             self.partitions,
             self.in_flight,
-        )
+        )?;
+        // Only where those topics carry something: most lines would show two zeros.
+        if self.reports > 0 || self.decisions > 0 {
+            write!(
+                f,
+                " | reports {} | decisions {}",
+                self.reports, self.decisions
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -187,6 +208,9 @@ mod tests {
         let m = Metrics::new(&["ads"], &["flood"], &["rate_limit"]);
         let before = Totals::read(&m);
         m.consumed.with_label_values(&["message"]).inc_by(1000);
+        // Reports and decisions are not messages: the rate leaves them out.
+        m.consumed.with_label_values(&["report"]).inc_by(7);
+        m.consumed.with_label_values(&["decision"]).inc_by(3);
         m.verdicts.with_label_values(&["allow"]).inc_by(900);
         m.verdicts.with_label_values(&["block"]).inc_by(100);
         m.dead_letters
@@ -206,11 +230,13 @@ mod tests {
             "dead-letters 2",
             "lag 42 (max partition 30)",
             "partitions 2",
+            "reports 7 | decisions 3",
         ] {
             assert!(l.contains(want), "{l:?} should contain {want:?}");
         }
         // The next line counts only what happened since.
         let again = Line::of(&m, Totals::read(&m), Totals::read(&m), 10.0).to_string();
         assert!(again.contains("0 msg/s (0 in 10 s)"), "{again}");
+        assert!(!again.contains("reports"), "{again}");
     }
 }

@@ -70,13 +70,7 @@ pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, Rej
     // From the checked `str`: parsing from bytes would check every string's UTF-8 again.
     let msg = Message::from_json(text).map_err(|e| Rejection {
         code: "invalid_json",
-        detail: match text.starts_with('\u{feff}') {
-            // Editors on Windows and some exporters write one; JSON has no place for it.
-            true => format!(
-                "not a valid message: {e}: the line starts with a UTF-8 byte-order mark (BOM); save the file without it"
-            ),
-            false => format!("not a valid message: {e}"),
-        },
+        detail: not_a_message(text, e),
     })?;
     if msg.text.len() > max_text_bytes {
         return Err(Rejection {
@@ -88,6 +82,36 @@ pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, Rej
         });
     }
     Ok(msg)
+}
+
+/// Why `text` is not a message, in words that point at the fix; only on the error path, so
+/// it may parse again to find the field at fault.
+fn not_a_message(text: &str, e: serde_json::Error) -> String {
+    match text.trim_start().as_bytes().first() {
+        // Editors on Windows and some exporters write one; JSON has no place for it.
+        Some(0xEF) if text.starts_with('\u{feff}') => format!(
+            "not a valid message: {e}: the line starts with a UTF-8 byte-order mark (BOM); save the file without it"
+        ),
+        // serde reads an array as the struct's fields in order, so its own words mislead.
+        Some(b'[') => "not a valid message: a JSON array; each line (or Kafka record) must be one message object, {\"id\", \"group_id\", \"sender_id\", \"ts\", \"text\"}".to_string(),
+        Some(b'{') => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            match serde_path_to_error::deserialize::<_, Message>(&mut de) {
+                // A syntax error has no field (serde_path_to_error's path is then `?`).
+                Err(p)
+                    if p.path().iter().next().is_some()
+                        && !p
+                            .path()
+                            .iter()
+                            .any(|s| matches!(s, serde_path_to_error::Segment::Unknown)) =>
+                {
+                    format!("not a valid message: field `{}`: {}", p.path(), p.inner())
+                }
+                _ => format!("not a valid message: {e}"),
+            }
+        }
+        _ => format!("not a valid message: {e}: expected one JSON object a line"),
+    }
 }
 
 /// Parses a reviewer's decision record (dead-lettered as `decision_invalid` when it does not
@@ -389,15 +413,50 @@ mod tests {
     use crate::watch::WatchConfig;
     use std::sync::LazyLock;
 
-    /// A byte-order mark is what makes an otherwise valid first line fail: say so.
+    /// A rejection says what to fix: the field at fault, an array, a byte-order mark.
     #[test]
-    fn a_line_starting_with_a_byte_order_mark_is_named_as_such() {
+    fn a_rejected_message_names_what_to_fix() {
         let line = r#"{"id":"a","group_id":"g","sender_id":"u","ts":1,"text":"x"}"#;
-        let e = parse_message(format!("\u{feff}{line}").as_bytes(), 100).unwrap_err();
-        assert_eq!(e.code, "invalid_json");
-        assert!(e.detail.contains("byte-order mark"), "{}", e.detail);
-        let e = parse_message(b"{oops", 100).unwrap_err();
-        assert!(!e.detail.contains("byte-order mark"), "{}", e.detail);
+        let bom = format!("\u{feff}{line}");
+        // (input, the detail contains, and does not contain)
+        let table: [(&str, &str, &str); 9] = [
+            (&bom, "byte-order mark", "field"),
+            (
+                "{oops",
+                "not a valid message: key must be a string",
+                "byte-order",
+            ),
+            (
+                r#"{"id":1,"group_id":"g","sender_id":"u","ts":1,"text":"x"}"#,
+                "field `id`: invalid type: integer `1`, expected a string",
+                "field `?`",
+            ),
+            (
+                r#"{"id":"a","group_id":"g","sender_id":"u","ts":"soon","text":"x"}"#,
+                "field `ts`: invalid type: string",
+                "field `?`",
+            ),
+            (
+                r#"{"id":"a","group_id":"g","sender_id":"u","ts":1}"#,
+                "missing field `text`",
+                "message: field",
+            ),
+            (
+                &format!("[{line}]"),
+                "a JSON array; each line",
+                "expected a string",
+            ),
+            (" [1, 2]", "a JSON array", "expected"),
+            ("42", "expected one JSON object a line", "array"),
+            ("\"hello\"", "expected one JSON object a line", "array"),
+        ];
+        for (input, has, lacks) in table {
+            let e = parse_message(input.as_bytes(), 100).unwrap_err();
+            assert_eq!(e.code, "invalid_json", "{input}");
+            assert!(e.detail.contains(has), "{input}: {}", e.detail);
+            assert!(!e.detail.contains(lacks), "{input}: {}", e.detail);
+        }
+        assert!(parse_message(line.as_bytes(), 100).is_ok());
     }
 
     static ENGINE: LazyLock<Engine> = LazyLock::new(|| {

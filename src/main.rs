@@ -264,9 +264,12 @@ fn cache_dir() -> Option<PathBuf> {
         match writable(&dir) {
             Ok(()) => Some(dir),
             Err(e) => {
-                eprintln!(
-                    "qunguard: warning: cannot cache compiled rules in {} ({e}); rules are compiled at every start. Set QUNGUARD_CACHE_DIR to a writable directory, or to \"off\".",
-                    dir.display()
+                say(
+                    Level::Warn,
+                    &format!(
+                        "qunguard: warning: cannot cache compiled rules in {} ({e}); rules are compiled at every start. Set QUNGUARD_CACHE_DIR to a writable directory, or to \"off\".",
+                        dir.display()
+                    ),
                 );
                 None
             }
@@ -386,12 +389,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             sink.flush().context("writing the records file")?;
             match stats {
                 Ok(s) => {
-                    eprintln!(
-                        "qunguard scan: {} lines, {} verdicts, {} errors (rules {})",
-                        s.lines,
-                        s.verdicts,
-                        s.errors,
-                        engine.rules_version()
+                    say(
+                        Level::Info,
+                        &format!(
+                            "qunguard scan: {} lines, {} verdicts, {} errors (rules {})",
+                            s.lines,
+                            s.verdicts,
+                            s.errors,
+                            engine.rules_version()
+                        ),
                     );
                     log::debug!("qunguard scan: stages: {}", s.stages);
                     if let Some(w) = &watch {
@@ -412,12 +418,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             .map(|(k, n)| format!("{k} {n}"))
                             .collect();
                         alerts.sort();
-                        eprintln!(
-                            "qunguard scan: heuristics: reasons [{}], alerts opened [{}], removals recommended {}, scorecards {}",
-                            reasons.join(", "),
-                            alerts.join(", "),
-                            st.removals,
-                            st.scorecards
+                        say(
+                            Level::Info,
+                            &format!(
+                                "qunguard scan: heuristics: reasons [{}], alerts opened [{}], removals recommended {}, scorecards {}",
+                                reasons.join(", "),
+                                alerts.join(", "),
+                                st.removals,
+                                st.scorecards
+                            ),
                         );
                     }
                     Ok(())
@@ -630,11 +639,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             match qunguard::diff::diff_rules(&old, &new, input, out, max_text_bytes) {
                 Ok(s) => {
-                    eprint!(
+                    let summary = format!(
                         "qunguard diff-rules: rules {} -> {}: {s}",
                         old.rules_version(),
                         new.rules_version()
                     );
+                    say(Level::Info, summary.trim_end());
                     Ok(())
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -717,13 +727,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // A mistyped category would count its texts as misses of a category nothing
             // flags.
             let known = engine.categories();
-            if let Some(c) = rows
+            if let Some((line, c)) = rows
                 .iter()
-                .filter_map(|r| r.label.category())
-                .find(|c| !known.contains(c))
+                .filter_map(|r| Some((r.line, r.label.category()?)))
+                .find(|(_, c)| !known.contains(c))
             {
                 anyhow::bail!(
-                    "{}: label {c:?} is no category of the rules in {} (they have: {}); fix the label or use 0/1",
+                    "{}:{line}: label {c:?} is no category of the rules in {} (they have: {}); fix the label or use 0/1",
                     file.display(),
                     rules.display(),
                     known.join(", ")
@@ -739,10 +749,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// A model learns one yes/no question: its data needs 0/1 labels, and both of them.
 fn binary_labels(path: &Path, rows: &[qunguard::scorer::data::Labelled]) -> anyhow::Result<()> {
-    if let Some(c) = rows.iter().find_map(|r| r.label.category()) {
+    if let Some((line, c)) = rows
+        .iter()
+        .find_map(|r| Some((r.line, r.label.category()?)))
+    {
         let n = rows.iter().filter(|r| r.label.category().is_some()).count();
         anyhow::bail!(
-            "{}: {n} rows are labelled with a category name (the first: {c:?}); a model is trained on 0/1 labels (true/false, yes/no), category labels are for `qunguard eval`",
+            "{}:{line}: {n} rows are labelled with a category name (the first, on this line: {c:?}); a model is trained on 0/1 labels (true/false, yes/no), category labels are for `qunguard eval`",
             path.display()
         );
     }
@@ -864,20 +877,32 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let format = cli.log_format;
+    let _ = FORMAT.set(cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            fatal(format, &format!("qunguard: error: {e:#}"));
+            say(Level::Error, &format!("qunguard: error: {e:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
-/// The error that ends the process, written as the chosen log format writes lines and whatever
-/// RUST_LOG says: a log shipper reading JSON gets it as JSON, a person one plain line.
-fn fatal(format: LogFormat, msg: &str) {
-    match format {
+/// `--log-format`, for [`say`].
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// How much a [`say`] line matters (its `level` in JSON).
+#[derive(Clone, Copy)]
+enum Level {
+    Error,
+    Warn,
+    Info,
+}
+
+/// A command's own words on stderr (its summary, a warning about its setup, the error that
+/// ends it), written as the chosen log format writes lines and whatever RUST_LOG says: a log
+/// shipper reading JSON gets JSON, a person plain lines.
+fn say(level: Level, msg: &str) {
+    match FORMAT.get().copied().unwrap_or(LogFormat::Text) {
         LogFormat::Text => eprintln!("{msg}"),
         LogFormat::Json => {
             let one = tracing_subscriber::fmt()
@@ -885,7 +910,11 @@ fn fatal(format: LogFormat, msg: &str) {
                 .with_ansi(false)
                 .with_writer(std::io::stderr)
                 .finish();
-            tracing::subscriber::with_default(one, || tracing::error!(target: "qunguard", "{msg}"));
+            tracing::subscriber::with_default(one, || match level {
+                Level::Error => tracing::error!(target: "qunguard", "{msg}"),
+                Level::Warn => tracing::warn!(target: "qunguard", "{msg}"),
+                Level::Info => tracing::info!(target: "qunguard", "{msg}"),
+            });
         }
     }
 }

@@ -559,6 +559,57 @@ fn a_fatal_error_is_a_json_line_with_log_format_json() {
     );
 }
 
+/// Under `--log-format json` a command's own summary lines are JSON too, whatever RUST_LOG
+/// says: a log shipper reading stderr must be able to parse every line.
+#[test]
+fn with_log_format_json_every_stderr_line_of_scan_and_diff_rules_is_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("m.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\":\"a\",\"group_id\":\"g\",\"sender_id\":\"u\",\"ts\":1,\"text\":\"代开发票\"}\n",
+    )
+    .unwrap();
+    let input = input.to_str().unwrap();
+    // (arguments after the global flag, what one line's message starts with)
+    let table: [(&[&str], &str); 3] = [
+        (
+            &["scan", "--rules", "config/rules", input],
+            "qunguard scan: 1 lines",
+        ),
+        (
+            &["scan", "--rules", "config/rules", input],
+            "qunguard scan: heuristics:",
+        ),
+        (
+            &["diff-rules", "config/rules", "config/rules", input],
+            "qunguard diff-rules: rules",
+        ),
+    ];
+    for (args, starts) in table {
+        let out = qunguard()
+            .args(["--log-format", "json"])
+            .args(args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        succeeded(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let messages: Vec<String> = err
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: {e}: {l}"));
+                v["fields"]["message"].as_str().unwrap_or("").to_string()
+            })
+            .collect();
+        assert!(
+            messages.iter().any(|m| m.starts_with(starts)),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 /// `gen | head` stops quietly: a closed pipe is how a reader says it has enough.
 #[test]
 fn gen_stops_quietly_when_its_reader_goes() {

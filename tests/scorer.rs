@@ -340,7 +340,7 @@ fn train_refuses_labels_and_options_it_cannot_learn_from() {
         (
             file("cats.csv", "text,label\n你好,0\n加我,ads\n"),
             &[][..],
-            "category name (the first: \"ads\")",
+            "cats.csv:3: 1 rows are labelled with a category name (the first, on this line: \"ads\")",
         ),
         (
             file("ones.csv", "text,label\n你好,1\n傻子,TRUE\n"),
@@ -391,7 +391,7 @@ fn eval_refuses_a_label_naming_no_category_of_the_rules() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("\"insults\" is no category") && err.contains("insult, "),
+        err.contains("e.jsonl:2: label \"insults\" is no category") && err.contains("insult, "),
         "{err}"
     );
 }

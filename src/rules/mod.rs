@@ -455,6 +455,27 @@ pub(crate) fn category_label(
     Ok(category.to_string())
 }
 
+/// A pack key as its author wrote it (`regex[0].pattern`): without the wrappers `Spanned`
+/// values add to the path; empty for the document as a whole (a missing key, say).
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut key = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Map { key: k } if k.starts_with("$__serde_spanned") => {}
+            Segment::Map { key: k } | Segment::Enum { variant: k } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+            }
+            Segment::Unknown => return String::new(),
+        }
+    }
+    key
+}
+
 impl Pack {
     /// Parses and validates one pack. `path` names the file in errors and locates `words_file`.
     pub fn parse(path: &Path, src: &str) -> Result<Pack, RuleError> {
@@ -463,14 +484,18 @@ impl Pack {
 
     fn parse_with(path: &Path, src: &str, lines: &mut Lines<'_>) -> Result<Pack, RuleError> {
         let err = RuleError::in_file(path);
-        let file: PackFile = toml::from_str(src).map_err(|e| {
+        let fix = "see README.md, \"Rule packs\", for the keys a pack may have";
+        let de = toml::Deserializer::parse(src).map_err(|e| {
             let line = e.span().map(|s| lines.line_of(s.start));
-            err(
-                "",
-                line,
-                e.message().trim().to_string(),
-                "see README.md, \"Rule packs\", for the keys a pack may have",
-            )
+            err("", line, e.message().trim().to_string(), fix)
+        })?;
+        // The path of the value at fault, as config files name it: a wrong type or an unknown
+        // action names its key (`action`, `regex[0].pattern`).
+        let file: PackFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = key_path(e.path());
+            let e = e.into_inner();
+            let line = e.span().map(|s| lines.line_of(s.start));
+            err(&key, line, e.message().trim().to_string(), fix)
         })?;
         let name = pack_name(path);
         let at = Some(lines.line_of(file.category.span().start));
@@ -641,13 +666,13 @@ validate = "cn_mobile"
         let cases: &[(&str, &str, Option<usize>, &str)] = &[
             (
                 "category = \"ads\"\naction = \"review\"\nwordz = [\"x\"]\n",
-                "",
+                "wordz",
                 Some(3),
                 "unknown field `wordz`",
             ),
             (
                 "category = \"ads\"\naction = \"allow\"\nwords = [\"x\"]\n",
-                "",
+                "action",
                 Some(2),
                 "unknown variant `allow`",
             ),
@@ -671,7 +696,7 @@ validate = "cn_mobile"
             ),
             (
                 "category = \"ads\"\naction = \"review\"\n[[regex]]\nid = \"a.b\"\npattern = \"ab\"\nvalidate = \"crc\"\n",
-                "",
+                "regex[0].validate",
                 Some(6),
                 "unknown variant `crc`",
             ),
@@ -698,6 +723,25 @@ validate = "cn_mobile"
                 "",
                 Some(1),
                 "missing field `category`",
+            ),
+            // A value of the wrong type names its key, as written (no serde wrappers).
+            (
+                "category = \"ads\"\naction = \"review\"\nwords = \"x\"\n",
+                "words",
+                Some(3),
+                "expected a sequence",
+            ),
+            (
+                "category = \"ads\"\naction = \"review\"\n[[regex]]\nid = \"a.b\"\npattern = 5\n",
+                "regex[0].pattern",
+                Some(5),
+                "expected a string",
+            ),
+            (
+                "category = \"ads\"\naction = \"review\"\nwords = [\"x\"]\npinyin = \"yes\"\n",
+                "pinyin",
+                Some(4),
+                "expected a boolean",
             ),
         ];
         for (src, key, line, needle) in cases {

@@ -15,6 +15,8 @@ pub struct Labelled {
     pub text: String,
     /// What it should get.
     pub label: Label,
+    /// Its line in the file (1-based; for a CSV record, the line it starts on), for errors.
+    pub line: u64,
 }
 
 /// What a labelled text should get.
@@ -146,6 +148,7 @@ fn read_jsonl(bytes: &[u8]) -> Result<Vec<Labelled>, (u64, Problem)> {
         out.push(Labelled {
             text: row.text,
             label,
+            line: n,
         });
     }
     Ok(out)
@@ -184,6 +187,7 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Labelled>, (Option<u64>, Problem)> {
         out.push(Labelled {
             text: rec[text].to_string(),
             label: Label::parse(&rec[label]).map_err(|e| (at, (e, LABEL_FIX)))?,
+            line: at.unwrap_or(0),
         });
     }
     Ok(out)
@@ -210,7 +214,15 @@ mod tests {
         .unwrap();
         let a = read(&csv_path).unwrap();
         let b = read(&jsonl).unwrap();
-        assert_eq!(a, b[..2]);
+        let pairs = |rows: &[Labelled]| {
+            rows.iter()
+                .map(|r| (r.text.clone(), r.label.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&a), pairs(&b[..2]));
+        // Each row knows its line, for errors (the JSONL's second line is blank).
+        assert_eq!(a.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(b.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 3, 4]);
         assert_eq!(a[0].text, "有逗号，的, 文本");
         assert_eq!(a[1].label, Label::Negative);
         assert_eq!(b[2].label, Label::Category("ads".into()));

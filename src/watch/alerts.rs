@@ -333,6 +333,9 @@ impl Alerts {
         let mut a = o.alert;
         a.status = AlertStatus::Resolved;
         a.observed = observed;
+        // The peak may have grown since the last record (updates are rate-capped): the closing
+        // record says how bad it got.
+        a.severity = severity(a.peak, a.threshold);
         a.ts = ts.max(a.started_ts);
         out.push(a.clone());
         self.cooldown
@@ -415,6 +418,8 @@ mod tests {
         );
         assert_eq!(out.last().unwrap().status, "resolved");
         assert_eq!(out.last().unwrap().peak, 20.0);
+        // 20 against a threshold of 5 came after the last update: the closing record says so.
+        assert_eq!(out.last().unwrap().severity, "critical");
         let ids: std::collections::HashSet<_> = out.iter().map(|a| a.alert_id.clone()).collect();
         assert_eq!(ids.len(), 1, "one alert id for the whole life");
         // Cooldown: the same key cannot reopen for 600 s after resolving.

@@ -24,8 +24,13 @@ Kept: words of 2 to 4 Han characters (U+4E00..U+9FFF) with frequency >= 20: abou
 where jieba lists deliberate-looking variants as words (枪枝 10, 发飘 3) that evaders use. The
 engine normalises each word (traditional to simplified) when it loads the file.
 
+Also kept: the words of scripts/lexicon-extra.txt (beside this script), everyday chat words
+that jieba lists below the cutoff or not at all (收件人 14, 见人 -), each seen making an
+ordinary message sound like a listed term.
+
 Usage: scripts/lexicon.py path/to/jieba/dict.txt > src/screen/lexicon.txt
 """
+import os
 import re
 import sys
 
@@ -38,7 +43,15 @@ with open(sys.argv[1], encoding="utf8") as f:
         word, count, *_ = line.split()
         if HAN.match(word) and int(count) >= MIN_FREQ:
             words.append(word)
+extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lexicon-extra.txt")
+with open(extra, encoding="utf8") as f:
+    for line in f:
+        word = line.strip()
+        if word and not word.startswith("#"):
+            assert HAN.match(word), f"{extra}: {word!r} is not 2-4 Han characters"
+            words.append(word)
 print("# Common words (jieba 0.42.1 dict.txt, MIT licence, Copyright (c) 2013 Sun Junyi):")
-print(f"# 2-4 Han characters, frequency >= {MIN_FREQ}. Built by scripts/lexicon.py; do not edit.")
+print(f"# 2-4 Han characters, frequency >= {MIN_FREQ}, and scripts/lexicon-extra.txt.")
+print("# Built by scripts/lexicon.py; do not edit.")
 for w in sorted(set(words)):
     print(w)

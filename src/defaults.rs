@@ -20,6 +20,10 @@ pub const PACKS: &[(&str, &str)] = &[
     ),
     ("drugs.toml", include_str!("../config/rules/drugs.toml")),
     (
+        "drugs_review.toml",
+        include_str!("../config/rules/drugs_review.toml"),
+    ),
+    (
         "gambling.toml",
         include_str!("../config/rules/gambling.toml"),
     ),
@@ -41,6 +45,10 @@ pub const PACKS: &[(&str, &str)] = &[
     (
         "trade_secret.toml",
         include_str!("../config/rules/trade_secret.toml"),
+    ),
+    (
+        "violence_review.toml",
+        include_str!("../config/rules/violence_review.toml"),
     ),
     (
         "violence_terror.toml",

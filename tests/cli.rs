@@ -110,7 +110,7 @@ fn check_rules_reports_counts_and_names_bad_files() {
     assert!(ok.status.success());
     let stdout = String::from_utf8(ok.stdout).unwrap();
     assert!(
-        stdout.contains("privacy") && stdout.contains("ok: 14 packs"),
+        stdout.contains("privacy") && stdout.contains("ok: 16 packs"),
         "{stdout}"
     );
 

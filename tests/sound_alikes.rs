@@ -431,10 +431,10 @@ fn dropped_matches_are_explained_on_the_verdict() {
     );
     let table: &[(&str, &[Want])] = &[
         (
-            "周末去溜冰场，买了大麻花",
+            "周末在溜冰场，买了大麻花",
             &[
                 (
-                    "drugs:溜冰",
+                    "drugs_review:溜冰",
                     MatchKind::Term,
                     "溜冰",
                     SuppressedBy::Allow,

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 const WORDS: &str = include_str!("lexicon.txt");
 
 /// Longest lexicon word, in characters (the script keeps 2 to 4).
-const MAX_WORD: usize = 4;
+pub(crate) const MAX_WORD: usize = 4;
 
 /// Modal particles that end a question or an exclamation. A sound-alike whose last character is
 /// one of them, where the term has another character, is a sentence ending, not a term: 大吗 in
@@ -71,40 +71,18 @@ impl Lexicon {
     /// rather than the term `term` (its characters): the lexicon word (or particle) that
     /// explains it, or `None` when nothing does and the hit stands.
     pub fn explain(&self, chars: &[char], s: usize, e: usize, term: &[char]) -> Option<String> {
-        // Candidate words are spelt into a buffer on the stack: no allocation per lookup.
-        let mut buf = [0u8; 4 * MAX_WORD];
-        let mut word = String::new();
-        let mut is_word = |a: usize, b: usize| {
-            let mut len = 0;
-            for c in &chars[a..b] {
-                len += c.encode_utf8(&mut buf[len..]).len();
-            }
-            let w = std::str::from_utf8(&buf[..len]).expect("encoded from chars");
-            let found = !chars[a..b].iter().eq(term.iter()) && self.contains(w);
-            if found {
-                word = w.to_string();
-            }
-            found
-        };
+        let mut found = Found::new(self, chars, term);
         // The span is a word, or lies inside one: the longest such word explains it best.
         for len in (e - s).max(2)..=MAX_WORD {
             for a in e.saturating_sub(len)..=s {
                 let b = a + len;
-                if b <= chars.len() && b >= e && is_word(a, b) {
-                    return Some(word);
+                if b <= chars.len() && b >= e && found.word(a, b) {
+                    return Some(found.it);
                 }
             }
         }
-        // A word runs across an edge of the span: the reader pairs that character with its
-        // neighbour outside, so the span is not read as one unit.
-        for edge in [s, e] {
-            for a in edge.saturating_sub(MAX_WORD - 1)..edge {
-                for b in edge + 1..=(a + MAX_WORD).min(chars.len()) {
-                    if b - a >= 2 && a < e && b > s && is_word(a, b) {
-                        return Some(word);
-                    }
-                }
-            }
+        if let Some(w) = self.across_edge(chars, s, e, term, |_, _| true) {
+            return Some(w);
         }
         let last = chars[e - 1];
         if PARTICLES.contains(last) && term.last() != Some(&last) {
@@ -112,11 +90,86 @@ impl Lexicon {
         }
         None
     }
+
+    /// A word that runs across an edge of the span `chars[s..e]` (the reader pairs that
+    /// character with its neighbour outside, so the span is not read as one unit), among the
+    /// places `chars[a..b]` where `place(a, b)`, asked before the lexicon is.
+    pub fn across_edge(
+        &self,
+        chars: &[char],
+        s: usize,
+        e: usize,
+        term: &[char],
+        mut place: impl FnMut(usize, usize) -> bool,
+    ) -> Option<String> {
+        let mut found = Found::new(self, chars, term);
+        for edge in [s, e] {
+            for a in edge.saturating_sub(MAX_WORD - 1)..edge {
+                for b in edge + 1..=(a + MAX_WORD).min(chars.len()) {
+                    if b - a >= 2 && a < e && b > s && place(a, b) && found.word(a, b) {
+                        return Some(found.it);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Looks candidate words up, spelt into a buffer on the stack: no allocation per lookup.
+struct Found<'a> {
+    lexicon: &'a Lexicon,
+    chars: &'a [char],
+    term: &'a [char],
+    buf: [u8; 4 * MAX_WORD],
+    /// The last word found.
+    it: String,
+}
+
+impl<'a> Found<'a> {
+    fn new(lexicon: &'a Lexicon, chars: &'a [char], term: &'a [char]) -> Found<'a> {
+        Found {
+            lexicon,
+            chars,
+            term,
+            buf: [0; 4 * MAX_WORD],
+            it: String::new(),
+        }
+    }
+
+    /// Whether `chars[a..b]` is a lexicon word other than the term.
+    fn word(&mut self, a: usize, b: usize) -> bool {
+        let mut len = 0;
+        for c in &self.chars[a..b] {
+            len += c.encode_utf8(&mut self.buf[len..]).len();
+        }
+        let w = std::str::from_utf8(&self.buf[..len]).expect("encoded from chars");
+        let found = !self.chars[a..b].iter().eq(self.term.iter()) && self.lexicon.contains(w);
+        if found {
+            self.it = w.to_string();
+        }
+        found
+    }
 }
 
 /// Whether the original text between two characters holds sentence punctuation.
 pub(crate) fn breaks_sentence(gap: &str) -> bool {
     gap.chars().any(|c| SENTENCE_PUNCTUATION.contains(c))
+}
+
+/// Sentence punctuation as a Chinese input method types it, and line breaks: what ends a
+/// sentence between the characters of a listed term written out ([`breaks_sentence_in_cjk`]).
+const CJK_SENTENCE_PUNCTUATION: &str = "。！？；，、…\n\r\u{2028}\u{2029}";
+
+/// Whether the gap holds CJK sentence punctuation or a line break (not ASCII punctuation,
+/// which between Han characters is more often a term hidden than a sentence ended: 大.麻).
+pub(crate) fn breaks_sentence_in_cjk(gap: &str) -> bool {
+    gap.chars().any(|c| CJK_SENTENCE_PUNCTUATION.contains(c))
+}
+
+/// A Han character (the unified ideographs, their extensions and compatibility forms).
+pub(crate) fn is_han(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3134F}')
 }
 
 /// Whether a sound-alike in Han characters runs across sentence punctuation: `gaps` are the

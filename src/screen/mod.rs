@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Bumped whenever normalisation or matching semantics change, so `rules_version` changes too.
-const ENGINE_SEMANTICS: &str = "qunguard-engine-3";
+const ENGINE_SEMANTICS: &str = "qunguard-engine-4";
 
 /// The version of a rule set: the first 16 hex digits of a SHA-256 over everything that decides
 /// a verdict (every pack's settings, terms, allowed terms and regexes, words files included as
@@ -113,6 +113,9 @@ struct PinyinRule {
     /// How many times the term's first and last characters stand in a row (时时彩: 2 and 1),
     /// which a match trimmed at a sentence break must keep ([`fold_breaks`]).
     edges: (u8, u8),
+    /// Whether a character of the term stands twice or more in a row (时时彩, 牛牛群): a
+    /// match in Han characters must then hold each as often ([`Engine::pinyin_repeats`]).
+    repeats: bool,
 }
 
 #[derive(Debug)]
@@ -161,6 +164,8 @@ pub struct Engine {
     pinyin_rules: Vec<PinyinRule>,
     /// The pinyin terms' characters after folding repeats, [`PinyinRule::units`] slices.
     pinyin_units: Vec<char>,
+    /// For each of [`Engine::pinyin_units`], how many times it stands in a row in the term.
+    pinyin_repeats: Vec<u8>,
     packs: Vec<PackInfo>,
     regexes: Vec<RegexInfo>,
     summary: Vec<PackSummary>,
@@ -204,6 +209,7 @@ impl Engine {
         let mut pinyin_sources = matcher::Sources::default();
         let mut pinyin_rules = Vec::new();
         let mut pinyin_units = Vec::new();
+        let mut pinyin_repeats = Vec::new();
         let mut packs = Vec::new();
         let mut regexes = Vec::new();
         let mut summary = Vec::new();
@@ -229,12 +235,14 @@ impl Engine {
                     len: len as u32,
                 });
                 if pack.pinyin {
-                    let (key, units) = pinyin_key(t.normalised);
+                    let (key, units, runs) = pinyin_key(t.normalised);
                     let folded = fold_letter_repeats(&key);
                     // A folded key of one or two letters ("qq" as "q") would match too much.
                     let folded = (folded != key && folded.len() >= 3).then_some(folded);
                     let first = pinyin_units.len() as u32;
+                    let repeats = runs.iter().any(|&n| n > 1);
                     pinyin_units.extend_from_slice(&units);
+                    pinyin_repeats.extend_from_slice(&runs);
                     let units = (first, pinyin_units.len() as u32);
                     let edges = repeat_edges(t.normalised);
                     for (key, romanised_only) in [(Some(key), false), (folded, true)] {
@@ -247,6 +255,7 @@ impl Engine {
                                 units,
                                 romanised_only,
                                 edges,
+                                repeats,
                             });
                             pinyin_sources.push_literal(key.as_bytes());
                         }
@@ -334,6 +343,7 @@ impl Engine {
         main_rules.shrink_to_fit();
         pinyin_rules.shrink_to_fit();
         pinyin_units.shrink_to_fit();
+        pinyin_repeats.shrink_to_fit();
         let version = rules_version(rules);
         Ok(Engine {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -342,6 +352,7 @@ impl Engine {
             pinyin,
             pinyin_rules,
             pinyin_units,
+            pinyin_repeats,
             packs,
             regexes,
             summary,
@@ -665,9 +676,20 @@ impl Engine {
                 }
                 MainRule::Term { pack, rule, .. } => {
                     let (s, e) = map.original_range(from, to);
-                    if stands_alone(original, s, e) {
-                        hits.push((*pack, self.hit(*pack, rule, MatchKind::Term, msg, s, e)));
+                    if !stands_alone(original, s, e) {
+                        continue;
                     }
+                    let hit = self.hit(*pack, rule, MatchKind::Term, msg, s, e);
+                    // Something was dropped between the term's characters (the original is
+                    // longer): rare, and only then is it asked whether they were written apart.
+                    if e - s > to - from
+                        && let Some((reason, by)) =
+                            written_apart(dense_text, (dfrom, dto), &utf8, map)
+                    {
+                        dropped.push((hit, reason, by));
+                        continue;
+                    }
+                    hits.push((*pack, hit));
                 }
                 // Validated on the dense text: digits and 'x' are themselves there.
                 MainRule::Regex { regex } => regex_cands.push((*regex, dfrom, dto)),
@@ -676,9 +698,10 @@ impl Engine {
 
         // Regex matches: validators first, then leftmost-longest without overlaps per rule.
         regex_cands.retain(|&(r, from, to)| {
-            self.regexes[r as usize]
-                .validate
-                .is_none_or(|v| validate_match(v, dense_text, from, to))
+            self.regexes[r as usize].validate.is_none_or(|v| {
+                validate_match(v, dense_text, from, to)
+                    && written_as_one_number(dense_text, (from, to), &utf8, map)
+            })
         });
         regex_cands.sort_unstable_by_key(|&(r, from, to)| (r, from, std::cmp::Reverse(to)));
         let mut last: Option<(u32, usize)> = None;
@@ -710,6 +733,7 @@ impl Engine {
                 if !on_units
                     || (rule.romanised_only && !romanised)
                     || !sounds_deliberate(units.iter().map(|u| u.c), term)
+                    || (rule.repeats && !romanised && !keeps_repeats(dense_text, units, rule, self))
                 {
                     continue;
                 }
@@ -730,15 +754,23 @@ impl Engine {
                     dropped.push((hit, SuppressedBy::Sentence, None));
                     continue;
                 }
-                // Romanised spellings are deliberate, and the term's own characters are its
-                // literal hit (kept over this one); only a sound-alike in other Han characters
-                // is checked against sentence breaks and ordinary words (rare: only those pay).
-                if !romanised && !units.iter().map(|u| u.c).eq(term.iter().copied()) {
-                    let why = self.ordinary_sound_alike(dense_text, span, term, &utf8, map);
-                    if let Some((reason, by)) = why {
-                        dropped.push((hit, reason, by));
-                        continue;
+                // Romanised spellings are deliberate. The term's own characters are judged as
+                // its literal match is (whose hit is kept over this one); only a sound-alike in
+                // other Han characters is checked against sentence breaks and ordinary words
+                // (rare: only those pay).
+                let why = match romanised {
+                    true => None,
+                    false if units.iter().map(|u| u.c).eq(term.iter().copied()) => {
+                        match (s..e).len() > ne - ns {
+                            true => written_apart(dense_text, span, &utf8, map),
+                            false => None,
+                        }
                     }
+                    false => self.ordinary_sound_alike(dense_text, span, term, &utf8, map),
+                };
+                if let Some((reason, by)) = why {
+                    dropped.push((hit, reason, by));
+                    continue;
                 }
                 hits.push((rule.pack, hit));
             }
@@ -821,27 +853,32 @@ impl Engine {
         utf8: &impl Fn(usize, usize) -> (usize, usize),
         map: &mut LazyMap<'_>,
     ) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
-        // The message's characters, and where the span (dense `ns..ne`) starts and ends among
-        // them; the gaps are between every two of its characters, folded repeats included.
-        let chars: Vec<(usize, usize, char)> = dense::chars(dense_text).collect();
-        let first = chars.partition_point(|c| c.0 < ns);
-        let end = chars.partition_point(|c| c.0 < ne);
-        let spans: Vec<(usize, usize)> = chars[first..end]
-            .iter()
-            .map(|&(s, e, _)| {
-                let (f, t) = utf8(s, e);
-                map.original_range(f, t)
-            })
-            .collect();
-        let text = map.text;
-        let gaps = spans.windows(2).map(|w| gap(text, w[0].1, w[1].0));
-        if lexicon::crosses_sentence(gaps) {
+        let sc = SpanChars::of(dense_text, (ns, ne), utf8, map);
+        if lexicon::crosses_sentence(sc.gaps(map.text)) {
             return Some((SuppressedBy::Sentence, None));
         }
-        let chars: Vec<char> = chars.into_iter().map(|c| c.2).collect();
-        lexicon::lexicon()
-            .explain(&chars, first, end, term)
-            .map(|w| (SuppressedBy::Lexicon, Some(w.into())))
+        let chars: Vec<char> = sc.chars.iter().map(|c| c.2).collect();
+        let lex = lexicon::lexicon();
+        let (first, end) = (sc.first, sc.end);
+        if let Some(w) = lex.explain(&chars, first, end, term) {
+            return Some((SuppressedBy::Lexicon, Some(w.into())));
+        }
+        // A repeat the term does not have was folded (消消气 for 笑气): the reader hears the
+        // words without it too (消气), so the lexicon is asked again with repeats as one.
+        if end - first > term.len() {
+            let mut folded: Vec<char> = Vec::with_capacity(chars.len());
+            let mut at = Vec::with_capacity(chars.len());
+            for &c in &chars {
+                if folded.last() != Some(&c) {
+                    folded.push(c);
+                }
+                at.push(folded.len() - 1);
+            }
+            return lex
+                .explain(&folded, at[first], at[end - 1] + 1, term)
+                .map(|w| (SuppressedBy::Lexicon, Some(w.into())));
+        }
+        None
     }
 
     fn hit(
@@ -1073,6 +1110,176 @@ fn sounds_deliberate(units: impl Iterator<Item = char>, term: &[char]) -> bool {
     }
     let same = units.iter().zip(term).filter(|(a, b)| a == b).count();
     same >= 1 && same * 2 >= term.len()
+}
+
+/// Whether a Han match of a term with a doubled character holds each of the term's characters
+/// as often in a row as the term does: 时时彩 needs 时 twice (时时才 is the term said with
+/// another 彩, 时才 "only then" is not), 牛牛群 needs 牛 twice (牛群 is a herd).
+fn keeps_repeats(
+    dense_text: &[u8],
+    units: &[normalise::Unit],
+    rule: &PinyinRule,
+    engine: &Engine,
+) -> bool {
+    let runs = &engine.pinyin_repeats[rule.units.0 as usize..rule.units.1 as usize];
+    units.iter().zip(runs).all(|(u, &n)| {
+        n < 2 || dense::chars(&dense_text[u.ns as usize..u.ne as usize]).count() >= usize::from(n)
+    })
+}
+
+/// A message's characters (dense start, end, character), and each character of the dense span
+/// `ns..ne` as its range in the original text: what the sentence and lexicon checks read.
+struct SpanChars {
+    chars: Vec<(usize, usize, char)>,
+    /// The span is `chars[first..end]`.
+    first: usize,
+    end: usize,
+    /// Original byte range of each character of the span.
+    original: Vec<(usize, usize)>,
+}
+
+impl SpanChars {
+    fn of(
+        dense_text: &[u8],
+        (ns, ne): (usize, usize),
+        utf8: &impl Fn(usize, usize) -> (usize, usize),
+        map: &mut LazyMap<'_>,
+    ) -> SpanChars {
+        let chars: Vec<(usize, usize, char)> = dense::chars(dense_text).collect();
+        let first = chars.partition_point(|c| c.0 < ns);
+        let end = chars.partition_point(|c| c.0 < ne);
+        let original = chars[first..end]
+            .iter()
+            .map(|&(s, e, _)| {
+                let (f, t) = utf8(s, e);
+                map.original_range(f, t)
+            })
+            .collect();
+        SpanChars {
+            chars,
+            first,
+            end,
+            original,
+        }
+    }
+
+    /// The original text between every two consecutive characters of the span.
+    fn gaps<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.original
+            .windows(2)
+            .map(move |w| gap(text, w[0].1, w[1].0))
+    }
+
+    fn span(&self) -> impl Iterator<Item = char> + '_ {
+        self.chars[self.first..self.end].iter().map(|c| c.2)
+    }
+}
+
+/// Whether the digits of a validated number were written as one number. Normalisation drops
+/// what stands between digits, so scores (89，99，82), dates and times (2025-01-11 18:45) and
+/// lottery draws (2 9 16 18 22) would otherwise pass a checksum as a card or an ID by chance.
+/// Not one number: a CJK sentence break or line break between two digits (two numbers listed),
+/// or a group of exactly two digits among others (what dates, times, scores and draws are made
+/// of; phone and card numbers are grouped by three or four, or hidden digit by digit:
+/// 1三8 零-零 1二3 4五6 stands).
+fn written_as_one_number(
+    dense_text: &[u8],
+    span: (usize, usize),
+    utf8: &impl Fn(usize, usize) -> (usize, usize),
+    map: &mut LazyMap<'_>,
+) -> bool {
+    let (from, to) = utf8(span.0, span.1);
+    let (s, e) = map.original_range(from, to);
+    // Nothing dropped (the original is no longer than the digits): the usual case.
+    if e - s <= to - from {
+        return true;
+    }
+    let sc = SpanChars::of(dense_text, span, utf8, map);
+    let mut groups = vec![1usize];
+    for g in sc.gaps(map.text) {
+        if lexicon::breaks_sentence_in_cjk(g) {
+            return false;
+        }
+        match g.is_empty() {
+            true => *groups.last_mut().expect("one group at least") += 1,
+            false => groups.push(1),
+        }
+    }
+    groups.len() == 1 || !groups.contains(&2)
+}
+
+/// Why a listed term matched with something dropped between its characters (大，麻烦;
+/// 音乐太大 麻烦关小点) is not the term: its characters were written apart. Only terms in Han
+/// characters are judged (an ASCII spelling split by dots, s.b, is deliberate):
+/// - written across a sentence break: CJK sentence punctuation or a line break between some of
+///   its characters but not all (血，洗 in 抽完血，洗个澡; 代，开，发，票 is spelt out and stands).
+///   ASCII punctuation does not count here, unlike for sound-alikes: typed between Han
+///   characters it is the usual way to hide a term (大.麻), rarely a sentence's end;
+/// - or an ordinary word, written without a gap, runs across an edge of the span, so the
+///   reader pairs the characters the other way (大 麻烦; not 代 開 發 票, all apart).
+fn written_apart(
+    dense_text: &[u8],
+    span: (usize, usize),
+    utf8: &impl Fn(usize, usize) -> (usize, usize),
+    map: &mut LazyMap<'_>,
+) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
+    // The span's own characters first (a few): the whole message is decoded only when a word
+    // around the span might explain it.
+    let text = map.text;
+    let own: Vec<(usize, usize)> = dense::chars(&dense_text[span.0..span.1])
+        .map(|(s, e, c)| {
+            let (f, t) = utf8(span.0 + s, span.0 + e);
+            lexicon::is_han(c).then(|| map.original_range(f, t))
+        })
+        .collect::<Option<_>>()?;
+    let gaps = || own.windows(2).map(|w| gap(text, w[0].1, w[1].0));
+    if gaps().all(str::is_empty) {
+        return None;
+    }
+    if lexicon::broken_in_part(gaps().map(lexicon::breaks_sentence_in_cjk)) {
+        return Some((SuppressedBy::Sentence, None));
+    }
+    // A word across an edge needs that edge joined to a kept character outside; most spelt-out
+    // evasions stand apart everywhere and end here (a quick look at the original text, which
+    // the exact test below repeats on the normalised characters).
+    let kept = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let (s, e) = (own[0].0, own[own.len() - 1].1);
+    if !kept(text[..s].chars().next_back()) && !kept(text[e..].chars().next()) {
+        return None;
+    }
+    let sc = SpanChars::of(dense_text, span, utf8, map);
+    let chars: Vec<char> = sc.chars.iter().map(|c| c.2).collect();
+    let term: Vec<char> = sc.span().collect();
+    // Only a word the writer kept together explains the split: in 代 開 發 票 every character
+    // stands apart, so 開發 says nothing about how they are grouped. Whether each character is
+    // joined to the next, for the characters a lexicon word around the span can reach.
+    let (lo, hi) = (
+        sc.first.saturating_sub(lexicon::MAX_WORD),
+        (sc.end + lexicon::MAX_WORD).min(chars.len()),
+    );
+    let original: Vec<(usize, usize)> = sc.chars[lo..hi]
+        .iter()
+        .map(|&(s, e, _)| {
+            let (f, t) = utf8(s, e);
+            map.original_range(f, t)
+        })
+        .collect();
+    let joined: Vec<bool> = original
+        .windows(2)
+        .map(|w| gap(map.text, w[0].1, w[1].0).is_empty())
+        .collect();
+    let together = |a: usize, b: usize| joined[a - lo..b - 1 - lo].iter().all(|&j| j);
+    // The span itself is split, so no word holding it all is together: only a word across an
+    // edge can explain it, and that needs the edge joined to its neighbour outside.
+    let (first, end) = (sc.first, sc.end);
+    let joined_before = first > 0 && together(first - 1, first + 1);
+    let joined_after = end < chars.len() && together(end - 1, end + 1);
+    if !joined_before && !joined_after {
+        return None;
+    }
+    lexicon::lexicon()
+        .across_edge(&chars, first, end, &term, together)
+        .map(|w| (SuppressedBy::Lexicon, Some(w.into())))
 }
 
 /// Per-thread reusable buffers, so screening a chunk allocates little.

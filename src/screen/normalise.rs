@@ -727,13 +727,18 @@ pub(crate) fn han_pinyin(c: char) -> Option<&'static str> {
 }
 
 /// The pinyin key of a normalised term, built the way [`PinyinBuffer`] builds the text's view,
-/// and the term's units (characters after folding repeats), used for the homophone check.
-pub(crate) fn pinyin_key(norm_term: &str) -> (String, Vec<char>) {
+/// and the term's units (characters after folding repeats), used for the homophone check, with
+/// how many times each stands in a row in the term (时时彩: 2, 1).
+pub(crate) fn pinyin_key(norm_term: &str) -> (String, Vec<char>, Vec<u8>) {
     let mut key = String::new();
     let mut units = Vec::new();
+    let mut runs: Vec<u8> = Vec::new();
     let mut prev: Option<char> = None;
     for c in norm_term.chars() {
         if prev == Some(c) {
+            if let Some(n) = runs.last_mut() {
+                *n = n.saturating_add(1);
+            }
             continue;
         }
         match han_pinyin(c) {
@@ -747,8 +752,9 @@ pub(crate) fn pinyin_key(norm_term: &str) -> (String, Vec<char>) {
             }
         }
         units.push(c);
+        runs.push(1);
     }
-    (key, units)
+    (key, units, runs)
 }
 
 /// Whether a repeat of this non-Han character folds into it in the pinyin view: ASCII letters

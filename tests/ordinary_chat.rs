@@ -1,0 +1,235 @@
+//! Everyday group chat that the shipped packs once flagged, found by a trial on hand-written
+//! messages (family, neighbourhood, school and work groups) and COLD's train/dev splits: none
+//! may be flagged now. Beside them, the evasions each fix must leave caught, so a fix that
+//! simply stopped matching would fail here too.
+
+mod screening;
+
+use qunguard::{Engine, MatchKind, RuleSet, SuppressedBy};
+use screening::{Case, msg};
+use std::path::Path;
+use std::sync::OnceLock;
+
+fn engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| {
+        Engine::compile(&RuleSet::load_dir(Path::new("config/rules")).unwrap()).unwrap()
+    })
+}
+
+/// (why it was flagged, the message). Each was blocked or sent to review before.
+const ORDINARY: &[(&str, &str)] = &[
+    // A listed term's characters written apart: across a sentence break, or read as other
+    // words (大 麻烦).
+    ("大，麻 across a comma", "楼上声音太大，麻烦小声一点"),
+    ("大 麻 read as 麻烦", "音乐开得太大 麻烦关小点"),
+    ("血，洗", "抽完血，洗个澡就睡了"),
+    ("听话，水", "宝宝听话，水要喝完"),
+    ("气，枪", "他太气，枪口对着自己人"),
+    ("套，现", "我买了副手套，现在去取"),
+    ("套，现 again", "外套，现金，钥匙都带好了"),
+    ("弱，智", "孩子太弱，智力题都不会"),
+    ("办，证 across a comma", "证件丢了怎么办，证明去哪开"),
+    (
+        "大麻 in 大麻烦, a literal term in an allowed word",
+        "这下可是个大麻烦",
+    ),
+    // A term with a doubled character needs it doubled.
+    ("时才 for 时时彩", "下班回家时才发现钥匙丢了"),
+    ("时才 again", "结账时才知道没带钱"),
+    ("牛群 for 牛牛群", "草原上的牛群好壮观"),
+    // A repeat folded away: 消消气 is heard as 消气.
+    ("消消气 for 笑气", "别生气了，消消气"),
+    // Sound-alikes that are everyday words the lexicon lacked.
+    ("件人 for 贱人", "快递的收件人写我的名字"),
+    ("件人 again", "寄件人电话填错了"),
+    ("见人 for 贱人", "这孩子人见人爱"),
+    ("见人 alone", "他见人就打招呼"),
+    ("减人 for 贱人", "公司要减人了"),
+    ("大码 for 大麻", "这件有大码吗"),
+    ("大骂 for 大麻", "被领导大骂一顿"),
+    ("牙片 for 鸦片", "去医院拍了个牙片"),
+    ("压片 for 鸦片", "买了一瓶压片糖果"),
+    ("四楼 for 去死", "去四楼会议室开会"),
+    ("约跑 for 约炮", "周末约跑，有人一起吗"),
+    ("楼封 for 楼凤", "我们3号楼封了"),
+    ("港督 for 港独", "末代港督的故事"),
+    ("反毒 for 贩毒", "学校开展反毒宣传"),
+    // Ordinary words that contain a term, now allowed by their packs.
+    ("鸦片战争", "历史作业是鸦片战争的时间线"),
+    ("禁止吸毒", "社区宣传栏：禁止吸毒"),
+    ("反对台独", "坚决反对台独，支持祖国统一"),
+    ("反对邪教组织", "崇尚科学，反对邪教组织"),
+    ("手枪钻", "借一下你家的手枪钻"),
+    ("吹气枪", "用吹气枪清理键盘"),
+    ("大麻袋", "地里收了一大麻袋土豆"),
+    ("医疗废物", "这个医疗废物要单独处理"),
+    ("快速看", "我快速看了一下合同"),
+    ("办证 is now 办假证 / 代办证", "今天去房管局办证"),
+    // Digits from several numbers joined by normalisation, passing a checksum by chance.
+    ("scores", "孩子这学期成绩：89，99，82，83，96，93"),
+    ("a date and time", "会议时间：2025-01-11 18:45，请准时参加"),
+    ("a lottery draw", "双色球 2 9 16 18 22 25 + 12"),
+    (
+        "a parcel number that passes the Luhn check",
+        "中通快递单号 72813252412811 帮我查一下",
+    ),
+];
+
+#[test]
+fn everyday_chat_once_flagged_is_not_flagged() {
+    let e = engine();
+    let flagged: Vec<String> = ORDINARY
+        .iter()
+        .filter_map(|(why, text)| {
+            let v = e.screen(&msg(text));
+            (!v.hits.is_empty()).then(|| {
+                let hits: Vec<_> = v.hits.iter().map(|h| (&*h.rule, h.text.as_str())).collect();
+                format!("{why}: {text}: {hits:?}")
+            })
+        })
+        .collect();
+    assert!(
+        flagged.is_empty(),
+        "{} of {} flagged:\n{}",
+        flagged.len(),
+        ORDINARY.len(),
+        flagged.join("\n")
+    );
+}
+
+#[test]
+fn evasions_next_to_those_fixes_are_still_caught() {
+    use MatchKind::*;
+    let cases: &[Case] = &[
+        (
+            "split by a space",
+            "出售大 麻",
+            &[("drugs:大麻", Term, "大 麻")],
+        ),
+        (
+            "split by a star",
+            "大*麻有货",
+            &[("drugs:大麻", Term, "大*麻")],
+        ),
+        (
+            "split by an ASCII dot",
+            "大.麻",
+            &[("drugs:大麻", Term, "大.麻")],
+        ),
+        (
+            "spelt out with a CJK comma after every character",
+            "代，开，发，票",
+            &[("ads:代开发票", Term, "代，开，发，票")],
+        ),
+        (
+            "mixed ASCII punctuation",
+            "代-开.发,票",
+            &[("ads:代开发票", Term, "代-开.发,票")],
+        ),
+        (
+            "a doubled character kept, another sound-alike",
+            "时时才开奖了",
+            &[("gambling:时时彩", Pinyin, "时时才")],
+        ),
+        (
+            "a doubled character tripled (the literal match is the one reported)",
+            "时时时彩",
+            &[("gambling:时时彩", Term, "时时彩")],
+        ),
+        (
+            "the doubled term",
+            "加入牛牛群",
+            &[("gambling:牛牛群", Term, "牛牛群")],
+        ),
+        (
+            "a phone number grouped 3-4-4",
+            "电话 138 1234 5678",
+            &[("privacy.phone", Regex, "138 1234 5678")],
+        ),
+        (
+            "a phone number spelt digit by digit",
+            "加我1 3 8 1 2 3 4 5 6 7 8",
+            &[("privacy.phone", Regex, "1 3 8 1 2 3 4 5 6 7 8")],
+        ),
+        (
+            "a card number grouped by four",
+            "卡号6222-0212-3456-7890-128",
+            &[("privacy.bank_card", Regex, "6222-0212-3456-7890-128")],
+        ),
+        (
+            "a new plain term",
+            "操你妈",
+            &[("insult:操你妈", Term, "操你妈")],
+        ),
+    ];
+    screening::check(engine(), cases);
+}
+
+/// Why a match was dropped is on the verdict, for reviewers.
+#[test]
+fn a_term_written_apart_is_listed_with_why() {
+    // (text, rule, suppressed span, reason, by)
+    let table: &[(&str, &str, &str, SuppressedBy, Option<&str>)] = &[
+        (
+            "楼上声音太大，麻烦小声一点",
+            "drugs:大麻",
+            "大，麻",
+            SuppressedBy::Sentence,
+            None,
+        ),
+        (
+            "音乐开得太大 麻烦关小点",
+            "drugs:大麻",
+            "大 麻",
+            SuppressedBy::Lexicon,
+            Some("麻烦"),
+        ),
+        (
+            "别生气了，消消气",
+            "drugs:笑气",
+            "消消气",
+            SuppressedBy::Lexicon,
+            Some("消气"),
+        ),
+    ];
+    for &(text, rule, span, reason, by) in table {
+        let v = engine().screen(&msg(text));
+        assert!(v.hits.is_empty(), "{text}: {v:?}");
+        assert!(
+            v.suppressed.iter().any(|s| s.rule == rule
+                && s.text == span
+                && s.reason == reason
+                && s.by.as_deref() == by),
+            "{text}: {:?}",
+            v.suppressed
+        );
+    }
+}
+
+/// A word across the span's edge explains a split term only when the writer kept that word
+/// together: with every character apart, the spacing says nothing about how they pair.
+#[test]
+fn a_word_across_the_edge_explains_a_split_term_only_when_written_together() {
+    use MatchKind::*;
+    let e = screening::engine_of(&[(
+        "t",
+        "category = \"ads\"\naction = \"review\"\nwords = [\"代开\", \"大麻\"]\n",
+    )]);
+    screening::check(
+        &e,
+        &[
+            (
+                "all apart: 開發 is no pairing",
+                "代 開 發 票",
+                &[("t:代开", Term, "代 開")],
+            ),
+            ("麻烦 written together", "太大 麻烦了", &[]),
+            (
+                "麻烦 written apart too",
+                "太大 麻 烦了",
+                &[("t:大麻", Term, "大 麻")],
+            ),
+        ],
+    );
+}

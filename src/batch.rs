@@ -87,17 +87,33 @@ pub fn parse_message(bytes: &[u8], max_text_bytes: usize) -> Result<Message, Rej
 /// Why `text` is not a message, in words that point at the fix; only on the error path, so
 /// it may parse again to find the field at fault.
 fn not_a_message(text: &str, e: serde_json::Error) -> String {
-    match text.trim_start().as_bytes().first() {
-        // Editors on Windows and some exporters write one; JSON has no place for it.
-        Some(0xEF) if text.starts_with('\u{feff}') => format!(
+    let text = text.trim_start();
+    // Editors on Windows and some exporters write one; JSON has no place for it.
+    if text.starts_with('\u{feff}') {
+        return format!(
             "not a valid message: {e}: the line starts with a UTF-8 byte-order mark (BOM); save the file without it"
-        ),
-        // serde reads an array as the struct's fields in order, so its own words mislead.
-        Some(b'[') => "not a valid message: a JSON array; each line (or Kafka record) must be one message object, {\"id\", \"group_id\", \"sender_id\", \"ts\", \"text\"}".to_string(),
+        );
+    }
+    let first = text.as_bytes().first();
+    // Syntax errors and a line cut short are told as serde says them, with where; only a
+    // well-formed value of the wrong shape needs more words.
+    if e.classify() != serde_json::error::Category::Data {
+        return match first {
+            Some(b'{' | b'[') => format!("not a valid message: {e}"),
+            _ => format!("not a valid message: {e}: expected one JSON object a line"),
+        };
+    }
+    match first {
+        // serde reads an array as the struct's fields in order, so its own words mislead; an
+        // array cut short is a syntax error, told as such.
+        Some(b'[') => match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => "not a valid message: a JSON array; each line (or Kafka record) must be one message object, {\"id\", \"group_id\", \"sender_id\", \"ts\", \"text\"}".to_string(),
+            Err(e) => format!("not a valid message: {e}"),
+        },
         Some(b'{') => {
             let mut de = serde_json::Deserializer::from_str(text);
             match serde_path_to_error::deserialize::<_, Message>(&mut de) {
-                // A syntax error has no field (serde_path_to_error's path is then `?`).
+                // A missing field has no path (the document as a whole): serde names it.
                 Err(p)
                     if p.path().iter().next().is_some()
                         && !p
@@ -419,7 +435,7 @@ mod tests {
         let line = r#"{"id":"a","group_id":"g","sender_id":"u","ts":1,"text":"x"}"#;
         let bom = format!("\u{feff}{line}");
         // (input, the detail contains, and does not contain)
-        let table: [(&str, &str, &str); 9] = [
+        let table: [(&str, &str, &str); 12] = [
             (&bom, "byte-order mark", "field"),
             (
                 "{oops",
@@ -449,6 +465,18 @@ mod tests {
             (" [1, 2]", "a JSON array", "expected"),
             ("42", "expected one JSON object a line", "array"),
             ("\"hello\"", "expected one JSON object a line", "array"),
+            // A syntax error inside a field is serde's to place; a cut line is not an array.
+            (
+                r#"{"meta":{"x":tru},"id":"a"}"#,
+                "not a valid message: expected ident",
+                "field",
+            ),
+            (
+                "[1,2",
+                "not a valid message: EOF while parsing",
+                "a JSON array",
+            ),
+            (&format!("  {bom}"), "byte-order mark", "field"),
         ];
         for (input, has, lacks) in table {
             let e = parse_message(input.as_bytes(), 100).unwrap_err();

@@ -44,14 +44,12 @@ const ORDINARY: &[(&str, &str)] = &[
     ("件人 for 贱人", "快递的收件人写我的名字"),
     ("件人 again", "寄件人电话填错了"),
     ("见人 for 贱人", "这孩子人见人爱"),
-    ("见人 alone", "他见人就打招呼"),
     ("减人 for 贱人", "公司要减人了"),
     ("大码 for 大麻", "这件有大码吗"),
     ("大骂 for 大麻", "被领导大骂一顿"),
     ("牙片 for 鸦片", "去医院拍了个牙片"),
     ("压片 for 鸦片", "买了一瓶压片糖果"),
     ("四楼 for 去死", "去四楼会议室开会"),
-    ("约跑 for 约炮", "周末约跑，有人一起吗"),
     ("楼封 for 楼凤", "我们3号楼封了"),
     ("港督 for 港独", "末代港督的故事"),
     ("反毒 for 贩毒", "学校开展反毒宣传"),
@@ -161,6 +159,45 @@ fn evasions_next_to_those_fixes_are_still_caught() {
             "a new plain term",
             "操你妈",
             &[("insult:操你妈", Term, "操你妈")],
+        ),
+        // A break that ends the message or stands between every character hides a term; it
+        // parts two sentences only inside text that goes on, joined, on both sides.
+        (
+            "one CJK comma, at the end",
+            "出售冰，毒",
+            &[("drugs:冰毒", Term, "冰，毒")],
+        ),
+        (
+            "one character a line",
+            "出\n售\n冰\n毒",
+            &[("drugs:冰毒", Term, "冰\n毒")],
+        ),
+        (
+            "a CJK comma inside a longer term, at the end",
+            "代开，发票",
+            &[("ads:代开发票", Term, "代开，发票")],
+        ),
+        // An allowed word joined across punctuation allows nothing.
+        (
+            "an allow entry across a comma",
+            "出售大麻，烦请私聊",
+            &[("drugs:大麻", Term, "大麻")],
+        ),
+        // A doubled character at the edge is no word that explains a split.
+        (
+            "a doubled edge character",
+            "人人 体炸弹教程",
+            &[("violence_terror:人体炸弹", Term, "人 体炸弹")],
+        ),
+        (
+            "a card number in fours with a shorter last group",
+            "卡号 6222 0212 3456 7800 03",
+            &[("privacy.bank_card", Regex, "6222 0212 3456 7800 03")],
+        ),
+        (
+            "an ID card in fours ending 2X",
+            "身份证 1101 0519 4912 3100 2X",
+            &[("privacy.id_card", Regex, "1101 0519 4912 3100 2X")],
         ),
     ];
     screening::check(engine(), cases);

@@ -27,7 +27,8 @@ pub struct Correction {
     pub old: crate::diff::Screening,
     /// The action and categories the new rules give it.
     pub new: crate::diff::Screening,
-    /// The rules version that screened it before.
+    /// The rules version of the screening the group was last told of: the verdict's, or the
+    /// last correction's (a reload that changed nothing for it does not count).
     pub old_rules_version: compact_str::CompactString,
     /// The rules version now live.
     pub new_rules_version: compact_str::CompactString,
@@ -40,7 +41,11 @@ struct Kept {
     /// The rules' verdict (before the heuristics, which depend on history a re-screen lacks).
     action: Action,
     categories: Vec<Arc<str>>,
+    /// The version whose screening the group was last told of: the verdict's, or the last
+    /// correction's (what a correction's `old_rules_version` names).
     version: compact_str::CompactString,
+    /// The version that screened it last (a reload that changes nothing moves only this).
+    checked: compact_str::CompactString,
     at: Instant,
 }
 
@@ -80,6 +85,7 @@ impl RecentMessages {
             action: v.action,
             categories: v.categories.clone(),
             version: v.rules_version.clone(),
+            checked: v.rules_version.clone(),
             at: now,
         });
     }
@@ -117,8 +123,13 @@ impl RecentMessages {
     pub(super) fn correct(&mut self, engine: &Engine, now: Instant) -> Vec<Correction> {
         self.expire(now);
         let version = engine.rules_version();
+        // Only the newest copy of a message read twice (a redelivery): one correction each.
         let stale: Vec<usize> = (0..self.kept.len())
-            .filter(|&i| self.kept[i].version != version)
+            .filter(|&i| {
+                let k = &self.kept[i];
+                k.checked != version
+                    && self.index.get(&k.msg.id) == Some(&(self.first_seq + i as u64))
+            })
             .collect();
         if stale.is_empty() {
             return Vec::new();
@@ -145,9 +156,12 @@ impl RecentMessages {
                     ts: k.msg.ts,
                 });
             }
+            if v.action != k.action {
+                k.version = v.rules_version.clone();
+            }
             k.action = v.action;
             k.categories = v.categories.clone();
-            k.version = v.rules_version.clone();
+            k.checked = v.rules_version.clone();
         }
         out
     }
@@ -222,6 +236,29 @@ mod tests {
         assert!(store.correct(&new, now).is_empty(), "corrected once");
         // And back: the same messages are corrected again, the other way.
         assert_eq!(store.correct(&old, now).len(), want.len());
+    }
+
+    /// A message read twice (a redelivery after a crash) is corrected once, and a correction
+    /// names the version of the verdict the group saw, not of a reload that changed nothing.
+    #[test]
+    fn a_message_read_twice_is_corrected_once_naming_the_version_the_group_saw() {
+        let v1 = engine("review", "");
+        let v2 = engine("review", ", \"刷单\""); // changes nothing for these messages
+        let v3 = engine("block", "");
+        let cfg = RecentMessagesConfig {
+            count: 10,
+            max_age_secs: 60,
+        };
+        let mut store = RecentMessages::new(&cfg).unwrap();
+        let now = Instant::now();
+        let m = msg("a", "代开发票");
+        store.keep(&m, &v1.screen(&m), now);
+        store.keep(&m, &v1.screen(&m), now);
+        assert!(store.correct(&v2, now).is_empty());
+        let got = store.correct(&v3, now);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].old_rules_version, v1.rules_version());
+        assert_eq!(got[0].new_rules_version, v3.rules_version());
     }
 
     #[test]

@@ -173,6 +173,9 @@ pub(super) fn poll_loop(
         let mut idle = false;
         match consumer.poll(timeout) {
             Some(Ok(m)) => {
+                if !errors.seen.is_empty() {
+                    errors.recovered();
+                }
                 let topic = match topic_names.iter().find(|t| &***t == m.topic()) {
                     Some(t) => t.clone(),
                     None => {
@@ -234,59 +237,69 @@ pub(super) fn poll_loop(
 const REPEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// Consumer errors come once a poll while a broker is away (each also in librdkafka's own
-/// log): the first is logged, repeats of the same text once per interval with their count,
-/// so an outage reads as a few lines, not thousands.
+/// log), often two kinds taking turns: the first of each text is logged, its repeats once per
+/// interval with their count, and what was held back when polling works again, so an outage
+/// reads as a few lines, not thousands.
 struct Repeats {
     every: Duration,
-    /// The last error logged, and when.
-    last: Option<(String, Instant)>,
-    /// Repeats of `last` not logged yet.
-    held: u64,
+    /// Error texts seen lately: when each was last logged, and its repeats since.
+    seen: Vec<(String, Instant, u64)>,
 }
+
+/// How many error texts [`Repeats`] tracks at once (the oldest is forgotten past it).
+const REPEAT_KINDS: usize = 8;
 
 impl Repeats {
     fn new(every: Duration) -> Repeats {
         Repeats {
             every,
-            last: None,
-            held: 0,
+            seen: Vec::new(),
         }
     }
 
-    /// Logs `error` unless it repeats the last one within the interval; returns the lines
+    /// Logs `error` unless the same text was logged within the interval; returns the lines
     /// logged.
     fn note(&mut self, error: &str, now: Instant) -> Vec<String> {
-        let mut lines = Vec::new();
-        match &self.last {
-            Some((text, at)) if text == error => {
+        let line = match self.seen.iter_mut().find(|(text, ..)| text == error) {
+            Some((_, at, held)) => {
                 if now.duration_since(*at) < self.every {
-                    self.held += 1;
-                    return lines;
+                    *held += 1;
+                    return Vec::new();
                 }
-                lines.push(format!(
+                let line = format!(
                     "consumer: {error} (again; {} times since the last line; polling goes on)",
-                    self.held + 1
-                ));
+                    *held + 1
+                );
+                (*at, *held) = (now, 0);
+                line
             }
-            last => {
-                if let Some((text, _)) = last
-                    && self.held > 0
-                {
-                    lines.push(format!(
-                        "consumer: {text} (repeated {} more times before this next error)",
-                        self.held
-                    ));
+            None => {
+                if self.seen.len() >= REPEAT_KINDS {
+                    self.seen.remove(0);
                 }
-                lines.push(format!(
+                self.seen.push((error.to_owned(), now, 0));
+                format!(
                     "consumer: {error} (polling goes on; if this repeats, check kafka.brokers, the input topics and the [kafka.consumer] settings)"
-                ));
+                )
             }
-        }
+        };
+        log::warn!("{line}");
+        vec![line]
+    }
+
+    /// Polling works again: logs the repeats held back, and forgets the errors.
+    fn recovered(&mut self) -> Vec<String> {
+        let lines: Vec<String> = self
+            .seen
+            .drain(..)
+            .filter(|(.., held)| *held > 0)
+            .map(|(text, _, held)| {
+                format!("consumer: {text} (repeated {held} more times; polling works again)")
+            })
+            .collect();
         for line in &lines {
-            log::warn!("{line}");
+            log::info!("{line}");
         }
-        self.held = 0;
-        self.last = Some((error.to_owned(), now));
         lines
     }
 }
@@ -296,29 +309,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_repeating_consumer_error_is_logged_once_an_interval_with_its_count() {
+    fn repeating_consumer_errors_are_logged_once_an_interval_each_with_their_counts() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut r = Repeats::new(s(30));
         // (seconds after t0, error, lines logged, what the last line contains)
-        let table: [(u64, &str, usize, &str); 8] = [
+        let table: [(u64, &str, usize, &str); 9] = [
             (0, "broker down", 1, "check kafka.brokers"),
             (1, "broker down", 0, ""),
+            // Two kinds taking turns are each limited.
+            (
+                1,
+                "transport failure",
+                1,
+                "consumer: transport failure (polling goes on",
+            ),
             (2, "broker down", 0, ""),
+            (2, "transport failure", 0, ""),
             (29, "broker down", 0, ""),
             (30, "broker down", 1, "again; 4 times since the last line"),
             (31, "broker down", 0, ""),
             (
                 32,
-                "auth failed",
-                2,
-                "consumer: auth failed (polling goes on",
-            ),
-            (
-                33,
-                "broker down",
+                "transport failure",
                 1,
-                "consumer: broker down (polling goes on",
+                "again; 2 times since the last line",
             ),
         ];
         for (at, error, count, last) in table {
@@ -328,16 +343,12 @@ mod tests {
                 assert!(line.contains(last), "at {at} s: {line:?}");
             }
         }
-        // The repeat held back before a different error is reported with it.
-        let lines = {
-            let mut r = Repeats::new(s(30));
-            r.note("a", t0);
-            r.note("a", t0 + s(1));
-            r.note("b", t0 + s(2))
-        };
+        // What was held back is told when polling works again, and then forgotten.
         assert_eq!(
-            lines[0],
-            "consumer: a (repeated 1 more times before this next error)"
+            r.recovered(),
+            ["consumer: broker down (repeated 1 more times; polling works again)"]
         );
+        assert!(r.recovered().is_empty());
+        assert_eq!(r.note("broker down", t0 + s(33)).len(), 1);
     }
 }

@@ -641,6 +641,7 @@ impl Engine {
             allowed,
             regex: regex_cands,
             dropped,
+            chars,
         } = scratch;
         hits.clear();
         allowed.clear();
@@ -651,6 +652,8 @@ impl Engine {
             dense: dense_text,
             map,
             ready: false,
+            chars,
+            decoded: false,
         };
 
         // Offsets in the dense encoding, to offsets in the UTF-8 normalised text.
@@ -672,6 +675,14 @@ impl Engine {
             match rule {
                 MainRule::Allow { pack, entry, .. } => {
                     let (s, e) = map.original_range(from, to);
+                    // An ordinary word is written together: one that normalisation joined
+                    // across punctuation or a space (出售大麻，烦请私聊) allows nothing.
+                    if e - s > to - from {
+                        let sc = SpanChars::of(map, (dfrom, dto));
+                        if !sc.gaps(map.text).all(str::is_empty) {
+                            continue;
+                        }
+                    }
                     allowed.push((*pack, s, e, *entry));
                 }
                 MainRule::Term { pack, rule, .. } => {
@@ -683,8 +694,7 @@ impl Engine {
                     // Something was dropped between the term's characters (the original is
                     // longer): rare, and only then is it asked whether they were written apart.
                     if e - s > to - from
-                        && let Some((reason, by)) =
-                            written_apart(dense_text, (dfrom, dto), &utf8, map)
+                        && let Some((reason, by)) = written_apart((dfrom, dto), map)
                     {
                         dropped.push((hit, reason, by));
                         continue;
@@ -700,7 +710,7 @@ impl Engine {
         regex_cands.retain(|&(r, from, to)| {
             self.regexes[r as usize].validate.is_none_or(|v| {
                 validate_match(v, dense_text, from, to)
-                    && written_as_one_number(dense_text, (from, to), &utf8, map)
+                    && written_as_one_number((from, to), &utf8, map)
             })
         });
         regex_cands.sort_unstable_by_key(|&(r, from, to)| (r, from, std::cmp::Reverse(to)));
@@ -762,11 +772,11 @@ impl Engine {
                     true => None,
                     false if units.iter().map(|u| u.c).eq(term.iter().copied()) => {
                         match (s..e).len() > ne - ns {
-                            true => written_apart(dense_text, span, &utf8, map),
+                            true => written_apart(span, map),
                             false => None,
                         }
                     }
-                    false => self.ordinary_sound_alike(dense_text, span, term, &utf8, map),
+                    false => self.ordinary_sound_alike(span, term, map),
                 };
                 if let Some((reason, by)) = why {
                     dropped.push((hit, reason, by));
@@ -847,17 +857,15 @@ impl Engine {
     /// explains it as an ordinary word (then with the word).
     fn ordinary_sound_alike(
         &self,
-        dense_text: &[u8],
         (ns, ne): (usize, usize),
         term: &[char],
-        utf8: &impl Fn(usize, usize) -> (usize, usize),
         map: &mut LazyMap<'_>,
     ) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
-        let sc = SpanChars::of(dense_text, (ns, ne), utf8, map);
+        let sc = SpanChars::of(map, (ns, ne));
         if lexicon::crosses_sentence(sc.gaps(map.text)) {
             return Some((SuppressedBy::Sentence, None));
         }
-        let chars: Vec<char> = sc.chars.iter().map(|c| c.2).collect();
+        let chars = sc.chars();
         let lex = lexicon::lexicon();
         let (first, end) = (sc.first, sc.end);
         if let Some(w) = lex.explain(&chars, first, end, term) {
@@ -1127,63 +1135,67 @@ fn keeps_repeats(
     })
 }
 
-/// A message's characters (dense start, end, character), and each character of the dense span
-/// `ns..ne` as its range in the original text: what the sentence and lexicon checks read.
+/// The characters of a dense span `ns..ne` and of its surroundings as far as a lexicon word
+/// can reach (`MAX_WORD` each side), with their ranges in the original text: what the
+/// sentence and lexicon checks read.
 struct SpanChars {
-    chars: Vec<(usize, usize, char)>,
-    /// The span is `chars[first..end]`.
+    window: Vec<Ch>,
+    /// Original byte range of each character of the window.
+    original: Vec<(usize, usize)>,
+    /// The span is `window[first..end]`.
     first: usize,
     end: usize,
-    /// Original byte range of each character of the span.
-    original: Vec<(usize, usize)>,
 }
 
 impl SpanChars {
-    fn of(
-        dense_text: &[u8],
-        (ns, ne): (usize, usize),
-        utf8: &impl Fn(usize, usize) -> (usize, usize),
-        map: &mut LazyMap<'_>,
-    ) -> SpanChars {
-        let chars: Vec<(usize, usize, char)> = dense::chars(dense_text).collect();
-        let first = chars.partition_point(|c| c.0 < ns);
-        let end = chars.partition_point(|c| c.0 < ne);
-        let original = chars[first..end]
+    fn of(map: &mut LazyMap<'_>, (ns, ne): (usize, usize)) -> SpanChars {
+        let all = map.chars();
+        let first = all.partition_point(|c| c.d < ns);
+        let end = all.partition_point(|c| c.d < ne);
+        let lo = first.saturating_sub(lexicon::MAX_WORD);
+        let hi = (end + lexicon::MAX_WORD).min(all.len());
+        let window = all[lo..hi].to_vec();
+        let original = window
             .iter()
-            .map(|&(s, e, _)| {
-                let (f, t) = utf8(s, e);
-                map.original_range(f, t)
-            })
+            .map(|c| map.original_range(c.u, c.ue))
             .collect();
         SpanChars {
-            chars,
-            first,
-            end,
+            window,
             original,
+            first: first - lo,
+            end: end - lo,
         }
+    }
+
+    /// Whether nothing was dropped between characters `i` and `i + 1` of the window.
+    fn joined(&self, text: &str, i: usize) -> bool {
+        gap(text, self.original[i].1, self.original[i + 1].0).is_empty()
     }
 
     /// The original text between every two consecutive characters of the span.
     fn gaps<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.original
+        self.original[self.first..self.end]
             .windows(2)
             .map(move |w| gap(text, w[0].1, w[1].0))
     }
 
+    fn chars(&self) -> Vec<char> {
+        self.window.iter().map(|c| c.c).collect()
+    }
+
     fn span(&self) -> impl Iterator<Item = char> + '_ {
-        self.chars[self.first..self.end].iter().map(|c| c.2)
+        self.window[self.first..self.end].iter().map(|c| c.c)
     }
 }
 
 /// Whether the digits of a validated number were written as one number. Normalisation drops
 /// what stands between digits, so scores (89，99，82), dates and times (2025-01-11 18:45) and
 /// lottery draws (2 9 16 18 22) would otherwise pass a checksum as a card or an ID by chance.
-/// Not one number: a CJK sentence break or line break between two digits (two numbers listed),
-/// or a group of exactly two digits among others (what dates, times, scores and draws are made
-/// of; phone and card numbers are grouped by three or four, or hidden digit by digit:
-/// 1三8 零-零 1二3 4五6 stands).
+/// Not one number: a CJK sentence break or line break between two digits (a list), or a group
+/// of exactly two digits among others (what dates, times, scores and draws are made of), except
+/// a last one after groups of three or more (6222 0212 3456 7800 03). Phone and card numbers
+/// are grouped by three or four, or hidden digit by digit (1三8 零-零 1二3 4五6).
 fn written_as_one_number(
-    dense_text: &[u8],
     span: (usize, usize),
     utf8: &impl Fn(usize, usize) -> (usize, usize),
     map: &mut LazyMap<'_>,
@@ -1194,7 +1206,7 @@ fn written_as_one_number(
     if e - s <= to - from {
         return true;
     }
-    let sc = SpanChars::of(dense_text, span, utf8, map);
+    let sc = SpanChars::of(map, span);
     let mut groups = vec![1usize];
     for g in sc.gaps(map.text) {
         if lexicon::breaks_sentence_in_cjk(g) {
@@ -1205,78 +1217,50 @@ fn written_as_one_number(
             false => groups.push(1),
         }
     }
-    groups.len() == 1 || !groups.contains(&2)
+    let (&last, rest) = groups.split_last().expect("one group at least");
+    !rest.contains(&2) && (last != 2 || rest.iter().all(|&n| n >= 3))
 }
 
 /// Why a listed term matched with something dropped between its characters (大，麻烦;
 /// 音乐太大 麻烦关小点) is not the term: its characters were written apart. Only terms in Han
 /// characters are judged (an ASCII spelling split by dots, s.b, is deliberate):
 /// - written across a sentence break: CJK sentence punctuation or a line break between some of
-///   its characters but not all (血，洗 in 抽完血，洗个澡; 代，开，发，票 is spelt out and stands).
-///   ASCII punctuation does not count here, unlike for sound-alikes: typed between Han
+///   its characters but not all (代，开，发，票 is spelt out), inside text that goes on, joined,
+///   on both sides (血，洗 in 抽完血，洗个澡). At the start or end of a message or a line
+///   (出售冰，毒), or written one character a line, a break hides a term rather than ending a
+///   sentence. ASCII punctuation does not count, unlike for sound-alikes: between Han
 ///   characters it is the usual way to hide a term (大.麻), rarely a sentence's end;
 /// - or an ordinary word, written without a gap, runs across an edge of the span, so the
-///   reader pairs the characters the other way (大 麻烦; not 代 開 發 票, all apart).
+///   reader pairs the characters the other way (大 麻烦; not 代 開 發 票, all apart). A
+///   character doubled (人人 体炸弹) is no such word: it costs an evader nothing.
 fn written_apart(
-    dense_text: &[u8],
     span: (usize, usize),
-    utf8: &impl Fn(usize, usize) -> (usize, usize),
     map: &mut LazyMap<'_>,
 ) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
-    // The span's own characters first (a few): the whole message is decoded only when a word
-    // around the span might explain it.
+    let sc = SpanChars::of(map, span);
     let text = map.text;
-    let own: Vec<(usize, usize)> = dense::chars(&dense_text[span.0..span.1])
-        .map(|(s, e, c)| {
-            let (f, t) = utf8(span.0 + s, span.0 + e);
-            lexicon::is_han(c).then(|| map.original_range(f, t))
-        })
-        .collect::<Option<_>>()?;
-    let gaps = || own.windows(2).map(|w| gap(text, w[0].1, w[1].0));
-    if gaps().all(str::is_empty) {
+    if !sc.span().all(lexicon::is_han) || sc.gaps(text).all(str::is_empty) {
         return None;
     }
-    if lexicon::broken_in_part(gaps().map(lexicon::breaks_sentence_in_cjk)) {
+    let (first, end) = (sc.first, sc.end);
+    let joined_before = first > 0 && sc.joined(text, first - 1);
+    let joined_after = end < sc.window.len() && sc.joined(text, end - 1);
+    if joined_before
+        && joined_after
+        && lexicon::broken_in_part(sc.gaps(text).map(lexicon::breaks_sentence_in_cjk))
+    {
         return Some((SuppressedBy::Sentence, None));
     }
-    // A word across an edge needs that edge joined to a kept character outside; most spelt-out
-    // evasions stand apart everywhere and end here (a quick look at the original text, which
-    // the exact test below repeats on the normalised characters).
-    let kept = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    let (s, e) = (own[0].0, own[own.len() - 1].1);
-    if !kept(text[..s].chars().next_back()) && !kept(text[e..].chars().next()) {
-        return None;
-    }
-    let sc = SpanChars::of(dense_text, span, utf8, map);
-    let chars: Vec<char> = sc.chars.iter().map(|c| c.2).collect();
-    let term: Vec<char> = sc.span().collect();
-    // Only a word the writer kept together explains the split: in 代 開 發 票 every character
-    // stands apart, so 開發 says nothing about how they are grouped. Whether each character is
-    // joined to the next, for the characters a lexicon word around the span can reach.
-    let (lo, hi) = (
-        sc.first.saturating_sub(lexicon::MAX_WORD),
-        (sc.end + lexicon::MAX_WORD).min(chars.len()),
-    );
-    let original: Vec<(usize, usize)> = sc.chars[lo..hi]
-        .iter()
-        .map(|&(s, e, _)| {
-            let (f, t) = utf8(s, e);
-            map.original_range(f, t)
-        })
-        .collect();
-    let joined: Vec<bool> = original
-        .windows(2)
-        .map(|w| gap(map.text, w[0].1, w[1].0).is_empty())
-        .collect();
-    let together = |a: usize, b: usize| joined[a - lo..b - 1 - lo].iter().all(|&j| j);
     // The span itself is split, so no word holding it all is together: only a word across an
     // edge can explain it, and that needs the edge joined to its neighbour outside.
-    let (first, end) = (sc.first, sc.end);
-    let joined_before = first > 0 && together(first - 1, first + 1);
-    let joined_after = end < chars.len() && together(end - 1, end + 1);
     if !joined_before && !joined_after {
         return None;
     }
+    let chars = sc.chars();
+    let term: Vec<char> = sc.span().collect();
+    let together = |a: usize, b: usize| {
+        (a..b - 1).all(|i| sc.joined(text, i)) && chars[a + 1..b].iter().any(|&c| c != chars[a])
+    };
     lexicon::lexicon()
         .across_edge(&chars, first, end, &term, together)
         .map(|w| (SuppressedBy::Lexicon, Some(w.into())))
@@ -1306,6 +1290,8 @@ struct Scratch {
     regex: Vec<(u32, usize, usize)>,
     /// Matches dropped, with why and by what (the allow entry or lexicon word).
     dropped: Vec<(Hit, SuppressedBy, Option<compact_str::CompactString>)>,
+    /// The message's characters, for [`LazyMap::chars`].
+    chars: Vec<Ch>,
 }
 
 /// How many times a normalised term's first and last characters stand in a row.
@@ -1408,9 +1394,38 @@ struct LazyMap<'a> {
     dense: &'a [u8],
     map: &'a mut Mapped,
     ready: bool,
+    /// The message's characters, decoded once on first use ([`LazyMap::chars`]).
+    chars: &'a mut Vec<Ch>,
+    decoded: bool,
+}
+
+/// A character of a message's normalised text: where it starts in the dense encoding, and its
+/// byte range in the UTF-8 text.
+#[derive(Debug, Clone, Copy)]
+struct Ch {
+    d: usize,
+    u: usize,
+    ue: usize,
+    c: char,
 }
 
 impl LazyMap<'_> {
+    /// The message's characters: decoded once a message, so a message with many matches is
+    /// not decoded again for each (a 60 KB message of 大.麻 took seconds that way).
+    fn chars(&mut self) -> &[Ch] {
+        if !self.decoded {
+            self.chars.clear();
+            let mut u = 0;
+            for (d, _, c) in dense::chars(self.dense) {
+                let ue = u + c.len_utf8();
+                self.chars.push(Ch { d, u, ue, c });
+                u = ue;
+            }
+            self.decoded = true;
+        }
+        self.chars
+    }
+
     /// Maps `from..to` of the message's normalised text to its original byte range.
     fn original_range(&mut self, from: usize, to: usize) -> (usize, usize) {
         if !self.ready {

@@ -171,6 +171,9 @@ struct Open {
     last_activity: i64,
     last_emit: i64,
     emitted_observed: f64,
+    /// The highest severity any observation reached, each against the threshold of its time
+    /// (a spike's threshold keeps moving while it is open): what its records say.
+    worst: Severity,
 }
 
 /// The open alerts of one instance.
@@ -235,6 +238,7 @@ impl Alerts {
             o.last_activity = o.last_activity.max(ts);
             o.alert.observed = observed;
             o.alert.peak = o.alert.peak.max(observed);
+            o.worst = o.worst.max(severity(observed, o.alert.threshold));
             return Some(Outcome::Merged);
         }
         if self.cooldown.get(&k).is_some_and(|&until| ts < until) || self.open.len() >= self.cap {
@@ -254,6 +258,7 @@ impl Alerts {
             a.baseline = ob.baseline;
             a.threshold = ob.threshold;
             a.peak = a.peak.max(ob.observed);
+            o.worst = o.worst.max(severity(ob.observed, ob.threshold));
             a.members = ob.members.or(a.members);
             for s in ob.samples {
                 if !a.samples.contains(&s) {
@@ -272,7 +277,7 @@ impl Alerts {
             if due && ob.observed > o.emitted_observed {
                 a.updates += 1;
                 a.status = AlertStatus::Update;
-                a.severity = severity(a.peak, a.threshold);
+                a.severity = o.worst;
                 a.ts = ts;
                 o.last_emit = ts;
                 o.emitted_observed = ob.observed;
@@ -307,6 +312,7 @@ impl Alerts {
             updates: 0,
         };
         out.push(alert.clone());
+        let worst = alert.severity;
         self.open.insert(
             k,
             Open {
@@ -314,6 +320,7 @@ impl Alerts {
                 last_activity: ts,
                 last_emit: ts,
                 emitted_observed: ob.observed,
+                worst,
             },
         );
         Outcome::Opened
@@ -335,7 +342,7 @@ impl Alerts {
         a.observed = observed;
         // The peak may have grown since the last record (updates are rate-capped): the closing
         // record says how bad it got.
-        a.severity = severity(a.peak, a.threshold);
+        a.severity = o.worst;
         a.ts = ts.max(a.started_ts);
         out.push(a.clone());
         self.cooldown
@@ -425,5 +432,27 @@ mod tests {
         // Cooldown: the same key cannot reopen for 600 s after resolving.
         assert_eq!(a.observe(500 * s, ob(9.0), &mut out), Outcome::Suppressed);
         assert_eq!(a.observe(1001 * s, ob(9.0), &mut out), Outcome::Opened);
+    }
+
+    /// A spike's threshold moves while it is open: the closing record keeps the worst severity
+    /// any observation reached against the threshold of its time.
+    #[test]
+    fn the_resolved_record_keeps_the_worst_severity_reached() {
+        let mut a = Alerts::new(AlertsConfig::default(), 100);
+        let mut out = Vec::new();
+        let at = |observed: f64, threshold: f64| Observation {
+            threshold,
+            ..ob(observed)
+        };
+        a.observe(0, at(6.0, 5.0), &mut out);
+        a.observe(10_000, at(16.0, 5.0), &mut out); // 3.2x then: critical, within update_secs
+        a.observe(100_000, at(17.0, 10.0), &mut out); // an update, against a risen threshold
+        a.resolve(AlertKind::Quarrel, "g1", 400_000, 0.0, &mut out);
+        let severities: Vec<_> = out.iter().map(|r| r.severity).collect();
+        assert_eq!(
+            severities,
+            [Severity::Warning, Severity::Critical, Severity::Critical],
+            "{out:?}"
+        );
     }
 }

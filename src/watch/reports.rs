@@ -83,6 +83,7 @@ pub const REPORT_OUTCOMES: &[&str] = &[
     "in_review",
     "pending",
     "duplicate",
+    "decided",
 ];
 
 /// Kept small: there may be hundreds of thousands.
@@ -341,16 +342,19 @@ impl Reports {
         let mk = key_of(&r.message_id);
         let reporter = key_of(&r.reporter_id);
         let rep = self.reputation.entry(reporter, || cfg.initial_reputation);
-        if let Some(f) = self.flagged.get_mut(mk)
-            && f.decided != Some(false)
-        {
+        if let Some(f) = self.flagged.get_mut(mk) {
+            // A reviewer cleared it: there is nothing left to verify or to send again (it
+            // would reach reviewers as a message nobody knows).
+            if f.decided == Some(false) {
+                return "decided";
+            }
             let credited = f.credited.get_or_insert_with(Default::default);
-            if credited.contains(&reporter) {
+            // Past 64 credited reporters a message has been reported enough: further reports
+            // earn nothing, like repeats (else the 65th could report it again and again).
+            if credited.contains(&reporter) || credited.len() >= 64 {
                 return "duplicate";
             }
-            if credited.len() < 64 {
-                credited.push(reporter);
-            }
+            credited.push(reporter);
             *rep = (*rep + cfg.verified_gain).min(1.0);
             out.push(ReportOut::Reward(Reward {
                 reporter_id: r.reporter_id.clone(),
@@ -365,8 +369,6 @@ impl Reports {
             }));
             return "verified";
         }
-        let weight = *rep;
-        *rep = (*rep * cfg.unverified_factor).max(cfg.min_reputation);
         let p = self.reported.entry(mk, || Reported {
             reporters: Vec::new(),
             weight: 0.0,
@@ -374,11 +376,19 @@ impl Reports {
             sent: false,
             decided: false,
         });
-        if p.reporters.contains(&reporter) {
+        // Checked before the reputation moves: a report read twice (a redelivery) costs its
+        // reporter nothing more.
+        if p.reporters.contains(&reporter) || p.reporters.len() >= 64 {
             return "duplicate";
         }
-        if p.reporters.len() < 64 {
-            p.reporters.push(reporter);
+        p.reporters.push(reporter);
+        let known = self.allowed.get(mk);
+        let weight = *rep;
+        // Only a report on a message this instance allowed and remembers counts against its
+        // reporter: one it never saw (another instance's, before a restart, not screened yet)
+        // says nothing about them.
+        if known.is_some() {
+            *rep = (*rep * cfg.unverified_factor).max(cfg.min_reputation);
         }
         p.weight += weight;
         if p.reasons.len() < 8 && !r.reason.is_empty() && !p.reasons.contains(&r.reason) {
@@ -391,7 +401,6 @@ impl Reports {
             return "pending";
         }
         p.sent = true;
-        let known = self.allowed.get(mk);
         out.push(ReportOut::Review(ReviewRequest {
             source: "report".into(),
             id: r.message_id.clone(),
@@ -620,6 +629,66 @@ mod tests {
             reason: "spam".into(),
             ts: 1,
         }
+    }
+
+    /// What a report does to its reporter's reputation: a repeat (a redelivered record) and a
+    /// report on a message this instance never screened cost nothing; past 64 credited
+    /// reporters a message earns no more rewards; a report on a message a reviewer cleared is
+    /// not sent to review again.
+    #[test]
+    fn repeats_and_unknown_messages_cost_a_reporter_nothing() {
+        let cfg = ReportsConfig {
+            review_weight: 5.0,
+            ..Default::default()
+        };
+        let mut r = Reports::new(cfg, &Default::default());
+        r.set_joins(
+            Joins {
+                reports: true,
+                decisions: true,
+            },
+            &Default::default(),
+        );
+        r.remember(&verdict("bad", Action::Block), "代开发票", 1);
+        r.remember(&verdict("cleared", Action::Review), "代开发票", 1);
+        r.remember(&verdict("ok", Action::Allow), "今天开会", 1);
+        r.decide("cleared", "g1", false, &Default::default());
+        let mut out = Vec::new();
+        // (reporter, message, outcome, reputation after)
+        let steps = [
+            ("uv", "ok", "pending", 0.7),
+            ("uv", "ok", "duplicate", 0.7), // the same report again: no second cut
+            ("ue", "nosuch", "pending", 1.0), // never screened here: no cut
+            ("ue", "bad", "verified", 1.0),
+            ("uc", "cleared", "decided", 1.0), // a reviewer cleared it
+        ];
+        for (who, msg, want, reputation) in steps {
+            assert_eq!(
+                r.report(&report(who, msg), &mut out),
+                want,
+                "{who} on {msg}"
+            );
+            assert_eq!(r.reputation(who), Some(reputation), "{who} after {msg}");
+        }
+        assert!(
+            !out.iter().any(|o| matches!(o, ReportOut::Review(_))),
+            "nothing reached the review weight"
+        );
+        // 64 reporters are credited; the 65th gets no reward however often it reports.
+        let rewards = |out: &[ReportOut]| {
+            out.iter()
+                .filter(|o| matches!(o, ReportOut::Reward(_)))
+                .count()
+        };
+        out.clear();
+        for i in 0..63 {
+            r.report(&report(&format!("q{i}"), "bad"), &mut out);
+        }
+        assert_eq!(rewards(&out), 63, "ue and these 63: 64 credited");
+        for _ in 0..3 {
+            assert_eq!(r.report(&report("q65", "bad"), &mut out), "duplicate");
+        }
+        assert_eq!(rewards(&out), 63);
     }
 
     #[test]

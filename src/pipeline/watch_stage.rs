@@ -149,6 +149,14 @@ impl WatchStage {
             .inc();
         if o.outcome == crate::watch::DecisionResult::Unknown {
             rm.decisions_unknown.inc();
+            // Reviewers' decisions are few and each is a person's work: say which one found
+            // nothing to apply to, so it can be followed up.
+            log::warn!(
+                "review decision {} on message {} (group {}): this instance does not remember the message as flagged (another instance's, forgotten under watch.limits.flagged_messages, or from before a restart); it changes no pressure or reporter credit",
+                d.decision.as_str(),
+                d.message_id,
+                d.group_id
+            );
         }
         if o.outcome == crate::watch::DecisionResult::Overturned {
             let mut packs: Vec<&str> = o

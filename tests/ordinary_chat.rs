@@ -38,6 +38,7 @@ const ORDINARY: &[(&str, &str)] = &[
     ("时才 for 时时彩", "下班回家时才发现钥匙丢了"),
     ("时才 again", "结账时才知道没带钱"),
     ("牛群 for 牛牛群", "草原上的牛群好壮观"),
+    ("十时彩 read as 彩排", "明天十时彩排，别迟到"),
     // A repeat folded away: 消消气 is heard as 消气.
     ("消消气 for 笑气", "别生气了，消消气"),
     // Sound-alikes that are everyday words the lexicon lacked.
@@ -139,6 +140,11 @@ fn evasions_next_to_those_fixes_are_still_caught() {
             "the doubled term",
             "加入牛牛群",
             &[("gambling:牛牛群", Term, "牛牛群")],
+        ),
+        (
+            "a doubled character said with two different ones",
+            "实时彩开奖了",
+            &[("gambling:时时彩", Pinyin, "实时彩")],
         ),
         (
             "a phone number grouped 3-4-4",

@@ -260,6 +260,29 @@ impl Engine {
                             pinyin_sources.push_literal(key.as_bytes());
                         }
                     }
+                    // A doubled Han character said with two different ones (实时彩, 十时彩 for
+                    // 时时彩) is not folded in the view: the term's unfolded key, over its
+                    // unfolded characters, catches it, judged as any sound-alike.
+                    if repeats {
+                        let (key, chars) = normalise::pinyin_key_unfolded(t.normalised);
+                        if chars.iter().all(|&c| normalise::han_pinyin(c).is_some())
+                            && seen_keys.insert(key.clone())
+                        {
+                            let first = pinyin_units.len() as u32;
+                            pinyin_units.extend_from_slice(&chars);
+                            pinyin_repeats.extend(std::iter::repeat_n(1, chars.len()));
+                            pinyin_rules.push(PinyinRule {
+                                pack: p,
+                                rule,
+                                len: key.len() as u32,
+                                units: (first, pinyin_units.len() as u32),
+                                romanised_only: false,
+                                edges,
+                                repeats: false,
+                            });
+                            pinyin_sources.push_literal(key.as_bytes());
+                        }
+                    }
                 }
             }
             for a in pack.allow.iter() {

@@ -757,6 +757,20 @@ pub(crate) fn pinyin_key(norm_term: &str) -> (String, Vec<char>, Vec<u8>) {
     (key, units, runs)
 }
 
+/// The pinyin key of a normalised term with nothing folded (时时彩: shishicai), and its
+/// characters: how the view spells a doubled character written with two different ones.
+pub(crate) fn pinyin_key_unfolded(norm_term: &str) -> (String, Vec<char>) {
+    let chars: Vec<char> = norm_term.chars().collect();
+    let mut key = String::new();
+    for &c in &chars {
+        match han_pinyin(c) {
+            Some(py) => key.push_str(py),
+            None => key.push(c),
+        }
+    }
+    (key, chars)
+}
+
 /// Whether a repeat of this non-Han character folds into it in the pinyin view: ASCII letters
 /// (ffuuck, VVXX), not digits, which spell numbers.
 fn folds_repeats(c: char) -> bool {

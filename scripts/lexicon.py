@@ -25,7 +25,7 @@ where jieba lists deliberate-looking variants as words (枪枝 10, 发飘 3) tha
 engine normalises each word (traditional to simplified) when it loads the file.
 
 Also kept: the words of scripts/lexicon-extra.txt (beside this script), everyday chat words
-that jieba lists below the cutoff or not at all (收件人 14, 见人 -), each seen making an
+that jieba lists below the cutoff or not at all (收件人 14, 大码 -), each seen making an
 ordinary message sound like a listed term.
 
 Usage: scripts/lexicon.py path/to/jieba/dict.txt > src/screen/lexicon.txt

@@ -23,8 +23,6 @@ const ORDINARY: &[(&str, &str)] = &[
     // words (大 麻烦).
     ("大，麻 across a comma", "楼上声音太大，麻烦小声一点"),
     ("大 麻 read as 麻烦", "音乐开得太大 麻烦关小点"),
-    ("血，洗", "抽完血，洗个澡就睡了"),
-    ("听话，水", "宝宝听话，水要喝完"),
     ("气，枪", "他太气，枪口对着自己人"),
     ("套，现", "我买了副手套，现在去取"),
     ("套，现 again", "外套，现金，钥匙都带好了"),
@@ -209,6 +207,33 @@ fn evasions_next_to_those_fixes_are_still_caught() {
     screening::check(engine(), cases);
 }
 
+/// A term split by a sentence break inside running text, with no word to explain the split,
+/// may be two sentences meeting or a term hidden: it goes to review, never further.
+#[test]
+fn a_term_split_by_a_sentence_break_with_nothing_to_explain_it_goes_to_review() {
+    use qunguard::Action;
+    // (text, rule, hit text)
+    let table = [
+        ("抽完血，洗个澡就睡了", "violence_review:血洗", "血，洗"),
+        ("宝宝听话，水要喝完", "drugs:听话水", "听话，水"),
+        ("有冰，毒吗", "drugs:冰毒", "冰，毒"),
+        ("需要代开，发票的私聊", "ads:代开发票", "代开，发票"),
+    ];
+    for (text, rule, span) in table {
+        let v = engine().screen(&msg(text));
+        assert_eq!(v.action, Action::Review, "{text}: {v:?}");
+        assert!(
+            v.hits
+                .iter()
+                .any(|h| h.rule == rule && h.text == span && h.action == Action::Review),
+            "{text}: {:?}",
+            v.hits
+        );
+    }
+    // At a message's end the same break hides the term: it keeps its pack's action.
+    assert_eq!(engine().screen(&msg("出售冰，毒")).action, Action::Block);
+}
+
 /// Why a match was dropped is on the verdict, for reviewers.
 #[test]
 fn a_term_written_apart_is_listed_with_why() {
@@ -218,8 +243,8 @@ fn a_term_written_apart_is_listed_with_why() {
             "楼上声音太大，麻烦小声一点",
             "drugs:大麻",
             "大，麻",
-            SuppressedBy::Sentence,
-            None,
+            SuppressedBy::Lexicon,
+            Some("麻烦"),
         ),
         (
             "音乐开得太大 麻烦关小点",

@@ -156,11 +156,13 @@ impl RecentMessages {
                     ts: k.msg.ts,
                 });
             }
+            // What the group was told changes only with a correction: its action, categories
+            // and version together.
             if v.action != k.action {
                 k.version = v.rules_version.clone();
+                k.action = v.action;
+                k.categories = v.categories.clone();
             }
-            k.action = v.action;
-            k.categories = v.categories.clone();
             k.checked = v.rules_version.clone();
         }
         out

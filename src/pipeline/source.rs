@@ -174,7 +174,7 @@ pub(super) fn poll_loop(
         match consumer.poll(timeout) {
             Some(Ok(m)) => {
                 if !errors.seen.is_empty() {
-                    errors.recovered();
+                    errors.recovered(Instant::now());
                 }
                 let topic = match topic_names.iter().find(|t| &***t == m.topic()) {
                     Some(t) => t.clone(),
@@ -238,12 +238,13 @@ const REPEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// Consumer errors come once a poll while a broker is away (each also in librdkafka's own
 /// log), often two kinds taking turns: the first of each text is logged, its repeats once per
-/// interval with their count, and what was held back when polling works again, so an outage
-/// reads as a few lines, not thousands.
+/// interval with their count, and what was held back once it has stopped for an interval
+/// while polling works, so an outage reads as a few lines, not thousands.
 struct Repeats {
     every: Duration,
-    /// Error texts seen lately: when each was last logged, and its repeats since.
-    seen: Vec<(String, Instant, u64)>,
+    /// Error texts seen lately: when each was last logged, its repeats since, and when it
+    /// last came.
+    seen: Vec<(String, Instant, u64, Instant)>,
 }
 
 /// How many error texts [`Repeats`] tracks at once (the oldest is forgotten past it).
@@ -261,7 +262,8 @@ impl Repeats {
     /// logged.
     fn note(&mut self, error: &str, now: Instant) -> Vec<String> {
         let line = match self.seen.iter_mut().find(|(text, ..)| text == error) {
-            Some((_, at, held)) => {
+            Some((_, at, held, last)) => {
+                *last = now;
                 if now.duration_since(*at) < self.every {
                     *held += 1;
                     return Vec::new();
@@ -277,7 +279,7 @@ impl Repeats {
                 if self.seen.len() >= REPEAT_KINDS {
                     self.seen.remove(0);
                 }
-                self.seen.push((error.to_owned(), now, 0));
+                self.seen.push((error.to_owned(), now, 0, now));
                 format!(
                     "consumer: {error} (polling goes on; if this repeats, check kafka.brokers, the input topics and the [kafka.consumer] settings)"
                 )
@@ -287,16 +289,19 @@ impl Repeats {
         vec![line]
     }
 
-    /// Polling works again: logs the repeats held back, and forgets the errors.
-    fn recovered(&mut self) -> Vec<String> {
-        let lines: Vec<String> = self
-            .seen
-            .drain(..)
-            .filter(|(.., held)| *held > 0)
-            .map(|(text, _, held)| {
-                format!("consumer: {text} (repeated {held} more times; polling works again)")
-            })
-            .collect();
+    /// Polling works: logs the repeats held back of the errors that have not come for an
+    /// interval, and forgets those (one broker failing while others deliver keeps its own).
+    fn recovered(&mut self, now: Instant) -> Vec<String> {
+        let mut lines = Vec::new();
+        self.seen.retain(|(text, _, held, last)| {
+            let gone = now.duration_since(*last) >= self.every;
+            if gone && *held > 0 {
+                lines.push(format!(
+                    "consumer: {text} (repeated {held} more times; polling works again)"
+                ));
+            }
+            !gone
+        });
         for line in &lines {
             log::info!("{line}");
         }
@@ -343,12 +348,16 @@ mod tests {
                 assert!(line.contains(last), "at {at} s: {line:?}");
             }
         }
-        // What was held back is told when polling works again, and then forgotten.
+        // Polling works while an error still comes now and then: it is kept (and limited).
+        assert!(r.recovered(t0 + s(40)).is_empty());
+        assert!(r.note("broker down", t0 + s(41)).is_empty());
+        // Once an error has not come for an interval, what it held back is told and it is
+        // forgotten: the next one is logged as new.
         assert_eq!(
-            r.recovered(),
-            ["consumer: broker down (repeated 1 more times; polling works again)"]
+            r.recovered(t0 + s(71)),
+            ["consumer: broker down (repeated 2 more times; polling works again)"]
         );
-        assert!(r.recovered().is_empty());
-        assert_eq!(r.note("broker down", t0 + s(33)).len(), 1);
+        assert!(r.recovered(t0 + s(72)).is_empty());
+        assert_eq!(r.note("broker down", t0 + s(73)).len(), 1);
     }
 }

@@ -26,7 +26,7 @@ pub(crate) const MAX_WORD: usize = 4;
 const PARTICLES: &str = "吗呢吧啊呀嘛哦啦哇";
 
 /// Characters that end or split a sentence (before normalisation removes them).
-const SENTENCE_PUNCTUATION: &str = "。．！？；，、…!?;,.\n\r\u{2028}\u{2029}";
+const SENTENCE_PUNCTUATION: &str = "。．！？；，、…｡､﹐﹑﹒﹔﹖﹗︐︑︒!?;,.\n\r\u{2028}\u{2029}";
 
 /// A digest of the embedded lexicon, part of every rules version: a new lexicon changes what
 /// sound-alikes match, like a pack change does.
@@ -159,7 +159,7 @@ pub(crate) fn breaks_sentence(gap: &str) -> bool {
 
 /// Sentence punctuation as a Chinese input method types it, and line breaks: what ends a
 /// sentence between the characters of a listed term written out ([`breaks_sentence_in_cjk`]).
-const CJK_SENTENCE_PUNCTUATION: &str = "。！？；，、…｡､﹐﹑﹒︐︑︒\n\r\u{2028}\u{2029}";
+const CJK_SENTENCE_PUNCTUATION: &str = "。！？；，、…｡､﹐﹑﹒﹔﹖﹗︐︑︒\n\r\u{2028}\u{2029}";
 
 /// Whether the gap holds CJK sentence punctuation or a line break (not ASCII punctuation,
 /// which between Han characters is more often a term hidden than a sentence ended: 大.麻).

@@ -698,11 +698,12 @@ impl Engine {
             match rule {
                 MainRule::Allow { pack, entry, .. } => {
                     let (s, e) = map.original_range(from, to);
-                    // An ordinary word is written together: one that normalisation joined
-                    // across punctuation or a space (出售大麻，烦请私聊) allows nothing.
+                    // An ordinary word does not run across a sentence: one that normalisation
+                    // joined across a break (出售大麻，烦请私聊) allows nothing. A space or an
+                    // invisible character inside it (鸦片 战争) does not count.
                     if e - s > to - from {
                         let sc = SpanChars::of(map, (dfrom, dto));
-                        if !sc.gaps(map.text).all(str::is_empty) {
+                        if sc.gaps(map.text).any(lexicon::breaks_sentence_in_cjk) {
                             continue;
                         }
                     }
@@ -713,14 +714,18 @@ impl Engine {
                     if !stands_alone(original, s, e) {
                         continue;
                     }
-                    let hit = self.hit(*pack, rule, MatchKind::Term, msg, s, e);
+                    let mut hit = self.hit(*pack, rule, MatchKind::Term, msg, s, e);
                     // Something was dropped between the term's characters (the original is
                     // longer): rare, and only then is it asked whether they were written apart.
-                    if e - s > to - from
-                        && let Some((reason, by)) = written_apart((dfrom, dto), map)
-                    {
-                        dropped.push((hit, reason, by));
-                        continue;
+                    if e - s > to - from {
+                        match written_apart((dfrom, dto), map) {
+                            Apart::Term => {}
+                            Apart::Explained(reason, by) => {
+                                dropped.push((hit, reason, by));
+                                continue;
+                            }
+                            Apart::Ambiguous => hit.action = hit.action.min(Action::Review),
+                        }
                     }
                     hits.push((*pack, hit));
                 }
@@ -782,7 +787,7 @@ impl Engine {
                 if !stands_alone(original, s, e) {
                     continue;
                 }
-                let hit = self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e);
+                let mut hit = self.hit(rule.pack, rule.rule, MatchKind::Pinyin, msg, s, e);
                 if folds.is_none() {
                     dropped.push((hit, SuppressedBy::Sentence, None));
                     continue;
@@ -795,7 +800,14 @@ impl Engine {
                     true => None,
                     false if units.iter().map(|u| u.c).eq(term.iter().copied()) => {
                         match (s..e).len() > ne - ns {
-                            true => written_apart(span, map),
+                            true => match written_apart(span, map) {
+                                Apart::Term => None,
+                                Apart::Explained(reason, by) => Some((reason, by)),
+                                Apart::Ambiguous => {
+                                    hit.action = hit.action.min(Action::Review);
+                                    None
+                                }
+                            },
                             false => None,
                         }
                     }
@@ -1216,7 +1228,7 @@ impl SpanChars {
 /// lottery draws (2 9 16 18 22) would otherwise pass a checksum as a card or an ID by chance.
 /// Not one number: a CJK sentence break or line break between two digits (a list), or a group
 /// of exactly two digits among others (what dates, times, scores and draws are made of), except
-/// a last one after groups of three or more (6222 0212 3456 7800 03). Phone and card numbers
+/// a last one after groups of four (6222 0212 3456 7800 03). Phone and card numbers
 /// are grouped by three or four, or hidden digit by digit (1三8 零-零 1二3 4五6).
 fn written_as_one_number(
     span: (usize, usize),
@@ -1241,52 +1253,58 @@ fn written_as_one_number(
         }
     }
     let (&last, rest) = groups.split_last().expect("one group at least");
-    !rest.contains(&2) && (last != 2 || rest.iter().all(|&n| n >= 3))
+    !rest.contains(&2) && (last != 2 || rest.iter().all(|&n| n == 4))
 }
 
-/// Why a listed term matched with something dropped between its characters (大，麻烦;
-/// 音乐太大 麻烦关小点) is not the term: its characters were written apart. Only terms in Han
-/// characters are judged (an ASCII spelling split by dots, s.b, is deliberate):
-/// - written across a sentence break: CJK sentence punctuation or a line break between some of
-///   its characters but not all (代，开，发，票 is spelt out), inside text that goes on, joined,
-///   on both sides (血，洗 in 抽完血，洗个澡). At the start or end of a message or a line
-///   (出售冰，毒), or written one character a line, a break hides a term rather than ending a
-///   sentence. ASCII punctuation does not count, unlike for sound-alikes: between Han
-///   characters it is the usual way to hide a term (大.麻), rarely a sentence's end;
-/// - or an ordinary word, written without a gap, runs across an edge of the span, so the
-///   reader pairs the characters the other way (大 麻烦; not 代 開 發 票, all apart). A
-///   character doubled (人人 体炸弹) is no such word: it costs an evader nothing.
-fn written_apart(
-    span: (usize, usize),
-    map: &mut LazyMap<'_>,
-) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
+/// How a listed term matched with something dropped between its characters was written.
+enum Apart {
+    /// As the term: together, spelt out, or split where nothing says otherwise (出售大 麻).
+    Term,
+    /// As other words: an ordinary word, written together, runs across an edge of the span,
+    /// so the reader pairs the characters the other way (楼上太大，麻烦小声; 音乐太大 麻烦).
+    Explained(SuppressedBy, Option<compact_str::CompactString>),
+    /// Across a sentence break inside text that goes on, joined, on both sides, with no word
+    /// to explain it: two sentences' words meeting (抽完血，洗个澡) or a term hidden (有冰，毒吗).
+    /// The hit stays, at review at most, for a person to tell.
+    Ambiguous,
+}
+
+/// How a listed term in Han characters, matched with something dropped between its
+/// characters, was written ([`Apart`]). Only Han terms are judged (an ASCII spelling split by
+/// dots, s.b, is deliberate). A break is CJK sentence punctuation or a line break between some
+/// of the term's characters but not all (代，开，发，票 is spelt out); ASCII punctuation is not
+/// one, unlike for sound-alikes: between Han characters it is the usual way to hide a term
+/// (大.麻). At the start or end of a message or a line (出售冰，毒), or one character a line, a
+/// break hides a term. A word that explains the split must be written together (not 代 開 發
+/// 票, all apart) and not be one character doubled (人人 体炸弹), which costs an evader nothing.
+fn written_apart(span: (usize, usize), map: &mut LazyMap<'_>) -> Apart {
     let sc = SpanChars::of(map, span);
     let text = map.text;
     if !sc.span().all(lexicon::is_han) || sc.gaps(text).all(str::is_empty) {
-        return None;
+        return Apart::Term;
     }
     let (first, end) = (sc.first, sc.end);
     let joined_before = first > 0 && sc.joined(text, first - 1);
     let joined_after = end < sc.window.len() && sc.joined(text, end - 1);
-    if joined_before
+    // The span itself is split, so no word holding it all is together: only a word across an
+    // edge can explain it, and that needs the edge joined to its neighbour outside.
+    if joined_before || joined_after {
+        let chars = sc.chars();
+        let term: Vec<char> = sc.span().collect();
+        let together = |a: usize, b: usize| {
+            (a..b - 1).all(|i| sc.joined(text, i)) && chars[a + 1..b].iter().any(|&c| c != chars[a])
+        };
+        if let Some(w) = lexicon::lexicon().across_edge(&chars, first, end, &term, together) {
+            return Apart::Explained(SuppressedBy::Lexicon, Some(w.into()));
+        }
+    }
+    match joined_before
         && joined_after
         && lexicon::broken_in_part(sc.gaps(text).map(lexicon::breaks_sentence_in_cjk))
     {
-        return Some((SuppressedBy::Sentence, None));
+        true => Apart::Ambiguous,
+        false => Apart::Term,
     }
-    // The span itself is split, so no word holding it all is together: only a word across an
-    // edge can explain it, and that needs the edge joined to its neighbour outside.
-    if !joined_before && !joined_after {
-        return None;
-    }
-    let chars = sc.chars();
-    let term: Vec<char> = sc.span().collect();
-    let together = |a: usize, b: usize| {
-        (a..b - 1).all(|i| sc.joined(text, i)) && chars[a + 1..b].iter().any(|&c| c != chars[a])
-    };
-    lexicon::lexicon()
-        .across_edge(&chars, first, end, &term, together)
-        .map(|w| (SuppressedBy::Lexicon, Some(w.into())))
 }
 
 /// Per-thread reusable buffers, so screening a chunk allocates little.

@@ -376,20 +376,20 @@ impl Reports {
             sent: false,
             decided: false,
         });
+        // A reviewer already decided on it (it was sent to review by reports): nothing to ask.
+        if p.decided {
+            return "decided";
+        }
         // Checked before the reputation moves: a report read twice (a redelivery) costs its
         // reporter nothing more.
         if p.reporters.contains(&reporter) || p.reporters.len() >= 64 {
             return "duplicate";
         }
         p.reporters.push(reporter);
-        let known = self.allowed.get(mk);
         let weight = *rep;
-        // Only a report on a message this instance allowed and remembers counts against its
-        // reporter: one it never saw (another instance's, before a restart, not screened yet)
-        // says nothing about them.
-        if known.is_some() {
-            *rep = (*rep * cfg.unverified_factor).max(cfg.min_reputation);
-        }
+        // Unverified, also when this instance does not know the message: else one member
+        // could send reviewers made-up message ids without end.
+        *rep = (*rep * cfg.unverified_factor).max(cfg.min_reputation);
         p.weight += weight;
         if p.reasons.len() < 8 && !r.reason.is_empty() && !p.reasons.contains(&r.reason) {
             p.reasons.push(r.reason.clone());
@@ -401,6 +401,7 @@ impl Reports {
             return "pending";
         }
         p.sent = true;
+        let known = self.allowed.get(mk);
         out.push(ReportOut::Review(ReviewRequest {
             source: "report".into(),
             id: r.message_id.clone(),
@@ -631,12 +632,12 @@ mod tests {
         }
     }
 
-    /// What a report does to its reporter's reputation: a repeat (a redelivered record) and a
-    /// report on a message this instance never screened cost nothing; past 64 credited
+    /// What a report does to its reporter's reputation: a repeat (a redelivered record) costs
+    /// nothing more; past 64 credited
     /// reporters a message earns no more rewards; a report on a message a reviewer cleared is
     /// not sent to review again.
     #[test]
-    fn repeats_and_unknown_messages_cost_a_reporter_nothing() {
+    fn a_repeated_report_costs_its_reporter_nothing_more() {
         let cfg = ReportsConfig {
             review_weight: 5.0,
             ..Default::default()
@@ -658,7 +659,6 @@ mod tests {
         let steps = [
             ("uv", "ok", "pending", 0.7),
             ("uv", "ok", "duplicate", 0.7), // the same report again: no second cut
-            ("ue", "nosuch", "pending", 1.0), // never screened here: no cut
             ("ue", "bad", "verified", 1.0),
             ("uc", "cleared", "decided", 1.0), // a reviewer cleared it
         ];
@@ -674,6 +674,10 @@ mod tests {
             !out.iter().any(|o| matches!(o, ReportOut::Review(_))),
             "nothing reached the review weight"
         );
+        // Reported while allowed, then decided by a reviewer: later reports ask nothing more.
+        r.decide("ok", "g1", false, &Default::default());
+        assert_eq!(r.report(&report("ux", "ok"), &mut out), "decided");
+        assert_eq!(r.reputation("ux"), Some(1.0));
         // 64 reporters are credited; the 65th gets no reward however often it reports.
         let rewards = |out: &[ReportOut]| {
             out.iter()

@@ -187,6 +187,17 @@ fn evasions_next_to_those_fixes_are_still_caught() {
             "出售大麻，烦请私聊",
             &[("drugs:大麻", Term, "大麻")],
         ),
+        (
+            "an allow entry across ASCII punctuation",
+            "出售大麻?烦请私聊",
+            &[("drugs:大麻", Term, "大麻")],
+        ),
+        // A word explains a split only where it meets the gap: 有色 touches none in 色情 视频.
+        (
+            "a word at the edge away from the gap",
+            "有色情 视频吗",
+            &[("pornography:色情视频", Term, "色情 视频")],
+        ),
         // A doubled character at the edge is no word that explains a split.
         (
             "a doubled edge character",

@@ -698,12 +698,13 @@ impl Engine {
             match rule {
                 MainRule::Allow { pack, entry, .. } => {
                     let (s, e) = map.original_range(from, to);
-                    // An ordinary word does not run across a sentence: one that normalisation
-                    // joined across a break (出售大麻，烦请私聊) allows nothing. A space or an
-                    // invisible character inside it (鸦片 战争) does not count.
+                    // An ordinary word is written together: one that normalisation joined
+                    // across punctuation or a symbol (出售大麻，烦请私聊, 出售大麻?烦请) allows
+                    // nothing. A space or an invisible character inside it (鸦片 战争) does
+                    // not count: without it the text would be allowed just the same.
                     if e - s > to - from {
                         let sc = SpanChars::of(map, (dfrom, dto));
-                        if sc.gaps(map.text).any(lexicon::breaks_sentence_in_cjk) {
+                        if !sc.gaps(map.text).all(|g| g.chars().all(blank)) {
                             continue;
                         }
                     }
@@ -1256,6 +1257,12 @@ fn written_as_one_number(
     !rest.contains(&2) && (last != 2 || rest.iter().all(|&n| n == 4))
 }
 
+/// Whitespace, and the characters that show nothing (zero-width, joiners, variation selectors).
+fn blank(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}')
+}
+
 /// How a listed term matched with something dropped between its characters was written.
 enum Apart {
     /// As the term: together, spelt out, or split where nothing says otherwise (出售大 麻).
@@ -1291,8 +1298,16 @@ fn written_apart(span: (usize, usize), map: &mut LazyMap<'_>) -> Apart {
     if joined_before || joined_after {
         let chars = sc.chars();
         let term: Vec<char> = sc.span().collect();
+        // The word must pair the term's characters up to its first gap with what stands
+        // before it (手套，现 for 套现), or those after its last gap with what follows (大，麻烦):
+        // 有色 before 色情 视频 touches no gap and says nothing about the split.
+        let gaps: Vec<usize> = (first..end - 1).filter(|&i| !sc.joined(text, i)).collect();
+        let (first_gap, last_gap) = (gaps[0], gaps[gaps.len() - 1]);
         let together = |a: usize, b: usize| {
-            (a..b - 1).all(|i| sc.joined(text, i)) && chars[a + 1..b].iter().any(|&c| c != chars[a])
+            let at_gap = (a < first && b == first_gap + 1) || (b > end && a == last_gap + 1);
+            at_gap
+                && (a..b - 1).all(|i| sc.joined(text, i))
+                && chars[a + 1..b].iter().any(|&c| c != chars[a])
         };
         if let Some(w) = lexicon::lexicon().across_edge(&chars, first, end, &term, together) {
             return Apart::Explained(SuppressedBy::Lexicon, Some(w.into()));

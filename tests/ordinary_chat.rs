@@ -5,17 +5,10 @@
 
 mod screening;
 
-use qunguard::{Engine, MatchKind, RuleSet, SuppressedBy};
+use qunguard::{MatchKind, SuppressedBy};
 use screening::{Case, msg};
-use std::path::Path;
-use std::sync::OnceLock;
 
-fn engine() -> &'static Engine {
-    static E: OnceLock<Engine> = OnceLock::new();
-    E.get_or_init(|| {
-        Engine::compile(&RuleSet::load_dir(Path::new("config/rules")).unwrap()).unwrap()
-    })
-}
+use screening::shipped as engine;
 
 /// (why it was flagged, the message). Each was blocked or sent to review before.
 const ORDINARY: &[(&str, &str)] = &[

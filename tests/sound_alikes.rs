@@ -5,17 +5,10 @@
 
 mod screening;
 
-use qunguard::{Action, Engine, MatchKind, RuleSet, SuppressedBy};
+use qunguard::{Action, MatchKind, SuppressedBy};
 use screening::msg;
-use std::path::Path;
-use std::sync::OnceLock;
 
-fn engine() -> &'static Engine {
-    static E: OnceLock<Engine> = OnceLock::new();
-    E.get_or_init(|| {
-        Engine::compile(&RuleSet::load_dir(Path::new("config/rules")).unwrap()).unwrap()
-    })
-}
+use screening::shipped as engine;
 
 /// Everyday sentences, each holding a word that sounds like a term of a shipped `pinyin = true`
 /// pack (the term in the comment). None may be flagged.

@@ -22,6 +22,14 @@ pub fn engine_of(packs: &[(&str, &str)]) -> Engine {
     Engine::compile(&RuleSet::new(packs).unwrap()).unwrap()
 }
 
+/// The shipped packs (`config/rules`), compiled once per test binary.
+pub fn shipped() -> &'static Engine {
+    static E: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    E.get_or_init(|| {
+        Engine::compile(&RuleSet::load_dir(Path::new("config/rules")).unwrap()).unwrap()
+    })
+}
+
 /// A message holding `text`.
 pub fn msg(text: &str) -> Message {
     Message {

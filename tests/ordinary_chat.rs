@@ -227,15 +227,23 @@ fn a_term_split_by_a_sentence_break_with_nothing_to_explain_it_goes_to_review() 
         let v = engine().screen(&msg(text));
         assert_eq!(v.action, Action::Review, "{text}: {v:?}");
         assert!(
-            v.hits
-                .iter()
-                .any(|h| h.rule == rule && h.text == span && h.action == Action::Review),
+            v.hits.iter().any(|h| h.rule == rule
+                && h.text == span
+                && h.action == Action::Review
+                && h.capped == Some(SuppressedBy::Sentence)),
             "{text}: {:?}",
             v.hits
         );
     }
     // At a message's end the same break hides the term: it keeps its pack's action.
-    assert_eq!(engine().screen(&msg("出售冰，毒")).action, Action::Block);
+    let v = engine().screen(&msg("出售冰，毒"));
+    assert_eq!(v.action, Action::Block);
+    assert_eq!(v.hits[0].capped, None);
+    // A space or an emoji before the text goes on does not end it.
+    assert_eq!(
+        engine().screen(&msg("宝宝听话，水 要喝完")).action,
+        Action::Review
+    );
 }
 
 /// Why a match was dropped is on the verdict, for reviewers.

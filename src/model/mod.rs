@@ -111,6 +111,11 @@ pub struct Hit {
     /// nor anything the heuristics do.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shadow: bool,
+    /// Set (`sentence`) when the hit's `action` was capped at `review`: a listed term split by
+    /// a sentence break inside running text, with no word to explain the split, may be two
+    /// sentences' words meeting or a term hidden, for a person to tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capped: Option<SuppressedBy>,
 }
 
 /// The screening result for one message.

@@ -67,6 +67,11 @@ fn hit(out: &mut Vec<u8>, h: &Hit) {
     if h.shadow {
         out.extend_from_slice(b",\"shadow\":true");
     }
+    if let Some(c) = h.capped {
+        out.extend_from_slice(b",\"capped\":\"");
+        out.extend_from_slice(c.as_str().as_bytes());
+        out.push(b'"');
+    }
     out.push(b'}');
 }
 
@@ -215,6 +220,7 @@ mod tests {
                     end: usize::MAX,
                     text: s.into(),
                     shadow: true,
+                    capped: Some(SuppressedBy::Sentence),
                 },
                 Hit {
                     rule: Cow::Borrowed("ads.url"),
@@ -225,6 +231,7 @@ mod tests {
                     end: 0,
                     text: "".into(),
                     shadow: false,
+                    capped: None,
                 },
             ],
             hits_truncated: true,
@@ -376,6 +383,7 @@ mod tests {
             v.ts = n() as i64;
             v.hits[0].start = n() as usize;
             v.hits[0].shadow = n() % 2 == 0;
+            v.hits[0].capped = (n() % 2 == 0).then_some(SuppressedBy::Sentence);
             v.hits_truncated = n() % 2 == 0;
             if n() % 2 == 0 {
                 v.recommend = None;

@@ -725,7 +725,7 @@ impl Engine {
                                 dropped.push((hit, reason, by));
                                 continue;
                             }
-                            Apart::Ambiguous => hit.action = hit.action.min(Action::Review),
+                            Apart::Ambiguous => cap(&mut hit),
                         }
                     }
                     hits.push((*pack, hit));
@@ -805,7 +805,7 @@ impl Engine {
                                 Apart::Term => None,
                                 Apart::Explained(reason, by) => Some((reason, by)),
                                 Apart::Ambiguous => {
-                                    hit.action = hit.action.min(Action::Review);
+                                    cap(&mut hit);
                                     None
                                 }
                             },
@@ -873,6 +873,7 @@ impl Engine {
                 end: msg.text.len(),
                 text: msg.text.as_str().into(),
                 shadow: s.shadow,
+                capped: None,
             };
             let key = |h: &Hit| (h.start, h.end, h.rule.clone());
             let at = verdict.hits.partition_point(|h| key(h) < key(&hit));
@@ -944,6 +945,7 @@ impl Engine {
             end: e,
             text: msg.text[s..e].into(),
             shadow: info.shadow,
+            capped: None,
         }
     }
 }
@@ -1203,9 +1205,14 @@ impl SpanChars {
         }
     }
 
+    /// What was dropped between characters `i` and `i + 1` of the window.
+    fn gap<'a>(&self, text: &'a str, i: usize) -> &'a str {
+        gap(text, self.original[i].1, self.original[i + 1].0)
+    }
+
     /// Whether nothing was dropped between characters `i` and `i + 1` of the window.
     fn joined(&self, text: &str, i: usize) -> bool {
-        gap(text, self.original[i].1, self.original[i + 1].0).is_empty()
+        self.gap(text, i).is_empty()
     }
 
     /// The original text between every two consecutive characters of the span.
@@ -1257,6 +1264,12 @@ fn written_as_one_number(
     !rest.contains(&2) && (last != 2 || rest.iter().all(|&n| n == 4))
 }
 
+/// Caps a hit of a term split by a sentence break ([`Apart::Ambiguous`]) at review, and says so.
+fn cap(hit: &mut Hit) {
+    hit.action = hit.action.min(Action::Review);
+    hit.capped = Some(SuppressedBy::Sentence);
+}
+
 /// Whitespace, and the characters that show nothing (zero-width, joiners, variation selectors).
 fn blank(c: char) -> bool {
     c.is_whitespace()
@@ -1270,8 +1283,9 @@ enum Apart {
     /// As other words: an ordinary word, written together, runs across an edge of the span,
     /// so the reader pairs the characters the other way (楼上太大，麻烦小声; 音乐太大 麻烦).
     Explained(SuppressedBy, Option<compact_str::CompactString>),
-    /// Across a sentence break inside text that goes on, joined, on both sides, with no word
-    /// to explain it: two sentences' words meeting (抽完血，洗个澡) or a term hidden (有冰，毒吗).
+    /// Across a sentence break inside text that goes on, on the same line, on both sides, with
+    /// no word to explain it: two sentences' words meeting (抽完血，洗个澡) or a term hidden
+    /// (有冰，毒吗).
     /// The hit stays, at review at most, for a person to tell.
     Ambiguous,
 }
@@ -1313,10 +1327,11 @@ fn written_apart(span: (usize, usize), map: &mut LazyMap<'_>) -> Apart {
             return Apart::Explained(SuppressedBy::Lexicon, Some(w.into()));
         }
     }
-    match joined_before
-        && joined_after
-        && lexicon::broken_in_part(sc.gaps(text).map(lexicon::breaks_sentence_in_cjk))
-    {
+    // The text goes on past the span on both sides, on the same line: a space or an emoji in
+    // between does not end it (宝宝听话，水 要喝完), a break or a line break does.
+    let goes_on = |i: usize| !lexicon::breaks_sentence_in_cjk(sc.gap(text, i));
+    let inside = first > 0 && goes_on(first - 1) && end < sc.window.len() && goes_on(end - 1);
+    match inside && lexicon::broken_in_part(sc.gaps(text).map(lexicon::breaks_sentence_in_cjk)) {
         true => Apart::Ambiguous,
         false => Apart::Term,
     }
@@ -1565,6 +1580,7 @@ mod tests {
             end,
             text: "".into(),
             shadow: false,
+            capped: None,
         };
         type Spec = (&'static str, MatchKind, usize, usize);
         // (case, hits in, hits kept)

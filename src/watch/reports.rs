@@ -608,6 +608,7 @@ mod tests {
                 end: 12,
                 text: "代开发票".into(),
                 shadow: false,
+                capped: None,
             });
             r.remember(&bad, "代开发票", 1);
             r.remember(&verdict("ok", Action::Allow), "今天开会", 1);

@@ -298,6 +298,38 @@ fn corrections_after_a_reload_name_exactly_the_changed_messages() {
     }
     let series = "qunguard_corrections_total{new_action=\"block\",old_action=\"review\"}";
     assert_eq!(q.metric(series), 100.0);
+
+    // Back to review: the corrected messages are shown to reviewers too, with their text.
+    let reviews = Reader::start(brokers, &t.review);
+    std::fs::write(
+        rules.join("ads.toml"),
+        ads("review", "\"代开发票\", \"刷单\""),
+    )
+    .unwrap();
+    let v3 = version_of(&rules);
+    sighup(&q);
+    q.wait_log(&format!("rules reloaded: {v3} is live"), WAIT);
+    let corrected = |r: &[Record]| -> Vec<serde_json::Value> {
+        r.iter()
+            .map(Record::json)
+            .filter(|j| j["source"] == "correction")
+            .collect()
+    };
+    reviews.wait_until("review copies of the corrections", WAIT, |r| {
+        corrected(r).len() >= want.len()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let copies = corrected(&reviews.snapshot());
+    assert_eq!(copies.len(), want.len(), "one review copy per correction");
+    for j in &copies {
+        let m = msgs
+            .iter()
+            .find(|m| m.id == j["id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(j["action"], "review", "{j}");
+        assert_eq!(j["rules_version"], v3.as_str(), "{j}");
+        assert_eq!(j["text"], m.text.as_str(), "{j}");
+    }
 }
 
 /// Reviewers' decisions from their topic: counted by decision, overturns by pack, each written

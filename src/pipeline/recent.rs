@@ -118,9 +118,14 @@ impl RecentMessages {
     }
 
     /// Screens every kept message screened by another version with `engine`; returns a
-    /// correction for each whose action changed. Every kept message then carries `engine`'s
+    /// correction for each whose action changed, with the new verdict and, when that is
+    /// `review`, the text reviewers need. Every kept message then carries `engine`'s
     /// screening, so a message is corrected once per change.
-    pub(super) fn correct(&mut self, engine: &Engine, now: Instant) -> Vec<Correction> {
+    pub(super) fn correct(
+        &mut self,
+        engine: &Engine,
+        now: Instant,
+    ) -> Vec<(Correction, Verdict, Option<String>)> {
         self.expire(now);
         let version = engine.rules_version();
         // Only the newest copy of a message read twice (a redelivery): one correction each.
@@ -137,10 +142,11 @@ impl RecentMessages {
         let msgs: Vec<Message> = stale.iter().map(|&i| self.kept[i].msg.clone()).collect();
         let verdicts = engine.screen_batch(&msgs);
         let mut out = Vec::new();
-        for (&i, v) in stale.iter().zip(&verdicts) {
+        for (&i, v) in stale.iter().zip(verdicts) {
             let k = &mut self.kept[i];
             if v.action != k.action {
-                out.push(Correction {
+                let text = (v.action == Action::Review).then(|| k.msg.text.clone());
+                let c = Correction {
                     id: k.msg.id.clone(),
                     group_id: k.msg.group_id.clone(),
                     old: crate::diff::Screening {
@@ -154,15 +160,16 @@ impl RecentMessages {
                     old_rules_version: k.version.clone(),
                     new_rules_version: v.rules_version.clone(),
                     ts: k.msg.ts,
-                });
-            }
-            // What the group was told changes only with a correction: its action, categories
-            // and version together.
-            if v.action != k.action {
+                };
                 k.version = v.rules_version.clone();
                 k.action = v.action;
                 k.categories = v.categories.clone();
+                k.checked = v.rules_version.clone();
+                out.push((c, v, text));
+                continue;
             }
+            // What the group was told changes only with a correction (above): its action,
+            // categories and version together.
             k.checked = v.rules_version.clone();
         }
         out
@@ -218,7 +225,7 @@ mod tests {
             store.correct(&old, now).is_empty(),
             "same version: nothing to correct"
         );
-        let got = store.correct(&new, now);
+        let got: Vec<Correction> = store.correct(&new, now).into_iter().map(|c| c.0).collect();
         let want: Vec<(&str, Action, Action)> = table
             .iter()
             .filter_map(|(id, _, c)| c.map(|(a, b)| (*id, a, b)))
@@ -236,8 +243,20 @@ mod tests {
                     && c.ts == 7)
         );
         assert!(store.correct(&new, now).is_empty(), "corrected once");
-        // And back: the same messages are corrected again, the other way.
-        assert_eq!(store.correct(&old, now).len(), want.len());
+        // And back: the same messages are corrected again, the other way; those now up for
+        // review carry their text for reviewers, the others none.
+        let back = store.correct(&old, now);
+        assert_eq!(back.len(), want.len());
+        for (c, v, text) in &back {
+            let m = table.iter().find(|t| t.0 == c.id.as_str()).unwrap();
+            assert_eq!(v.action, c.new.action);
+            assert_eq!(
+                text.as_deref(),
+                (v.action == Action::Review).then_some(m.1),
+                "{c:?}"
+            );
+        }
+        assert!(back.iter().any(|(_, _, text)| text.is_some()));
     }
 
     /// A message read twice (a redelivery after a crash) is corrected once, and a correction
@@ -257,7 +276,7 @@ mod tests {
         store.keep(&m, &v1.screen(&m), now);
         store.keep(&m, &v1.screen(&m), now);
         assert!(store.correct(&v2, now).is_empty());
-        let got = store.correct(&v3, now);
+        let got: Vec<Correction> = store.correct(&v3, now).into_iter().map(|c| c.0).collect();
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].old_rules_version, v1.rules_version());
         assert_eq!(got[0].new_rules_version, v3.rules_version());

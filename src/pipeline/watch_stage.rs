@@ -37,7 +37,8 @@ pub(super) struct Outgoing {
 /// Written by [`ReviewRecord::to_json`]; the derived writer is what a test holds it to.
 #[derive(Serialize)]
 struct ReviewRecord<'a> {
-    /// Why it is up for review: `screen` (the rules said review).
+    /// Why it is up for review: `screen` (the rules said review) or `correction` (the rules
+    /// say review after a reload).
     source: &'static str,
     #[serde(flatten)]
     verdict: &'a Verdict,
@@ -224,7 +225,7 @@ impl WatchStage {
         let now = Instant::now();
         let mut out = Vec::new();
         if reloaded && self.corrections {
-            for c in recent.correct(engine, now) {
+            for (c, v, text) in recent.correct(engine, now) {
                 self.metrics
                     .rules
                     .corrections
@@ -236,6 +237,21 @@ impl WatchStage {
                     payload: serde_json::to_vec(&c).expect("corrections serialise"),
                     headers: None,
                 });
+                // A message the new rules send to review is shown to reviewers like one
+                // screened so (its verdict is the rules', without the heuristics).
+                if let Some(text) = text {
+                    let rec = ReviewRecord {
+                        source: "correction",
+                        verdict: &v,
+                        text: &text,
+                    };
+                    out.push(OutRecord {
+                        topic: OutputTopic::Review,
+                        key: Some(c.group_id.as_bytes().to_vec()),
+                        payload: rec.to_json(),
+                        headers: None,
+                    });
+                }
             }
         }
         for (m, v) in screened.messages().iter().zip(screened.verdicts()) {

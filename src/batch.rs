@@ -114,16 +114,11 @@ fn not_a_message(text: &str, e: serde_json::Error) -> String {
             let mut de = serde_json::Deserializer::from_str(text);
             match serde_path_to_error::deserialize::<_, Message>(&mut de) {
                 // A missing field has no path (the document as a whole): serde names it.
-                Err(p)
-                    if p.path().iter().next().is_some()
-                        && !p
-                            .path()
-                            .iter()
-                            .any(|s| matches!(s, serde_path_to_error::Segment::Unknown)) =>
-                {
-                    format!("not a valid message: field `{}`: {}", p.path(), p.inner())
-                }
-                _ => format!("not a valid message: {e}"),
+                Err(p) => match crate::rules::key_path(p.path()) {
+                    key if key.is_empty() => format!("not a valid message: {e}"),
+                    key => format!("not a valid message: field `{key}`: {}", p.inner()),
+                },
+                Ok(_) => format!("not a valid message: {e}"),
             }
         }
         _ => format!("not a valid message: {e}: expected one JSON object a line"),

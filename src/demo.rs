@@ -122,7 +122,7 @@ pub fn run(
     let start = Instant::now();
     std::thread::scope(|s| -> anyhow::Result<()> {
         let gen_stop = &stop;
-        let consumed = metrics.consumed.with_label_values(&["message"]);
+        let consumed = metrics.consumed(crate::metrics::Input::Message);
         let lg = LoadgenOptions {
             topic: cfg.kafka.input_topics[0].clone(),
             rate: opts.rate,
@@ -177,7 +177,7 @@ fn print_live(metrics: &Metrics, stop: &AtomicBool, duration: Option<Duration>, 
         if last.1.elapsed() < Duration::from_secs(1) {
             continue;
         }
-        let consumed = metrics.consumed.with_label_values(&["message"]).get();
+        let consumed = metrics.consumed(crate::metrics::Input::Message).get();
         let rate = (consumed - last.0) as f64 / last.1.elapsed().as_secs_f64();
         last = (consumed, Instant::now());
         println!(
@@ -200,7 +200,7 @@ fn actions(m: &Metrics) -> String {
 }
 
 fn print_final(m: &Metrics, categories: &[String], elapsed: Duration) {
-    let consumed = m.consumed.with_label_values(&["message"]).get();
+    let consumed = m.consumed(crate::metrics::Input::Message).get();
     let verdicts = m.produced.with_label_values(&["verdict"]).get();
     let dead = m.produced.with_label_values(&["dead_letter"]).get();
     println!(
@@ -255,7 +255,7 @@ fn print_final(m: &Metrics, categories: &[String], elapsed: Duration) {
     );
     println!(
         "member reports: {} ({}) | rewards: {}",
-        m.consumed.with_label_values(&["report"]).get(),
+        m.consumed(crate::metrics::Input::Report).get(),
         by(&m.reports, crate::watch::REPORT_OUTCOMES),
         m.produced.with_label_values(&["reward"]).get()
     );

@@ -38,11 +38,38 @@ fn registered<M: prometheus::core::Collector + Clone + 'static>(
     metric
 }
 
+/// What a polled record is: the `input` label of `qunguard_messages_consumed_total`, one
+/// owner for the label values the source counts by and the summary reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// A chat message.
+    Message,
+    /// A member report.
+    Report,
+    /// A reviewer's decision.
+    Decision,
+}
+
+impl Input {
+    /// Every input, for pre-registering the label values.
+    pub const ALL: [Input; 3] = [Input::Message, Input::Report, Input::Decision];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Input::Message => "message",
+            Input::Report => "report",
+            Input::Decision => "decision",
+        }
+    }
+}
+
 /// Every metric qunguard exports.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// Input records polled from Kafka, by `input` (`message` or `report`).
+    /// Input records polled from Kafka, by `input` ([`Input::label`]); [`Metrics::consumed`]
+    /// gives one input's counter.
     pub consumed: IntCounterVec,
     /// Verdicts produced, by action.
     pub verdicts: IntCounterVec,
@@ -116,6 +143,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The counter of one kind of input polled.
+    pub fn consumed(&self, input: Input) -> prometheus::IntCounter {
+        self.consumed.with_label_values(&[input.label()])
+    }
+
     /// Creates and registers every metric; `categories` pre-creates the category series.
     pub fn new(categories: &[&str], alert_kinds: &[&str], reasons: &[&str]) -> Metrics {
         let registry = Registry::new();
@@ -323,8 +355,8 @@ impl Metrics {
         for o in crate::watch::REPORT_OUTCOMES {
             reports.with_label_values(&[o]);
         }
-        for input in ["message", "report", "decision"] {
-            consumed.with_label_values(&[input]);
+        for input in Input::ALL {
+            consumed.with_label_values(&[input.label()]);
         }
         for a in ["allow", "review", "block"] {
             verdicts.with_label_values(&[a]);

@@ -144,33 +144,29 @@ impl RecentMessages {
         let mut out = Vec::new();
         for (&i, v) in stale.iter().zip(verdicts) {
             let k = &mut self.kept[i];
-            if v.action != k.action {
-                let text = (v.action == Action::Review).then(|| k.msg.text.clone());
-                let c = Correction {
-                    id: k.msg.id.clone(),
-                    group_id: k.msg.group_id.clone(),
-                    old: crate::diff::Screening {
-                        action: k.action,
-                        categories: k.categories.clone(),
-                    },
-                    new: crate::diff::Screening {
-                        action: v.action,
-                        categories: v.categories.clone(),
-                    },
-                    old_rules_version: k.version.clone(),
-                    new_rules_version: v.rules_version.clone(),
-                    ts: k.msg.ts,
-                };
-                k.version = v.rules_version.clone();
-                k.action = v.action;
-                k.categories = v.categories.clone();
-                k.checked = v.rules_version.clone();
-                out.push((c, v, text));
+            k.checked = v.rules_version.clone();
+            if v.action == k.action {
                 continue;
             }
-            // What the group was told changes only with a correction (above): its action,
-            // categories and version together.
-            k.checked = v.rules_version.clone();
+            // What the group was told changes only with a correction: its action, categories
+            // and version together.
+            let c = Correction {
+                id: k.msg.id.clone(),
+                group_id: k.msg.group_id.clone(),
+                old: crate::diff::Screening {
+                    action: std::mem::replace(&mut k.action, v.action),
+                    categories: std::mem::replace(&mut k.categories, v.categories.clone()),
+                },
+                new: crate::diff::Screening {
+                    action: v.action,
+                    categories: v.categories.clone(),
+                },
+                old_rules_version: std::mem::replace(&mut k.version, v.rules_version.clone()),
+                new_rules_version: v.rules_version.clone(),
+                ts: k.msg.ts,
+            };
+            let text = (v.action == Action::Review).then(|| k.msg.text.clone());
+            out.push((c, v, text));
         }
         out
     }

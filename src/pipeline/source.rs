@@ -5,7 +5,7 @@
 use super::offsets::{Offsets, RebalanceContext};
 use crate::config::Config;
 use crate::kafka::BatchAck;
-use crate::metrics::Metrics;
+use crate::metrics::{Input, Metrics};
 use crate::reload::LiveRules;
 use crossbeam_channel::{Sender, TrySendError};
 use rdkafka::Message as _;
@@ -157,10 +157,10 @@ pub(super) fn poll_loop(
     let max_batch = cfg.pipeline.batch_max_messages;
     let max_wait = Duration::from_millis(cfg.pipeline.batch_max_wait_ms);
     let reports_topic = cfg.kafka.reports_topic.as_str();
-    let consumed_msgs = source.metrics.consumed.with_label_values(&["message"]);
-    let consumed_reports = source.metrics.consumed.with_label_values(&["report"]);
+    let consumed_msgs = source.metrics.consumed(Input::Message);
+    let consumed_reports = source.metrics.consumed(Input::Report);
     let decisions_topic = cfg.kafka.decisions_topic.as_str();
-    let consumed_decisions = source.metrics.consumed.with_label_values(&["decision"]);
+    let consumed_decisions = source.metrics.consumed(Input::Decision);
     // Interned topic names, so a polled record costs no allocation for its topic.
     let mut topic_names: Vec<Arc<str>> = Vec::new();
     let mut since_store = 0u32;

@@ -2,7 +2,7 @@
 //! since the last line, so a log alone shows the pipeline is moving between assignment and
 //! shutdown. Read from the metrics, the one place the numbers are counted.
 
-use crate::metrics::Metrics;
+use crate::metrics::{Input, Metrics};
 use crossbeam_channel::{Sender, bounded};
 use prometheus::core::Collector;
 use std::time::{Duration, Instant};
@@ -23,9 +23,9 @@ struct Totals {
 impl Totals {
     fn read(m: &Metrics) -> Totals {
         Totals {
-            consumed: m.consumed.with_label_values(&["message"]).get(),
-            reports: m.consumed.with_label_values(&["report"]).get(),
-            decisions: m.consumed.with_label_values(&["decision"]).get(),
+            consumed: m.consumed(Input::Message).get(),
+            reports: m.consumed(Input::Report).get(),
+            decisions: m.consumed(Input::Decision).get(),
             verdicts: ["allow", "review", "block"]
                 .map(|a| m.verdicts.with_label_values(&[a]).get()),
             dead_letters: sum(&m.dead_letters),
@@ -207,10 +207,10 @@ mod tests {
     fn a_summary_line_gives_rate_verdict_mix_and_lag_since_the_last() {
         let m = Metrics::new(&["ads"], &["flood"], &["rate_limit"]);
         let before = Totals::read(&m);
-        m.consumed.with_label_values(&["message"]).inc_by(1000);
+        m.consumed(Input::Message).inc_by(1000);
         // Reports and decisions are not messages: the rate leaves them out.
-        m.consumed.with_label_values(&["report"]).inc_by(7);
-        m.consumed.with_label_values(&["decision"]).inc_by(3);
+        m.consumed(Input::Report).inc_by(7);
+        m.consumed(Input::Decision).inc_by(3);
         m.verdicts.with_label_values(&["allow"]).inc_by(900);
         m.verdicts.with_label_values(&["block"]).inc_by(100);
         m.dead_letters

@@ -46,6 +46,16 @@ struct ReviewRecord<'a> {
 }
 
 impl ReviewRecord<'_> {
+    /// The record for the review topic, keyed by the verdict's group.
+    fn record(&self) -> OutRecord {
+        OutRecord {
+            topic: OutputTopic::Review,
+            key: Some(self.verdict.group_id.as_bytes().to_vec()),
+            payload: self.to_json(),
+            headers: None,
+        }
+    }
+
     /// The record's JSON, the same bytes as serde's, written like verdicts are (a review
     /// record goes out for every message up for review).
     fn to_json(&self) -> Vec<u8> {
@@ -245,12 +255,7 @@ impl WatchStage {
                         verdict: &v,
                         text: &text,
                     };
-                    out.push(OutRecord {
-                        topic: OutputTopic::Review,
-                        key: Some(c.group_id.as_bytes().to_vec()),
-                        payload: rec.to_json(),
-                        headers: None,
-                    });
+                    out.push(rec.record());
                 }
             }
         }
@@ -319,12 +324,7 @@ impl WatchStage {
                             verdict: v,
                             text: &message.text,
                         };
-                        records.push(OutRecord {
-                            topic: OutputTopic::Review,
-                            key: Some(v.group_id.as_bytes().to_vec()),
-                            payload: rec.to_json(),
-                            headers: None,
-                        });
+                        records.push(rec.record());
                     }
                 }
                 Outcome::Report => {}

@@ -456,8 +456,9 @@ pub(crate) fn category_label(
 }
 
 /// A pack key as its author wrote it (`regex[0].pattern`): without the wrappers `Spanned`
-/// values add to the path; empty for the document as a whole (a missing key, say).
-fn key_path(path: &serde_path_to_error::Path) -> String {
+/// values add to the path; empty for the document as a whole (a missing key, say) or a place
+/// the path could not follow. Messages use it too, to name a field of the wrong type.
+pub(crate) fn key_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut key = String::new();
     for segment in path.iter() {

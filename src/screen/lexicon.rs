@@ -25,8 +25,9 @@ pub(crate) const MAX_WORD: usize = 4;
 /// 房子大吗 ("is the flat big?") sounds like 大麻.
 const PARTICLES: &str = "吗呢吧啊呀嘛哦啦哇";
 
-/// Characters that end or split a sentence (before normalisation removes them).
-const SENTENCE_PUNCTUATION: &str = "。．！？；，、…｡､﹐﹑﹒﹔﹖﹗︐︑︒!?;,.\n\r\u{2028}\u{2029}";
+/// What ends or splits a sentence for a sound-alike besides [`CJK_SENTENCE_PUNCTUATION`]: the
+/// full-width stop and the ASCII forms (before normalisation removes them).
+const MORE_SENTENCE_PUNCTUATION: &str = "．!?;,.";
 
 /// A digest of the embedded lexicon, part of every rules version: a new lexicon changes what
 /// sound-alikes match, like a pack change does.
@@ -154,7 +155,8 @@ impl<'a> Found<'a> {
 
 /// Whether the original text between two characters holds sentence punctuation.
 pub(crate) fn breaks_sentence(gap: &str) -> bool {
-    gap.chars().any(|c| SENTENCE_PUNCTUATION.contains(c))
+    gap.chars()
+        .any(|c| CJK_SENTENCE_PUNCTUATION.contains(c) || MORE_SENTENCE_PUNCTUATION.contains(c))
 }
 
 /// Sentence punctuation as a Chinese input method types it, and line breaks: what ends a

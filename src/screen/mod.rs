@@ -718,15 +718,11 @@ impl Engine {
                     let mut hit = self.hit(*pack, rule, MatchKind::Term, msg, s, e);
                     // Something was dropped between the term's characters (the original is
                     // longer): rare, and only then is it asked whether they were written apart.
-                    if e - s > to - from {
-                        match written_apart((dfrom, dto), map) {
-                            Apart::Term => {}
-                            Apart::Explained(reason, by) => {
-                                dropped.push((hit, reason, by));
-                                continue;
-                            }
-                            Apart::Ambiguous => cap(&mut hit),
-                        }
+                    if e - s > to - from
+                        && let Some((reason, by)) = written_apart((dfrom, dto), map).apply(&mut hit)
+                    {
+                        dropped.push((hit, reason, by));
+                        continue;
                     }
                     hits.push((*pack, hit));
                 }
@@ -801,14 +797,7 @@ impl Engine {
                     true => None,
                     false if units.iter().map(|u| u.c).eq(term.iter().copied()) => {
                         match (s..e).len() > ne - ns {
-                            true => match written_apart(span, map) {
-                                Apart::Term => None,
-                                Apart::Explained(reason, by) => Some((reason, by)),
-                                Apart::Ambiguous => {
-                                    cap(&mut hit);
-                                    None
-                                }
-                            },
+                            true => written_apart(span, map).apply(&mut hit),
                             false => None,
                         }
                     }
@@ -1217,9 +1206,7 @@ impl SpanChars {
 
     /// The original text between every two consecutive characters of the span.
     fn gaps<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.original[self.first..self.end]
-            .windows(2)
-            .map(move |w| gap(text, w[0].1, w[1].0))
+        (self.first..self.end - 1).map(move |i| self.gap(text, i))
     }
 
     fn chars(&self) -> Vec<char> {
@@ -1264,12 +1251,6 @@ fn written_as_one_number(
     !rest.contains(&2) && (last != 2 || rest.iter().all(|&n| n == 4))
 }
 
-/// Caps a hit of a term split by a sentence break ([`Apart::Ambiguous`]) at review, and says so.
-fn cap(hit: &mut Hit) {
-    hit.action = hit.action.min(Action::Review);
-    hit.capped = Some(SuppressedBy::Sentence);
-}
-
 /// Whitespace, and the characters that show nothing (zero-width, joiners, variation selectors).
 fn blank(c: char) -> bool {
     c.is_whitespace()
@@ -1288,6 +1269,22 @@ enum Apart {
     /// (有冰，毒吗).
     /// The hit stays, at review at most, for a person to tell.
     Ambiguous,
+}
+
+impl Apart {
+    /// Applies the judgement to the term's hit: why it is dropped, if it is; an ambiguous
+    /// one is capped at review, and says so.
+    fn apply(self, hit: &mut Hit) -> Option<(SuppressedBy, Option<compact_str::CompactString>)> {
+        match self {
+            Apart::Term => None,
+            Apart::Explained(reason, by) => Some((reason, by)),
+            Apart::Ambiguous => {
+                hit.action = hit.action.min(Action::Review);
+                hit.capped = Some(SuppressedBy::Sentence);
+                None
+            }
+        }
+    }
 }
 
 /// How a listed term in Han characters, matched with something dropped between its

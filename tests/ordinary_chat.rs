@@ -61,6 +61,10 @@ const ORDINARY: &[(&str, &str)] = &[
     ("a date and time", "会议时间：2025-01-11 18:45，请准时参加"),
     ("a lottery draw", "双色球 2 9 16 18 22 25 + 12"),
     (
+        "four codes in a list with ASCII commas, together a card's prefix and checksum",
+        "今天的取件码：6201,3345,1200,1006",
+    ),
+    (
         "a parcel number that passes the Luhn check",
         "中通快递单号 72813252412811 帮我查一下",
     ),
@@ -141,6 +145,21 @@ fn evasions_next_to_those_fixes_are_still_caught() {
             "a phone number grouped 3-4-4",
             "电话 138 1234 5678",
             &[("privacy.phone", Regex, "138 1234 5678")],
+        ),
+        (
+            "a phone number after +86, spaced",
+            "加我电话 +86 138 1234 5678",
+            &[("privacy.phone", Regex, "138 1234 5678")],
+        ),
+        (
+            "a phone number after +86, together",
+            "联系+8613812345678",
+            &[("privacy.phone", Regex, "13812345678")],
+        ),
+        (
+            "a phone number after 0086",
+            "电话 0086-138-1234-5678",
+            &[("privacy.phone", Regex, "138-1234-5678")],
         ),
         (
             "a phone number spelt digit by digit",

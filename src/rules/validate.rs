@@ -29,10 +29,25 @@ pub(crate) fn check(v: Validator, text: &[u8], from: usize, to: usize) -> bool {
             && !after.is_some_and(|b| b.is_ascii_digit() || b == extra)
     };
     match v {
-        Validator::CnMobile => alone(b'0') && cn_mobile(m),
+        Validator::CnMobile => {
+            let code = country_code(text, from);
+            let before_ok = code.is_some() || !before.is_some_and(|b| b.is_ascii_digit());
+            before_ok && !after.is_some_and(|b| b.is_ascii_digit()) && cn_mobile(m)
+        }
         Validator::Luhn => alone(b'0') && luhn(m),
         Validator::CnIdCard => alone(b'x') && cn_id_card(m),
     }
+}
+
+/// Where China's country code, written right before a number at `from`, starts: normalised
+/// text drops the `+` and the spaces, so `+86 138 1234 5678` and `0086-138…` arrive here as
+/// 8613812345678 and 008613812345678. The code itself must stand alone.
+fn country_code(text: &[u8], from: usize) -> Option<usize> {
+    [b"0086".as_slice(), b"86"].into_iter().find_map(|code| {
+        let s = from.checked_sub(code.len())?;
+        let alone = s == 0 || !text[s - 1].is_ascii_digit();
+        (&text[s..from] == code && alone).then_some(s)
+    })
 }
 
 fn cn_mobile(m: &[u8]) -> bool {
@@ -139,5 +154,24 @@ mod tests {
         assert!(!check(Validator::CnIdCard, b"911010519491231002x", 1, 19));
         assert!(check(Validator::CnIdCard, id, 0, 18));
         assert!(!check(Validator::Luhn, b"41111111111111110", 0, 16));
+    }
+
+    #[test]
+    fn a_mobile_number_may_follow_the_country_code() {
+        // (normalised text, where the number starts, expect a mobile number)
+        let cases: &[(&str, usize, bool)] = &[
+            ("8613812345678", 2, true),     // +86 138…
+            ("tel8613812345678", 5, true),  // tel:+86…
+            ("008613812345678", 4, true),   // 0086…
+            ("58613812345678", 3, false),   // 86 inside a longer number
+            ("1008613812345678", 5, false), // 0086 inside a longer number
+            ("7613812345678", 2, false),    // not China's code
+            ("86138123456789", 2, false),   // too long after the code
+        ];
+        for &(text, from, want) in cases {
+            let to = from + 11;
+            let got = to <= text.len() && check(Validator::CnMobile, text.as_bytes(), from, to);
+            assert_eq!(got, want, "{text}");
+        }
     }
 }

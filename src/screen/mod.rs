@@ -1221,10 +1221,11 @@ impl SpanChars {
 /// Whether the digits of a validated number were written as one number. Normalisation drops
 /// what stands between digits, so scores (89，99，82), dates and times (2025-01-11 18:45) and
 /// lottery draws (2 9 16 18 22) would otherwise pass a checksum as a card or an ID by chance.
-/// Not one number: a CJK sentence break or line break between two digits (a list), or a group
-/// of exactly two digits among others (what dates, times, scores and draws are made of), except
-/// a last one after groups of four (6222 0212 3456 7800 03). Phone and card numbers
-/// are grouped by three or four, or hidden digit by digit (1三8 零-零 1二3 4五6).
+/// Not one number: a CJK sentence break, a line break, or an ASCII comma or semicolon between
+/// two digits (a list: 6201,3345,1200,1006), or a group of exactly two digits among others
+/// (what dates, times, scores and draws are made of), except a last one after groups of four
+/// (6222 0212 3456 7800 03). Phone and card numbers are grouped by three or four, or hidden
+/// digit by digit (1三8 零-零 1二3 4五6).
 fn written_as_one_number(
     span: (usize, usize),
     utf8: &impl Fn(usize, usize) -> (usize, usize),
@@ -1239,7 +1240,9 @@ fn written_as_one_number(
     let sc = SpanChars::of(map, span);
     let mut groups = vec![1usize];
     for g in sc.gaps(map.text) {
-        if lexicon::breaks_sentence_in_cjk(g) {
+        // A comma or semicolon parts items of a list (scores, codes): nobody writes one
+        // card or phone number with them.
+        if lexicon::breaks_sentence_in_cjk(g) || g.contains([',', ';']) {
             return false;
         }
         match g.is_empty() {

@@ -469,6 +469,8 @@ pub struct RulesMetrics {
     pub suppressions: IntCounterVec,
     /// Correction records (a message's action changed by a reload), by old and new action.
     pub corrections: IntCounterVec,
+    /// Corrections not written because a reviewer had decided the message.
+    pub corrections_withheld: prometheus::IntCounter,
     /// Reviewers' decisions read, by decision (`confirm`, `overturn`).
     pub review_decisions: IntCounterVec,
     /// Overturned flags, by the pack of each rule that flagged the message.
@@ -549,6 +551,14 @@ impl RulesMetrics {
             shadow_hits,
             suppressions,
             corrections,
+            corrections_withheld: registered(
+                registry,
+                prometheus::IntCounter::new(
+                    "qunguard_corrections_withheld_total",
+                    "Recent messages whose action a reload changed but that a reviewer had decided: not corrected, the decision stands.",
+                )
+                .expect("valid metric"),
+            ),
             review_decisions,
             overturns,
             decisions_unknown: registered(

@@ -217,13 +217,18 @@ fn corrections_after_a_reload_name_exactly_the_changed_messages() {
     let v1 = version_of(&rules);
     let t = Topics::create(brokers, 2);
     let corrections_topic = format!("{}.corrections", t.input);
-    qunguard::internal::kafka::admin::create_topics(brokers, &[(&corrections_topic, 2)]).unwrap();
+    let decisions = format!("{}.decisions", t.input);
+    qunguard::internal::kafka::admin::create_topics(
+        brokers,
+        &[(&corrections_topic, 2), (&decisions, 2)],
+    )
+    .unwrap();
     let cfg = config_with(
         &t,
         dir.path(),
         brokers,
         &rules,
-        &format!("corrections_topic = \"{corrections_topic}\""),
+        &format!("corrections_topic = \"{corrections_topic}\"\ndecisions_topic = \"{decisions}\""),
         "[recent_messages]\ncount = 10000\nmax_age_secs = 600\n",
     );
     let verdicts = Reader::start(brokers, &t.verdicts);
@@ -246,6 +251,34 @@ fn corrections_after_a_reload_name_exactly_the_changed_messages() {
         .collect();
     produce_msgs(brokers, &t.input, &msgs);
     verdicts.wait_until("verdicts under v1", WAIT, |r| r.len() >= msgs.len());
+    // Reviewers decide two messages the reload would change: a flag cleared (c0 代开发票,
+    // review) and a reported one confirmed (c1 刷单赚钱, allow). Their decisions stand: no
+    // reload corrects them.
+    let decided = ["c0", "c1"];
+    let decision = |id: &str, group: &str, d: &str| {
+        serde_json::to_vec(&serde_json::json!({"message_id": id, "group_id": group,
+            "decision": d, "reviewer": "rev1", "ts": 1_764_000_100_000i64}))
+        .unwrap()
+    };
+    let records = [
+        decision("c0", "g0", "overturn"),
+        decision("c1", "g1", "confirm"),
+    ];
+    let kv: Vec<Kv<'_>> = records
+        .iter()
+        .zip(["g0", "g1"])
+        .map(|(r, g)| (Some(g.as_bytes()), Some(&r[..])))
+        .collect();
+    produce(brokers, &decisions, &kv);
+    let read = "qunguard_messages_consumed_total{input=\"decision\"}";
+    let deadline = std::time::Instant::now() + WAIT;
+    while q.metric(read) < 2.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the decisions were not read"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     std::fs::write(
         rules.join("ads.toml"),
@@ -259,7 +292,7 @@ fn corrections_after_a_reload_name_exactly_the_changed_messages() {
     let want: Vec<&str> = msgs
         .iter()
         .enumerate()
-        .filter(|(i, _)| kinds[i % 3].1)
+        .filter(|(i, m)| kinds[i % 3].1 && !decided.contains(&m.id.as_str()))
         .map(|(_, m)| m.id.as_str())
         .collect();
     corrections.wait_until("corrections", WAIT, |r| r.len() >= want.len());
@@ -297,7 +330,12 @@ fn corrections_after_a_reload_name_exactly_the_changed_messages() {
         assert!(c["ts"].as_i64().unwrap() >= 1_764_000_000_000);
     }
     let series = "qunguard_corrections_total{new_action=\"block\",old_action=\"review\"}";
-    assert_eq!(q.metric(series), 100.0);
+    assert_eq!(
+        q.metric(series),
+        99.0,
+        "100 review → block, less the cleared one"
+    );
+    assert_eq!(q.metric("qunguard_corrections_withheld_total"), 2.0);
 
     // Back to review: the corrected messages are shown to reviewers too, with their text.
     let reviews = Reader::start(brokers, &t.review);

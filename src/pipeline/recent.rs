@@ -6,11 +6,13 @@
 //! `max_age_secs` since it was screened. After a reload each kept message is screened again by
 //! the new set; where the rules' action changed, a [`Correction`] is written (the city's rules
 //! ask admins to correct wrong information and tell the group) and the kept screening becomes
-//! the new one.
+//! the new one. A message a reviewer has decided is not corrected: the person's judgement
+//! stands over later rule changes (the correction is counted as withheld).
 
 use crate::config::RecentMessagesConfig;
 use crate::model::{Action, Message, Verdict};
 use crate::screen::Engine;
+use crate::watch::DecisionKind;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -46,7 +48,19 @@ struct Kept {
     version: compact_str::CompactString,
     /// The version that screened it last (a reload that changes nothing moves only this).
     checked: compact_str::CompactString,
+    /// A reviewer's first decision on it, if any: then no reload corrects it.
+    decided: Option<DecisionKind>,
     at: Instant,
+}
+
+/// What a reload's re-screening of the kept messages found.
+#[derive(Debug, Default)]
+pub(super) struct Corrected {
+    /// A correction for each message whose action changed, with the new verdict and, when
+    /// that is `review`, the text reviewers need.
+    pub(super) corrections: Vec<(Correction, Verdict, Option<String>)>,
+    /// Messages whose action changed but that a reviewer had decided: not corrected.
+    pub(super) withheld: u64,
 }
 
 /// Recent messages, oldest first.
@@ -86,6 +100,7 @@ impl RecentMessages {
             categories: v.categories.clone(),
             version: v.rules_version.clone(),
             checked: v.rules_version.clone(),
+            decided: None,
             at: now,
         });
     }
@@ -109,23 +124,30 @@ impl RecentMessages {
         }
     }
 
-    /// The text of the newest kept message `id` (for labelled examples).
-    pub(super) fn text(&mut self, id: &str, now: Instant) -> Option<&str> {
+    fn newest(&mut self, id: &str, now: Instant) -> Option<&mut Kept> {
         self.expire(now);
         let seq = *self.index.get(id)?;
-        let k = self.kept.get((seq - self.first_seq) as usize)?;
-        Some(k.msg.text.as_str())
+        self.kept.get_mut((seq - self.first_seq) as usize)
+    }
+
+    /// The text of the newest kept message `id` (for labelled examples).
+    pub(super) fn text(&mut self, id: &str, now: Instant) -> Option<&str> {
+        Some(self.newest(id, now)?.msg.text.as_str())
+    }
+
+    /// Records a reviewer's decision on message `id`, if it is kept: the first decision
+    /// stands (as in the watch), and no later reload corrects the message.
+    pub(super) fn decide(&mut self, id: &str, decision: DecisionKind, now: Instant) {
+        if let Some(k) = self.newest(id, now) {
+            k.decided.get_or_insert(decision);
+        }
     }
 
     /// Screens every kept message screened by another version with `engine`; returns a
-    /// correction for each whose action changed, with the new verdict and, when that is
-    /// `review`, the text reviewers need. Every kept message then carries `engine`'s
-    /// screening, so a message is corrected once per change.
-    pub(super) fn correct(
-        &mut self,
-        engine: &Engine,
-        now: Instant,
-    ) -> Vec<(Correction, Verdict, Option<String>)> {
+    /// correction for each whose action changed and that no reviewer has decided. Every
+    /// corrected message then carries `engine`'s screening, so a message is corrected once
+    /// per change.
+    pub(super) fn correct(&mut self, engine: &Engine, now: Instant) -> Corrected {
         self.expire(now);
         let version = engine.rules_version();
         // Only the newest copy of a message read twice (a redelivery): one correction each.
@@ -136,16 +158,20 @@ impl RecentMessages {
                     && self.index.get(&k.msg.id) == Some(&(self.first_seq + i as u64))
             })
             .collect();
+        let mut out = Corrected::default();
         if stale.is_empty() {
-            return Vec::new();
+            return out;
         }
         let msgs: Vec<Message> = stale.iter().map(|&i| self.kept[i].msg.clone()).collect();
         let verdicts = engine.screen_batch(&msgs);
-        let mut out = Vec::new();
         for (&i, v) in stale.iter().zip(verdicts) {
             let k = &mut self.kept[i];
             k.checked = v.rules_version.clone();
             if v.action == k.action {
+                continue;
+            }
+            if k.decided.is_some() {
+                out.withheld += 1;
                 continue;
             }
             // What the group was told changes only with a correction: its action, categories
@@ -166,7 +192,7 @@ impl RecentMessages {
                 ts: k.msg.ts,
             };
             let text = (v.action == Action::Review).then(|| k.msg.text.clone());
-            out.push((c, v, text));
+            out.corrections.push((c, v, text));
         }
         out
     }
@@ -218,10 +244,15 @@ mod tests {
             store.keep(&m, &old.screen(&m), now);
         }
         assert!(
-            store.correct(&old, now).is_empty(),
+            store.correct(&old, now).corrections.is_empty(),
             "same version: nothing to correct"
         );
-        let got: Vec<Correction> = store.correct(&new, now).into_iter().map(|c| c.0).collect();
+        let got: Vec<Correction> = store
+            .correct(&new, now)
+            .corrections
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
         let want: Vec<(&str, Action, Action)> = table
             .iter()
             .filter_map(|(id, _, c)| c.map(|(a, b)| (*id, a, b)))
@@ -238,10 +269,13 @@ mod tests {
                     && c.group_id == "g1"
                     && c.ts == 7)
         );
-        assert!(store.correct(&new, now).is_empty(), "corrected once");
+        assert!(
+            store.correct(&new, now).corrections.is_empty(),
+            "corrected once"
+        );
         // And back: the same messages are corrected again, the other way; those now up for
         // review carry their text for reviewers, the others none.
-        let back = store.correct(&old, now);
+        let back = store.correct(&old, now).corrections;
         assert_eq!(back.len(), want.len());
         for (c, v, text) in &back {
             let m = table.iter().find(|t| t.0 == c.id.as_str()).unwrap();
@@ -271,11 +305,59 @@ mod tests {
         let m = msg("a", "代开发票");
         store.keep(&m, &v1.screen(&m), now);
         store.keep(&m, &v1.screen(&m), now);
-        assert!(store.correct(&v2, now).is_empty());
-        let got: Vec<Correction> = store.correct(&v3, now).into_iter().map(|c| c.0).collect();
+        assert!(store.correct(&v2, now).corrections.is_empty());
+        let got: Vec<Correction> = store
+            .correct(&v3, now)
+            .corrections
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].old_rules_version, v1.rules_version());
         assert_eq!(got[0].new_rules_version, v3.rules_version());
+    }
+
+    /// A reviewer's decision stands over later rule changes: a cleared message is not
+    /// corrected to block, a confirmed one not corrected to allow; the rest are.
+    #[test]
+    fn a_message_a_reviewer_decided_is_not_corrected() {
+        let (old, new) = (engine("review", ""), engine("block", ", \"刷单\""));
+        // (id, text, decision before the reload, corrected)
+        let table: &[(&str, &str, Option<DecisionKind>, bool)] = &[
+            ("cleared", "代开发票", Some(DecisionKind::Overturn), false),
+            ("confirmed", "刷单赚钱", Some(DecisionKind::Confirm), false),
+            ("undecided", "代开发票", None, true),
+            (
+                "unchanged",
+                "今天天气不错",
+                Some(DecisionKind::Confirm),
+                false,
+            ),
+        ];
+        let cfg = RecentMessagesConfig {
+            count: 10,
+            max_age_secs: 60,
+        };
+        let mut store = RecentMessages::new(&cfg).unwrap();
+        let now = Instant::now();
+        for (id, text, decision, _) in table {
+            let m = msg(id, text);
+            store.keep(&m, &old.screen(&m), now);
+            if let Some(d) = decision {
+                store.decide(id, *d, now);
+            }
+        }
+        store.decide("never-kept", DecisionKind::Confirm, now);
+        let got = store.correct(&new, now);
+        let ids: Vec<&str> = got.corrections.iter().map(|c| c.0.id.as_str()).collect();
+        let want: Vec<&str> = table.iter().filter(|t| t.3).map(|t| t.0).collect();
+        assert_eq!(ids, want);
+        assert_eq!(
+            got.withheld, 2,
+            "the two decided messages whose action changed"
+        );
+        // Withheld once: the decided messages now count as checked by this version.
+        assert_eq!(store.correct(&new, now).withheld, 0);
     }
 
     #[test]

@@ -181,6 +181,11 @@ impl WatchStage {
                 rm.overturns.with_label_values(&[p]).inc();
             }
         }
+        // Kept by the store whatever the watch knew of the message: one a correction sent to
+        // review was allowed when screened, and its decision must stand all the same.
+        if let Some(recent) = self.recent.as_mut() {
+            recent.decide(&d.message_id, d.decision, Instant::now());
+        }
         if !self.labels || o.outcome == crate::watch::DecisionResult::Duplicate {
             return None;
         }
@@ -235,7 +240,12 @@ impl WatchStage {
         let now = Instant::now();
         let mut out = Vec::new();
         if reloaded && self.corrections {
-            for (c, v, text) in recent.correct(engine, now) {
+            let corrected = recent.correct(engine, now);
+            self.metrics
+                .rules
+                .corrections_withheld
+                .inc_by(corrected.withheld);
+            for (c, v, text) in corrected.corrections {
                 self.metrics
                     .rules
                     .corrections

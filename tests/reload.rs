@@ -389,6 +389,7 @@ fn review_decisions_flow_back_as_labels_and_metrics() {
         "category = \"insult\"\naction = \"review\"\nwords = [\"傻逼\"]\n",
     )
     .unwrap();
+    let v1 = version_of(&rules);
     let t = Topics::create(brokers, 1);
     let (decisions, labels) = (
         format!("{}.decisions", t.input),
@@ -455,9 +456,11 @@ fn review_decisions_flow_back_as_labels_and_metrics() {
         got,
         vec![
             serde_json::json!({"text": "代开发票", "label": 0, "category": "ads",
-                "decided_at": 1_764_000_100_000i64}),
+                "decided_at": 1_764_000_100_000i64, "message_id": "d2", "group_id": "g1",
+                "reviewer": "rev1", "rules_version": v1}),
             serde_json::json!({"text": "你这个傻逼", "label": 1, "category": "insult",
-                "decided_at": 1_764_000_100_000i64}),
+                "decided_at": 1_764_000_100_000i64, "message_id": "d1", "group_id": "g1",
+                "reviewer": "rev1", "rules_version": v1}),
         ]
     );
     assert_eq!(label_reader.len(), 2, "no label without a kept text");

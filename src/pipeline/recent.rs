@@ -130,9 +130,17 @@ impl RecentMessages {
         self.kept.get_mut((seq - self.first_seq) as usize)
     }
 
-    /// The text of the newest kept message `id` (for labelled examples).
-    pub(super) fn text(&mut self, id: &str, now: Instant) -> Option<&str> {
-        Some(self.newest(id, now)?.msg.text.as_str())
+    /// The text of the newest kept message `id`.
+    #[cfg(test)]
+    fn text(&mut self, id: &str, now: Instant) -> Option<&str> {
+        Some(self.labelled(id, now)?.0)
+    }
+
+    /// The text of the newest kept message `id` and the rules version of what its group was
+    /// last told (a labelled example's provenance).
+    pub(super) fn labelled(&mut self, id: &str, now: Instant) -> Option<(&str, &str)> {
+        let k = self.newest(id, now)?;
+        Some((k.msg.text.as_str(), k.version.as_str()))
     }
 
     /// Records a reviewer's decision on message `id`, if it is kept: the first decision

@@ -94,6 +94,8 @@ pub(super) struct WatchStage {
 
 /// A labelled example from a reviewer's decision (labels topic): one JSONL line of training
 /// data.
+/// `text` and `label` are what `train` reads; the rest says where the example came from, so a
+/// data set can be audited, deduplicated, or cut by reviewer or rules version.
 #[derive(Serialize)]
 struct Label<'a> {
     /// The message text.
@@ -104,6 +106,15 @@ struct Label<'a> {
     category: Option<String>,
     /// When the reviewer decided (ms since the epoch).
     decided_at: i64,
+    /// The message decided on.
+    message_id: &'a str,
+    /// Its group.
+    group_id: &'a str,
+    /// Who decided.
+    reviewer: &'a str,
+    /// The rules version of the screening the group was last told of (the verdict's, or the
+    /// last correction's): what the reviewer judged.
+    rules_version: &'a str,
 }
 
 impl WatchStage {
@@ -189,7 +200,10 @@ impl WatchStage {
         if !self.labels || o.outcome == crate::watch::DecisionResult::Duplicate {
             return None;
         }
-        let text = self.recent.as_mut()?.text(&d.message_id, Instant::now())?;
+        let (text, rules_version) = self
+            .recent
+            .as_mut()?
+            .labelled(&d.message_id, Instant::now())?;
         let category = d
             .category
             .clone()
@@ -199,6 +213,10 @@ impl WatchStage {
             label: u8::from(d.decision == DecisionKind::Confirm),
             category,
             decided_at: d.ts,
+            message_id: &d.message_id,
+            group_id: &d.group_id,
+            reviewer: &d.reviewer,
+            rules_version,
         };
         Some(OutRecord {
             topic: OutputTopic::Labels,

@@ -228,6 +228,35 @@ mod tests {
         assert_eq!(b[2].label, Label::Category("ads".into()));
     }
 
+    /// The labels topic's records (README, "Reviewers' decisions") are training data as they
+    /// are: their provenance fields are ignored, a `null` category too.
+    #[test]
+    fn labels_topic_records_read_as_training_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"text":"你这个傻逼","label":1,"category":"insult","decided_at":1764057700000,"#,
+                r#""message_id":"m2","group_id":"g1","reviewer":"rev1","rules_version":"2b9e"}"#,
+                "\n",
+                r#"{"text":"今天天气不错","label":0,"category":null,"decided_at":1764057700000,"#,
+                r#""message_id":"m3","group_id":"g1","reviewer":"rev1","rules_version":"2b9e"}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let rows = read(&path).unwrap();
+        let got: Vec<(&str, &Label)> = rows.iter().map(|r| (r.text.as_str(), &r.label)).collect();
+        assert_eq!(
+            got,
+            [
+                ("你这个傻逼", &Label::Positive),
+                ("今天天气不错", &Label::Negative)
+            ]
+        );
+    }
+
     /// (label as written, what it is read as; `None`: an error). Spreadsheets and pandas write
     /// `TRUE`/`False`; anything not recognisable must not count as a positive.
     #[test]

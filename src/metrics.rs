@@ -229,7 +229,7 @@ impl Metrics {
         );
         let assigned_partitions = gauge(
             "qunguard_assigned_partitions",
-            "Input partitions assigned to this instance.",
+            "Partitions of the input topics (messages, reports, decisions) assigned to this instance.",
         );
         let consumer_blocked_seconds = registered(
             &registry,

@@ -197,9 +197,10 @@ enum Command {
     /// Train a model for a model pack from labelled texts (CSV with `text` and `label` columns,
     /// e.g. COLD's, or JSONL {"text", "label"}); print dev figures and the chosen threshold.
     Train {
-        /// Training data.
-        #[arg(long)]
-        data: PathBuf,
+        /// Training data; repeat it to train on several files together (e.g. a corpus and
+        /// your own ordinary texts, which may hold one label only).
+        #[arg(long, required = true)]
+        data: Vec<PathBuf>,
         /// Held-out data: the threshold is chosen and the figures measured on it.
         #[arg(long)]
         dev: Option<PathBuf>,
@@ -748,6 +749,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// A model learns one yes/no question: its data needs 0/1 labels, and both of them.
+/// Refuses category labels in `path`'s rows.
 fn binary_labels(path: &Path, rows: &[qunguard::scorer::data::Labelled]) -> anyhow::Result<()> {
     if let Some((line, c)) = rows
         .iter()
@@ -759,18 +761,22 @@ fn binary_labels(path: &Path, rows: &[qunguard::scorer::data::Labelled]) -> anyh
             path.display()
         );
     }
+    Ok(())
+}
+
+/// Refuses data (`what`: the files it came from) without examples of both labels.
+fn both_labels(what: &str, rows: &[qunguard::scorer::data::Labelled]) -> anyhow::Result<()> {
     let positive = rows.iter().filter(|r| r.label.is_positive()).count();
     anyhow::ensure!(
         positive > 0 && positive < rows.len(),
-        "{}: {positive} of {} rows are positive; training, and the figures on it, need examples of both labels",
-        path.display(),
+        "{what}: {positive} of {} rows are positive; training, and the figures on it, need examples of both labels",
         rows.len()
     );
     Ok(())
 }
 
 fn train(
-    data: &Path,
+    data: &[PathBuf],
     dev: Option<&Path>,
     out: &Path,
     opts: &qunguard::scorer::train::TrainOptions,
@@ -786,10 +792,18 @@ fn train(
         opts.epochs >= 1 && opts.max_flag_rate > 0.0 && opts.max_flag_rate < 1.0,
         "--epochs must be at least 1 and --max-flag-rate between 0 and 1 (exclusive)"
     );
-    let rows = read(data)?;
+    let mut rows = Vec::new();
+    for path in data {
+        let file = read(path)?;
+        binary_labels(path, &file)?;
+        rows.extend(file);
+    }
+    let names: Vec<String> = data.iter().map(|p| p.display().to_string()).collect();
+    both_labels(&names.join(" + "), &rows)?;
     let dev_rows = dev.map(read).transpose()?;
-    for (path, rows) in std::iter::once((data, &rows)).chain(dev.zip(dev_rows.as_ref())) {
-        binary_labels(path, rows)?;
+    if let (Some(path), Some(dev_rows)) = (dev, &dev_rows) {
+        binary_labels(path, dev_rows)?;
+        both_labels(&path.display().to_string(), dev_rows)?;
     }
     let t = train(&rows, dev_rows.as_deref(), opts);
     std::fs::write(out, t.model.to_bytes())

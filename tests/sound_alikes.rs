@@ -412,6 +412,39 @@ fn deliberate_sound_alikes_and_romanised_spellings_are_still_caught() {
     screening::check(engine(), cases);
 }
 
+/// Terms of one pack that sound the same (傻逼, 煞笔: shabi) share a pattern; each is judged on
+/// its own characters, whichever comes first in the pack, and the hit names the term the span
+/// keeps most of.
+#[test]
+fn terms_that_sound_alike_are_each_judged_on_their_own_characters() {
+    use MatchKind::*;
+    let cases: &[Case] = &[
+        (
+            "keeps a character of the second term only",
+            "你真煞比",
+            &[("insult:煞笔", Pinyin, "煞比")],
+        ),
+        (
+            "keeps a character of the first term only",
+            "你真傻比",
+            &[("insult:傻逼", Pinyin, "傻比")],
+        ),
+        ("keeps neither", "你真沙币", &[]),
+        (
+            "the second term itself",
+            "你真煞笔",
+            &[("insult:煞笔", Term, "煞笔")],
+        ),
+    ];
+    for terms in ["\"傻逼\", \"煞笔\"", "\"煞笔\", \"傻逼\""] {
+        let pack = format!(
+            "category = \"insult\"\naction = \"review\"\npinyin = true\nwords = [{terms}]\n"
+        );
+        let e = screening::engine_of(&[("insult", &pack)]);
+        screening::check(&e, cases);
+    }
+}
+
 #[test]
 fn dropped_matches_are_explained_on_the_verdict() {
     // (text, expected suppressions as (rule, kind, original substring, reason, by))

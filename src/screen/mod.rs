@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::mem::MaybeUninit;
 use std::path::Path;
 use std::sync::Arc;
@@ -116,7 +116,11 @@ struct PinyinRule {
     /// Whether a character of the term stands twice or more in a row (时时彩, 牛牛群): a
     /// match in Han characters must then hold each as often ([`Engine::pinyin_repeats`]).
     repeats: bool,
+    /// The next term of the pack with the same key ([`Engine::pinyin_alts`]; `NO_ALT`: none).
+    alt: u32,
 }
+
+const NO_ALT: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct PackInfo {
@@ -162,6 +166,9 @@ pub struct Engine {
     main_rules: Vec<MainRule>,
     pinyin: Option<BlockDatabase>,
     pinyin_rules: Vec<PinyinRule>,
+    /// Terms whose key an earlier term of the same pack has (傻逼, 煞笔: shabi): one pattern
+    /// matches for all, and each is judged on its own characters.
+    pinyin_alts: Vec<PinyinRule>,
     /// The pinyin terms' characters after folding repeats, [`PinyinRule::units`] slices.
     pinyin_units: Vec<char>,
     /// For each of [`Engine::pinyin_units`], how many times it stands in a row in the term.
@@ -207,7 +214,8 @@ impl Engine {
         let mut sources = matcher::Sources::default();
         let mut main_rules = Vec::new();
         let mut pinyin_sources = matcher::Sources::default();
-        let mut pinyin_rules = Vec::new();
+        let mut pinyin_rules: Vec<PinyinRule> = Vec::new();
+        let mut pinyin_alts: Vec<PinyinRule> = Vec::new();
         let mut pinyin_units = Vec::new();
         let mut pinyin_repeats = Vec::new();
         let mut packs = Vec::new();
@@ -220,7 +228,28 @@ impl Engine {
         for (p, pack) in rules.packs.iter().enumerate() {
             let p = p as u32;
             let category: Arc<str> = pack.category.as_str().into();
-            let mut seen_keys = std::collections::HashSet::new();
+            // Key → its pattern's rule and the last of its alternatives.
+            let mut seen_keys: HashMap<String, (u32, u32)> = HashMap::new();
+            let mut add = |key: String, rule: PinyinRule, sources: &mut matcher::Sources| {
+                use std::collections::hash_map::Entry;
+                match seen_keys.entry(key) {
+                    Entry::Vacant(e) => {
+                        sources.push_literal(e.key().as_bytes());
+                        e.insert((pinyin_rules.len() as u32, NO_ALT));
+                        pinyin_rules.push(rule);
+                    }
+                    Entry::Occupied(mut e) => {
+                        let at = pinyin_alts.len() as u32;
+                        pinyin_alts.push(rule);
+                        let (head, last) = *e.get();
+                        match last {
+                            NO_ALT => pinyin_rules[head as usize].alt = at,
+                            last => pinyin_alts[last as usize].alt = at,
+                        }
+                        e.get_mut().1 = at;
+                    }
+                }
+            };
             for t in pack.terms.iter() {
                 rule_id.clear();
                 rule_id.push_str(&pack.name);
@@ -247,31 +276,29 @@ impl Engine {
                     let edges = repeat_edges(t.normalised);
                     for (key, romanised_only) in [(Some(key), false), (folded, true)] {
                         let Some(key) = key else { continue };
-                        if seen_keys.insert(key.clone()) {
-                            pinyin_rules.push(PinyinRule {
-                                pack: p,
-                                rule,
-                                len: key.len() as u32,
-                                units,
-                                romanised_only,
-                                edges,
-                                repeats,
-                            });
-                            pinyin_sources.push_literal(key.as_bytes());
-                        }
+                        let len = key.len() as u32;
+                        let r = PinyinRule {
+                            pack: p,
+                            rule,
+                            len,
+                            units,
+                            romanised_only,
+                            edges,
+                            repeats,
+                            alt: NO_ALT,
+                        };
+                        add(key, r, &mut pinyin_sources);
                     }
                     // A doubled Han character said with two different ones (实时彩, 十时彩 for
                     // 时时彩) is not folded in the view: the term's unfolded key, over its
                     // unfolded characters, catches it, judged as any sound-alike.
                     if repeats {
                         let (key, chars) = normalise::pinyin_key_unfolded(t.normalised);
-                        if chars.iter().all(|&c| normalise::han_pinyin(c).is_some())
-                            && seen_keys.insert(key.clone())
-                        {
+                        if chars.iter().all(|&c| normalise::han_pinyin(c).is_some()) {
                             let first = pinyin_units.len() as u32;
                             pinyin_units.extend_from_slice(&chars);
                             pinyin_repeats.extend(std::iter::repeat_n(1, chars.len()));
-                            pinyin_rules.push(PinyinRule {
+                            let r = PinyinRule {
                                 pack: p,
                                 rule,
                                 len: key.len() as u32,
@@ -279,8 +306,9 @@ impl Engine {
                                 romanised_only: false,
                                 edges,
                                 repeats: false,
-                            });
-                            pinyin_sources.push_literal(key.as_bytes());
+                                alt: NO_ALT,
+                            };
+                            add(key, r, &mut pinyin_sources);
                         }
                     }
                 }
@@ -365,6 +393,7 @@ impl Engine {
         }
         main_rules.shrink_to_fit();
         pinyin_rules.shrink_to_fit();
+        pinyin_alts.shrink_to_fit();
         pinyin_units.shrink_to_fit();
         pinyin_repeats.shrink_to_fit();
         let version = rules_version(rules);
@@ -374,6 +403,7 @@ impl Engine {
             main_rules,
             pinyin,
             pinyin_rules,
+            pinyin_alts,
             pinyin_units,
             pinyin_repeats,
             packs,
@@ -757,21 +787,36 @@ impl Engine {
         if self.pinyin.is_some() {
             let (pbase, pend) = py.bounds[i];
             for &Raw { id, from, to, .. } in py_raw {
-                let rule = &self.pinyin_rules[id as usize];
                 let (f, t) = (pbase + from as usize, pbase + to as usize);
                 let on_units =
                     py.on_unit_boundary(i, f) && (t == pend || py.on_unit_boundary(i, t));
-                let (first, last) = (py.unit_at(i, f), py.unit_at(i, t - 1));
-                let units = &py.units[first..=last];
-                let term = &self.pinyin_units[rule.units.0 as usize..rule.units.1 as usize];
-                let romanised = units.iter().any(|u| u.c.is_ascii_alphabetic());
-                if !on_units
-                    || (rule.romanised_only && !romanised)
-                    || !sounds_deliberate(units.iter().map(|u| u.c), term)
-                    || (rule.repeats && !romanised && !keeps_repeats(dense_text, units, rule, self))
-                {
+                if !on_units {
                     continue;
                 }
+                let (first, last) = (py.unit_at(i, f), py.unit_at(i, t - 1));
+                let units = &py.units[first..=last];
+                let romanised = units.iter().any(|u| u.c.is_ascii_alphabetic());
+                // Of the pack's terms with this key, the one whose characters the span keeps
+                // most of (the first on a tie): 煞比 is 煞笔, 傻比 is 傻逼.
+                let mut best: Option<(&PinyinRule, &[char], usize)> = None;
+                for rule in self.same_key(id) {
+                    let term = &self.pinyin_units[rule.units.0 as usize..rule.units.1 as usize];
+                    if (rule.romanised_only && !romanised)
+                        || !sounds_deliberate(units.iter().map(|u| u.c), term)
+                        || (rule.repeats
+                            && !romanised
+                            && !keeps_repeats(dense_text, units, rule, self))
+                    {
+                        continue;
+                    }
+                    let same = units.iter().zip(term).filter(|(u, c)| u.c == **c).count();
+                    if best.is_none_or(|(_, _, b)| same > b) {
+                        best = Some((rule, term, same));
+                    }
+                }
+                let Some((rule, term, _)) = best else {
+                    continue;
+                };
                 let whole = (units[0].ns as usize, units[units.len() - 1].ne as usize);
                 // Romanised spellings are deliberate: their folds are not judged either.
                 let folds = match romanised {
@@ -1104,6 +1149,14 @@ fn suppressions(
     }
     out.sort_by(|a, b| (a.start, a.end, &a.rule).cmp(&(b.start, b.end, &b.rule)));
     out
+}
+
+impl Engine {
+    /// The pinyin pattern `id`'s rule and the pack's other terms with its key, in order.
+    fn same_key(&self, id: u32) -> impl Iterator<Item = &PinyinRule> {
+        let head = &self.pinyin_rules[id as usize];
+        std::iter::successors(Some(head), |r| self.pinyin_alts.get(r.alt as usize))
+    }
 }
 
 fn kind_rank(k: MatchKind) -> u8 {

@@ -330,7 +330,7 @@ fn a_spike_over_an_adaptive_baseline_fires_while_a_steady_busy_group_does_not() 
     let open = spikes.iter().find(|a| a.status == "open").unwrap();
     assert!(open.started_ts >= T0 + 25 * MIN && open.started_ts < T0 + 26 * MIN);
     assert!(
-        open.baseline < 10.0 && open.observed > open.threshold,
+        open.baseline < 10.0 && open.observed >= open.threshold,
         "{open:?}"
     );
     let resolved = spikes
@@ -1039,6 +1039,49 @@ fn a_category_violation_spike_alerts_for_the_group_and_the_city_under_their_keys
         )]);
         assert_eq!(got, want, "{kind}");
     }
+}
+
+/// A group that has chatted for a while without one violation has a baseline of none: its
+/// first burst of ads is a spike as much as a burst in a group that sees one ad a minute.
+/// Before, a category's baseline began at the group's first violation and was not warm yet.
+#[test]
+fn a_group_without_a_violation_before_can_spike() {
+    let mut msgs = Vec::new();
+    for minute in 0..31 {
+        let base = T0 + minute * MIN;
+        for k in 0..5 {
+            let n = msgs.len();
+            msgs.push(msg(
+                format!("c{n}"),
+                "g-clean",
+                format!("u{k}"),
+                base + k * 1000,
+                "今天天气不错",
+            ));
+        }
+    }
+    let burst = T0 + 31 * MIN;
+    for k in 0..20 {
+        let text = format!("代开发票 第{k}张");
+        msgs.push(msg(
+            format!("a{k}"),
+            "g-clean",
+            format!("s{k}"),
+            burst + k * 1000,
+            &text,
+        ));
+    }
+    let (_, out) = run(&msgs);
+    let got: Vec<_> = alerts(&out, "violation_spike");
+    let open = got
+        .iter()
+        .find(|a| a.status == "open")
+        .unwrap_or_else(|| panic!("no violation spike: {got:#?}"));
+    assert_eq!(open.key, "g-clean/ads");
+    assert_eq!(open.baseline, 0.0);
+    // min_violations (8) reached, not passed: "at 8 or more".
+    assert_eq!((open.observed, open.threshold), (8.0, 8.0));
+    assert!(open.started_ts >= burst, "{open:?}");
 }
 
 #[test]

@@ -55,8 +55,14 @@ impl Watch {
                 let b = if city {
                     &mut self.city[c as usize]
                 } else {
+                    let rate = &self
+                        .groups
+                        .peek_mut(s.group)
+                        .expect("entry made above")
+                        .rate;
+                    let zeros = Baseline::zeros_like(rate);
                     self.group_cats
-                        .entry(pair(s.group, u64::from(c) + 1), Baseline::default)
+                        .entry(pair(s.group, u64::from(c) + 1), || zeros)
                 };
                 let step = b.count_one(ts, &pv, alerting);
                 let key = Spike {
@@ -88,7 +94,10 @@ impl Watch {
         }
         let Some(over) = step.over else { return };
         let observed = f64::from(over.count);
-        if self.settled(sp.kind, sp.hash, ts, observed).is_some() {
+        if self
+            .settled(sp.kind, sp.hash, ts, observed, Some(&m.id))
+            .is_some()
+        {
             return;
         }
         let ob = Observation {
@@ -122,7 +131,7 @@ impl Watch {
         let (window_secs, min_messages) = (qc.window_secs, qc.min_messages);
         if w.quarrel
             && self
-                .settled(AlertKind::Quarrel, s.group, ts, w.messages as f64)
+                .settled(AlertKind::Quarrel, s.group, ts, w.messages as f64, None)
                 .is_none()
         {
             let ob = Observation {
@@ -161,7 +170,7 @@ impl Watch {
             window_secs: self.cfg.flood.window_secs,
             alert_min_groups: self.cfg.flood.alert_min_groups,
         };
-        let outcome = match self.settled(AlertKind::Flood, hash, ts, groups as f64) {
+        let outcome = match self.settled(AlertKind::Flood, hash, ts, groups as f64, None) {
             Some(o) => o,
             None => {
                 let ob = Observation {
@@ -203,8 +212,15 @@ impl Watch {
 
     /// [`Alerts::settle`], counting suppressions: `None` means an observation is needed.
     /// `key` is the alert key hashed by [`key_of`] (a group's is its signature's `group`).
-    fn settled(&mut self, kind: AlertKind, key: u64, ts: i64, observed: f64) -> Option<Outcome> {
-        let o = self.alerts.settle(kind, key, ts, observed)?;
+    fn settled(
+        &mut self,
+        kind: AlertKind,
+        key: u64,
+        ts: i64,
+        observed: f64,
+        sample: Option<&str>,
+    ) -> Option<Outcome> {
+        let o = self.alerts.settle(kind, key, ts, observed, sample)?;
         if o == Outcome::Suppressed {
             self.suppressed(kind);
         }

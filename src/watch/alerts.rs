@@ -174,6 +174,9 @@ struct Open {
     /// The highest severity any observation reached, each against the threshold of its time
     /// (a spike's threshold keeps moving while it is open): what its records say.
     worst: Severity,
+    /// The severity of the last record sent: a higher one is news that does not wait for
+    /// `update_secs` (a spike opens as it crosses the threshold, so always as a warning).
+    emitted_severity: Severity,
 }
 
 /// The open alerts of one instance.
@@ -183,6 +186,14 @@ pub struct Alerts {
     /// Keyed by kind and a hash of the key (lookups happen for every message; no allocation).
     open: HashMap<(AlertKind, u64), Open, PreHashed>,
     cooldown: HashMap<(AlertKind, u64), i64, PreHashed>,
+}
+
+impl Open {
+    /// Whether a grown observation at `ts` (reaching severity `worst`) is worth a record:
+    /// `update_secs` after the last one, or at once when the severity rose.
+    fn due(&self, ts: i64, cfg: &AlertsConfig, worst: Severity) -> bool {
+        ts - self.last_emit >= cfg.update_secs as i64 * 1000 || worst > self.emitted_severity
+    }
 }
 
 fn severity(observed: f64, threshold: f64) -> Severity {
@@ -227,18 +238,33 @@ impl Alerts {
     /// lists): `Some(outcome)` settles it without one — an open alert that is not due for an
     /// update just notes the activity and level, a key in cooldown is suppressed. `None`: call
     /// [`Alerts::observe`].
-    /// `key` is the alert key hashed by [`key_of`].
-    pub fn settle(&mut self, kind: AlertKind, key: u64, ts: i64, observed: f64) -> Option<Outcome> {
+    /// `key` is the alert key hashed by [`key_of`]; `sample`, the message observed, is kept
+    /// among the alert's samples while there is room (a spike's observations carry one each).
+    pub fn settle(
+        &mut self,
+        kind: AlertKind,
+        key: u64,
+        ts: i64,
+        observed: f64,
+        sample: Option<&str>,
+    ) -> Option<Outcome> {
         let k = (kind, key);
         if let Some(o) = self.open.get_mut(&k) {
-            let due = ts - o.last_emit >= self.cfg.update_secs as i64 * 1000;
-            if due && observed > o.emitted_observed {
+            let worst = o.worst.max(severity(observed, o.alert.threshold));
+            if o.due(ts, &self.cfg, worst) && observed > o.emitted_observed {
                 return None;
             }
             o.last_activity = o.last_activity.max(ts);
             o.alert.observed = observed;
             o.alert.peak = o.alert.peak.max(observed);
-            o.worst = o.worst.max(severity(observed, o.alert.threshold));
+            o.worst = worst;
+            let samples = &mut o.alert.samples;
+            if let Some(s) = sample
+                && samples.len() < self.cfg.samples
+                && !samples.iter().any(|x| x == s)
+            {
+                samples.push(s.to_string());
+            }
             return Some(Outcome::Merged);
         }
         if self.cooldown.get(&k).is_some_and(|&until| ts < until) || self.open.len() >= self.cap {
@@ -273,14 +299,15 @@ impl Alerts {
                     a.groups.push(g);
                 }
             }
-            let due = ts - o.last_emit >= self.cfg.update_secs as i64 * 1000;
-            if due && ob.observed > o.emitted_observed {
+            if o.due(ts, &self.cfg, o.worst) && ob.observed > o.emitted_observed {
+                let a = &mut o.alert;
                 a.updates += 1;
                 a.status = AlertStatus::Update;
                 a.severity = o.worst;
                 a.ts = ts;
                 o.last_emit = ts;
                 o.emitted_observed = ob.observed;
+                o.emitted_severity = o.worst;
                 out.push(a.clone());
                 return Outcome::Updated;
             }
@@ -321,6 +348,7 @@ impl Alerts {
                 last_emit: ts,
                 emitted_observed: ob.observed,
                 worst,
+                emitted_severity: worst,
             },
         );
         Outcome::Opened
@@ -411,14 +439,16 @@ mod tests {
             (0, 5.0, Outcome::Opened),
             (10 * s, 6.0, Outcome::Merged), // grew, but within update_secs
             (61 * s, 5.0, Outcome::Merged), // due, but no growth since the open record
-            (62 * s, 9.0, Outcome::Updated), // due and grew
-            (70 * s, 20.0, Outcome::Merged), // rate cap again
+            (62 * s, 9.0, Outcome::Updated), // due and grew (to high)
+            (70 * s, 10.0, Outcome::Merged), // rate cap again
+            (71 * s, 15.0, Outcome::Updated), // within update_secs, but now critical: at once
+            (72 * s, 20.0, Outcome::Merged), // still critical: rate cap
         ];
         for (ts, o, want) in steps {
             assert_eq!(a.observe(ts, ob(o), &mut out), want, "at {ts}");
         }
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[1].severity, "high");
+        let severities: Vec<_> = out.iter().map(|r| r.severity.name()).collect();
+        assert_eq!(severities, ["warning", "high", "critical"]);
         assert!(
             a.resolve(AlertKind::Quarrel, "g1", 400 * s, 0.0, &mut out)
                 .is_some()
@@ -451,8 +481,32 @@ mod tests {
         let severities: Vec<_> = out.iter().map(|r| r.severity).collect();
         assert_eq!(
             severities,
-            [Severity::Warning, Severity::Critical, Severity::Critical],
+            [
+                Severity::Warning,
+                Severity::Critical, // at once: the severity rose
+                Severity::Critical,
+                Severity::Critical
+            ],
             "{out:?}"
         );
+    }
+
+    /// The cheap path keeps the messages it sees as samples while there is room: a spike's
+    /// observations carry one message each, and its open record only the first.
+    #[test]
+    fn an_open_alert_collects_samples_up_to_the_cap() {
+        let mut a = Alerts::new(AlertsConfig::default(), 100);
+        let mut out = Vec::new();
+        a.observe(0, ob(5.0), &mut out);
+        let k = key_of("g1");
+        for i in 0..9 {
+            let id = format!("s{i}");
+            let o = a.settle(AlertKind::Quarrel, k, 1000 + i, 5.0, Some(&id));
+            assert_eq!(o, Some(Outcome::Merged));
+        }
+        a.settle(AlertKind::Quarrel, k, 2000, 5.0, Some("s0"));
+        a.resolve(AlertKind::Quarrel, "g1", 400_000, 0.0, &mut out);
+        let samples = &out.last().unwrap().samples;
+        assert_eq!(samples, &["m5", "s0", "s1", "s2", "s3"]);
     }
 }

@@ -70,12 +70,27 @@ impl Baseline {
         u32::from(self.seen) >= p.min_buckets
     }
 
+    /// A baseline of nothing for as long as `other` has history: a group's first violation of
+    /// a category starts the category's baseline at zero over all the buckets the group was
+    /// seen in (else a group that had never broken a rule could not spike for `min_buckets`).
+    pub fn zeros_like(other: &Baseline) -> Baseline {
+        Baseline {
+            bucket: other.bucket,
+            count: 0,
+            mean: 0.0,
+            var: 0.0,
+            seen: other.seen,
+            started: other.started,
+        }
+    }
+
     /// Counts one event at `ts` (see [`Baseline::roll`] for `alerting`).
     pub fn count_one(&mut self, ts: i64, p: &Params, alerting: bool) -> Step {
         let closed = self.roll(ts, p, alerting);
         self.count += 1;
         let threshold = self.threshold(p);
-        let over = (self.warm(p) && f64::from(self.count) > threshold).then(|| Over {
+        // "At min_messages or more", as the config says: the threshold is a level to reach.
+        let over = (self.warm(p) && f64::from(self.count) >= threshold).then(|| Over {
             count: self.count,
             mean: self.mean(),
             threshold,

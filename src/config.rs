@@ -511,6 +511,12 @@ impl Config {
         if !self.watch_enabled() {
             return Ok(());
         }
+        // An empty list is no typo, but it turns quarrels off as quietly as one: say so.
+        if self.watch.quarrel.categories.is_empty() {
+            log::warn!(
+                "watch.quarrel.categories in {file} is empty: no quarrel alerts or incident mode from quarrels"
+            );
+        }
         match self.watch.missing_quarrel_categories(engine).first() {
             None => Ok(()),
             Some(c)
@@ -821,6 +827,43 @@ mod tests {
                 "[watch.limits]\nmembers = 0\n",
                 "`watch.limits.members`",
                 "positive",
+            ),
+            // Values that parsed and silently disabled or distorted a heuristic (found by an
+            // operator's trial).
+            (
+                "[watch.rate]\nglobal_burst = 0.5\n",
+                "`watch.rate.global_burst`",
+                "at least 1",
+            ),
+            (
+                "[watch.pressure]\nreview_points = -1.0\n",
+                "`watch.pressure.review_points`",
+                "0 or a positive",
+            ),
+            (
+                "[watch.pressure]\nevidence = 0\n",
+                "`watch.pressure.evidence`",
+                "positive",
+            ),
+            (
+                "[watch.flood]\nalert_min_groups = 65\n",
+                "`watch.flood.alert_min_groups`",
+                "1..=64",
+            ),
+            (
+                "[watch.spike]\nmin_buckets = 65536\n",
+                "`watch.spike.min_buckets`",
+                "0..=65535",
+            ),
+            (
+                "[watch.scorecard]\nutc_offset_secs = 100000\n",
+                "`watch.scorecard.utc_offset_secs`",
+                "±14 h",
+            ),
+            (
+                "[watch.scorecard]\nrectify_min_per_1000 = -1.0\n",
+                "`watch.scorecard.rectify_min_per_1000`",
+                "0 or a positive",
             ),
             (
                 "[kafka]\ndecisions_topic = \"chat.messages\"\n",

@@ -480,6 +480,18 @@ fn a_quarrel_category_the_rules_do_not_have_is_refused_at_start() {
         err.contains("WARN") && err.contains("no quarrel alerts"),
         "{err}"
     );
+    // An empty list turns quarrels off as quietly: a warning too.
+    let cfg = config_with_shipped_rules(&dir, "[watch.quarrel]\ncategories = []\n");
+    let out = qunguard()
+        .args(["scan", "--config", &cfg, "/dev/null"])
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARN") && err.contains("watch.quarrel.categories") && err.contains("empty"),
+        "{err}"
+    );
 }
 
 /// Client settings librdkafka refuses are a settings problem, found before any broker is

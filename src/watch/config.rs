@@ -441,6 +441,27 @@ impl WatchConfig {
                 return e(k, format!("is {v}"), "use a positive number");
             }
         }
+        // A token bucket must hold one message: under 1, every message is over the rate.
+        for (k, v) in [
+            ("rate.group_burst", self.rate.group_burst),
+            ("rate.global_burst", self.rate.global_burst),
+        ] {
+            if v < 1.0 {
+                return e(
+                    k,
+                    format!("is {v}"),
+                    "use at least 1 (messages sent at once)",
+                );
+            }
+        }
+        for (k, v) in [
+            ("pressure.review_points", self.pressure.review_points),
+            ("pressure.block_points", self.pressure.block_points),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return e(k, format!("is {v}"), "use 0 or a positive number");
+            }
+        }
         let secs = [
             ("flood.window_secs", self.flood.window_secs),
             ("links.window_secs", self.links.window_secs),
@@ -470,11 +491,41 @@ impl WatchConfig {
             ("limits.allowed_messages", self.limits.allowed_messages),
             ("limits.reporters", self.limits.reporters),
             ("limits.open_alerts", self.limits.open_alerts),
+            ("pressure.evidence", self.pressure.evidence),
         ];
         for (k, v) in counts {
             if v == 0 {
                 return e(k, "is 0".into(), "use a positive number");
             }
+        }
+        // A flood cluster keeps its last 64 posts: no more groups or senders can be counted.
+        for (k, v) in [
+            ("flood.sender_min_groups", self.flood.sender_min_groups),
+            ("flood.group_min_senders", self.flood.group_min_senders),
+            ("flood.alert_min_groups", self.flood.alert_min_groups),
+        ] {
+            if v > 64 {
+                return e(
+                    k,
+                    format!("is {v}"),
+                    "use 1..=64 (a near-duplicate text's last 64 posts are what is counted)",
+                );
+            }
+        }
+        // Baselines count their buckets in 16 bits.
+        if self.spike.min_buckets > u32::from(u16::MAX) {
+            return e(
+                "spike.min_buckets",
+                format!("is {}", self.spike.min_buckets),
+                "use 0..=65535",
+            );
+        }
+        if self.scorecard.utc_offset_secs.abs() > 14 * 3600 {
+            return e(
+                "scorecard.utc_offset_secs",
+                format!("is {}", self.scorecard.utc_offset_secs),
+                "use an offset from UTC within ±14 h, in seconds (28800 = UTC+8)",
+            );
         }
         if self.flood.max_distance > 3 {
             return e(
@@ -504,6 +555,20 @@ impl WatchConfig {
                 format!("is {}", self.reports.min_reputation),
                 "use a number in [0, reports.initial_reputation]",
             );
+        }
+        for (k, v) in [
+            (
+                "scorecard.good_max_per_1000",
+                self.scorecard.good_max_per_1000,
+            ),
+            (
+                "scorecard.rectify_min_per_1000",
+                self.scorecard.rectify_min_per_1000,
+            ),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return e(k, format!("is {v}"), "use 0 or a positive number");
+            }
         }
         if self.scorecard.good_max_per_1000 > self.scorecard.rectify_min_per_1000 {
             return e(

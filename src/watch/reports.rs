@@ -84,6 +84,7 @@ pub const REPORT_OUTCOMES: &[&str] = &[
     "pending",
     "duplicate",
     "decided",
+    "own",
 ];
 
 /// Kept small: there may be hundreds of thousands.
@@ -347,6 +348,11 @@ impl Reports {
             // would reach reviewers as a message nobody knows).
             if f.decided == Some(false) {
                 return "decided";
+            }
+            // Its own sender reporting it: no reward and no reputation for having been
+            // caught (else a spammer would earn both on every flagged ad).
+            if f.member == super::state::pair(reporter, key_of(&r.group_id)) {
+                return "own";
             }
             let credited = f.credited.get_or_insert_with(Default::default);
             // Past 64 credited reporters a message has been reported enough: further reports
@@ -694,6 +700,21 @@ mod tests {
             assert_eq!(r.report(&report("q65", "bad"), &mut out), "duplicate");
         }
         assert_eq!(rewards(&out), 63);
+    }
+
+    /// A sender reporting their own flagged message earns no reward and no reputation.
+    #[test]
+    fn a_report_on_ones_own_flagged_message_earns_nothing() {
+        let mut r = Reports::new(ReportsConfig::default(), &Default::default());
+        let spammer = super::super::state::pair(key_of("spammer"), key_of("g1"));
+        r.remember(&verdict("ad", Action::Block), "代开发票", spammer);
+        r.reputation.entry(key_of("spammer"), || 0.5);
+        let mut out = Vec::new();
+        assert_eq!(r.report(&report("spammer", "ad"), &mut out), "own");
+        assert!(out.is_empty(), "{}", out.len());
+        assert_eq!(r.reputation("spammer"), Some(0.5));
+        // Another member's report on it is verified as ever.
+        assert_eq!(r.report(&report("neighbour", "ad"), &mut out), "verified");
     }
 
     #[test]

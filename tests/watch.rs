@@ -240,6 +240,9 @@ fn a_flood_across_50_groups_is_caught_while_1000_members_replying_shoutdao_are_n
         "resolved",
         "the flood ends once it goes quiet"
     );
+    // Every group it reached is listed, also those reached between two records.
+    let listed: BTreeSet<_> = floods.last().unwrap().groups.iter().cloned().collect();
+    assert_eq!(listed.len(), 50, "{listed:?}");
 
     // The replies: not one flood reason, not one alert about them.
     let replies: Vec<_> = verdicts.iter().filter(|v| v.id.starts_with('r')).collect();

@@ -197,10 +197,13 @@ impl Watch {
         if marked.len() >= view.groups.len() {
             return;
         }
-        let new: Vec<u64> = view.groups[marked.len()..]
-            .iter()
-            .map(|(k, _)| *k)
-            .collect();
+        let tail = &view.groups[marked.len()..];
+        let new: Vec<u64> = tail.iter().map(|(k, _)| *k).collect();
+        // Listed on the alert too: a group reached between two records would otherwise be in
+        // incident mode and on its scorecard but in no record of the alert.
+        self.alerts
+            .list_groups(AlertKind::Flood, hash, tail.iter().map(|(_, id)| id));
+        let marked = self.flood_groups.entry(hash).or_default();
         marked.extend(&new);
         for g in new {
             self.incident(g, 1);

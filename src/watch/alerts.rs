@@ -273,6 +273,27 @@ impl Alerts {
         None
     }
 
+    /// Adds groups to an open alert's list (up to 64, each once), for its next record.
+    /// `key` is the alert key hashed by [`key_of`].
+    pub fn list_groups<'a>(
+        &mut self,
+        kind: AlertKind,
+        key: u64,
+        groups: impl Iterator<Item = &'a String>,
+    ) {
+        if let Some(o) = self.open.get_mut(&(kind, key)) {
+            let list = &mut o.alert.groups;
+            for g in groups {
+                if list.len() >= 64 {
+                    break;
+                }
+                if !list.contains(g) {
+                    list.push(g.clone());
+                }
+            }
+        }
+    }
+
     /// Feeds an observation at event time `ts`; pushes an `open` or `update` record to `out`.
     pub fn observe(&mut self, ts: i64, ob: Observation, out: &mut Vec<Alert>) -> Outcome {
         let samples_cap = self.cfg.samples;

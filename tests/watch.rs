@@ -145,6 +145,10 @@ fn a_quarrel_gives_one_merged_alert_then_its_resolution_and_incident_mode_in_bet
     assert!(!has_reason(by_id["q0"], "incident"));
     assert_eq!(by_id["q7"].action, Action::Block, "{:?}", by_id["q7"]);
     assert!(has_reason(by_id["q7"], "incident"));
+    // From the message that makes it a quarrel (the fifth abusive one, q4) on, as README says.
+    assert!(!has_reason(by_id["q3"], "incident"), "{:?}", by_id["q3"]);
+    assert!(has_reason(by_id["q4"], "incident"), "{:?}", by_id["q4"]);
+    assert_eq!(open.samples.last().map(String::as_str), Some("q4"));
     // After the resolution the group is back to normal.
     assert_eq!(by_id["late"].action, Action::Review);
     assert!(

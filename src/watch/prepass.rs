@@ -188,18 +188,20 @@ impl Rates {
         // Incident mode from the group's own quarrel tightens its members' rates.
         let (quiet_ms, cooldown_ms) = cfg.alerts.incident_times();
         let q = self.quarrels.entry(s.group, Quarrel::default);
-        let quarrel = q.mode.on_at(ts, quiet_ms, cooldown_ms);
-        let f = if quarrel {
-            cfg.alerts.incident_rate_factor
-        } else {
-            1.0
-        };
         let abusive = v
             .categories
             .iter()
             .take(MAX_CATEGORIES)
             .any(|c| cfg.quarrel.categories.iter().any(|q| **q == **c));
         let abuse = abusive.then(|| Box::new(abuse(q, cfg, &m.id, s.sender, ts)));
+        // After the message's own abuse is counted: the message that makes it a quarrel is
+        // already in incident mode.
+        let quarrel = q.mode.on_at(ts, quiet_ms, cooldown_ms);
+        let f = if quarrel {
+            cfg.alerts.incident_rate_factor
+        } else {
+            1.0
+        };
 
         let r = &cfg.rate;
         let mem = self.members.entry(pair(s.sender, s.group), || Rate {

@@ -56,6 +56,29 @@ const ORDINARY: &[(&str, &str)] = &[
     ("医疗废物", "这个医疗废物要单独处理"),
     ("快速看", "我快速看了一下合同"),
     ("办证 is now 办假证 / 代办证", "今天去房管局办证"),
+    // From a second trial, on registers the first had not tried (games, finance, food,
+    // biology homework, law and news).
+    ("手枪局, a game's pistol round", "沙鹰手枪局我三杀了哈哈哈"),
+    ("减持套现, shareholders selling", "大股东减持套现了，利空"),
+    (
+        "博彩股, listed casino shares",
+        "港股澳门博彩股今天大涨，金沙和银河都涨了5%",
+    ),
+    ("博彩板块", "博彩板块受访澳旅客数据利好"),
+    ("鸦片鱼, a fish dish", "这家鸦片鱼头真的绝，汤都喝光了"),
+    ("代谢废物, biology", "细胞呼吸产生的代谢废物通过血液运输"),
+    (
+        "排出废物, biology",
+        "人体排出废物的途径有哪些？呼吸、排汗、排尿",
+    ),
+    ("杂种一代, genetics", "杂种一代为什么要年年制种"),
+    (
+        "神经病学, medicine",
+        "神经病学和精神病学有什么区别？医学生在线求答",
+    ),
+    ("反分裂国家法, law", "反分裂国家法是2005年通过的"),
+    ("传销窝点, news", "新闻里说又打掉一个传销窝点"),
+    ("传销案, news", "警方破获特大传销案，涉案金额十几亿"),
     // Digits from several numbers joined by normalisation, passing a checksum by chance.
     ("scores", "孩子这学期成绩：89，99，82，83，96，93"),
     ("a date and time", "会议时间：2025-01-11 18:45，请准时参加"),
@@ -175,6 +198,40 @@ fn evasions_next_to_those_fixes_are_still_caught() {
             "a new plain term",
             "操你妈",
             &[("insult:操你妈", Term, "操你妈")],
+        ),
+        // Beside the second trial's allow entries, the terms they cover are still caught.
+        (
+            "手枪 sold, beside 手枪局",
+            "出售手枪，价格私聊",
+            &[("weapons:手枪", Term, "手枪")],
+        ),
+        (
+            "套现 offered, beside 减持套现",
+            "信用卡套现秒到",
+            &[
+                ("ads:信用卡套现", Term, "信用卡套现"),
+                ("ads:套现", Term, "套现"),
+            ],
+        ),
+        (
+            "博彩 offered, beside 博彩股",
+            "正规博彩平台注册送彩金",
+            &[("gambling:博彩", Term, "博彩")],
+        ),
+        (
+            "鸦片 sold, beside 鸦片鱼",
+            "有鸦片出售",
+            &[("drugs:鸦片", Term, "鸦片")],
+        ),
+        (
+            "废物 said of a person, beside 代谢废物",
+            "你就是个废物",
+            &[("insult:废物", Term, "废物")],
+        ),
+        (
+            "传销 recruiting, beside 传销案",
+            "加入我们的传销团队",
+            &[("disorder:传销", Term, "传销")],
         ),
         // A break that ends the message or stands between every character hides a term; it
         // parts two sentences only inside text that goes on, joined, on both sides.

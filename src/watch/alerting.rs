@@ -55,14 +55,18 @@ impl Watch {
                 let b = if city {
                     &mut self.city[c as usize]
                 } else {
-                    let rate = &self
-                        .groups
-                        .peek_mut(s.group)
-                        .expect("entry made above")
-                        .rate;
-                    let zeros = Baseline::zeros_like(rate);
-                    self.group_cats
-                        .entry(pair(s.group, u64::from(c) + 1), || zeros)
+                    let g = self.groups.peek_mut(s.group).expect("entry made above");
+                    self.group_cats.entry(pair(s.group, u64::from(c) + 1), || {
+                        // The group's first violation of the category: none in all the
+                        // buckets it chatted in. Seen before (an evicted baseline): cold.
+                        let bit = 1u64.checked_shl(u32::from(c)).unwrap_or(0);
+                        let first = bit != 0 && g.cats_seen & bit == 0;
+                        g.cats_seen |= bit;
+                        match first {
+                            true => Baseline::zeros_like(&g.rate),
+                            false => Baseline::default(),
+                        }
+                    })
                 };
                 let step = b.count_one(ts, &pv, alerting);
                 let key = Spike {

@@ -130,6 +130,9 @@ struct Group {
     incidents: u8,
     rate: Baseline,
     card: Card,
+    /// Categories (indices below 64) that have had a baseline in the group: a baseline made
+    /// again after an eviction starts cold, not at zero (the group did have violations).
+    cats_seen: u64,
 }
 
 /// Cumulative counts, for `scan`'s summary and tests.
@@ -739,6 +742,7 @@ impl Watch {
         let abusive = mem.abuse.is_some();
         let cfg = &self.cfg;
         let g = self.groups.entry(s.group, || Group {
+            cats_seen: 0,
             id: m.group_id.as_str().into(),
             incidents: 0,
             rate: Baseline::default(),

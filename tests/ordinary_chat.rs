@@ -61,8 +61,8 @@ const ORDINARY: &[(&str, &str)] = &[
     ("手枪局, a game's pistol round", "沙鹰手枪局我三杀了哈哈哈"),
     ("减持套现, shareholders selling", "大股东减持套现了，利空"),
     (
-        "博彩股, listed casino shares",
-        "港股澳门博彩股今天大涨，金沙和银河都涨了5%",
+        "博彩股价, listed casino shares",
+        "港股澳门博彩股价今天大涨，金沙和银河都涨了5%",
     ),
     ("博彩板块", "博彩板块受访澳旅客数据利好"),
     ("鸦片鱼, a fish dish", "这家鸦片鱼头真的绝，汤都喝光了"),
@@ -70,11 +70,6 @@ const ORDINARY: &[(&str, &str)] = &[
     (
         "排出废物, biology",
         "人体排出废物的途径有哪些？呼吸、排汗、排尿",
-    ),
-    ("杂种一代, genetics", "杂种一代为什么要年年制种"),
-    (
-        "神经病学, medicine",
-        "神经病学和精神病学有什么区别？医学生在线求答",
     ),
     ("反分裂国家法, law", "反分裂国家法是2005年通过的"),
     ("传销窝点, news", "新闻里说又打掉一个传销窝点"),
@@ -214,7 +209,7 @@ fn evasions_next_to_those_fixes_are_still_caught() {
             ],
         ),
         (
-            "博彩 offered, beside 博彩股",
+            "博彩 offered, beside 博彩股价",
             "正规博彩平台注册送彩金",
             &[("gambling:博彩", Term, "博彩")],
         ),
@@ -227,6 +222,27 @@ fn evasions_next_to_those_fixes_are_still_caught() {
             "废物 said of a person, beside 代谢废物",
             "你就是个废物",
             &[("insult:废物", Term, "废物")],
+        ),
+        // The term right beside an allow phrase's words, as an evader would write it.
+        (
+            "博彩股东, an agents' ad",
+            "诚招博彩股东代理，包赢",
+            &[("gambling:博彩", Term, "博彩")],
+        ),
+        (
+            "反对取缔法轮功",
+            "反对取缔法轮功",
+            &[("subversion:法轮功", Term, "法轮功")],
+        ),
+        (
+            "杂种 before 一代不如一代",
+            "你们这些杂种一代不如一代",
+            &[("insult:杂种", Term, "杂种")],
+        ),
+        (
+            "神经病 before 学",
+            "你个神经病学什么狗叫",
+            &[("insult:神经病", Term, "神经病")],
         ),
         (
             "传销 recruiting, beside 传销案",

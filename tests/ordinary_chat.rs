@@ -83,6 +83,11 @@ const ORDINARY: &[(&str, &str)] = &[
         "今天的取件码：6201,3345,1200,1006",
     ),
     (
+        "a parcel number that looks like 86 and a mobile number",
+        "快递单号 8613912345678 帮我查一下",
+    ),
+    ("an order number the same way", "订单号：008615012345678"),
+    (
         "a parcel number that passes the Luhn check",
         "中通快递单号 72813252412811 帮我查一下",
     ),

@@ -15,7 +15,7 @@ use toml::Spanned;
 mod regex_check;
 mod validate;
 pub use validate::Validator;
-pub(crate) use validate::check as validate_match;
+pub(crate) use validate::check_with as validate_match;
 
 /// A problem in a rule pack, with enough context to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]

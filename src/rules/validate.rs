@@ -2,7 +2,8 @@
 //!
 //! Every validator also requires the number to stand alone in the normalised text (no digit
 //! right before or after it): Hyperscan cannot look around, and without this an 18-digit ID
-//! card would also be reported as the mobile numbers hidden inside it.
+//! card would also be reported as the mobile numbers hidden inside it. The one exception: a
+//! mobile number after China's country code written as one (`+86 138…`, `0086-138…`).
 
 use serde::Deserialize;
 
@@ -19,8 +20,24 @@ pub enum Validator {
     CnMobile,
 }
 
-/// True when `text[from..to]` (normalised message bytes) passes `v`.
+/// True when `text[from..to]` (normalised message bytes) passes `v`, a country code before a
+/// mobile number counting as written.
+#[cfg(test)]
 pub(crate) fn check(v: Validator, text: &[u8], from: usize, to: usize) -> bool {
+    check_with(v, text, from, to, |_| true)
+}
+
+/// True when `text[from..to]` (normalised message bytes) passes `v`. China's country code
+/// right before a mobile number (`86`/`0086`, starting at the offset given) lets it pass when
+/// `written_as_code` says the original wrote it as one: the normalised text has lost the `+`
+/// and the spaces that tell `+86 138…` from a 13-digit parcel number.
+pub(crate) fn check_with(
+    v: Validator,
+    text: &[u8],
+    from: usize,
+    to: usize,
+    written_as_code: impl FnOnce(usize) -> bool,
+) -> bool {
     let m = &text[from..to];
     let before = from.checked_sub(1).map(|i| text[i]);
     let after = text.get(to).copied();
@@ -30,8 +47,8 @@ pub(crate) fn check(v: Validator, text: &[u8], from: usize, to: usize) -> bool {
     };
     match v {
         Validator::CnMobile => {
-            let code = country_code(text, from);
-            let before_ok = code.is_some() || !before.is_some_and(|b| b.is_ascii_digit());
+            let before_ok = !before.is_some_and(|b| b.is_ascii_digit())
+                || country_code(text, from).is_some_and(written_as_code);
             before_ok && !after.is_some_and(|b| b.is_ascii_digit()) && cn_mobile(m)
         }
         Validator::Luhn => alone(b'0') && luhn(m),

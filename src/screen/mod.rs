@@ -764,7 +764,8 @@ impl Engine {
         // Regex matches: validators first, then leftmost-longest without overlaps per rule.
         regex_cands.retain(|&(r, from, to)| {
             self.regexes[r as usize].validate.is_none_or(|v| {
-                validate_match(v, dense_text, from, to)
+                let code = |at: usize| country_code_written(at, (from, to), &utf8, map);
+                validate_match(v, dense_text, from, to, code)
                     && written_as_one_number((from, to), &utf8, map)
             })
         });
@@ -1305,6 +1306,22 @@ fn written_as_one_number(
     }
     let (&last, rest) = groups.split_last().expect("one group at least");
     !rest.contains(&2) && (last != 2 || rest.iter().all(|&n| n == 4))
+}
+
+/// Whether China's country code (dense `code..from`) before a mobile number (`from..to`) was
+/// written as one: after a `+`, or apart from the number. Glued to it without a `+`, 86 and
+/// 11 digits are as likely a 13-digit parcel, order or account number.
+fn country_code_written(
+    code: usize,
+    (from, to): (usize, usize),
+    utf8: &impl Fn(usize, usize) -> (usize, usize),
+    map: &mut LazyMap<'_>,
+) -> bool {
+    let (cs, ce) = utf8(code, from);
+    let (os, oe) = map.original_range(cs, ce);
+    let (ns, ne) = utf8(from, to);
+    let number = map.original_range(ns, ne).0;
+    matches!(map.text[..os].chars().next_back(), Some('+' | '＋')) || oe < number
 }
 
 /// Whitespace, and the characters that show nothing (zero-width, joiners, variation selectors).

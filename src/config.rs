@@ -831,6 +831,11 @@ mod tests {
             // Values that parsed and silently disabled or distorted a heuristic (found by an
             // operator's trial).
             (
+                "[watch.rate]\ngroup_burst = 1.5\n",
+                "`watch.alerts.incident_rate_factor`",
+                "at least 1",
+            ),
+            (
                 "[watch.rate]\nglobal_burst = 0.5\n",
                 "`watch.rate.global_burst`",
                 "at least 1",

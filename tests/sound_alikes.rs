@@ -442,6 +442,18 @@ fn terms_that_sound_alike_are_each_judged_on_their_own_characters() {
         );
         let e = screening::engine_of(&[("insult", &pack)]);
         screening::check(&e, cases);
+        // A tie (one character of each, or romanised) is named by the pack's earlier term.
+        let first = terms.split('"').nth(1).unwrap();
+        for (text, span) in [("你真傻笔", "傻笔"), ("你真shabi", "shabi")] {
+            let got: Vec<(String, MatchKind, String)> = e
+                .screen(&msg(text))
+                .hits
+                .iter()
+                .map(|h| (h.rule.to_string(), h.kind, h.text.to_string()))
+                .collect();
+            let want = vec![(format!("insult:{first}"), Pinyin, span.to_string())];
+            assert_eq!(got, want, "{terms}: {text}");
+        }
     }
 }
 

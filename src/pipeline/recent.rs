@@ -93,14 +93,19 @@ impl RecentMessages {
             self.pop_front();
         }
         let seq = self.first_seq + self.kept.len() as u64;
-        self.index.insert(msg.id.clone(), seq);
+        // A redelivered copy keeps what a reviewer decided on the one before it.
+        let decided = self
+            .index
+            .insert(msg.id.clone(), seq)
+            .and_then(|old| self.kept.get((old - self.first_seq) as usize))
+            .and_then(|k| k.decided);
         self.kept.push_back(Kept {
             msg: msg.clone(),
             action: v.action,
             categories: v.categories.clone(),
             version: v.rules_version.clone(),
             checked: v.rules_version.clone(),
-            decided: None,
+            decided,
             at: now,
         });
     }
@@ -356,6 +361,9 @@ mod tests {
             }
         }
         store.decide("never-kept", DecisionKind::Confirm, now);
+        // A redelivery after the decision: the new copy keeps it.
+        let m = msg("cleared", "代开发票");
+        store.keep(&m, &old.screen(&m), now);
         let got = store.correct(&new, now);
         let ids: Vec<&str> = got.corrections.iter().map(|c| c.0.id.as_str()).collect();
         let want: Vec<&str> = table.iter().filter(|t| t.3).map(|t| t.0).collect();

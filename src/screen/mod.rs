@@ -798,7 +798,8 @@ impl Engine {
                 let units = &py.units[first..=last];
                 let romanised = units.iter().any(|u| u.c.is_ascii_alphabetic());
                 // Of the pack's terms with this key, the one whose characters the span keeps
-                // most of (the first on a tie): 煞比 is 煞笔, 傻比 is 傻逼.
+                // most of: 煞比 is 煞笔, 傻比 is 傻逼. On a tie the pack's earlier term names
+                // the hit (authors list the usual spelling first: 加薇信 is 加微信, not 加威信).
                 let mut best: Option<(&PinyinRule, &[char], usize)> = None;
                 for rule in self.same_key(id) {
                     let term = &self.pinyin_units[rule.units.0 as usize..rule.units.1 as usize];

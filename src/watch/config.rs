@@ -547,6 +547,17 @@ impl WatchConfig {
                 return e(k, format!("is {v}"), "use a number in (0, 1]");
             }
         }
+        // Incident mode scales the member's bucket: it too must hold one message.
+        let incident_burst = self.rate.group_burst * self.alerts.incident_rate_factor;
+        if incident_burst < 1.0 {
+            return e(
+                "alerts.incident_rate_factor",
+                format!(
+                    "times rate.group_burst is {incident_burst}: in incident mode every message would be over the rate"
+                ),
+                "raise it or rate.group_burst so that their product is at least 1",
+            );
+        }
         if !(0.0..=1.0).contains(&self.reports.min_reputation)
             || self.reports.min_reputation > self.reports.initial_reputation
         {

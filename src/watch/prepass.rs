@@ -53,7 +53,7 @@ struct Quarrel {
 pub(super) struct Finding {
     /// The member's latest `ts`, this message's included.
     pub last: i64,
-    /// The group's own quarrel incident was on when the message came.
+    /// The group's own quarrel incident is on with the message (its own abuse counted).
     pub quarrel: bool,
     /// Over the member's rate in this group.
     pub over_rate: bool,

@@ -94,6 +94,8 @@ struct Flagged {
     /// The member (sender in group) and the event time of the flag, for a reviewer's decision
     /// to confirm or take back the pressure it added (the points of `action`).
     member: u64,
+    /// The sender alone (a report from them is on their own message, whatever group it names).
+    sender: u64,
     ts: i64,
     /// The rules (live hits) that flagged it, for counting overturns per pack. Borrowed from
     /// the engine's interned ids: one small box per flagged message.
@@ -329,6 +331,7 @@ impl Reports {
                 action: v.action,
                 categories: v.categories.as_slice().into(),
                 member,
+                sender: key_of(&v.sender_id),
                 ts: v.ts,
                 rules,
                 decided: None,
@@ -351,7 +354,7 @@ impl Reports {
             }
             // Its own sender reporting it: no reward and no reputation for having been
             // caught (else a spammer would earn both on every flagged ad).
-            if f.member == super::state::pair(reporter, key_of(&r.group_id)) {
+            if f.sender == reporter {
                 return "own";
             }
             let credited = f.credited.get_or_insert_with(Default::default);
@@ -707,12 +710,23 @@ mod tests {
     fn a_report_on_ones_own_flagged_message_earns_nothing() {
         let mut r = Reports::new(ReportsConfig::default(), &Default::default());
         let spammer = super::super::state::pair(key_of("spammer"), key_of("g1"));
-        r.remember(&verdict("ad", Action::Block), "代开发票", spammer);
+        let ad = Verdict {
+            sender_id: "spammer".into(),
+            ..verdict("ad", Action::Block)
+        };
+        r.remember(&ad, "代开发票", spammer);
         r.reputation.entry(key_of("spammer"), || 0.5);
         let mut out = Vec::new();
         assert_eq!(r.report(&report("spammer", "ad"), &mut out), "own");
         assert!(out.is_empty(), "{}", out.len());
         assert_eq!(r.reputation("spammer"), Some(0.5));
+        // Naming another group changes nothing.
+        let elsewhere = Report {
+            group_id: "g-other".into(),
+            ..report("spammer", "ad")
+        };
+        assert_eq!(r.report(&elsewhere, &mut out), "own");
+        assert!(out.is_empty());
         // Another member's report on it is verified as ever.
         assert_eq!(r.report(&report("neighbour", "ad"), &mut out), "verified");
     }

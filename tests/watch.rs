@@ -3,12 +3,14 @@
 //! Every stream is deterministic: event time comes from the messages' `ts`.
 
 mod bin;
+mod text;
 
 use bin::{qunguard, succeeded};
 use qunguard::watch::{Output, Report, Watch, WatchConfig};
 use qunguard::{Action, Engine, Message, RuleSet, Verdict};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
+use text::han;
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules");
@@ -704,20 +706,6 @@ fn results_do_not_depend_on_whether_the_pre_pass_runs_on_threads_of_its_own() {
         assert_eq!(v, v0);
         assert_eq!(o, o0);
     }
-}
-
-/// `n` in Han numerals, one a digit (一二三 for 123): texts that differ in it are different
-/// texts to the fingerprint, which leaves digits out.
-fn han(n: i64) -> String {
-    n.to_string()
-        .chars()
-        .map(|d| {
-            "零一二三四五六七八九"
-                .chars()
-                .nth(d as usize - '0' as usize)
-                .unwrap()
-        })
-        .collect()
 }
 
 #[test]

@@ -346,7 +346,12 @@ impl Reports {
         let mk = key_of(&r.message_id);
         let reporter = key_of(&r.reporter_id);
         let rep = self.reputation.entry(reporter, || cfg.initial_reputation);
-        if let Some(f) = self.flagged.get_mut(mk) {
+        let group = key_of(&r.group_id);
+        // A report naming another group than the message's is about a message nobody there
+        // sent: unverified, like one on a message this instance does not know.
+        if let Some(f) = self.flagged.get_mut(mk)
+            && (f.sender == reporter || f.member == super::state::pair(f.sender, group))
+        {
             // A reviewer cleared it: there is nothing left to verify or to send again (it
             // would reach reviewers as a message nobody knows).
             if f.decided == Some(false) {
@@ -619,8 +624,8 @@ mod tests {
                 shadow: false,
                 capped: None,
             });
-            r.remember(&bad, "代开发票", 1);
-            r.remember(&verdict("ok", Action::Allow), "今天开会", 1);
+            r.remember(&bad, "代开发票", u1());
+            r.remember(&verdict("ok", Action::Allow), "今天开会", u1());
             let flag = r.flagged.get_mut(key_of("bad"));
             let got = (
                 flag.is_some(),
@@ -629,6 +634,11 @@ mod tests {
             );
             assert_eq!(got, want, "reports {reports}, decisions {decisions}");
         }
+    }
+
+    /// The member key of [`verdict`]'s sender in its group.
+    fn u1() -> u64 {
+        super::super::state::pair(key_of("u1"), key_of("g1"))
     }
 
     fn report(reporter: &str, msg: &str) -> Report {
@@ -660,9 +670,9 @@ mod tests {
             },
             &Default::default(),
         );
-        r.remember(&verdict("bad", Action::Block), "代开发票", 1);
-        r.remember(&verdict("cleared", Action::Review), "代开发票", 1);
-        r.remember(&verdict("ok", Action::Allow), "今天开会", 1);
+        r.remember(&verdict("bad", Action::Block), "代开发票", u1());
+        r.remember(&verdict("cleared", Action::Review), "代开发票", u1());
+        r.remember(&verdict("ok", Action::Allow), "今天开会", u1());
         r.decide("cleared", "g1", false, &Default::default());
         let mut out = Vec::new();
         // (reporter, message, outcome, reputation after)
@@ -727,6 +737,13 @@ mod tests {
         };
         assert_eq!(r.report(&elsewhere, &mut out), "own");
         assert!(out.is_empty());
+        // Another member naming another group: unverified, no reward.
+        let wrong_group = Report {
+            group_id: "g-other".into(),
+            ..report("stranger", "ad")
+        };
+        assert_eq!(r.report(&wrong_group, &mut out), "review_requested");
+        assert!(!out.iter().any(|o| matches!(o, ReportOut::Reward(_))));
         // Another member's report on it is verified as ever.
         assert_eq!(r.report(&report("neighbour", "ad"), &mut out), "verified");
     }
@@ -738,8 +755,8 @@ mod tests {
             ..Default::default()
         };
         let mut r = Reports::new(cfg, &Default::default());
-        r.remember(&verdict("bad", Action::Block), "代开发票", 1);
-        r.remember(&verdict("ok", Action::Allow), "今天开会", 1);
+        r.remember(&verdict("bad", Action::Block), "代开发票", u1());
+        r.remember(&verdict("ok", Action::Allow), "今天开会", u1());
         let mut out = Vec::new();
         // (reporter, message, outcome)
         let steps = [

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Bumped whenever normalisation or matching semantics change, so `rules_version` changes too.
-const ENGINE_SEMANTICS: &str = "qunguard-engine-4";
+const ENGINE_SEMANTICS: &str = "qunguard-engine-5";
 
 /// The version of a rule set: the first 16 hex digits of a SHA-256 over everything that decides
 /// a verdict (every pack's settings, terms, allowed terms and regexes, words files included as

@@ -74,6 +74,12 @@ const ORDINARY: &[(&str, &str)] = &[
     ("反分裂国家法, law", "反分裂国家法是2005年通过的"),
     ("传销窝点, news", "新闻里说又打掉一个传销窝点"),
     ("传销案, news", "警方破获特大传销案，涉案金额十几亿"),
+    // Emoji read as a term's character make ordinary words beside ordinary text.
+    ("🐶 as 狗", "我家🐶今天打疫苗了"),
+    ("❄ as 冰", "好冷啊❄️❄️"),
+    ("💊 as 药", "记得按时吃💊"),
+    ("🔫 as 枪", "水🔫大战太好玩了"),
+    ("❄ in an allowed word", "周末去溜❄️场"),
     // Digits from several numbers joined by normalisation, passing a checksum by chance.
     ("scores", "孩子这学期成绩：89，99，82，83，96，93"),
     ("a date and time", "会议时间：2025-01-11 18:45，请准时参加"),
@@ -199,6 +205,19 @@ fn evasions_next_to_those_fixes_are_still_caught() {
             "操你妈",
             &[("insult:操你妈", Term, "操你妈")],
         ),
+        // Emoji written for a term's character (a trial's evasions: the emoji were dropped).
+        (
+            "🐶 for 狗",
+            "你个🐶东西",
+            &[("insult:狗东西", Term, "🐶东西")],
+        ),
+        (
+            "🔫 for 枪",
+            "🔫支出售，包邮",
+            &[("weapons:枪支", Term, "🔫支")],
+        ),
+        ("💊 for 药", "嗑💊了", &[("drugs:嗑药", Term, "嗑💊")]),
+        ("❄ for 冰", "溜❄️吗", &[("drugs_review:溜冰", Term, "溜❄")]),
         // Beside the second trial's allow entries, the terms they cover are still caught.
         (
             "手枪 sold, beside 手枪局",

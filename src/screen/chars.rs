@@ -192,6 +192,9 @@ pub(crate) fn map_char(c: char) -> String {
     if let Some(d) = extra_digit(c) {
         return d.to_string();
     }
+    if let Some(h) = emoji_word(c) {
+        return h.to_string();
+    }
     let nfkc: String = std::iter::once(c).nfkc().collect();
     let simplified = fast2s::convert(&nfkc);
     simplified
@@ -199,6 +202,21 @@ pub(crate) fn map_char(c: char) -> String {
         .flat_map(char::to_lowercase)
         .filter(|c| c.is_alphanumeric())
         .collect()
+}
+
+/// Emoji that chat writes for a character of a listed word (你个🐶东西, 🔫支出售, 溜❄️, 嗑💊,
+/// 炸💣): read as that character. Only pictures whose character is unambiguous and part of a
+/// shipped term; other emoji are noise and dropped. Beside other text they make ordinary
+/// words (我家🐶 is 我家狗, 吃💊 is 吃药).
+fn emoji_word(c: char) -> Option<char> {
+    Some(match c {
+        '🐶' | '🐕' => '狗',
+        '🔫' => '枪',
+        '❄' => '冰',
+        '💊' => '药',
+        '💣' => '弹',
+        _ => return None,
+    })
 }
 
 /// Digit styles that NFKC leaves alone: dingbat and double-circled digits (❶ ➀ ➊ ⓵ ⓫ ⓿).

@@ -30,8 +30,8 @@ fn messages(from: usize, to: usize) -> Vec<Message> {
             group_id: format!("g{}", i % 40).into(),
             sender_id: format!("u{}", i % 997).into(),
             ts: 1_764_000_000_000 + i as i64 * 10,
-            // Numbered in Han: digits are left out of flood fingerprints, and five members
-            // posting one ad text in a group is a flood, which this test is not about.
+            // Numbered in Han, so no two are near-duplicates: five members posting one ad text
+            // in a group is a flood, which this test is not about.
             text: format!("第{}条：代开发票", text::han(i as i64)),
         })
         .collect()

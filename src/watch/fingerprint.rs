@@ -60,19 +60,14 @@ impl Fingerprinter {
 
     /// The signature of `m`, whose normalised text is `norm`.
     pub fn sign(&self, m: &Message, norm: &str) -> Signature {
-        let (chars, latin) = norm.chars().fold((0, 0), |(n, l), c| {
-            (n + 1, l + usize::from(c.is_ascii_alphanumeric()))
-        });
+        let chars = norm.chars().count();
         let sim = if chars < self.min_chars
             || (chars <= self.common_max_chars && self.common.contains(norm))
             || low_information(norm)
         {
             None
         } else {
-            // Digits and Latin letters (contact ids, order numbers, random suffixes) are left
-            // out when enough else is written: a campaign rotating them stays one text.
-            let skeleton = latin > 0 && chars - latin >= self.min_chars;
-            Some(flood::simhash(norm, skeleton))
+            Some(flood::simhash(norm))
         };
         let (links, mentions) = self.links_and_mentions(m.text.as_bytes());
         Signature {

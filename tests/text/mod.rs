@@ -2,8 +2,8 @@
 
 #![allow(dead_code)] // each test crate uses its own part of this
 
-/// `n` in Han numerals, one a digit (一二三 for 123). Flood fingerprints leave digits out, so
-/// texts that must stay different texts (numbered notices, one message each) number this way.
+/// `n` in Han numerals, one a digit (一二三 for 123): numbered texts that stay different texts
+/// to the flood fingerprint whatever it does with digits (numbered notices, one message each).
 pub fn han(n: i64) -> String {
     n.to_string()
         .chars()

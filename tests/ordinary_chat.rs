@@ -186,6 +186,16 @@ fn evasions_next_to_those_fixes_are_still_caught() {
             &[("privacy.phone", Regex, "13812345678")],
         ),
         (
+            "a phone number after a + and a space",
+            "联系 + 8613812345678",
+            &[("privacy.phone", Regex, "13812345678")],
+        ),
+        (
+            "a phone number after a small plus",
+            "电话﹢86 138 1234 5678",
+            &[("privacy.phone", Regex, "138 1234 5678")],
+        ),
+        (
             "a phone number after 0086",
             "电话 0086-138-1234-5678",
             &[("privacy.phone", Regex, "138-1234-5678")],

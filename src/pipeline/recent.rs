@@ -89,16 +89,19 @@ impl RecentMessages {
 
     /// Keeps `msg` with its rules verdict `v`.
     pub(super) fn keep(&mut self, msg: &Message, v: &Verdict, now: Instant) {
+        // A redelivered copy keeps what a reviewer decided on the one before it (looked up
+        // before a full store pushes that one out).
+        let decided = self
+            .index
+            .get(&msg.id)
+            .and_then(|&old| old.checked_sub(self.first_seq))
+            .and_then(|i| self.kept.get(i as usize))
+            .and_then(|k| k.decided);
         if self.kept.len() == self.cap {
             self.pop_front();
         }
         let seq = self.first_seq + self.kept.len() as u64;
-        // A redelivered copy keeps what a reviewer decided on the one before it.
-        let decided = self
-            .index
-            .insert(msg.id.clone(), seq)
-            .and_then(|old| self.kept.get((old - self.first_seq) as usize))
-            .and_then(|k| k.decided);
+        self.index.insert(msg.id.clone(), seq);
         self.kept.push_back(Kept {
             msg: msg.clone(),
             action: v.action,
@@ -328,6 +331,28 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].old_rules_version, v1.rules_version());
         assert_eq!(got[0].new_rules_version, v3.rules_version());
+    }
+
+    /// A redelivered copy read when the store is full keeps the decision on the copy it
+    /// pushes out.
+    #[test]
+    fn a_decision_survives_a_redelivery_into_a_full_store() {
+        let (old, new) = (engine("review", ""), engine("block", ""));
+        let cfg = RecentMessagesConfig {
+            count: 2,
+            max_age_secs: 60,
+        };
+        let mut store = RecentMessages::new(&cfg).unwrap();
+        let now = Instant::now();
+        let (a, b) = (msg("a", "代开发票"), msg("b", "代开发票"));
+        store.keep(&a, &old.screen(&a), now);
+        store.keep(&b, &old.screen(&b), now);
+        store.decide("a", DecisionKind::Overturn, now);
+        store.keep(&a, &old.screen(&a), now); // full: the first "a" goes
+        let got = store.correct(&new, now);
+        let ids: Vec<&str> = got.corrections.iter().map(|c| c.0.id.as_str()).collect();
+        assert_eq!(ids, ["b"]);
+        assert_eq!(got.withheld, 1);
     }
 
     /// A reviewer's decision stands over later rule changes: a cleared message is not

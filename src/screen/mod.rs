@@ -1322,7 +1322,8 @@ fn country_code_written(
     let (os, oe) = map.original_range(cs, ce);
     let (ns, ne) = utf8(from, to);
     let number = map.original_range(ns, ne).0;
-    matches!(map.text[..os].chars().next_back(), Some('+' | '＋')) || oe < number
+    let before = map.text[..os].trim_end_matches(blank).chars().next_back();
+    matches!(before, Some('+' | '＋' | '﹢' | '➕')) || oe < number
 }
 
 /// Whitespace, and the characters that show nothing (zero-width, joiners, variation selectors).

@@ -59,8 +59,9 @@ impl Watch {
                     self.group_cats.entry(pair(s.group, u64::from(c) + 1), || {
                         // The group's first violation of the category: none in all the
                         // buckets it chatted in. Seen before (an evicted baseline): cold.
+                        // Past 64 categories nothing is tracked: taken as the first.
                         let bit = 1u64.checked_shl(u32::from(c)).unwrap_or(0);
-                        let first = bit != 0 && g.cats_seen & bit == 0;
+                        let first = g.cats_seen & bit == 0;
                         g.cats_seen |= bit;
                         match first {
                             true => Baseline::zeros_like(&g.rate),

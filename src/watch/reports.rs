@@ -85,6 +85,7 @@ pub const REPORT_OUTCOMES: &[&str] = &[
     "duplicate",
     "decided",
     "own",
+    "wrong_group",
 ];
 
 /// Kept small: there may be hundreds of thousands.
@@ -346,12 +347,7 @@ impl Reports {
         let mk = key_of(&r.message_id);
         let reporter = key_of(&r.reporter_id);
         let rep = self.reputation.entry(reporter, || cfg.initial_reputation);
-        let group = key_of(&r.group_id);
-        // A report naming another group than the message's is about a message nobody there
-        // sent: unverified, like one on a message this instance does not know.
-        if let Some(f) = self.flagged.get_mut(mk)
-            && (f.sender == reporter || f.member == super::state::pair(f.sender, group))
-        {
+        if let Some(f) = self.flagged.get_mut(mk) {
             // A reviewer cleared it: there is nothing left to verify or to send again (it
             // would reach reviewers as a message nobody knows).
             if f.decided == Some(false) {
@@ -361,6 +357,11 @@ impl Reports {
             // caught (else a spammer would earn both on every flagged ad).
             if f.sender == reporter {
                 return "own";
+            }
+            // Naming another group than the message's: nobody there sent it. Nothing to verify
+            // or to send (the message is flagged where it was sent), and nothing changes.
+            if f.member != super::state::pair(f.sender, key_of(&r.group_id)) {
+                return "wrong_group";
             }
             let credited = f.credited.get_or_insert_with(Default::default);
             // Past 64 credited reporters a message has been reported enough: further reports
@@ -737,15 +738,26 @@ mod tests {
         };
         assert_eq!(r.report(&elsewhere, &mut out), "own");
         assert!(out.is_empty());
-        // Another member naming another group: unverified, no reward.
+        // Another member naming another group: nothing changes.
         let wrong_group = Report {
             group_id: "g-other".into(),
             ..report("stranger", "ad")
         };
-        assert_eq!(r.report(&wrong_group, &mut out), "review_requested");
-        assert!(!out.iter().any(|o| matches!(o, ReportOut::Reward(_))));
+        assert_eq!(r.report(&wrong_group, &mut out), "wrong_group");
+        assert!(out.is_empty());
+        let initial = ReportsConfig::default().initial_reputation;
+        assert_eq!(
+            r.reputation("stranger"),
+            Some(initial),
+            "nothing changes for its reporter"
+        );
         // Another member's report on it is verified as ever.
         assert_eq!(r.report(&report("neighbour", "ad"), &mut out), "verified");
+        // A cleared message stays decided, whatever group a report names.
+        r.decide("ad", "g1", false, &Default::default());
+        out.clear();
+        assert_eq!(r.report(&wrong_group, &mut out), "decided");
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -91,12 +91,7 @@ impl RecentMessages {
     pub(super) fn keep(&mut self, msg: &Message, v: &Verdict, now: Instant) {
         // A redelivered copy keeps what a reviewer decided on the one before it (looked up
         // before a full store pushes that one out).
-        let decided = self
-            .index
-            .get(&msg.id)
-            .and_then(|&old| old.checked_sub(self.first_seq))
-            .and_then(|i| self.kept.get(i as usize))
-            .and_then(|k| k.decided);
+        let decided = self.position(&msg.id).and_then(|i| self.kept[i].decided);
         if self.kept.len() == self.cap {
             self.pop_front();
         }
@@ -132,31 +127,37 @@ impl RecentMessages {
         }
     }
 
+    /// Where in `kept` the newest copy of message `id` is.
+    fn position(&self, id: &str) -> Option<usize> {
+        let seq = *self.index.get(id)?;
+        seq.checked_sub(self.first_seq).map(|i| i as usize)
+    }
+
     fn newest(&mut self, id: &str, now: Instant) -> Option<&mut Kept> {
         self.expire(now);
-        let seq = *self.index.get(id)?;
-        self.kept.get_mut((seq - self.first_seq) as usize)
+        let i = self.position(id)?;
+        self.kept.get_mut(i)
     }
 
     /// The text of the newest kept message `id`.
     #[cfg(test)]
     fn text(&mut self, id: &str, now: Instant) -> Option<&str> {
-        Some(self.labelled(id, now)?.0)
-    }
-
-    /// The text of the newest kept message `id` and the rules version of what its group was
-    /// last told (a labelled example's provenance).
-    pub(super) fn labelled(&mut self, id: &str, now: Instant) -> Option<(&str, &str)> {
-        let k = self.newest(id, now)?;
-        Some((k.msg.text.as_str(), k.version.as_str()))
+        Some(self.newest(id, now)?.msg.text.as_str())
     }
 
     /// Records a reviewer's decision on message `id`, if it is kept: the first decision
-    /// stands (as in the watch), and no later reload corrects the message.
-    pub(super) fn decide(&mut self, id: &str, decision: DecisionKind, now: Instant) {
-        if let Some(k) = self.newest(id, now) {
-            k.decided.get_or_insert(decision);
-        }
+    /// stands (as in the watch), and no later reload corrects the message. Returns the
+    /// message's text and the rules version of what its group was last told (a labelled
+    /// example and its provenance).
+    pub(super) fn decide(
+        &mut self,
+        id: &str,
+        decision: DecisionKind,
+        now: Instant,
+    ) -> Option<(&str, &str)> {
+        let k = self.newest(id, now)?;
+        k.decided.get_or_insert(decision);
+        Some((k.msg.text.as_str(), k.version.as_str()))
     }
 
     /// Screens every kept message screened by another version with `engine`; returns a
@@ -170,8 +171,7 @@ impl RecentMessages {
         let stale: Vec<usize> = (0..self.kept.len())
             .filter(|&i| {
                 let k = &self.kept[i];
-                k.checked != version
-                    && self.index.get(&k.msg.id) == Some(&(self.first_seq + i as u64))
+                k.checked != version && self.position(&k.msg.id) == Some(i)
             })
             .collect();
         let mut out = Corrected::default();
@@ -228,6 +228,15 @@ mod tests {
         Engine::compile(&RuleSet::new(vec![pack]).unwrap()).unwrap()
     }
 
+    /// A store of `count` messages kept for a minute.
+    fn store(count: usize) -> RecentMessages {
+        RecentMessages::new(&RecentMessagesConfig {
+            count,
+            max_age_secs: 60,
+        })
+        .unwrap()
+    }
+
     fn msg(id: &str, text: &str) -> Message {
         Message {
             id: id.into(),
@@ -249,11 +258,7 @@ mod tests {
             ("c", "今天天气不错", None),
             ("d", "代 开 发 票", Some((Action::Review, Action::Block))),
         ];
-        let cfg = RecentMessagesConfig {
-            count: 10,
-            max_age_secs: 60,
-        };
-        let mut store = RecentMessages::new(&cfg).unwrap();
+        let mut store = store(10);
         let now = Instant::now();
         for (id, text, _) in table {
             let m = msg(id, text);
@@ -312,11 +317,7 @@ mod tests {
         let v1 = engine("review", "");
         let v2 = engine("review", ", \"刷单\""); // changes nothing for these messages
         let v3 = engine("block", "");
-        let cfg = RecentMessagesConfig {
-            count: 10,
-            max_age_secs: 60,
-        };
-        let mut store = RecentMessages::new(&cfg).unwrap();
+        let mut store = store(10);
         let now = Instant::now();
         let m = msg("a", "代开发票");
         store.keep(&m, &v1.screen(&m), now);
@@ -338,11 +339,7 @@ mod tests {
     #[test]
     fn a_decision_survives_a_redelivery_into_a_full_store() {
         let (old, new) = (engine("review", ""), engine("block", ""));
-        let cfg = RecentMessagesConfig {
-            count: 2,
-            max_age_secs: 60,
-        };
-        let mut store = RecentMessages::new(&cfg).unwrap();
+        let mut store = store(2);
         let now = Instant::now();
         let (a, b) = (msg("a", "代开发票"), msg("b", "代开发票"));
         store.keep(&a, &old.screen(&a), now);
@@ -372,11 +369,7 @@ mod tests {
                 false,
             ),
         ];
-        let cfg = RecentMessagesConfig {
-            count: 10,
-            max_age_secs: 60,
-        };
-        let mut store = RecentMessages::new(&cfg).unwrap();
+        let mut store = store(10);
         let now = Instant::now();
         for (id, text, decision, _) in table {
             let m = msg(id, text);
@@ -428,11 +421,7 @@ mod tests {
     #[test]
     fn a_text_is_found_by_id_in_its_newest_copy_until_that_copy_leaves() {
         let e = engine("review", "");
-        let cfg = RecentMessagesConfig {
-            count: 3,
-            max_age_secs: 60,
-        };
-        let mut store = RecentMessages::new(&cfg).unwrap();
+        let mut store = store(3);
         let now = Instant::now();
         // (id, text) kept in order; a redelivered id keeps its newest text.
         for (id, text) in [("a", "一"), ("b", "二"), ("a", "三"), ("c", "四")] {

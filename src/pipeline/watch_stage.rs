@@ -194,16 +194,14 @@ impl WatchStage {
         }
         // Kept by the store whatever the watch knew of the message: one a correction sent to
         // review was allowed when screened, and its decision must stand all the same.
-        if let Some(recent) = self.recent.as_mut() {
-            recent.decide(&d.message_id, d.decision, Instant::now());
-        }
+        let kept = self
+            .recent
+            .as_mut()
+            .and_then(|r| r.decide(&d.message_id, d.decision, Instant::now()));
         if !self.labels || o.outcome == crate::watch::DecisionResult::Duplicate {
             return None;
         }
-        let (text, rules_version) = self
-            .recent
-            .as_mut()?
-            .labelled(&d.message_id, Instant::now())?;
+        let (text, rules_version) = kept?;
         let category = d
             .category
             .clone()

@@ -208,7 +208,6 @@ impl Watch {
         // incident mode and on its scorecard but in no record of the alert.
         self.alerts
             .list_groups(AlertKind::Flood, hash, tail.iter().map(|(_, id)| id));
-        let marked = self.flood_groups.entry(hash).or_default();
         marked.extend(&new);
         for g in new {
             self.incident(g, 1);

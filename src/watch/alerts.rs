@@ -196,6 +196,16 @@ impl Open {
     }
 }
 
+/// Groups an alert's records list at most (README: "groups reached (floods, up to 64)").
+const LISTED_GROUPS: usize = 64;
+
+/// Adds `g` to an alert's group list: each group once, up to [`LISTED_GROUPS`].
+fn list_group(list: &mut Vec<String>, g: impl AsRef<str> + Into<String>) {
+    if list.len() < LISTED_GROUPS && !list.iter().any(|x| x == g.as_ref()) {
+        list.push(g.into());
+    }
+}
+
 fn severity(observed: f64, threshold: f64) -> Severity {
     let r = observed / threshold.max(1e-9);
     if r >= 3.0 {
@@ -273,7 +283,7 @@ impl Alerts {
         None
     }
 
-    /// Adds groups to an open alert's list (up to 64, each once), for its next record.
+    /// Adds groups to an open alert's list, for its next record.
     /// `key` is the alert key hashed by [`key_of`].
     pub fn list_groups<'a>(
         &mut self,
@@ -282,14 +292,8 @@ impl Alerts {
         groups: impl Iterator<Item = &'a String>,
     ) {
         if let Some(o) = self.open.get_mut(&(kind, key)) {
-            let list = &mut o.alert.groups;
             for g in groups {
-                if list.len() >= 64 {
-                    break;
-                }
-                if !list.contains(g) {
-                    list.push(g.clone());
-                }
+                list_group(&mut o.alert.groups, g);
             }
         }
     }
@@ -316,9 +320,7 @@ impl Alerts {
                 }
             }
             for g in ob.groups {
-                if !a.groups.contains(&g) && a.groups.len() < 64 {
-                    a.groups.push(g);
-                }
+                list_group(&mut a.groups, g);
             }
             if o.due(ts, &self.cfg, o.worst) && ob.observed > o.emitted_observed {
                 let a = &mut o.alert;

@@ -423,9 +423,7 @@ impl WatchConfig {
         let e = |k: &str, p: String, f: &str| Err((format!("watch.{k}"), p, f.to_string()));
         let positive = [
             ("rate.group_per_minute", self.rate.group_per_minute),
-            ("rate.group_burst", self.rate.group_burst),
             ("rate.global_per_minute", self.rate.global_per_minute),
-            ("rate.global_burst", self.rate.global_burst),
             ("links.max_links", self.links.max_links),
             ("links.max_mentions", self.links.max_mentions),
             ("pressure.remove_threshold", self.pressure.remove_threshold),
@@ -446,7 +444,7 @@ impl WatchConfig {
             ("rate.group_burst", self.rate.group_burst),
             ("rate.global_burst", self.rate.global_burst),
         ] {
-            if v < 1.0 {
+            if !(v.is_finite() && v >= 1.0) {
                 return e(
                     k,
                     format!("is {v}"),
@@ -457,6 +455,14 @@ impl WatchConfig {
         for (k, v) in [
             ("pressure.review_points", self.pressure.review_points),
             ("pressure.block_points", self.pressure.block_points),
+            (
+                "scorecard.good_max_per_1000",
+                self.scorecard.good_max_per_1000,
+            ),
+            (
+                "scorecard.rectify_min_per_1000",
+                self.scorecard.rectify_min_per_1000,
+            ),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return e(k, format!("is {v}"), "use 0 or a positive number");
@@ -566,20 +572,6 @@ impl WatchConfig {
                 format!("is {}", self.reports.min_reputation),
                 "use a number in [0, reports.initial_reputation]",
             );
-        }
-        for (k, v) in [
-            (
-                "scorecard.good_max_per_1000",
-                self.scorecard.good_max_per_1000,
-            ),
-            (
-                "scorecard.rectify_min_per_1000",
-                self.scorecard.rectify_min_per_1000,
-            ),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return e(k, format!("is {v}"), "use 0 or a positive number");
-            }
         }
         if self.scorecard.good_max_per_1000 > self.scorecard.rectify_min_per_1000 {
             return e(
